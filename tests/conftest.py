@@ -1,0 +1,40 @@
+"""Shared fixtures: a real Postgres and a fresh database per test (see tests/pg.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.pg import Databases, postgres_server
+from worker.db.connection import make_pool
+from worker.queue.jobs import JobStore
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    with postgres_server() as (admin_url, source):
+        print(f"\n[tests] Postgres from {source}")
+        dbs = Databases(admin_url)
+        dbs.build_template()
+        try:
+            yield dbs
+        finally:
+            dbs.drop_all()
+
+
+@pytest.fixture
+def db_url(databases: Databases) -> Iterator[str]:
+    url = databases.create()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[JobStore]:
+    pool = make_pool(db_url, max_size=8)
+    await pool.open(wait=True)
+    try:
+        yield JobStore(pool)
+    finally:
+        await pool.close()

@@ -1,0 +1,77 @@
+"""Wiring: settings → database → job store → runner + HTTP server, for `video-worker run`."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from worker.db.connection import connect, make_pool
+from worker.db.embedded import resolve_database_url
+from worker.db.migrate import migrate
+from worker.http.server import bound_port, create_app, serve
+from worker.log import get_logger
+from worker.queue.jobs import JobStore
+from worker.queue.runner import FinishedHook, Handler, Runner
+from worker.settings import Settings, redact_url
+
+DEFAULT_HANDLER = "worker.pipeline:handle_job"
+log = get_logger("video-worker")
+
+
+def load_handler(spec: str) -> Handler:
+    """`package.module:function` → the function."""
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"handler must look like package.module:function, got {spec!r}")
+    handler: Handler = getattr(importlib.import_module(module_name), attr)
+    return handler
+
+
+async def apply_migrations(url: str) -> list[str]:
+    conn = await connect(url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, *, max_size: int = 4) -> AsyncIterator[JobStore]:
+    """A job store on a pool, for the CLI's short commands."""
+    url = resolve_database_url(settings.database_url, settings.home)
+    pool = make_pool(url, max_size=max_size)
+    await pool.open(wait=True, timeout=30)
+    try:
+        yield JobStore(pool)
+    finally:
+        await pool.close()
+
+
+async def run_worker(settings: Settings, handler: Handler, *, run_migrations: bool = True,
+                     on_finished: FinishedHook | None = None,
+                     started: Any = None) -> Runner:
+    """Run the daemon until SIGTERM/SIGINT; returns the runner (for its counters)."""
+    url = resolve_database_url(settings.database_url, settings.home)
+    log.info("database", url=redact_url(url) if settings.database_url else "embedded")
+    if run_migrations:
+        applied = await apply_migrations(url)
+        if applied:
+            log.info("migrations_applied", names=applied)
+    pool = make_pool(url, max_size=settings.concurrency + 4)
+    await pool.open(wait=False)
+    runner = Runner(settings, JobStore(pool), handler, database_url=url,
+                    on_finished=on_finished)
+    site = await serve(create_app(runner), settings.port)
+    log.info("http_listening", port=bound_port(site))
+    remove_signals = runner.install_signal_handlers()
+    if started is not None:
+        started(runner, bound_port(site))
+    try:
+        await runner.run()
+    finally:
+        remove_signals()
+        await site.cleanup()
+        await pool.close()
+    return runner

@@ -1,0 +1,70 @@
+"""Apply the SQL files in sql/ once each, in order, recorded in `video_worker_migrations`.
+
+Safe to run from several replicas at once: one transaction holds an advisory transaction lock
+(safe behind poolers), so the second replica waits and then finds everything applied. The files
+themselves are idempotent too, because people also paste them into the Supabase SQL editor.
+Files under sql/supabase/ are applied only where the `auth` schema exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATION_LOCK = 7238561029384755
+
+_CREATE_TABLE = """
+create table if not exists public.video_worker_migrations (
+    name text primary key,
+    applied_at timestamptz not null default now()
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+    supabase_only: bool = False
+
+
+def migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """Every migration in apply order: the core files, then the Supabase ones."""
+    found = [Migration(p.name, p.read_text()) for p in sorted(sql_dir.glob("*.sql"))]
+    supabase = sorted((sql_dir / "supabase").glob("*.sql"))
+    found += [Migration(f"supabase/{p.name}", p.read_text(), True) for p in supabase]
+    return found
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any], sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply what is missing; return the names applied by this call."""
+    applied: list[str] = []
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute(_CREATE_TABLE)
+        cur = await conn.execute("select name from public.video_worker_migrations")
+        done = {_first(row) for row in await cur.fetchall()}
+        has_auth = await _has_auth_schema(conn)
+        for migration in migrations(sql_dir):
+            if migration.name in done or (migration.supabase_only and not has_auth):
+                continue
+            await conn.execute(migration.sql.encode())
+            await conn.execute(
+                "insert into public.video_worker_migrations (name) values (%s)", (migration.name,))
+            applied.append(migration.name)
+    return applied
+
+
+async def _has_auth_schema(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await conn.execute("select to_regnamespace('auth') is not null as found")
+    row = await cur.fetchone()
+    return bool(row and _first(row))
+
+
+def _first(row: Any) -> Any:
+    """The first column, whatever row factory the connection uses."""
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]

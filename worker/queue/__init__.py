@@ -1,0 +1,1 @@
+"""The job queue: claiming, leases, retries, cancellation and the daemon that runs handlers."""

@@ -1,0 +1,162 @@
+"""The job store: every statement the queue runs against `video_jobs`, over a connection pool.
+
+Calls go one way: runner → JobStore → psycopg. Each method is one short autocommit statement
+(maintenance is one short transaction); no transaction stays open while a job runs. Writes made
+on behalf of a running job are fenced on its lease token: they return False when the lease is
+gone, and the caller must then stop and write nothing more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from worker.queue.models import Job, JobOutcome, Status
+from worker.queue.queries import QUERIES as Q
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that reached a terminal status, for webhooks and counters."""
+
+    id: uuid.UUID
+    status: Status
+    webhook_url: str | None
+
+
+@dataclass(frozen=True)
+class Beat:
+    """The heartbeat's answer: which jobs we still hold, and which were asked to cancel."""
+
+    held: frozenset[uuid.UUID]
+    cancel_requested: frozenset[uuid.UUID]
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    rescued: list[Finished]
+    cancelled: list[Finished]
+    locked: bool
+
+
+class JobStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _all(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(Q[name], params or {})
+            return await cur.fetchall() if cur.description else []
+
+    async def claim(self, worker_id: str, limit: int) -> list[Job]:
+        rows = await self._all("claim", {"worker_id": worker_id, "limit": limit})
+        return sorted((Job.from_row(r) for r in rows), key=lambda j: -j.priority)
+
+    async def heartbeat(self, jobs: Sequence[Job]) -> Beat:
+        rows = await self._all("heartbeat", {
+            "ids": [j.id for j in jobs], "tokens": [j.lease_token for j in jobs]})
+        return Beat(
+            held=frozenset(r["id"] for r in rows),
+            cancel_requested=frozenset(r["id"] for r in rows if r["cancel_requested"]),
+        )
+
+    async def progress(self, job: Job, progress: int, stage: str | None,
+                       message: str | None) -> bool:
+        rows = await self._all("progress", {
+            "id": job.id, "token": job.lease_token, "progress": progress,
+            "stage": stage, "message": message})
+        return bool(rows)
+
+    async def complete(self, job: Job, outcome: JobOutcome) -> Finished | None:
+        rows = await self._all("complete", {
+            "id": job.id, "token": job.lease_token, "video_url": outcome.video_url,
+            "thumbnail_url": outcome.thumbnail_url, "result": Jsonb(outcome.result)})
+        return _finished(rows, Status.COMPLETED)
+
+    async def fail(self, job: Job, error: str, *, retry: bool,
+                   backoff_seconds: float) -> Finished | None:
+        rows = await self._all("fail", {
+            "id": job.id, "token": job.lease_token, "error": error, "retry": retry,
+            "backoff": backoff_seconds})
+        if not rows:
+            return None
+        status = Status(rows[0]["status"])
+        return Finished(job.id, status, rows[0]["webhook_url"]) if status.terminal else None
+
+    async def cancelled(self, job: Job) -> Finished | None:
+        rows = await self._all("cancelled", {"id": job.id, "token": job.lease_token})
+        return _finished(rows, Status.CANCELLED)
+
+    async def release(self, job: Job) -> bool:
+        return bool(await self._all("release", {"id": job.id, "token": job.lease_token}))
+
+    async def cancel_pending(self) -> list[Finished]:
+        rows = await self._all("cancel_pending")
+        return [Finished(r["id"], Status.CANCELLED, r["webhook_url"]) for r in rows]
+
+    async def maintain(self, lease_seconds: int) -> Maintenance:
+        """Rescue expired leases and end cancelled pending jobs, one replica at a time."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(Q["maintenance_lock"])
+            row = await cur.fetchone()
+            if not (row and row["locked"]):
+                return Maintenance([], [], locked=False)
+            cur = await conn.execute(Q["rescue"], {"lease_seconds": lease_seconds})
+            rescued = [Finished(r["id"], Status(r["status"]), r["webhook_url"])
+                       for r in await cur.fetchall()]
+            cur = await conn.execute(Q["cancel_pending"])
+            cancelled = [Finished(r["id"], Status.CANCELLED, r["webhook_url"])
+                         for r in await cur.fetchall()]
+        return Maintenance(rescued, cancelled, locked=True)
+
+    async def cleanup(self, days: int) -> int:
+        rows = await self._all("cleanup", {"days": days})
+        return int(rows[0]["removed"]) if rows else 0
+
+    async def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        counts.update({r["status"]: r["n"] for r in await self._all("counts")})
+        return counts
+
+    async def oldest_pending_seconds(self) -> float:
+        rows = await self._all("oldest_pending")
+        return float(rows[0]["seconds"] or 0.0) if rows else 0.0
+
+    async def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
+        return await self._all("recent_failures", {"limit": limit})
+
+    async def enqueue(self, payload: Any, *, user_id: uuid.UUID | None = None, priority: int = 0,
+                      run_at: datetime | None = None, max_attempts: int = 3,
+                      idempotency_key: str | None = None,
+                      webhook_url: str | None = None) -> tuple[uuid.UUID, bool]:
+        """Insert a job; returns (id, created). A repeated idempotency key returns the first
+        job's id with created=False."""
+        rows = await self._all("enqueue", {
+            "payload": Jsonb(payload), "user_id": user_id, "priority": priority,
+            "run_at": run_at, "max_attempts": max_attempts,
+            "idempotency_key": idempotency_key, "webhook_url": webhook_url})
+        if rows:
+            return rows[0]["id"], True
+        existing = await self._all("job_by_idempotency_key", {"idempotency_key": idempotency_key})
+        return existing[0]["id"], False
+
+    async def get(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+        rows = await self._all("get_job", {"id": job_id})
+        return rows[0] if rows else None
+
+    async def request_cancel(self, job_id: uuid.UUID) -> bool:
+        return bool(await self._all("request_cancel", {"id": job_id}))
+
+    async def ping(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("select 1")
+
+
+def _finished(rows: list[dict[str, Any]], status: Status) -> Finished | None:
+    return Finished(rows[0]["id"], status, rows[0]["webhook_url"]) if rows else None

@@ -1,0 +1,160 @@
+-- The queue's statements, one named block each (-- name --), loaded once by queries.py.
+-- Values are always parameters. Time is always the database's clock (now()), never a replica's.
+
+-- claim --
+-- One short autocommit statement: pick ready rows (skipping rows other replicas hold), mark them
+-- ours with a fresh lease token. MATERIALIZED keeps the planner from re-running the CTE per row.
+with ready as materialized (
+    select id
+    from public.video_jobs
+    where status = 'pending' and run_at <= now() and cancel_requested_at is null
+    order by priority desc, run_at, seq
+    limit %(limit)s
+    for update skip locked
+)
+update public.video_jobs j
+set status = 'processing',
+    attempts = j.attempts + 1,
+    worker_id = %(worker_id)s,
+    lease_token = gen_random_uuid(),
+    heartbeat_at = now(),
+    started_at = coalesce(j.started_at, now()),
+    progress = 0,
+    stage = 'starting',
+    message = 'Job claimed',
+    error = null
+from ready
+where j.id = ready.id
+returning j.id, j.payload, j.attempts, j.max_attempts, j.lease_token, j.user_id, j.priority,
+          j.webhook_url, j.created_at;
+
+-- cancel_pending --
+-- A pending job whose cancellation was requested never starts.
+update public.video_jobs
+set status = 'cancelled', stage = 'cancelled', message = 'Cancelled before it started',
+    completed_at = now()
+where status = 'pending' and cancel_requested_at is not null
+returning id, webhook_url;
+
+-- heartbeat --
+-- Renew the leases this replica holds. A job missing from the result has lost its lease.
+update public.video_jobs j
+set heartbeat_at = now()
+from unnest(%(ids)s::uuid[], %(tokens)s::uuid[]) as held(id, token)
+where j.id = held.id and j.lease_token = held.token and j.status = 'processing'
+returning j.id, j.cancel_requested_at is not null as cancel_requested;
+
+-- progress --
+update public.video_jobs
+set progress = greatest(progress, %(progress)s),
+    stage = coalesce(%(stage)s, stage),
+    message = coalesce(%(message)s, message)
+where id = %(id)s and lease_token = %(token)s and status = 'processing'
+returning id;
+
+-- complete --
+update public.video_jobs
+set status = 'completed', progress = 100, stage = 'completed', message = 'Done',
+    video_url = %(video_url)s, thumbnail_url = %(thumbnail_url)s, result = %(result)s,
+    error = null, completed_at = now(), lease_token = null, heartbeat_at = null
+where id = %(id)s and lease_token = %(token)s and status = 'processing'
+returning id, webhook_url;
+
+-- fail --
+-- A failed attempt: back to pending after a backoff while attempts remain (and the error is
+-- retryable), otherwise failed for good. Every attempt's error is kept in `errors`.
+update public.video_jobs
+set status = case when %(retry)s and attempts < max_attempts then 'pending' else 'failed' end,
+    run_at = case when %(retry)s and attempts < max_attempts
+                  then now() + make_interval(secs => %(backoff)s) else run_at end,
+    completed_at = case when %(retry)s and attempts < max_attempts then null else now() end,
+    stage = case when %(retry)s and attempts < max_attempts then 'retrying' else 'failed' end,
+    message = case when %(retry)s and attempts < max_attempts
+                   then 'Attempt ' || attempts || ' failed; will retry' else 'Failed' end,
+    error = %(error)s,
+    errors = errors || jsonb_build_array(jsonb_build_object(
+        'attempt', attempts, 'at', now(), 'error', %(error)s::text, 'worker_id', worker_id)),
+    lease_token = null, heartbeat_at = null, worker_id = null
+where id = %(id)s and lease_token = %(token)s and status = 'processing'
+returning id, status, webhook_url;
+
+-- cancelled --
+-- The handler stopped because cancellation was requested.
+update public.video_jobs
+set status = 'cancelled', stage = 'cancelled', message = 'Cancelled', completed_at = now(),
+    lease_token = null, heartbeat_at = null
+where id = %(id)s and lease_token = %(token)s and status = 'processing'
+returning id, webhook_url;
+
+-- release --
+-- Shutdown: hand an unfinished job back so another replica starts it at once. The attempt
+-- does not count against max_attempts: the job did nothing wrong.
+update public.video_jobs
+set status = 'pending', run_at = now(), attempts = greatest(attempts - 1, 0),
+    stage = 'queued', message = 'Handed back by a replica that was shutting down',
+    lease_token = null, heartbeat_at = null, worker_id = null
+where id = %(id)s and lease_token = %(token)s and status = 'processing'
+returning id;
+
+-- rescue --
+-- Leases whose heartbeat is older than the lease: the replica died. Back to pending, or failed
+-- when attempts are used up (a job that kills its worker every time must end), or cancelled.
+update public.video_jobs
+set status = case when cancel_requested_at is not null then 'cancelled'
+                  when attempts >= max_attempts then 'failed' else 'pending' end,
+    run_at = now(),
+    completed_at = case when cancel_requested_at is not null or attempts >= max_attempts
+                        then now() else null end,
+    stage = case when cancel_requested_at is not null then 'cancelled'
+                 when attempts >= max_attempts then 'failed' else 'queued' end,
+    error = case when cancel_requested_at is not null then error
+                 else 'The worker running this job stopped responding (attempt '
+                      || attempts || ' of ' || max_attempts || ')' end,
+    errors = case when cancel_requested_at is not null then errors
+                  else errors || jsonb_build_array(jsonb_build_object(
+                      'attempt', attempts, 'at', now(), 'worker_id', worker_id,
+                      'error', 'lease expired: the worker stopped responding')) end,
+    lease_token = null, heartbeat_at = null, worker_id = null
+where status = 'processing' and heartbeat_at < now() - make_interval(secs => %(lease_seconds)s)
+returning id, status, webhook_url;
+
+-- maintenance_lock --
+-- One replica at a time does maintenance. A transaction-level lock is safe behind poolers.
+select pg_try_advisory_xact_lock(7238561029384756) as locked;
+
+-- counts --
+select status, count(*)::int as n from public.video_jobs group by status;
+
+-- oldest_pending --
+select extract(epoch from now() - min(run_at))::float8 as seconds
+from public.video_jobs where status = 'pending' and run_at <= now();
+
+-- cleanup --
+select public.cleanup_old_video_jobs(make_interval(days => %(days)s)) as removed;
+
+-- enqueue --
+insert into public.video_jobs (payload, user_id, priority, run_at, max_attempts, idempotency_key,
+                               webhook_url)
+values (%(payload)s, %(user_id)s, %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s,
+        %(idempotency_key)s, %(webhook_url)s)
+on conflict (idempotency_key) do nothing
+returning id;
+
+-- job_by_idempotency_key --
+select id from public.video_jobs where idempotency_key = %(idempotency_key)s;
+
+-- get_job --
+select id, user_id, payload, status, priority, run_at, attempts, max_attempts, idempotency_key,
+       webhook_url, progress, stage, message, worker_id, heartbeat_at, cancel_requested_at,
+       video_url, thumbnail_url, result, error, errors, created_at, started_at, completed_at,
+       updated_at
+from public.video_jobs where id = %(id)s;
+
+-- request_cancel --
+update public.video_jobs set cancel_requested_at = coalesce(cancel_requested_at, now())
+where id = %(id)s and status in ('pending', 'processing')
+returning id;
+
+-- recent_failures --
+select id, error, completed_at, attempts from public.video_jobs
+where status = 'failed' order by completed_at desc nulls last limit %(limit)s;
