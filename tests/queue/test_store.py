@@ -1,0 +1,265 @@
+"""The queue's SQL on a real Postgres: claim order and exclusivity, fencing, retries, leases,
+cancellation, idempotency, cleanup, migrations and the claim plan."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+import pytest
+
+from worker.db.connection import connect
+from worker.db.migrate import migrate
+from worker.queue.jobs import JobStore
+from worker.queue.models import JobOutcome, Status
+
+
+async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
+    async with store.pool.connection() as conn:
+        cur = await conn.execute(query, params or None)
+        return await cur.fetchall() if cur.description else []
+
+
+async def row(store: JobStore, job_id: uuid.UUID) -> dict:
+    found = await store.get(job_id)
+    assert found is not None
+    return found
+
+
+async def test_a_row_with_only_a_payload_is_a_complete_job(store):
+    [inserted] = await sql(store, "insert into video_jobs (payload) values ('{}') returning *")
+    assert inserted["status"] == "pending"
+    assert (inserted["priority"], inserted["attempts"], inserted["max_attempts"]) == (0, 0, 3)
+    assert inserted["progress"] == 0 and inserted["run_at"] is not None
+    [job] = await store.claim("w1", 1)
+    assert job.id == inserted["id"] and job.attempts == 1
+
+
+async def test_claim_order_is_priority_then_run_at_then_insertion(store):
+    ids = []
+    for priority, delay in [(0, 0), (5, 0), (0, -60), (5, 0), (0, 0)]:
+        [r] = await sql(store, "insert into video_jobs (payload, priority, run_at) values "
+                        "('{}', %s, now() + make_interval(secs => %s)) returning id",
+                        priority, delay)
+        ids.append(r["id"])
+    order = [(await store.claim("w", 1))[0].id for _ in range(5)]
+    assert order == [ids[1], ids[3], ids[2], ids[0], ids[4]]
+
+
+async def test_future_and_cancelled_jobs_are_not_claimed(store):
+    await sql(store, "insert into video_jobs (payload, run_at) values ('{}', now() + interval '1 hour')")
+    await sql(store, "insert into video_jobs (payload, cancel_requested_at) values ('{}', now())")
+    assert await store.claim("w", 10) == []
+
+
+async def test_concurrent_claims_never_share_a_job(store):
+    for _ in range(40):
+        await store.enqueue({})
+    results = await asyncio.gather(*[store.claim(f"w{i}", 3) for i in range(8)])
+    claimed = [j.id for batch in results for j in batch]
+    assert len(claimed) == len(set(claimed)) == 24
+
+
+async def test_claim_sets_lease_and_worker_columns(store):
+    job_id, _ = await store.enqueue({})
+    [job] = await store.claim("replica-a", 1)
+    r = await row(store, job_id)
+    assert r["status"] == "processing" and r["worker_id"] == "replica-a"
+    assert r["heartbeat_at"] is not None and r["started_at"] is not None
+    assert job.lease_token is not None
+
+
+async def test_writes_are_fenced_on_the_lease_token(store):
+    job_id, _ = await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    # the lease expires and another replica takes the job back
+    await sql(store, "update video_jobs set heartbeat_at = now() - interval '1 hour'")
+    rescued = await store.maintain(lease_seconds=60)
+    assert [f.id for f in rescued.rescued] == [job_id]
+    [job2] = await store.claim("w2", 1)
+    # the zombie's late writes are rejected, the new holder's accepted
+    assert await store.progress(job, 50, "processing", "zombie") is False
+    assert await store.complete(job, JobOutcome(video_url="zombie")) is None
+    assert await store.fail(job, "zombie", retry=False, backoff_seconds=0) is None
+    assert await store.cancelled(job) is None
+    assert await store.release(job) is False
+    assert (await store.heartbeat([job])).held == frozenset()
+    assert await store.progress(job2, 10, "downloading", "ok") is True
+    done = await store.complete(job2, JobOutcome(video_url="good"))
+    assert done is not None and done.status is Status.COMPLETED
+    r = await row(store, job_id)
+    assert (r["status"], r["video_url"], r["progress"]) == ("completed", "good", 100)
+
+
+async def test_progress_never_goes_backwards_within_an_attempt(store):
+    await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    assert await store.progress(job, 40, "processing", "a")
+    assert await store.progress(job, 20, None, "b")
+    r = await row(store, job.id)
+    assert (r["progress"], r["stage"], r["message"]) == (40, "processing", "b")
+
+
+async def test_retryable_failure_backs_off_then_fails_at_max_attempts(store):
+    job_id, _ = await store.enqueue({}, max_attempts=2)
+    [job] = await store.claim("w", 1)
+    assert await store.fail(job, "network down", retry=True, backoff_seconds=30) is None
+    r = await row(store, job_id)
+    assert r["status"] == "pending" and r["error"] == "network down"
+    [[delay]] = [list(x.values()) for x in await sql(
+        store, "select extract(epoch from run_at - now()) from video_jobs")]
+    assert 25 < delay <= 30
+    assert await store.claim("w", 1) == []  # not before run_at
+    await sql(store, "update video_jobs set run_at = now()")
+    [job] = await store.claim("w", 1)
+    finished = await store.fail(job, "network down again", retry=True, backoff_seconds=30)
+    assert finished is not None and finished.status is Status.FAILED
+    r = await row(store, job_id)
+    assert r["status"] == "failed" and r["attempts"] == 2 and r["completed_at"] is not None
+    assert [e["error"] for e in r["errors"]] == ["network down", "network down again"]
+
+
+async def test_permanent_failure_fails_at_once(store):
+    job_id, _ = await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    finished = await store.fail(job, "payload.clips: required", retry=False, backoff_seconds=5)
+    assert finished is not None and finished.status is Status.FAILED
+    r = await row(store, job_id)
+    assert (r["status"], r["attempts"], r["error"]) == ("failed", 1, "payload.clips: required")
+
+
+async def test_expired_lease_on_last_attempt_fails_with_a_clear_error(store):
+    job_id, _ = await store.enqueue({}, max_attempts=1)
+    await store.claim("w", 1)
+    await sql(store, "update video_jobs set heartbeat_at = now() - interval '5 minutes'")
+    result = await store.maintain(lease_seconds=60)
+    assert [(f.id, f.status) for f in result.rescued] == [(job_id, Status.FAILED)]
+    r = await row(store, job_id)
+    assert r["status"] == "failed" and "stopped responding" in r["error"]
+
+
+async def test_live_leases_are_not_rescued(store):
+    await store.enqueue({})
+    await store.claim("w", 1)
+    assert (await store.maintain(lease_seconds=60)).rescued == []
+
+
+async def test_maintenance_runs_on_one_replica_at_a_time(store):
+    async with store.pool.connection() as conn, conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock(7238561029384756)")
+        assert (await store.maintain(60)).locked is False
+    assert (await store.maintain(60)).locked is True
+
+
+async def test_cancelled_pending_job_never_starts(store):
+    job_id, _ = await store.enqueue({})
+    assert await store.request_cancel(job_id)
+    assert await store.claim("w", 1) == []
+    result = await store.maintain(60)
+    assert [f.id for f in result.cancelled] == [job_id]
+    r = await row(store, job_id)
+    assert (r["status"], r["attempts"], r["started_at"]) == ("cancelled", 0, None)
+
+
+async def test_heartbeat_reports_cancel_requests(store):
+    await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    await store.request_cancel(job.id)
+    beat = await store.heartbeat([job])
+    assert beat.held == {job.id} and beat.cancel_requested == {job.id}
+    assert (await store.cancelled(job)).status is Status.CANCELLED
+
+
+async def test_release_hands_the_job_back_without_using_an_attempt(store):
+    job_id, _ = await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    assert await store.release(job)
+    r = await row(store, job_id)
+    assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
+    assert [j.id for j in await store.claim("w2", 1)] == [job_id]
+
+
+async def test_idempotency_key_makes_one_job(store):
+    first, created1 = await store.enqueue({"a": 1}, idempotency_key="order-42")
+    second, created2 = await store.enqueue({"a": 2}, idempotency_key="order-42")
+    assert (first, created1, created2) == (second, True, False)
+    rows = await sql(store, "insert into video_jobs (payload, idempotency_key) values ('{}', "
+                     "'order-42') on conflict (idempotency_key) do nothing returning id")
+    assert rows == []
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await sql(store, "insert into video_jobs (payload, idempotency_key) values ('{}', 'order-42')")
+    assert (await store.counts())["pending"] == 1
+
+
+async def test_cleanup_removes_only_old_finished_jobs(store):
+    for status, age in [("completed", 8), ("failed", 10), ("cancelled", 30), ("completed", 1),
+                        ("pending", 30)]:
+        await sql(store, "insert into video_jobs (payload, status, completed_at) values "
+                  "('{}', %s, now() - make_interval(days => %s))", status, age)
+    assert await store.cleanup(7) == 3
+    assert await store.counts() == {"pending": 1, "processing": 0, "completed": 1, "failed": 0,
+                                    "cancelled": 0}
+    [r] = await sql(store, "select cleanup_old_video_jobs() as n")
+    assert r["n"] == 0
+
+
+async def test_notify_fires_on_insert_retry_and_cancel(store, db_url):
+    listener = await connect(db_url)
+    await listener.execute("listen video_jobs")
+    gen = listener.notifies(timeout=5)
+    job_id, _ = await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    await store.fail(job, "x", retry=True, backoff_seconds=0)
+    await store.request_cancel(job_id)
+    got = []
+    async for note in gen:
+        got.append(note.payload)
+        if len(got) == 3:
+            break
+    await listener.close()
+    assert got == ["pending", "pending", f"cancel:{job_id}"]
+
+
+async def test_claim_plan_uses_the_partial_index(store):
+    # enough finished rows that a sequential scan would be the wrong plan
+    await sql(store, "insert into video_jobs (payload, status, completed_at) "
+              "select '{}', 'completed', now() from generate_series(1, 20000)")
+    for _ in range(5):
+        await store.enqueue({})
+    await sql(store, "analyze video_jobs")
+    from worker.queue.queries import QUERIES
+
+    claim = QUERIES["claim"].replace("%(limit)s", "1").replace("%(worker_id)s", "'w'")
+    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
+    assert "video_jobs_claim_idx" in plan, plan
+
+
+async def test_migrate_applies_once_and_is_safe_concurrently(databases):
+    url = databases.create()
+    try:
+        # this database comes from the migrated template: a fresh one needs the real thing
+        conn = await connect(url)
+        await conn.execute("drop table video_jobs; drop table video_worker_migrations")
+        await conn.close()
+        conns = [await connect(url) for _ in range(3)]
+        applied = await asyncio.gather(*[migrate(c) for c in conns])
+        from worker.db.migrate import migrations
+
+        names = [n for a in applied for n in a]
+        core = [m.name for m in migrations() if not m.supabase_only]
+        assert sorted(names) == sorted(core)  # every file applied exactly once, by one of them
+        assert await migrate(conns[0]) == []
+        for c in conns:
+            await c.close()
+    finally:
+        databases.drop(url)
+
+
+def test_migrations_paste_into_an_sql_editor():
+    """No psql meta-commands: the files must run as plain SQL in Supabase's editor."""
+    from worker.db.migrate import migrations
+
+    for m in migrations():
+        for line in m.sql.splitlines():
+            assert not line.lstrip().startswith("\\"), f"{m.name}: {line}"
