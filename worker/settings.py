@@ -79,6 +79,7 @@ class Settings:
     log_format: str = "auto"
     stats_token: str | None = field(default=None, repr=False)
     retention_days: int = 7
+    retry_base_seconds: float = 10.0
 
     @property
     def heartbeat_interval(self) -> float:
@@ -133,6 +134,7 @@ class Settings:
             log_format=log_format,
             stats_token=_first(env, "STATS_TOKEN"),
             retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1),
+            retry_base_seconds=_int(env, "RETRY_BASE_MS", 10_000, minimum=0) / 1000,
         )
 
     def describe(self) -> dict[str, object]:

@@ -13,6 +13,6 @@ def exponential(attempt: int, *, base: float, cap: float, jitter: bool = True) -
     return random.uniform(delay / 2, delay) if jitter else delay
 
 
-def job_retry_delay(attempt: int) -> float:
+def job_retry_delay(attempt: int, base: float = 10.0) -> float:
     """Seconds before a failed job's next attempt: ~10 s, 20 s, 40 s … up to 10 minutes."""
-    return exponential(attempt, base=10.0, cap=600.0)
+    return exponential(attempt, base=base, cap=600.0)

@@ -287,7 +287,7 @@ class Runner:
 
     async def _fail(self, running: Running, error: str, *, retry: bool) -> None:
         job = running.job
-        delay = job_retry_delay(job.attempts)
+        delay = job_retry_delay(job.attempts, self.settings.retry_base_seconds)
         finished = await self._write(
             lambda: self.store.fail(job, error, retry=retry, backoff_seconds=delay))
         if finished is None and retry and not job.last_attempt:

@@ -1,0 +1,230 @@
+"""The runner against a real Postgres with small real handlers: success, failure, retry,
+concurrency, progress throttling, cancellation, timeouts, lost leases and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+
+from tests.handlers import scripted
+from tests.queue.helpers import running, status_is, wait_for
+from worker import log as worker_log
+from worker.errors import PermanentError
+
+
+async def enqueue(store, *script, **kw):
+    job_id, _ = await store.enqueue({"script": list(script)}, **kw)
+    return job_id
+
+
+async def test_runs_a_job_to_completion(store):
+    job_id = await enqueue(store, {"progress": 50, "stage": "processing", "message": "half"})
+    async with running(store, scripted) as runner:
+        r = await status_is(store, job_id, "completed")
+    assert r["progress"] == 100 and r["video_url"] == f"file:///out/{job_id}.mp4"
+    assert r["result"] == {"attempt": 1} and r["completed_at"] is not None
+    assert r["lease_token"] if "lease_token" in r else True
+    assert runner.counters.processed == 1
+
+
+async def test_permanent_error_fails_at_once_with_its_message(store):
+    job_id = await enqueue(store, {"fail": "payload.clips[0].url: must be an http(s) URL"})
+    async with running(store, scripted) as runner:
+        r = await status_is(store, job_id, "failed")
+    assert r["attempts"] == 1 and r["error"] == "payload.clips[0].url: must be an http(s) URL"
+    assert runner.counters.failed == 1
+
+
+async def test_transient_errors_retry_then_succeed(store):
+    job_id = await enqueue(store, {"fail_until_attempt": 3}, max_attempts=3)
+    async with running(store, scripted):
+        r = await status_is(store, job_id, "completed")
+    assert r["attempts"] == 3
+    assert [e["error"] for e in r["errors"]] == ["RuntimeError: flaky on attempt 1",
+                                                "RuntimeError: flaky on attempt 2"]
+
+
+async def test_transient_errors_stop_at_max_attempts(store):
+    job_id = await enqueue(store, {"raise": "storage outage"}, max_attempts=2)
+    async with running(store, scripted):
+        r = await status_is(store, job_id, "failed")
+    assert r["attempts"] == 2 and r["error"] == "RuntimeError: storage outage"
+
+
+async def test_runs_up_to_concurrency_jobs_at_once(store):
+    active, peak = 0, 0
+
+    async def handler(job, ctx):
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.4)
+        active -= 1
+
+    ids = [await enqueue(store) for _ in range(8)]
+    async with running(store, handler, concurrency=3):
+        for job_id in ids:
+            await status_is(store, job_id, "completed")
+    assert peak == 3
+
+
+async def test_progress_writes_are_throttled_and_the_last_value_lands(store):
+    async with store.pool.connection() as conn:
+        await conn.execute("""
+            create table progress_log (progress int, at timestamptz default clock_timestamp());
+            create function log_progress() returns trigger language plpgsql as $$
+            begin insert into progress_log (progress) values (new.progress); return null; end $$;
+            create trigger log_progress after update of progress, message on video_jobs
+            for each row when (new.message like 'step %') execute function log_progress();""")
+    done = asyncio.Event()
+
+    async def handler(job, ctx):
+        for i in range(1, 81):  # 80 reports over ~2 s
+            await ctx.report(i, "processing", f"step {i}")
+            await asyncio.sleep(0.025)
+        await asyncio.sleep(1.5)  # quiet: the trailing write must still land
+        done.set()
+        await asyncio.sleep(0.1)
+
+    job_id = await enqueue(store)
+    async with running(store, handler) as runner:
+        await asyncio.wait_for(done.wait(), 10)
+        seen = await store.get(job_id)
+        assert runner.in_flight[job_id].reporter.state.progress == 80
+    assert (seen["progress"], seen["message"]) == (80, "step 80")
+    async with store.pool.connection() as conn:
+        rows = await (await conn.execute(
+            "select progress, at from progress_log order by at")).fetchall()
+    writes = [r for r in rows]
+    assert 2 <= len(writes) <= 5, writes  # ~2 s of reports: about one write a second
+    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in zip(writes, writes[1:], strict=False)]
+    assert all(g >= 0.9 for g in gaps), gaps
+    assert [w["progress"] for w in writes] == sorted(w["progress"] for w in writes)
+
+
+async def test_cancelling_a_running_job_stops_its_handler(store, db_url):
+    stopped = asyncio.Event()
+
+    async def handler(job, ctx):
+        try:
+            await ctx.report(10, "processing", "working")
+            await asyncio.sleep(60)
+        finally:
+            stopped.set()
+
+    job_id = await enqueue(store)
+    async with running(store, handler, db_url=db_url, listen=True, lease_seconds=60) as runner:
+        await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
+        await wait_for(lambda: asyncio.sleep(0, result=runner.listener_state == "listening"))
+        t0 = time.monotonic()
+        await store.request_cancel(job_id)
+        await asyncio.wait_for(stopped.wait(), 5)
+        r = await status_is(store, job_id, "cancelled", timeout=5)
+        elapsed = time.monotonic() - t0
+    assert elapsed < 3, elapsed  # NOTIFY wakes the heartbeat; it does not wait 10 s
+    assert r["attempts"] == 1 and r["completed_at"] is not None
+    assert runner.counters.cancelled == 1
+
+
+async def test_cancel_reaches_a_running_job_without_notify(store):
+    async def handler(job, ctx):
+        await asyncio.sleep(60)
+
+    job_id = await enqueue(store)
+    async with running(store, handler, lease_seconds=3) as runner:
+        await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
+        await store.request_cancel(job_id)
+        await status_is(store, job_id, "cancelled", timeout=5)
+
+
+async def test_a_pending_job_cancelled_before_it_starts_ends_cancelled(store):
+    job_id = await enqueue(store)
+    await store.request_cancel(job_id)
+    async with running(store, scripted):
+        r = await status_is(store, job_id, "cancelled")
+    assert (r["attempts"], r["started_at"]) == (0, None)
+
+
+async def test_job_timeout_fails_the_job(store):
+    job_id = await enqueue(store, {"sleep": 30})
+    async with running(store, scripted, job_timeout=1):
+        r = await status_is(store, job_id, "failed", timeout=10)
+    assert "JOB_TIMEOUT" in r["error"] and r["attempts"] == 1
+
+
+async def test_lost_lease_stops_the_handler_and_writes_nothing(store):
+    stopped = asyncio.Event()
+
+    async def handler(job, ctx):
+        try:
+            await asyncio.sleep(60)
+        finally:
+            stopped.set()
+
+    job_id = await enqueue(store)
+    async with running(store, handler, lease_seconds=2) as runner:
+        await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
+        # another replica rescued and re-claimed the job: the lease token changed under us
+        async with store.pool.connection() as conn:
+            await conn.execute("update video_jobs set lease_token = gen_random_uuid(), "
+                               "worker_id = 'other', message = 'theirs' where id = %s", (job_id,))
+        await asyncio.wait_for(stopped.wait(), 5)
+        await wait_for(lambda: asyncio.sleep(0, result=job_id not in runner.in_flight))
+    r = await store.get(job_id)
+    assert (r["status"], r["worker_id"], r["message"]) == ("processing", "other", "theirs")
+
+
+async def test_shutdown_lets_short_jobs_finish(store):
+    job_id = await enqueue(store, {"sleep": 0.5})
+    async with running(store, scripted, shutdown_grace=10) as runner:
+        await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
+    r = await store.get(job_id)
+    assert r["status"] == "completed"
+
+
+async def test_shutdown_hands_unfinished_jobs_back(store):
+    job_id = await enqueue(store, {"sleep": 60})
+    async with running(store, scripted, shutdown_grace=0.5) as runner:
+        await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 5
+    r = await store.get(job_id)
+    assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
+
+
+async def test_notify_wakes_an_idle_worker_long_before_the_poll(store, db_url):
+    async with running(store, scripted, db_url=db_url, listen=True,
+                       poll_interval_ms=60_000) as runner:
+        await wait_for(lambda: asyncio.sleep(0, result=runner.listener_state == "listening"))
+        await asyncio.sleep(0.3)  # let the first wait begin
+        job_id = await enqueue(store)
+        r = await status_is(store, job_id, "completed", timeout=5)
+    assert (r["started_at"] - r["created_at"]).total_seconds() < 1
+
+
+async def test_polling_alone_keeps_the_queue_moving(store):
+    async with running(store, scripted, listen=False, poll_interval_ms=100):
+        job_id = await enqueue(store)
+        await status_is(store, job_id, "completed", timeout=5)
+
+
+async def test_every_log_line_of_a_job_carries_its_id(store):
+    out = io.StringIO()
+    worker_log.configure("json", stream=out)
+
+    async def handler(job, ctx):
+        ctx.log.info("inside_handler")
+        raise PermanentError("nope")
+
+    job_id = await enqueue(store)
+    try:
+        async with running(store, handler):
+            await status_is(store, job_id, "failed")
+    finally:
+        worker_log.configure("console")
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    job_lines = [x for x in lines if x["event"] in {"job_started", "inside_handler", "job_failed"}]
+    assert [x["event"] for x in job_lines] == ["job_started", "inside_handler", "job_failed"]
+    assert all(x["job_id"] == str(job_id) for x in job_lines)
