@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import time
 
@@ -97,9 +98,9 @@ async def test_progress_writes_are_throttled_and_the_last_value_lands(store):
     async with store.pool.connection() as conn:
         rows = await (await conn.execute(
             "select progress, at from progress_log order by at")).fetchall()
-    writes = [r for r in rows]
+    writes = list(rows)
     assert 2 <= len(writes) <= 5, writes  # ~2 s of reports: about one write a second
-    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in zip(writes, writes[1:], strict=False)]
+    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in itertools.pairwise(writes)]
     assert all(g >= 0.9 for g in gaps), gaps
     assert [w["progress"] for w in writes] == sorted(w["progress"] for w in writes)
 

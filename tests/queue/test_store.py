@@ -48,7 +48,8 @@ async def test_claim_order_is_priority_then_run_at_then_insertion(store):
 
 
 async def test_future_and_cancelled_jobs_are_not_claimed(store):
-    await sql(store, "insert into video_jobs (payload, run_at) values ('{}', now() + interval '1 hour')")
+    await sql(store, "insert into video_jobs (payload, run_at) "
+              "values ('{}', now() + interval '1 hour')")
     await sql(store, "insert into video_jobs (payload, cancel_requested_at) values ('{}', now())")
     assert await store.claim("w", 10) == []
 
@@ -188,7 +189,8 @@ async def test_idempotency_key_makes_one_job(store):
                      "'order-42') on conflict (idempotency_key) do nothing returning id")
     assert rows == []
     with pytest.raises(psycopg.errors.UniqueViolation):
-        await sql(store, "insert into video_jobs (payload, idempotency_key) values ('{}', 'order-42')")
+        await sql(store, "insert into video_jobs (payload, idempotency_key) "
+                  "values ('{}', 'order-42')")
     assert (await store.counts())["pending"] == 1
 
 
