@@ -1,0 +1,251 @@
+"""Assembling probed clips into one MP4: the copy path, the re-encode path, and the poster.
+
+    plan (plan.py) ──copy──▶ concat demuxer, -c copy, +faststart
+                   └reencode▶ each clip → identical intermediate (filters.py), 2 at a time
+                              → concat demuxer: video copied, soundtrack mixed and encoded
+                                once to AAC (audio.py), +faststart
+    then: poster JPEG (optional), and the result read back by probing the output.
+
+Everything is written inside `workdir`; the output appears under its final name only when it
+is complete, and a failed or cancelled assembly removes what it wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from worker.media.audio import aac_args, soundtrack_graph
+from worker.media.ffmpeg import (
+    CONCAT_FORMATS,
+    ProgressCallback,
+    input_args,
+    run_ffmpeg,
+)
+from worker.media.filters import SAMPLE_RATE, ClipJob, clip_job
+from worker.media.plan import Plan, make_plan
+from worker.media.probe import MediaInfo, probe_async
+from worker.media.progress import WeightedProgress
+from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
+
+OUTPUT_NAME = "output.mp4"
+THUMBNAIL_NAME = "thumbnail.jpg"
+MAX_PARALLEL_ENCODES = 2
+# Relative cost of the stages per second of video, for a progress bar that moves evenly.
+FINAL_PASS_WEIGHT = 0.12
+THUMBNAIL_WEIGHT = 0.02
+POSTER_AT = 0.10  # poster frame: 10% in ...
+POSTER_MIN_DURATION = 2.0  # ... or the first frame of videos shorter than this
+
+
+async def assemble(
+    clips: list[ClipSpec],
+    *,
+    audio: MusicSpec | None,
+    output: OutputSpec,
+    workdir: Path,
+    on_progress: ProgressCallback | None = None,
+) -> AssemblyResult:
+    """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`.
+
+    Raises `PayloadError` before any encoding for a bad trim or a result over
+    `output.max_duration`; `FFmpegError` if FFmpeg fails. On any failure or cancellation the
+    output, poster and intermediates are removed.
+    """
+    timings: dict[str, float] = {}
+    with _timed(timings, "plan"):
+        plan = make_plan(clips, audio, output)
+    final, poster, scratch = _prepare(workdir)
+    progress = WeightedProgress(_weights(plan, output), on_progress)
+    try:
+        partial = scratch / "output.mp4"
+        if plan.join == "copy":
+            with _timed(timings, "join"):
+                await _copy_join(clips, plan, scratch, partial, progress)
+        else:
+            await _reencode(clips, audio, output, plan, scratch, partial, progress, timings)
+        partial.replace(final)
+        thumbnail = None
+        if output.thumbnail:
+            with _timed(timings, "thumbnail"):
+                thumbnail = await make_poster(final, poster, plan.duration, scratch)
+            progress.finish("thumbnail")
+        with _timed(timings, "probe_output"):
+            info = await probe_async(final, "output")
+    except BaseException:
+        final.unlink(missing_ok=True)
+        poster.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _result(final, thumbnail, info, plan, timings)
+
+
+def _prepare(workdir: Path) -> tuple[Path, Path, Path]:
+    """Output and poster paths, and a fresh scratch folder for intermediates and lists."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="assemble-", dir=workdir))
+    return workdir / OUTPUT_NAME, workdir / THUMBNAIL_NAME, scratch
+
+
+def _result(final: Path, thumbnail: Path | None, info: MediaInfo, plan: Plan,
+            timings: dict[str, float]) -> AssemblyResult:  # fmt: skip
+    """The contract's `result` facts, read from the finished file rather than assumed."""
+    video, sound = info.video, info.audio
+    assert video is not None, "probe refuses an output without video"
+    width, height = video.display_size
+    return AssemblyResult(
+        output=final,
+        thumbnail=thumbnail,
+        bytes=info.size,
+        duration=info.duration,
+        width=width,
+        height=height,
+        fps=round(float(video.frame_rate), 3),
+        video_codec=video.codec,
+        audio_codec=sound.codec if sound is not None else "",
+        join=plan.join,
+        timings={name: round(seconds, 3) for name, seconds in timings.items()},
+    )
+
+
+def _weights(plan: Plan, output: OutputSpec) -> dict[str, float]:
+    """Expected work per stage, in seconds of video times a relative cost."""
+    weights: dict[str, float] = {}
+    if plan.join == "copy":
+        weights["join"] = plan.duration
+    else:
+        for i, window in enumerate(plan.windows):
+            weights[f"clip{i}"] = float(window.frames / plan.geometry.fps)
+        weights["join"] = plan.duration * FINAL_PASS_WEIGHT
+    if output.thumbnail:
+        weights["thumbnail"] = max(plan.duration * THUMBNAIL_WEIGHT, 0.01)
+    return weights
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - started
+
+
+async def _copy_join(clips: list[ClipSpec], plan: Plan, scratch: Path, partial: Path,
+                     progress: WeightedProgress) -> None:  # fmt: skip
+    """Stream-copy the clips one after another: only safe because the plan found them equal."""
+    listing = write_concat_list(scratch, [clip.path for clip in clips])
+    args = [
+        *input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
+        "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
+        "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
+    ]  # fmt: skip
+    await run_ffmpeg(args, expected_duration=plan.duration, on_progress=progress.stage("join"))
+    progress.finish("join")
+
+
+def write_concat_list(directory: Path, files: Sequence[Path]) -> Path:
+    """An ffconcat list of plain relative names inside `directory`, for the demuxer's safe mode.
+
+    Safe mode (`-safe 1`) accepts only relative names of portable characters, so every entry
+    is a link we make next to the list: the list can name nothing but files we chose.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["ffconcat version 1.0"]
+    for i, source in enumerate(files):
+        name = f"input{i:03d}{_safe_suffix(source)}"
+        (directory / name).symlink_to(Path(source).resolve())
+        lines.append(f"file {name}")
+    listing = directory / "inputs.ffconcat"
+    listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return listing
+
+
+def _safe_suffix(path: Path) -> str:
+    suffix = Path(path).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".bin"
+
+
+async def _reencode(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec,
+                    plan: Plan, scratch: Path, partial: Path, progress: WeightedProgress,
+                    timings: dict[str, float]) -> None:  # fmt: skip
+    """Normalize every clip to one intermediate format, then join them and mix the sound."""
+    parallel, threads = _parallelism(len(clips))
+    jobs = [
+        clip_job(clip, window, plan.geometry, output.fit, scratch / f"part{i:03d}.mov", threads)
+        for i, (clip, window) in enumerate(zip(clips, plan.windows, strict=True))
+    ]
+    with _timed(timings, "encode_clips"):
+        await _run_parallel(jobs, parallel, progress)
+    with _timed(timings, "join"):
+        await _final_pass(jobs, audio, plan, scratch, partial, progress)
+
+
+def _parallelism(clip_count: int) -> tuple[int, int]:
+    """(encodes at once, threads each): two x264 runs share the cores rather than fight."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = max(1, cores or 1)
+    parallel = max(1, min(MAX_PARALLEL_ENCODES, clip_count, cores))
+    return parallel, max(1, cores // parallel)
+
+
+async def _run_parallel(jobs: list[ClipJob], parallel: int, progress: WeightedProgress) -> None:
+    """Run the clip encodes `parallel` at a time; the first failure cancels (and kills) the rest."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def run(index: int, job: ClipJob) -> None:
+        async with gate:
+            stage = f"clip{index}"
+            await run_ffmpeg(job.args, expected_duration=job.duration,
+                             on_progress=progress.stage(stage))  # fmt: skip
+            progress.finish(stage)
+
+    tasks = [asyncio.ensure_future(run(i, job)) for i, job in enumerate(jobs)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _final_pass(jobs: list[ClipJob], audio: MusicSpec | None, plan: Plan, scratch: Path,
+                      partial: Path, progress: WeightedProgress) -> None:  # fmt: skip
+    """Join the intermediates by stream copy and encode the mixed soundtrack once, to AAC."""
+    listing = write_concat_list(scratch / "join", [job.output for job in jobs])
+    fps = plan.geometry.fps
+    samples = sum(round(w.frames * SAMPLE_RATE / fps) for w in plan.windows)
+    args = input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"])
+    if audio is not None:
+        args += input_args(audio.path, before=["-stream_loop", "-1"])
+    args += [
+        "-filter_complex", soundtrack_graph(audio, samples),
+        "-map", "0:v:0", "-map", "[a]", "-c:v", "copy", *aac_args(),
+        "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
+    ]  # fmt: skip
+    await run_ffmpeg(args, expected_duration=plan.duration, on_progress=progress.stage("join"))
+    progress.finish("join")
+
+
+async def make_poster(video: Path, poster: Path, duration: float, scratch: Path) -> Path:
+    """A JPEG poster: the frame 10% in (past fades from black), or the first of a short video."""
+    at = duration * POSTER_AT if duration >= POSTER_MIN_DURATION else 0.0
+    partial = scratch / "poster.jpg"
+    args = [
+        *input_args(video, formats=("mov",), before=["-ss", f"{at:.3f}"]),
+        "-map", "0:v:0", "-frames:v", "1", "-q:v", "3", "-update", "1", str(partial),
+    ]  # fmt: skip
+    await run_ffmpeg(args, expected_duration=None, on_progress=None)
+    if not partial.exists() or partial.stat().st_size == 0:
+        raise RuntimeError(f"ffmpeg wrote no poster frame at {at:.3f} s")
+    partial.replace(poster)
+    return poster

@@ -1,0 +1,188 @@
+"""Running the FFmpeg binary: finding it, locking down what it may open, progress, cancellation.
+
+Every FFmpeg call in the worker goes through `run_ffmpeg`, so three guarantees hold everywhere:
+
+- FFmpeg reads local files only (`-protocol_whitelist file`) through real media demuxers
+  (`-format_whitelist`), so a crafted HLS playlist or ffconcat list saved as `.mp4` cannot make
+  it read another file (or a URL) into the output video.
+- Progress comes from `-progress pipe:1` (`out_time_us`), as a fraction that never goes back.
+- A cancelled task leaves no FFmpeg behind: the whole process group gets SIGTERM, then SIGKILL,
+  and is reaped before `CancelledError` propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+ProgressCallback = Callable[[float], None]
+
+# Demuxers a downloaded clip, voice-over or music track may use. The mov demuxer's external
+# references (`enable_drefs`) stay at their default, off.
+MEDIA_FORMATS: tuple[str, ...] = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",
+    "matroska", "webm",
+    "mp3", "wav", "aac", "ogg", "flac",
+)  # fmt: skip
+# Our own concat lists, read only where we join files that we wrote or probed ourselves.
+CONCAT_FORMATS: tuple[str, ...] = ("concat", *MEDIA_FORMATS)
+
+KILL_AFTER_SECONDS = 2.0
+STDERR_TAIL_BYTES = 4096
+
+
+class FFmpegError(RuntimeError):
+    """FFmpeg exited non-zero; `stderr` holds the end of what it printed.
+
+    Not a `PermanentError`: inputs are probed before FFmpeg sees them, so a failure here is a
+    bug or a passing condition (disk full, OOM kill), which the queue retries a bounded number
+    of times.
+    """
+
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
+        super().__init__(f"ffmpeg exited with status {returncode}: {last}")
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    """The FFmpeg binary: one on PATH wins (the container's), else the imageio-ffmpeg wheel's."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg  # imported lazily: only needed where no system FFmpeg exists
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def input_args(
+    path: Path | str,
+    *,
+    formats: Iterable[str] = MEDIA_FORMATS,
+    before: Sequence[str] = (),
+) -> list[str]:
+    """`-i` arguments for one local input, restricted to the file protocol and `formats`.
+
+    The path is given as `file:` + absolute path, so a name that starts with `-` or contains a
+    `:` can never be read as an option or another protocol. `before` holds per-input options
+    such as `-ss`, which must precede `-i`.
+    """
+    location = "file:" + str(Path(path).resolve())
+    return [
+        "-protocol_whitelist", "file",
+        "-format_whitelist", ",".join(formats),
+        *before,
+        "-i", location,
+    ]  # fmt: skip
+
+
+def base_argv() -> list[str]:
+    """The fixed head of every command line: quiet, machine-readable progress, no stdin."""
+    return [
+        ffmpeg_exe(), "-nostdin", "-hide_banner", "-y", "-loglevel", "error",
+        "-progress", "pipe:1", "-nostats",
+    ]  # fmt: skip
+
+
+async def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    expected_duration: float | None,
+    on_progress: ProgressCallback | None,
+    cwd: Path | str | None = None,
+) -> None:
+    """Run FFmpeg with `args` after the fixed head; raise `FFmpegError` if it fails.
+
+    `expected_duration` (seconds of output) turns `out_time_us` into a 0..1 fraction for
+    `on_progress`. On cancellation the process group is stopped and reaped first, so no
+    FFmpeg outlives the job that started it.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *base_argv(),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        start_new_session=True,  # its own process group, so we can signal all of it
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr_task = asyncio.ensure_future(_read_tail(proc.stderr, STDERR_TAIL_BYTES))
+    try:
+        await _follow_progress(proc.stdout, _Progress(expected_duration, on_progress))
+        returncode = await proc.wait()
+        tail = await stderr_task
+    except BaseException:
+        await _stop_group(proc)
+        stderr_task.cancel()
+        raise
+    if returncode != 0:
+        raise FFmpegError(returncode, tail)
+
+
+class _Progress:
+    """Turns FFmpeg's `out_time_us` into a clamped fraction that never goes backwards."""
+
+    def __init__(self, expected: float | None, callback: ProgressCallback | None) -> None:
+        self._expected = expected if expected and expected > 0 else None
+        self._callback = callback
+        self._last = 0.0
+
+    def report(self, fraction: float) -> None:
+        fraction = min(1.0, max(self._last, fraction))
+        if self._callback is not None and fraction > self._last:
+            self._last = fraction
+            self._callback(fraction)
+
+    def line(self, key: str, value: str) -> None:
+        if key == "out_time_us" and self._expected and value.lstrip("-").isdigit():
+            self.report(int(value) / 1_000_000 / self._expected)
+        elif key == "progress" and value == "end":
+            self.report(1.0)
+
+
+async def _follow_progress(stream: asyncio.StreamReader, progress: _Progress) -> None:
+    """Read `key=value` lines from `-progress pipe:1` until FFmpeg closes its stdout."""
+    async for raw in stream:
+        key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+        progress.line(key, value)
+
+
+async def _read_tail(stream: asyncio.StreamReader, limit: int) -> str:
+    """Drain stderr (so FFmpeg never blocks on a full pipe), keeping only its last `limit` bytes."""
+    tail = bytearray()
+    while chunk := await stream.read(65536):
+        tail += chunk
+        del tail[:-limit]
+    return tail.decode("utf-8", "replace")
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    """Signal FFmpeg's whole process group; a group that is already gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+async def _stop_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the group, SIGKILL it after KILL_AFTER_SECONDS, and reap FFmpeg.
+
+    SIGTERM first lets FFmpeg close its files; SIGKILL bounds how long a stuck one can take.
+    The group is killed even if FFmpeg itself already exited, in case it left children.
+    """
+    if proc.returncode is None:
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_AFTER_SECONDS)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
+    _signal_group(proc, signal.SIGKILL)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(proc.wait())

@@ -1,0 +1,159 @@
+"""FFmpeg command lines that normalize one clip into the shared intermediate format.
+
+Every intermediate is identical in everything the concat demuxer cares about: H.264 High
+8-bit yuv420p BT.709 at the output size and constant frame rate with one fixed set of x264
+settings (so one set of parameter sets), and 48 kHz stereo PCM audio exactly as long as the
+video. PCM rather than AAC because AAC priming would shift each clip's sound by ~21 ms per
+join; the final pass encodes the whole soundtrack to AAC once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.media.ffmpeg import input_args
+from worker.media.plan import ClipWindow, Geometry
+from worker.media.probe import MediaInfo, VideoInfo
+from worker.media.specs import ClipSpec, Fit
+
+SAMPLE_RATE = 48_000
+AUDIO_FORMAT = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
+X264_PRESET = "veryfast"
+X264_CRF = 20
+INTERMEDIATE_SUFFIX = ".mov"  # MOV carries H.264 + PCM; MP4 has no standard PCM mapping
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip's normalization: the FFmpeg arguments and the seconds of output they make."""
+
+    args: list[str]
+    output: Path
+    duration: float
+
+
+def clip_job(
+    clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit, output: Path, threads: int
+) -> ClipJob:
+    """The FFmpeg arguments that turn `clip` (trimmed to `window`) into an intermediate.
+
+    The trim is done by input seeking (`-ss`/`-t` before `-i`), which is frame-accurate when
+    transcoding and cuts picture and sound alike.
+    """
+    trim = []
+    if _is_trimmed(clip, window):
+        trim = ["-ss", f"{window.start:.6f}", "-t", f"{window.duration:.6f}"]
+    inputs = input_args(clip.path, before=["-threads", str(threads), *trim])
+    if clip.voice_path is not None:
+        inputs += input_args(clip.voice_path)
+    graph = ";".join([video_chain(clip.info, geometry, window.frames, fit),
+                      audio_chain(clip, window, geometry)])  # fmt: skip
+    args = [
+        *inputs,
+        "-filter_complex", graph, "-filter_complex_threads", str(threads),
+        "-map", "[v]", "-map", "[a]",
+        *x264_args(geometry, threads),
+        "-c:a", "pcm_s16le",
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        str(output),
+    ]  # fmt: skip
+    return ClipJob(args=args, output=output, duration=float(window.frames / geometry.fps))
+
+
+def _is_trimmed(clip: ClipSpec, window: ClipWindow) -> bool:
+    return bool(window.start) or clip.end is not None
+
+
+def x264_args(geometry: Geometry, threads: int) -> list[str]:
+    """One fixed x264 setup for every intermediate, so they share SPS/PPS and can be copied.
+
+    Keyframes every 2 s keep seeking in a browser quick. Colour is tagged BT.709 because the
+    video chain converts everything to it.
+    """
+    gop = max(1, round(2 * geometry.fps))
+    return [
+        "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF),
+        "-profile:v", "high", "-pix_fmt", "yuv420p", "-threads", str(threads),
+        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+        "-color_range", "tv",
+    ]  # fmt: skip
+
+
+def video_chain(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> str:
+    """`[0:v]` → `[v]`: 8-bit BT.709, fitted to the output size, constant rate, exact length.
+
+    FFmpeg applies the rotation itself (autorotate is on by default), before our filters, so
+    the chain sees the picture upright. `tpad` + `trim` make exactly `frames` frames even when
+    the stream ends a little early, so video and audio stay the same length.
+    """
+    video = info.video
+    assert video is not None
+    steps = [*_colour_steps(video), *_fit_steps(video, geometry, fit)]
+    steps += [
+        "setsar=1",
+        f"fps={geometry.fps.numerator}/{geometry.fps.denominator}",
+        "format=yuv420p",
+        "tpad=stop_mode=clone:stop=-1",
+        f"trim=end_frame={frames}",
+    ]
+    return "[0:v]" + ",".join(steps) + "[v]"
+
+
+def _colour_steps(video: VideoInfo) -> list[str]:
+    """Bring any input to 8-bit BT.709: tone-map PQ/HLG with zimg, dither other >8-bit input.
+
+    The zscale chain follows FFmpeg's `tonemap` documentation: linearize, convert primaries in
+    float RGB, tone-map (hable), then back to BT.709 limited-range YUV.
+    """
+    if video.is_hdr:
+        tin = video.color_transfer
+        pin = video.color_primaries or "bt2020"
+        min_ = video.color_space or "bt2020nc"
+        return [
+            f"zscale=tin={tin}:pin={pin}:min={min_}:t=linear:npl=100",
+            "format=gbrpf32le",
+            "zscale=p=bt709",
+            "tonemap=tonemap=hable:desat=0",
+            "zscale=t=bt709:m=bt709:r=tv",
+            "format=yuv420p",
+        ]
+    if video.bit_depth > 8 or video.pix_fmt != "yuv420p":
+        return ["format=yuv420p"]
+    return []
+
+
+def _fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit) -> list[str]:
+    """Scale to cover (crop) or fit inside (pad) the output size, keeping the aspect ratio."""
+    w, h = geometry.width, geometry.height
+    steps = []
+    if video.sample_aspect_ratio != 1:
+        steps.append("scale=trunc(iw*sar/2)*2:ih")  # square pixels first
+    if fit == "crop":
+        steps += [f"scale={w}:{h}:force_original_aspect_ratio=increase", f"crop={w}:{h}"]
+    else:
+        steps += [
+            f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2",
+            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
+        ]
+    return steps
+
+
+def audio_chain(clip: ClipSpec, window: ClipWindow, geometry: Geometry) -> str:
+    """`[a]`: the clip's sound (or silence) with its voice-over on top, as long as its video.
+
+    The length is counted in samples (`atrim=end_sample`) from the frame count, so no clip's
+    sound runs over or short of its picture and nothing drifts across joins.
+    """
+    samples = round(window.frames * SAMPLE_RATE / geometry.fps)
+    if clip.info.audio is not None:
+        base = f"[0:a:0]aresample={SAMPLE_RATE},{AUDIO_FORMAT}"
+    else:
+        base = f"anullsrc=r={SAMPLE_RATE}:cl=stereo"
+    tail = f"apad,atrim=end_sample={samples},asetpts=N/SR/TB[a]"
+    if clip.voice_path is None:
+        return f"{base},{tail}"
+    voice = f"[1:a:0]aresample={SAMPLE_RATE},{AUDIO_FORMAT}[voice]"
+    mix = "[clip][voice]amix=inputs=2:duration=first:normalize=0"
+    return f"{base}[clip];{voice};{mix},{tail}"

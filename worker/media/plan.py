@@ -1,0 +1,208 @@
+"""Deciding how to build the video before FFmpeg runs: copy or re-encode, size, rate, lengths.
+
+Stream copy is two orders of magnitude faster than re-encoding, but FFmpeg exits 0 on a
+mismatched copy and writes a broken file (29.97 + 30 fps doubles the duration, a first clip
+without audio drops all audio, different parameter sets corrupt the picture). So we copy only
+when every property that matters is identical across clips and already what the contract asks
+for (H.264 8-bit 4:2:0 + one AAC track), and nothing (trim, voice, music, resize) needs the
+pixels or samples changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from worker.errors import PayloadError
+from worker.media.probe import MediaInfo
+from worker.media.specs import ClipSpec, Join, MusicSpec, OutputSpec
+
+COPY_VIDEO_CODEC = "h264"
+COPY_PIX_FMT = "yuv420p"
+COPY_AUDIO_CODEC = "aac"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The output picture: even width and height, constant frame rate."""
+
+    width: int
+    height: int
+    fps: Fraction
+
+
+@dataclass(frozen=True)
+class ClipWindow:
+    """The part of a clip that is used: from `start`, `frames` frames at the output rate."""
+
+    start: float
+    duration: float
+    frames: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to build the video; `copy_blockers` says why it cannot be a stream copy."""
+
+    join: Join
+    geometry: Geometry
+    windows: tuple[ClipWindow, ...]
+    duration: float
+    copy_blockers: tuple[str, ...]
+
+
+def make_plan(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec) -> Plan:
+    """Plan the assembly, or raise `PayloadError` for a bad trim or an over-long result."""
+    if not clips:
+        raise PayloadError("payload.clips", "must list at least one clip")
+    geometry = output_geometry(clips[0].info, output)
+    windows = tuple(clip_window(i, clip, geometry.fps) for i, clip in enumerate(clips))
+    blockers = tuple(copy_blockers(clips, audio, output))
+    if blockers:
+        duration = sum(float(w.frames / geometry.fps) for w in windows)
+    else:
+        duration = sum(clip.info.duration for clip in clips)
+    check_max_duration(duration, output.max_duration)
+    join: Join = "reencode" if blockers else "copy"
+    return Plan(join, geometry, windows, duration, blockers)
+
+
+def check_max_duration(duration: float, limit: float) -> None:
+    """Refuse before encoding anything: a too-long job would only fail after minutes of work."""
+    if duration > limit:
+        raise PayloadError(
+            "payload.clips",
+            f"the video would be {duration:.1f} s long, over the limit of {limit:g} s "
+            "(MAX_OUTPUT_SECONDS); use fewer or shorter clips",
+        )
+
+
+def clip_window(index: int, clip: ClipSpec, fps: Fraction) -> ClipWindow:
+    """Validate the trim against the clip's real length and count its frames at `fps`."""
+    length = _clip_length(clip.info)
+    start = clip.start or 0.0
+    end = length if clip.end is None else min(clip.end, length)
+    field = f"payload.clips[{index}]"
+    if start < 0:
+        raise PayloadError(f"{field}.start", "must not be negative")
+    if start >= length:
+        raise PayloadError(
+            f"{field}.start", f"{start:g} s is at or past the end of the clip ({length:.2f} s)"
+        )
+    if end <= start:
+        raise PayloadError(f"{field}.end", f"must be after start ({start:g} s)")
+    frames = max(1, round((end - start) * fps))
+    return ClipWindow(start=start, duration=end - start, frames=frames)
+
+
+def _clip_length(info: MediaInfo) -> float:
+    """The picture's length: a longer audio track would only make a frozen last frame."""
+    video = info.video
+    if video is not None and video.duration:
+        return min(video.duration, info.duration) if info.duration else video.duration
+    return info.duration
+
+
+def output_geometry(first: MediaInfo, output: OutputSpec) -> Geometry:
+    """Output size and rate: as asked, else the first clip's (as displayed, after rotation).
+
+    Sizes are rounded down to even numbers: 4:2:0 chroma needs them, and x264 refuses odd ones.
+    """
+    assert first.video is not None, "probe guarantees a clip has video"
+    src_w, src_h = first.video.display_size
+    src_w = round(src_w * first.video.sample_aspect_ratio)
+    if output.width and output.height:
+        width, height = output.width, output.height
+    elif output.width:
+        width, height = output.width, round(output.width * src_h / src_w)
+    elif output.height:
+        width, height = round(output.height * src_w / src_h), output.height
+    else:
+        width, height = src_w, src_h
+    fps = to_fraction(output.fps) if output.fps else first.video.frame_rate
+    return Geometry(_even(width), _even(height), fps)
+
+
+def to_fraction(fps: float | Fraction) -> Fraction:
+    """A frame rate as an exact fraction; 29.97, 23.976 and 59.94 mean the NTSC x/1001 rates."""
+    if isinstance(fps, Fraction):
+        return fps
+    ntsc = round(fps * 1.001)
+    if abs(fps - round(fps)) > 0.001 and abs(fps * 1.001 - ntsc) < 0.002:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _even(value: int) -> int:
+    return max(2, value - value % 2)
+
+
+def copy_blockers(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec) -> list[str]:
+    """Every reason the clips cannot be joined by stream copy; empty means copy is safe."""
+    reasons = [reason for i, clip in enumerate(clips) for reason in _edit_blockers(i, clip)]
+    if audio is not None:
+        reasons.append("background music")
+    reasons += _output_blockers(clips[0].info, output)
+    reasons += [reason for i, clip in enumerate(clips) for reason in _format_blockers(i, clip)]
+    first = _copy_key(clips[0].info)
+    for i, clip in enumerate(clips[1:], start=1):
+        key = _copy_key(clip.info)
+        reasons += [f"clips[{i}] {name} differs" for name in key if key[name] != first[name]]
+    return reasons
+
+
+def _edit_blockers(index: int, clip: ClipSpec) -> list[str]:
+    reasons = []
+    if clip.start or clip.end is not None:
+        reasons.append(f"clips[{index}] is trimmed")
+    if clip.voice_path is not None:
+        reasons.append(f"clips[{index}] has a voice-over")
+    return reasons
+
+
+def _output_blockers(first: MediaInfo, output: OutputSpec) -> list[str]:
+    assert first.video is not None
+    width, height = first.video.display_size
+    reasons = []
+    if (output.width and output.width != width) or (output.height and output.height != height):
+        reasons.append("output size differs from the clips")
+    if output.fps and to_fraction(output.fps) != first.video.frame_rate:
+        reasons.append("output frame rate differs from the clips")
+    return reasons
+
+
+def _format_blockers(index: int, clip: ClipSpec) -> list[str]:
+    """What keeps one clip from being copied as is into an H.264 + AAC MP4."""
+    video, audio, info = clip.info.video, clip.info.audio, clip.info
+    assert video is not None
+    reasons = []
+    if video.codec != COPY_VIDEO_CODEC or video.pix_fmt != COPY_PIX_FMT:
+        reasons.append(f"clips[{index}] is {video.codec} {video.pix_fmt}, not h264 yuv420p")
+    if video.is_hdr:
+        reasons.append(f"clips[{index}] is HDR")
+    if audio is None:
+        reasons.append(f"clips[{index}] has no audio")
+    elif audio.codec != COPY_AUDIO_CODEC:
+        reasons.append(f"clips[{index}] audio is {audio.codec}, not aac")
+    if info.stream_count != 2 or video.index != 0 or (audio is not None and audio.index != 1):
+        reasons.append(f"clips[{index}] has a stream layout other than one video + one audio")
+    return reasons
+
+
+def _copy_key(info: MediaInfo) -> dict[str, object]:
+    """The properties that must be identical across clips for the concat demuxer to copy."""
+    video, audio = info.video, info.audio
+    assert video is not None
+    return {
+        "video codec": (video.codec, video.profile),
+        "size": (video.width, video.height, video.sample_aspect_ratio),
+        "pixel format": video.pix_fmt,
+        "time base": video.time_base,
+        "frame rate": (video.avg_frame_rate, video.r_frame_rate),
+        "rotation": video.rotation,
+        "field order": video.field_order,
+        "colour": (video.color_transfer, video.color_primaries, video.color_space),
+        "H.264 parameter sets": video.extradata_sha1,
+        "audio format": (audio.codec, audio.sample_rate, audio.layout) if audio else None,
+        "audio parameters": audio.extradata_sha1 if audio else None,
+    }
