@@ -1,0 +1,299 @@
+"""Download one input over HTTP(S) to a local file, defensively.
+
+Users' URLs are hostile or flaky by default: a server may lie about Content-Length, stall,
+trickle a byte a second, redirect forever or point at our own network. So: the body is
+streamed to disk under a byte cap counted on what arrives, silence and slowness both end the
+attempt, only passing failures (network, 5xx, 429) are retried here, every redirect hop goes
+through the SSRF guard, and whatever fails or is cancelled leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+import aiohttp
+from yarl import URL
+
+from worker.errors import DownloadError, InputError
+from worker.fetch.guard import UnsafeURLError, check_url_syntax, make_session, redact
+
+ProgressCallback = Callable[[int, int | None], None]
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """How patient a download is. Defaults suit real CDNs; tests shrink them."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0  # longest silence allowed, before headers or between chunks
+    min_speed: float = 32 * 1024  # bytes/s, averaged over each `speed_window`
+    speed_window: float = 20.0
+    attempts: int = 4  # tries per download; the job's own retries come on top
+    backoff_base: float = 0.5
+    backoff_cap: float = 15.0
+    max_retry_after: float = 60.0  # a longer Retry-After is cut to this
+    max_redirects: int = 5
+    chunk_size: int = 64 * 1024
+
+
+DEFAULT_POLICY = FetchPolicy()
+
+
+class _Transient(Exception):
+    """One attempt failed for a reason that may pass; `retry_after` is the server's hint."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+async def download(
+    url: str,
+    dest: Path,
+    *,
+    source: str,
+    max_bytes: int,
+    allow_private: bool,
+    session: aiohttp.ClientSession | None = None,
+    on_bytes: ProgressCallback | None = None,
+    policy: FetchPolicy = DEFAULT_POLICY,
+) -> Path:
+    """Fetch `url` into `dest` and return `dest`.
+
+    `source` names the input in errors (`clips[2]`). Pass a `session` from `make_session`
+    to share connections; without one a guarded session is made for this call. Raises
+    `InputError` for problems retrying cannot fix (4xx, too large, unsafe address, too
+    many redirects) and `DownloadError` once retries of a passing failure are used up.
+    `on_bytes(received, expected_or_None)` reports progress after every chunk.
+    """
+    try:
+        async with _session_scope(session, allow_private, policy) as http:
+            return await _retrying(http, url, dest, source, max_bytes, allow_private,
+                                   on_bytes, policy)
+    except BaseException:
+        _part_path(dest).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.asynccontextmanager
+async def _session_scope(
+    session: aiohttp.ClientSession | None, allow_private: bool, policy: FetchPolicy
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """Use the caller's session, or make a guarded one that lives for this call only."""
+    if session is not None:
+        yield session
+        return
+    async with make_session(
+        allow_private=allow_private,
+        connect_timeout=policy.connect_timeout,
+        read_timeout=policy.read_timeout,
+    ) as own:
+        yield own
+
+
+async def _retrying(
+    http: aiohttp.ClientSession, url: str, dest: Path, source: str, max_bytes: int,
+    allow_private: bool, on_bytes: ProgressCallback | None, policy: FetchPolicy,
+) -> Path:
+    """Run attempts until one succeeds, a permanent error arises or attempts run out."""
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return await _attempt(http, url, dest, source, max_bytes, allow_private,
+                                  on_bytes, policy)
+        except _Transient as exc:
+            if attempt == policy.attempts:
+                raise DownloadError(
+                    f"{source}: {exc.problem} ({redact(url)}, gave up after {attempt} attempts)"
+                ) from exc
+            await asyncio.sleep(_delay(attempt, exc.retry_after, policy))
+    raise AssertionError("unreachable: attempts must be at least 1")
+
+
+def _delay(attempt: int, retry_after: float | None, policy: FetchPolicy) -> float:
+    """Server's Retry-After (capped) if given, else exponential backoff with full jitter."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), policy.max_retry_after)
+    ceiling = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+async def _attempt(
+    http: aiohttp.ClientSession, url: str, dest: Path, source: str, max_bytes: int,
+    allow_private: bool, on_bytes: ProgressCallback | None, policy: FetchPolicy,
+) -> Path:
+    """One try: follow redirects hop by hop, each hop checked, then stream the body."""
+    current = url
+    for _hop in range(policy.max_redirects + 1):
+        _check_hop(current, source, allow_private)
+        try:
+            async with http.get(current, allow_redirects=False, timeout=_timeout(policy),
+                                headers={"Accept-Encoding": "identity"}) as resp:
+                if resp.status in REDIRECTS:
+                    current = _next_hop(resp, current, source)
+                    continue
+                _raise_for_status(resp, source)
+                await _save_body(resp, dest, source, max_bytes, on_bytes, policy)
+                return dest
+        except UnsafeURLError as exc:
+            raise InputError(source, str(exc)) from exc
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise _Transient(_describe_network_error(exc)) from exc
+    raise InputError(source, f"the URL redirected more than {policy.max_redirects} times")
+
+
+def _timeout(policy: FetchPolicy) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=policy.connect_timeout, sock_read=policy.read_timeout
+    )
+
+
+def _check_hop(url: str, source: str, allow_private: bool) -> None:
+    """Scheme and literal-IP check for one hop; host names are checked by the resolver."""
+    try:
+        check_url_syntax(url, allow_private=allow_private)
+    except UnsafeURLError as exc:
+        raise InputError(source, str(exc)) from exc
+
+
+def _next_hop(resp: aiohttp.ClientResponse, current: str, source: str) -> str:
+    """The absolute URL a redirect points at (relative Locations resolved)."""
+    location = resp.headers.get("Location")
+    if not location:
+        raise InputError(source, f"the URL {redact(current)} redirected without a Location")
+    try:
+        return str(URL(current).join(URL(location)))
+    except ValueError as exc:
+        raise InputError(source, "the URL redirected to an invalid address") from exc
+
+
+def _raise_for_status(resp: aiohttp.ClientResponse, source: str) -> None:
+    """2xx passes; 5xx and 429 are passing; any other status is the input's fault."""
+    status = resp.status
+    if 200 <= status < 300:
+        return
+    if status == 429 or status >= 500:
+        raise _Transient(f"the server answered {_status_text(status)}",
+                         _retry_after(resp.headers.get("Retry-After")))
+    raise InputError(source, f"the URL returned {_status_text(status)}{_hint(status)}")
+
+
+def _status_text(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _hint(status: int) -> str:
+    """What a user can do about a 4xx, in a few words."""
+    if status in (401, 403):
+        return " (access denied: if it is a signed URL it may have expired)"
+    if status in (404, 410):
+        return " (check that the file still exists at that address)"
+    return ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _describe_network_error(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "the host name could not be resolved"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "the server could not be reached"
+    if isinstance(exc, TimeoutError):
+        return "the server stopped sending data (timed out)"
+    return "the connection failed while downloading"
+
+
+def _part_path(dest: Path) -> Path:
+    """Where the body lands until it is complete, so `dest` never holds a partial file."""
+    return dest.with_name(dest.name + ".part")
+
+
+async def _save_body(
+    resp: aiohttp.ClientResponse, dest: Path, source: str, max_bytes: int,
+    on_bytes: ProgressCallback | None, policy: FetchPolicy,
+) -> None:
+    """Stream the body to `dest` under the byte cap and the minimum-speed rule."""
+    expected = resp.content_length
+    if expected is not None and expected > max_bytes:
+        raise InputError(source, _too_large(max_bytes, expected))
+    part = _part_path(dest)
+    meter = _SpeedMeter(policy.min_speed, policy.speed_window)
+    received = 0
+    with part.open("wb") as out:
+        async for chunk in resp.content.iter_chunked(policy.chunk_size):
+            received += len(chunk)
+            if received > max_bytes:
+                raise InputError(source, _too_large(max_bytes))
+            out.write(chunk)
+            meter.add(len(chunk))
+            if on_bytes is not None:
+                on_bytes(received, expected)
+    if expected is not None and received < expected:
+        raise _Transient("the server closed the connection before the end of the file")
+    part.replace(dest)
+
+
+def _too_large(max_bytes: int, size: int | None = None) -> str:
+    stated = f" ({_human(size)})" if size is not None else ""
+    return f"the file{stated} is larger than the {_human(max_bytes)} limit per input"
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
+
+
+class _SpeedMeter:
+    """Fails an attempt whose average speed over a window falls below the minimum.
+
+    `sock_read` catches a server that goes silent; this catches one that trickles just
+    enough bytes to keep the socket alive but would take days to finish.
+    """
+
+    def __init__(self, min_speed: float, window: float) -> None:
+        self._min_speed = min_speed
+        self._window = window
+        self._start = time.monotonic()
+        self._bytes = 0
+
+    def add(self, n: int) -> None:
+        self._bytes += n
+        elapsed = time.monotonic() - self._start
+        if elapsed < self._window:
+            return
+        speed = self._bytes / elapsed
+        if speed < self._min_speed:
+            raise _Transient(
+                f"the server sent data too slowly ({speed:.0f} bytes/s, "
+                f"below {self._min_speed:.0f} bytes/s)"
+            )
+        self._start, self._bytes = time.monotonic(), 0
