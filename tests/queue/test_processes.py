@@ -1,0 +1,144 @@
+"""Replicas as real processes: exactly-once across replicas, SIGKILL mid-job, SIGTERM during a
+deploy, and a Postgres restart under a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.pg import embedded_server
+from tests.queue.helpers import status_is, wait_for
+from tests.queue.procs import Replica, runs
+from worker.db.connection import make_pool
+from worker.db.migrate import migrate
+from worker.queue.jobs import JobStore
+
+
+async def test_replicas_run_each_job_exactly_once(store, db_url, tmp_path):
+    ids = [(await store.enqueue({"script": [{"sleep": 0.02}]}))[0] for _ in range(60)]
+    replicas = [Replica(db_url, f"r{i}", tmp_path, WORKER_CONCURRENCY=2) for i in range(3)]
+    try:
+        for job_id in ids:
+            await status_is(store, job_id, "completed", timeout=60)
+    finally:
+        for r in replicas:
+            r.stop()
+    per_job = collections.Counter(job_id for job_id, _, _ in runs(tmp_path))
+    assert set(per_job) == {str(i) for i in ids}
+    assert set(per_job.values()) == {1}, "a job ran more than once"
+    workers = {w for _, _, w in runs(tmp_path)}
+    assert len(workers) >= 2, "the load was not shared"
+    for r in replicas:
+        assert r.proc.returncode == 0
+
+
+async def test_a_replica_killed_mid_job_loses_it_to_another(store, db_url, tmp_path):
+    job_id, _ = await store.enqueue({"script": [
+        {"progress": 30, "stage": "processing", "message": "working"}, {"sleep": 2.5}]})
+    a = Replica(db_url, "doomed", tmp_path)
+    try:
+        a.wait_event("job_started", job_id=str(job_id))
+        await wait_for(lambda: _progress(store, job_id), timeout=10)  # mid-job
+        a.proc.kill()  # SIGKILL: no chance to hand anything back
+        a.wait()
+        r = await store.get(job_id)
+        assert r["status"] == "processing" and r["worker_id"] == "doomed"
+        b = Replica(db_url, "survivor", tmp_path)
+        try:
+            r = await status_is(store, job_id, "completed", timeout=30)
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+    assert r["attempts"] == 2
+    assert [(attempt, w) for _, attempt, w in runs(tmp_path)] == [(1, "doomed"), (2, "survivor")]
+    assert "stopped responding" in r["errors"][0]["error"]
+
+
+async def _progress(store, job_id) -> int:
+    return (await store.get(job_id))["progress"]
+
+
+async def test_sigterm_hands_running_jobs_back_and_exits_zero(store, db_url, tmp_path):
+    job_id, _ = await store.enqueue({"script": [{"sleep": 60}]})
+    a = Replica(db_url, "deploying", tmp_path, SHUTDOWN_GRACE=1)
+    try:
+        a.wait_event("job_started", job_id=str(job_id))
+        t0 = time.monotonic()
+        a.signal(signal.SIGTERM)
+        assert a.wait(20) == 0
+        elapsed = time.monotonic() - t0
+    finally:
+        a.stop()
+    assert elapsed < 6, elapsed
+    r = await store.get(job_id)
+    assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
+    assert (await store.counts())["processing"] == 0
+
+
+async def test_sigterm_lets_a_short_job_finish(store, db_url, tmp_path):
+    job_id, _ = await store.enqueue({"script": [{"sleep": 1}]})
+    a = Replica(db_url, "deploying", tmp_path, SHUTDOWN_GRACE=10)
+    try:
+        a.wait_event("job_started", job_id=str(job_id))
+        a.signal(signal.SIGTERM)
+        assert a.wait(20) == 0
+    finally:
+        a.stop()
+    assert (await store.get(job_id))["status"] == "completed"
+
+
+async def _health(port: int) -> int:
+    try:
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/health",
+                                                       timeout=aiohttp.ClientTimeout(5)) as resp:
+            return resp.status
+    except aiohttp.ClientError:
+        return 0
+
+
+async def _is_unhealthy(port: int) -> bool:
+    return await _health(port) == 503
+
+
+@pytest.mark.slow
+async def test_worker_survives_a_postgres_restart(tmp_path: Path):
+    """Its own embedded server, so the test can restart it whatever the suite runs on."""
+    import pgserver
+    from pgserver._commands import pg_ctl
+
+    with embedded_server(tmp_path / "pg") as url:
+        server = pgserver.get_server(tmp_path / "pg", cleanup_mode=None)
+        pool = make_pool(url, max_size=4)
+        await pool.open(wait=True)
+        async with pool.connection() as conn:
+            await migrate(conn)
+        store = JobStore(pool)
+        worker = Replica(url, "steady", tmp_path)
+        try:
+            port = worker.port()
+            first, _ = await store.enqueue({"script": [{"sleep": 0.1}]})
+            await status_is(store, first, "completed", timeout=20)
+            in_flight, _ = await store.enqueue({"script": [{"sleep": 3}]})
+            worker.wait_event("job_started", job_id=str(in_flight))
+            await asyncio.to_thread(pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=server.pgdata,
+                                    user=server.system_user)
+            assert await wait_for(lambda: _is_unhealthy(port), timeout=15)
+            await asyncio.sleep(1.0)  # an outage of a second or two, as in a real restart
+            await asyncio.to_thread(server.ensure_postgres_running)  # same socket, same options
+            await status_is(store, in_flight, "completed", timeout=30)
+            after, _ = await store.enqueue({"script": [{"sleep": 0.1}]})
+            await status_is(store, after, "completed", timeout=20)
+            assert await _health(port) == 200
+            events = [e["event"] for e in worker.events()]
+            assert "database_unreachable" in events and "database_reachable_again" in events
+        finally:
+            worker.stop()
+            await pool.close()
+        assert worker.proc.returncode == 0
