@@ -86,6 +86,7 @@ def _publish(source: Path, target: Path, stop: threading.Event, progress: Thread
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy(source, temp, stop, progress)
+        check_stop(stop)  # a cancelled job must not publish, even if the copy just ended
         os.replace(temp, target)
     except OSError as exc:
         raise StorageError(f"local storage could not write {target.name}: {exc}") from exc
