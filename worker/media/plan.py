@@ -147,7 +147,7 @@ def copy_blockers(clips: list[ClipSpec], audio: MusicSpec | None, output: Output
     first = _copy_key(clips[0].info)
     for i, clip in enumerate(clips[1:], start=1):
         key = _copy_key(clip.info)
-        reasons += [f"clips[{i}] {name} differs" for name in key if key[name] != first[name]]
+        reasons += [f"clips[{i}] differs in {name}" for name in key if key[name] != first[name]]
     return reasons
 
 

@@ -1,0 +1,107 @@
+"""Ways to check an output for real: its streams, atom order, sound levels, loudness, pictures.
+
+Pure Python over PyAV-decoded samples (no numpy: the test extra does not install it).
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+import av
+
+from worker.media.ffmpeg import ffmpeg_exe
+from worker.media.probe import probe
+
+
+def stream_kinds(path: Path) -> list[str]:
+    with av.open(str(path)) as container:
+        return [stream.type for stream in container.streams]
+
+
+def assert_contract_output(path: Path, duration: float | None = None, tolerance: float = 0.05):
+    """The contract's promise: MP4, H.264 8-bit yuv420p, one AAC 48 kHz stereo track, faststart."""
+    info = probe(path, "output")
+    assert info.format.startswith("mov,mp4")
+    assert info.video is not None and info.audio is not None
+    assert info.video.codec == "h264"
+    assert info.video.pix_fmt == "yuv420p" and info.video.bit_depth == 8
+    assert stream_kinds(path).count("audio") == 1
+    assert info.audio.codec == "aac"
+    assert info.audio.sample_rate == 48000 and info.audio.channels == 2
+    assert top_level_atoms(path).index("moov") < top_level_atoms(path).index("mdat")
+    if duration is not None:
+        assert abs(info.duration - duration) <= tolerance, (info.duration, duration)
+        assert info.audio.duration is not None
+        assert abs(info.audio.duration - duration) <= tolerance, (info.audio.duration, duration)
+    return info
+
+
+def top_level_atoms(path: Path) -> list[str]:
+    """The MP4's top-level box types in file order (faststart puts `moov` before `mdat`)."""
+    names, offset, size = [], 0, path.stat().st_size
+    with path.open("rb") as f:
+        while offset < size:
+            f.seek(offset)
+            length, kind = struct.unpack(">I4s", f.read(8))
+            if length == 1:
+                length = struct.unpack(">Q", f.read(8))[0]
+            names.append(kind.decode("latin-1"))
+            offset += length if length else size
+    return names
+
+
+def decode_mono(path: Path) -> tuple[array.array, int]:
+    """All of the first audio track as float samples, channels averaged, and its rate."""
+    out = array.array("f")
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+        for frame in container.decode(stream):
+            for mono in resampler.resample(frame):
+                out.frombytes(bytes(mono.planes[0])[: mono.samples * 4])
+        rate = stream.rate
+    return out, rate
+
+
+def tone_level_db(samples: array.array, rate: int, freq: float, start: float, end: float) -> float:
+    """Amplitude (dBFS) of one sine frequency in [start, end) s: a single-bin DFT."""
+    lo, hi = int(start * rate), min(len(samples), int(end * rate))
+    re_sum = im_sum = 0.0
+    step = 2 * math.pi * freq / rate
+    for n in range(lo, hi):
+        x = samples[n]
+        re_sum += x * math.cos(step * n)
+        im_sum += x * math.sin(step * n)
+    amplitude = 2 * math.hypot(re_sum, im_sum) / max(1, hi - lo)
+    return 20 * math.log10(max(amplitude, 1e-9))
+
+
+def integrated_loudness(path: Path) -> float:
+    """EBU R128 integrated loudness (LUFS) from FFmpeg's `ebur128` filter summary."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:a:0",
+           "-af", "ebur128", "-f", "null", "-"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+    found = re.findall(r"I:\s+(-?[\d.]+) LUFS", done.stderr)
+    assert found, done.stderr[-2000:]
+    return float(found[-1])
+
+
+def gray_frame(path: Path, index: int) -> bytes:
+    """The luma plane of the `index`-th decoded frame, for comparing pictures."""
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                plane = frame.reformat(format="gray", width=160, height=120).planes[0]
+                data = bytes(plane)
+                return b"".join(data[row * plane.line_size :][:160] for row in range(120))
+    raise AssertionError(f"{path} has fewer than {index + 1} frames")
+
+
+def picture_distance(a: bytes, b: bytes) -> float:
+    """Mean absolute difference of two same-sized luma planes (0 = identical)."""
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)

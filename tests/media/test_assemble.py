@@ -1,0 +1,149 @@
+"""Assembling real clips: the copy path when it is safe, the re-encode path for every mismatch
+that breaks a naive stream copy, trims, output size, poster, progress and limits."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tests.media.checks import assert_contract_output, gray_frame, picture_distance
+from tests.media.conftest import Media
+from worker.errors import PayloadError
+from worker.media.assemble import assemble
+from worker.media.probe import probe
+from worker.media.specs import OutputSpec
+
+FRAME = 1 / 30
+
+
+async def test_compatible_clips_are_joined_by_stream_copy(media: Media, workdir: Path) -> None:
+    clips = [media.clip("h264_30"), media.clip("h264_30_b"), media.clip("h264_30")]
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    assert result.join == "copy"
+    expected = sum(c.info.duration for c in clips)
+    info = assert_contract_output(result.output, expected, tolerance=FRAME)
+    assert result.duration == pytest.approx(expected, abs=FRAME)
+    source = clips[0].info.video
+    assert source is not None and info.video is not None
+    # Copied, not re-encoded: the encoder's parameter sets and profile are the input's.
+    assert info.video.extradata_sha1 == source.extradata_sha1
+    assert info.video.profile == source.profile != "High"
+    assert (result.width, result.height, result.fps) == (320, 240, 30.0)
+    assert sorted(p.name for p in workdir.iterdir()) == ["output.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("names", "size"),
+    [
+        (["h264_30", "h264_2997"], (320, 240)),  # 29.97 + 30 fps: a naive copy doubles time
+        (["h264_30", "h264_30_44k"], (320, 240)),
+        (["h264_30", "h264_30_mono"], (320, 240)),
+        (["h264_30_silent", "h264_30"], (320, 240)),  # first clip without audio
+        (["h264_30", "hevc", "vp9"], (320, 240)),
+        (["rotated", "h264_30"], (240, 320)),  # rotation applied: dimensions swapped
+        (["odd", "h264_30"], (320, 240)),  # 321x241 made even
+        (["ten_bit", "h264_30"], (320, 240)),  # 10-bit to 8-bit
+        (["hdr", "h264_30"], (320, 240)),  # PQ BT.2020 tone-mapped to BT.709
+    ],
+)
+async def test_mismatched_clips_are_reencoded_into_a_correct_file(
+    media: Media, workdir: Path, names: list[str], size: tuple[int, int]
+) -> None:
+    clips = [media.clip(name) for name in names]
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    assert result.join == "reencode"
+    expected = sum(round(_length(c.info) * 30) / 30 for c in clips)
+    info = assert_contract_output(result.output, expected, tolerance=FRAME)
+    assert (result.width, result.height) == size
+    assert info.video is not None and info.video.rotation == 0
+    assert info.video.frame_rate == 30
+    assert result.video_codec == "h264" and result.audio_codec == "aac"
+
+
+def _length(info) -> float:  # type: ignore[no-untyped-def]
+    return info.video.duration or info.duration
+
+
+async def test_trims_cut_picture_and_sound(media: Media, workdir: Path) -> None:
+    clips = [media.clip("h264_2s", start=0.5, end=1.5), media.clip("h264_30", end=0.5)]
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    assert result.join == "reencode"
+    assert_contract_output(result.output, 1.5, tolerance=FRAME)
+    # The first output frame is the source frame at 0.5 s, not its first frame.
+    first = gray_frame(result.output, 0)
+    at_half = gray_frame(media.path("h264_2s"), 15)
+    at_zero = gray_frame(media.path("h264_2s"), 0)
+    assert picture_distance(first, at_half) < picture_distance(first, at_zero) / 3
+
+
+async def test_output_size_fps_and_crop_are_honoured(media: Media, workdir: Path) -> None:
+    output = OutputSpec(width=200, height=360, fps=29.97, fit="crop", thumbnail=True)
+    result = await assemble([media.clip("h264_30")], audio=None, output=output, workdir=workdir)
+
+    assert result.join == "reencode"
+    info = assert_contract_output(result.output, 30 / (30000 / 1001), tolerance=FRAME)
+    assert info.video is not None and info.video.frame_rate == Fraction(30000, 1001)
+    assert (result.width, result.height) == (200, 360)
+    assert result.thumbnail is not None and result.thumbnail.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+async def test_poster_is_a_jpeg_of_the_output(media: Media, workdir: Path) -> None:
+    output = OutputSpec(thumbnail=True)
+    clips = [media.clip("h264_30"), media.clip("h264_30_b")]
+    result = await assemble(clips, audio=None, output=output, workdir=workdir)
+
+    assert result.thumbnail == workdir / "thumbnail.jpg"
+    assert result.thumbnail.read_bytes()[:3] == b"\xff\xd8\xff"
+    import av
+
+    with av.open(str(result.thumbnail)) as image:
+        frame = next(image.decode(video=0))
+        assert (frame.width, frame.height) == (320, 240)
+
+
+async def test_progress_rises_to_one_and_never_goes_back(media: Media, workdir: Path) -> None:
+    seen: list[float] = []
+    clips = [media.clip("h264_30"), media.clip("hevc"), media.clip("h264_2s")]
+    await assemble(clips, audio=None, output=OutputSpec(thumbnail=True), workdir=workdir,
+                   on_progress=seen.append)  # fmt: skip
+
+    assert seen and seen[-1] == pytest.approx(1.0)
+    assert all(0 <= a <= b <= 1 for a, b in itertools.pairwise(seen))
+    assert len(seen) >= 3
+
+
+async def test_over_long_result_is_refused_before_encoding(media: Media, workdir: Path) -> None:
+    clips = [media.clip("h264_30"), media.clip("h264_2997")]
+    with pytest.raises(PayloadError, match=r"payload\.clips: .*limit of 1\.5 s"):
+        await assemble(clips, audio=None, output=OutputSpec(max_duration=1.5), workdir=workdir)
+    assert not (workdir / "output.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("trim", "field"),
+    [
+        ({"start": 5.0}, "payload.clips[1].start"),
+        ({"start": 0.5, "end": 0.2}, "payload.clips[1].end"),
+    ],
+)
+async def test_bad_trims_name_the_field(
+    media: Media, workdir: Path, trim: dict, field: str
+) -> None:
+    clips = [media.clip("h264_30"), media.clip("h264_30", **trim)]
+    with pytest.raises(PayloadError) as caught:
+        await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+    assert caught.value.field == field
+
+
+async def test_output_matching_first_clip_keeps_copy_path(media: Media, workdir: Path) -> None:
+    output = OutputSpec(width=320, height=240, fps=30)
+    clips = [media.clip("h264_30"), media.clip("h264_30_b")]
+    result = await assemble(clips, audio=None, output=output, workdir=workdir)
+    assert result.join == "copy"
+    assert probe(result.output, "output").duration == pytest.approx(2.0, abs=FRAME)
