@@ -1,0 +1,87 @@
+"""The `video-worker` command against a real database, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+from tests.handlers import scripted
+from tests.queue.helpers import running
+from tests.queue.procs import ROOT
+
+
+def cli(db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": db_url, "LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "worker", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_migrate_reports_up_to_date_on_a_migrated_database(db_url):
+    assert cli(db_url, "migrate").stdout.strip() == "up to date"
+
+
+def test_enqueue_builds_the_payload_from_clip_urls(db_url):
+    out = cli(db_url, "enqueue", "https://cdn.example.com/a.mp4", "https://cdn.example.com/b.mp4",
+              "--audio", "https://cdn.example.com/m.mp3", "--volume", "0.3", "--duck",
+              "--width", "1080", "--height", "1920", "--priority", "5",
+              "--idempotency-key", "k1").stdout
+    assert out.startswith("enqueued ")
+    job_id = out.split()[1]
+    row = json.loads(cli(db_url, "status", job_id, "--json").stdout)
+    assert row["payload"] == {
+        "clips": [{"url": "https://cdn.example.com/a.mp4"}, {"url": "https://cdn.example.com/b.mp4"}],
+        "audio": {"url": "https://cdn.example.com/m.mp3", "duck": True, "volume": 0.3},
+        "output": {"width": 1080, "height": 1920}}
+    assert row["priority"] == 5 and row["status"] == "pending"
+    again = cli(db_url, "enqueue", "https://cdn.example.com/a.mp4", "--idempotency-key", "k1")
+    assert again.stdout.strip() == f"already enqueued {job_id}"
+    assert cli(db_url, "status").stdout.strip().startswith("pending 1 ")
+
+
+def test_status_of_an_unknown_job_fails_clearly(db_url):
+    proc = cli(db_url, "status", str(uuid.uuid4()), check=False)
+    assert proc.returncode == 1 and "no job" in proc.stderr
+
+
+def test_enqueue_without_clips_is_a_usage_error(db_url):
+    proc = cli(db_url, "enqueue", check=False)
+    assert proc.returncode == 2 and "clip" in proc.stderr
+
+
+def test_cancel_then_cleanup(db_url):
+    job_id = cli(db_url, "enqueue", "https://x.example/a.mp4").stdout.split()[1]
+    assert "cancellation requested" in cli(db_url, "cancel", job_id).stdout
+    assert cli(db_url, "cancel", str(uuid.uuid4()), check=False).returncode == 1
+    assert cli(db_url, "cleanup", "--days", "1").stdout.strip() == "removed 0 finished job(s)"
+
+
+async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
+    import asyncio
+
+    payload = json.dumps({"script": [{"progress": 50, "stage": "processing", "message": "half"},
+                                     {"sleep": 0.6}]})
+    async with running(store, scripted):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker", "enqueue", "--payload", payload, "--wait",
+            cwd=ROOT, env={**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 0, text + err.decode()
+    assert "50%  processing: half" in text  # plain lines when not a terminal
+    assert ": completed (attempt 1 of 3, progress 100%)" in text
+    assert "video_url: file:///out/" in text
+
+
+def test_bad_settings_are_reported_not_raised(db_url):
+    env = {**os.environ, "DATABASE_URL": db_url, "WORKER_CONCURRENCY": "many"}
+    proc = subprocess.run([sys.executable, "-m", "worker", "status"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "WORKER_CONCURRENCY must be a whole number" in proc.stderr
