@@ -46,7 +46,7 @@ class Maintenance:
 
 
 class JobStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self.pool = pool
 
     async def _all(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

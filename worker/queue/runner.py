@@ -24,7 +24,7 @@ import enum
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +40,8 @@ from worker.queue.listener import Listener, ListenerState
 from worker.queue.models import Job, JobOutcome, Status
 from worker.settings import Settings
 
-Handler = Callable[[Job, JobContext], Awaitable[JobOutcome | None]]
-FinishedHook = Callable[[Finished], Awaitable[None]]
+Handler = Callable[[Job, JobContext], Coroutine[Any, Any, JobOutcome | None]]
+FinishedHook = Callable[[Finished], Coroutine[Any, Any, None]]
 
 ABORT_WAIT = 10.0  # how long an aborted handler gets to run its finally blocks
 MAINTENANCE_EVERY = 5.0
