@@ -43,9 +43,18 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def fast_policy(**overrides: float) -> FetchPolicy:
     """Retry and timeout thresholds small enough for tests to run in seconds."""
-    values: dict = dict(connect_timeout=2, read_timeout=2, min_speed=1, speed_window=10,
-                        attempts=3, backoff_base=0.01, backoff_cap=0.05, max_retry_after=2,
-                        max_redirects=5, chunk_size=16 * 1024)
+    values: dict = dict(
+        connect_timeout=2,
+        read_timeout=2,
+        min_speed=1,
+        speed_window=10,
+        attempts=3,
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        max_retry_after=2,
+        max_redirects=5,
+        chunk_size=16 * 1024,
+    )
     values.update(overrides)
     return FetchPolicy(**values)
 
@@ -120,10 +129,22 @@ def _routes(server: ClipServer) -> dict[str, Handler]:
     async def redirect(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(request.query["to"])
 
-    return {"/ok": ok, "/missing": missing, "/flaky": flaky, "/broken": broken,
-            "/limited": limited, "/trickle": trickle, "/stall": stall, "/hold": hold,
-            "/big-honest": big_honest, "/big-chunked": big_chunked, "/big-gzip": big_gzip,
-            "/chain/{n}": chain, "/loop": loop, "/redirect": redirect}
+    return {
+        "/ok": ok,
+        "/missing": missing,
+        "/flaky": flaky,
+        "/broken": broken,
+        "/limited": limited,
+        "/trickle": trickle,
+        "/stall": stall,
+        "/hold": hold,
+        "/big-honest": big_honest,
+        "/big-chunked": big_chunked,
+        "/big-gzip": big_gzip,
+        "/chain/{n}": chain,
+        "/loop": loop,
+        "/redirect": redirect,
+    }
 
 
 def _counting(server: ClipServer, handler: Handler) -> Handler:

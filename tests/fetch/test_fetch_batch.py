@@ -20,11 +20,16 @@ def batch(folder, **kwargs) -> DownloadBatch:
 
 async def test_duplicate_urls_are_fetched_once(clip_server: ClipServer, tmp_path):
     ok, chained = clip_server.url("/ok"), clip_server.url("/chain/0")
-    inputs = [InputSpec("clips[0]", ok), InputSpec("clips[1]", chained),
-              InputSpec("clips[2]", ok), InputSpec("audio", ok)]
+    inputs = [
+        InputSpec("clips[0]", ok),
+        InputSpec("clips[1]", chained),
+        InputSpec("clips[2]", ok),
+        InputSpec("audio", ok),
+    ]
     progress: list[tuple[int, int | None]] = []
-    paths = await batch(tmp_path / "in", on_progress=lambda n, t: progress.append((n, t))
-                        ).fetch_all(inputs)
+    paths = await batch(
+        tmp_path / "in", on_progress=lambda n, t: progress.append((n, t))
+    ).fetch_all(inputs)
     assert paths["clips[0]"] == paths["clips[2]"] == paths["audio"] != paths["clips[1]"]
     assert all(p.read_bytes() == BODY for p in paths.values())
     assert clip_server.hits["/ok"] == 2  # once for the direct URL, once behind the redirect
@@ -42,9 +47,11 @@ async def test_concurrency_is_bounded(clip_server: ClipServer, tmp_path):
 
 
 async def test_one_bad_input_fails_the_batch_and_leaves_no_files(clip_server, tmp_path):
-    inputs = [InputSpec("clips[0]", clip_server.url("/ok")),
-              InputSpec("clips[1]", clip_server.url("/missing")),
-              InputSpec("clips[2]", clip_server.url("/broken"))]
+    inputs = [
+        InputSpec("clips[0]", clip_server.url("/ok")),
+        InputSpec("clips[1]", clip_server.url("/missing")),
+        InputSpec("clips[2]", clip_server.url("/broken")),
+    ]
     with pytest.raises(InputError, match=r"^clips\[1\]: the URL returned 404"):
         await batch(tmp_path, concurrency=3).fetch_all(inputs)
     assert list(tmp_path.iterdir()) == []

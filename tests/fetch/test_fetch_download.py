@@ -27,8 +27,9 @@ def leftovers(folder: Path) -> list[str]:
 
 async def test_ok_file_is_streamed_to_disk_with_progress(clip_server, tmp_path):
     seen: list[tuple[int, int | None]] = []
-    dest = await fetch(clip_server, "/ok", tmp_path / "a",
-                       on_bytes=lambda n, t: seen.append((n, t)))
+    dest = await fetch(
+        clip_server, "/ok", tmp_path / "a", on_bytes=lambda n, t: seen.append((n, t))
+    )
     assert dest.read_bytes() == BODY
     assert seen[-1] == (len(BODY), len(BODY))
     assert [n for n, _ in seen] == sorted(n for n, _ in seen)
@@ -71,8 +72,12 @@ async def test_429_waits_for_retry_after(clip_server, tmp_path):
 async def test_trickling_server_fails_the_minimum_speed_rule(clip_server, tmp_path):
     started = time.monotonic()
     with pytest.raises(DownloadError, match="too slowly"):
-        await fetch(clip_server, "/trickle", tmp_path / "a",
-                    policy=fast_policy(min_speed=50_000, speed_window=0.3, attempts=1))
+        await fetch(
+            clip_server,
+            "/trickle",
+            tmp_path / "a",
+            policy=fast_policy(min_speed=50_000, speed_window=0.3, attempts=1),
+        )
     assert time.monotonic() - started < 3
     assert leftovers(tmp_path) == []
 
@@ -80,8 +85,9 @@ async def test_trickling_server_fails_the_minimum_speed_rule(clip_server, tmp_pa
 async def test_stalled_server_times_out(clip_server, tmp_path):
     started = time.monotonic()
     with pytest.raises(DownloadError, match="timed out"):
-        await fetch(clip_server, "/stall", tmp_path / "a",
-                    policy=fast_policy(read_timeout=0.3, attempts=2))
+        await fetch(
+            clip_server, "/stall", tmp_path / "a", policy=fast_policy(read_timeout=0.3, attempts=2)
+        )
     assert time.monotonic() - started < 3
     assert clip_server.hits["/stall"] == 2
     assert leftovers(tmp_path) == []
@@ -119,9 +125,14 @@ async def test_too_many_redirects_are_refused(clip_server, tmp_path):
     assert clip_server.hits["/ok"] == 0
 
 
-@pytest.mark.parametrize("target", ["http://127.0.0.1:{port}/ok",
-                                    "http://169.254.169.254/latest/meta-data/",
-                                    "http://[::ffff:127.0.0.1]:{port}/ok"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1:{port}/ok",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]:{port}/ok",
+    ],
+)
 async def test_redirect_to_a_private_address_is_refused(clip_server, tmp_path, target):
     """The first hop reaches the test server through a permissive session (it lives on
     loopback); the redirect hop is then checked like any hop of a real download."""
@@ -129,8 +140,15 @@ async def test_redirect_to_a_private_address_is_refused(clip_server, tmp_path, t
     start = f"http://localhost:{port}/redirect?to={target.format(port=port)}"
     async with make_session(allow_private=True) as session:
         with pytest.raises(InputError, match="only public internet addresses"):
-            await download(start, tmp_path / "a", source="audio", max_bytes=CAP,
-                           allow_private=False, session=session, policy=fast_policy())
+            await download(
+                start,
+                tmp_path / "a",
+                source="audio",
+                max_bytes=CAP,
+                allow_private=False,
+                session=session,
+                policy=fast_policy(),
+            )
     assert clip_server.hits["/redirect"] == 1
     assert clip_server.hits["/ok"] == 0
     assert leftovers(tmp_path) == []

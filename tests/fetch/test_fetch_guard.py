@@ -18,19 +18,39 @@ from worker.fetch import (
 )
 
 REFUSED = [
-    ("127.0.0.1", "loopback"), ("127.8.9.10", "loopback"), ("10.1.2.3", "private"),
-    ("172.16.0.1", "private"), ("192.168.1.1", "private"),
-    ("169.254.169.254", "link-local"), ("100.64.0.1", "carrier-grade NAT"),
-    ("100.127.255.254", "carrier-grade NAT"), ("224.0.0.1", "multicast"),
-    ("239.255.255.250", "multicast"), ("0.0.0.0", "unspecified"), ("240.0.0.1", "reserved"),
-    ("255.255.255.255", "reserved"), ("::1", "loopback"), ("::", "unspecified"),
-    ("fc00::1", "private"), ("fd12:3456::1", "private"), ("fe80::1", "link-local"),
-    ("ff02::1", "multicast"), ("::ffff:127.0.0.1", "loopback"),
-    ("::ffff:169.254.169.254", "link-local"), ("::ffff:10.0.0.1", "private"),
-    ("64:ff9b::a9fe:a9fe", "link-local"), ("2002:7f00:1::", "loopback"),
+    ("127.0.0.1", "loopback"),
+    ("127.8.9.10", "loopback"),
+    ("10.1.2.3", "private"),
+    ("172.16.0.1", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local"),
+    ("100.64.0.1", "carrier-grade NAT"),
+    ("100.127.255.254", "carrier-grade NAT"),
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("0.0.0.0", "unspecified"),
+    ("240.0.0.1", "reserved"),
+    ("255.255.255.255", "reserved"),
+    ("::1", "loopback"),
+    ("::", "unspecified"),
+    ("fc00::1", "private"),
+    ("fd12:3456::1", "private"),
+    ("fe80::1", "link-local"),
+    ("ff02::1", "multicast"),
+    ("::ffff:127.0.0.1", "loopback"),
+    ("::ffff:169.254.169.254", "link-local"),
+    ("::ffff:10.0.0.1", "private"),
+    ("64:ff9b::a9fe:a9fe", "link-local"),
+    ("2002:7f00:1::", "loopback"),
 ]
-GLOBAL = ["8.8.8.8", "1.1.1.1", "100.128.0.1", "2606:4700:4700::1111", "2a00:1450:4001::200e",
-          "::ffff:8.8.8.8"]
+GLOBAL = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "100.128.0.1",
+    "2606:4700:4700::1111",
+    "2a00:1450:4001::200e",
+    "::ffff:8.8.8.8",
+]
 
 
 @pytest.mark.parametrize(("address", "kind"), REFUSED)
@@ -49,27 +69,45 @@ def test_redact_drops_query_fragment_and_credentials():
     assert redact(url) == "https://cdn.example.com:8443/a/b.mp4"
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:{port}/ok", "http://10.0.0.1:{port}/ok",
-    "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/ok",
-    "http://[::1]:{port}/ok", "http://[fd00::1]/ok", "http://[::ffff:127.0.0.1]:{port}/ok",
-    "http://[fe80::1%25lo]:{port}/ok", "http://0.0.0.0:{port}/ok",
-])
-async def test_private_urls_are_refused_without_a_request(clip_server: ClipServer, tmp_path,
-                                                           url):
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/ok",
+        "http://10.0.0.1:{port}/ok",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.0.1/ok",
+        "http://[::1]:{port}/ok",
+        "http://[fd00::1]/ok",
+        "http://[::ffff:127.0.0.1]:{port}/ok",
+        "http://[fe80::1%25lo]:{port}/ok",
+        "http://0.0.0.0:{port}/ok",
+    ],
+)
+async def test_private_urls_are_refused_without_a_request(clip_server: ClipServer, tmp_path, url):
     port = clip_server.base.rsplit(":", 1)[1]
     with pytest.raises(InputError, match=r"^clips\[0\]: .*only public internet addresses"):
-        await download(url.format(port=port) + "?token=SECRET", tmp_path / "a",
-                       source="clips[0]", max_bytes=10**6, allow_private=False,
-                       policy=fast_policy())
+        await download(
+            url.format(port=port) + "?token=SECRET",
+            tmp_path / "a",
+            source="clips[0]",
+            max_bytes=10**6,
+            allow_private=False,
+            policy=fast_policy(),
+        )
     assert sum(clip_server.hits.values()) == 0
 
 
 async def test_a_name_that_resolves_to_loopback_is_refused(clip_server: ClipServer, tmp_path):
     port = clip_server.base.rsplit(":", 1)[1]
     with pytest.raises(InputError, match=r"localhost \(127\.0\.0\.1\) is a loopback address"):
-        await download(f"http://localhost:{port}/ok", tmp_path / "a", source="audio",
-                       max_bytes=10**6, allow_private=False, policy=fast_policy())
+        await download(
+            f"http://localhost:{port}/ok",
+            tmp_path / "a",
+            source="audio",
+            max_bytes=10**6,
+            allow_private=False,
+            policy=fast_policy(),
+        )
     assert sum(clip_server.hits.values()) == 0
     assert list(tmp_path.iterdir()) == []
 
@@ -83,18 +121,32 @@ async def test_a_guarded_session_refuses_loopback_on_its_own(clip_server: ClipSe
     assert sum(clip_server.hits.values()) == 0
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/a.mp4", "file:///etc/passwd",
-                                 "gopher://example.com/", "http:///nohost"])
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/a.mp4", "file:///etc/passwd", "gopher://example.com/", "http:///nohost"],
+)
 async def test_only_http_and_https_are_fetched(tmp_path, url):
     with pytest.raises(InputError, match=r"^clips\[1\]: "):
-        await download(url, tmp_path / "a", source="clips[1]", max_bytes=10,
-                       allow_private=True, policy=fast_policy())
+        await download(
+            url,
+            tmp_path / "a",
+            source="clips[1]",
+            max_bytes=10,
+            allow_private=True,
+            policy=fast_policy(),
+        )
 
 
 async def test_allow_private_reaches_the_local_server(clip_server: ClipServer, tmp_path):
     port = clip_server.base.rsplit(":", 1)[1]
-    dest = await download(f"http://localhost:{port}/ok", tmp_path / "a", source="clips[0]",
-                          max_bytes=10**6, allow_private=True, policy=fast_policy())
+    dest = await download(
+        f"http://localhost:{port}/ok",
+        tmp_path / "a",
+        source="clips[0]",
+        max_bytes=10**6,
+        allow_private=True,
+        policy=fast_policy(),
+    )
     assert dest.stat().st_size > 0
 
 

@@ -24,8 +24,13 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_admin(moto_endpoint: str) -> Any:
     """A plain boto3 client the tests use to look behind the backend's back."""
-    return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing-secret")
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
 
 
 @pytest.fixture

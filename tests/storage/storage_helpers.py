@@ -35,8 +35,11 @@ def make_file(path: Path, size: int) -> Path:
 
 def s3_settings(endpoint: str, bucket: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        storage_backend="s3", s3_bucket=bucket, s3_endpoint_url=endpoint,
-        aws_access_key_id="testing", aws_secret_access_key="testing-secret",
+        storage_backend="s3",
+        s3_bucket=bucket,
+        s3_endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
         aws_region="us-east-1",
     )
     values.update(overrides)
@@ -71,12 +74,15 @@ class StallingProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self._target)
-        await asyncio.gather(self._pipe(reader, up_writer, upload=True),
-                             self._pipe(up_reader, writer, upload=False),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, up_writer, upload=True),
+            self._pipe(up_reader, writer, upload=False),
+            return_exceptions=True,
+        )
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter,
-                    upload: bool) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upload: bool
+    ) -> None:
         try:
             while data := await source.read(65536):
                 if upload:

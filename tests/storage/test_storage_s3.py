@@ -23,13 +23,13 @@ from worker.storage import (
 from worker.storage.s3 import S3Storage
 
 MIB = 1024 * 1024
-SMALL_PARTS = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB,
-                             max_concurrency=2)
+SMALL_PARTS = TransferConfig(
+    multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=2
+)
 
 
 def s3_storage(endpoint: str, bucket: str, **overrides: Any) -> S3Storage:
-    return S3Storage.from_settings(s3_settings(endpoint, bucket, **overrides),
-                                   transfer=SMALL_PARTS)
+    return S3Storage.from_settings(s3_settings(endpoint, bucket, **overrides), transfer=SMALL_PARTS)
 
 
 def assert_absent(admin: Any, bucket: str, key: str) -> None:
@@ -47,8 +47,9 @@ async def test_multipart_upload_with_content_type(moto_endpoint, bucket, s3_admi
     source = make_file(tmp_path / "out.mp4", 12 * MIB)
     progress: list[tuple[int, int]] = []
     storage = s3_storage(moto_endpoint, bucket)
-    stored = await storage.upload(source, "user-1/job.mp4",
-                                  on_bytes=lambda n, t: progress.append((n, t)))
+    stored = await storage.upload(
+        source, "user-1/job.mp4", on_bytes=lambda n, t: progress.append((n, t))
+    )
     head = s3_admin.head_object(Bucket=bucket, Key="user-1/job.mp4")
     assert head["ContentType"] == "video/mp4"
     assert head["ContentLength"] == 12 * MIB
@@ -58,8 +59,9 @@ async def test_multipart_upload_with_content_type(moto_endpoint, bucket, s3_admi
 
 
 async def test_public_base_url_form(moto_endpoint, bucket, tmp_path):
-    storage = s3_storage(moto_endpoint, bucket,
-                         s3_public_base_url="https://cdn.example.com/videos/")
+    storage = s3_storage(
+        moto_endpoint, bucket, s3_public_base_url="https://cdn.example.com/videos/"
+    )
     stored = await storage.upload(make_file(tmp_path / "a.mp4", 1000), "u/a.mp4")
     assert stored.url == "https://cdn.example.com/videos/u/a.mp4"
 
@@ -75,8 +77,7 @@ async def test_presigned_url_fetches_the_bytes(moto_endpoint, bucket, tmp_path):
         assert await response.read() == source.read_bytes()
 
 
-async def test_cancel_mid_upload_leaves_nothing_behind(moto_endpoint, bucket, s3_admin,
-                                                       tmp_path):
+async def test_cancel_mid_upload_leaves_nothing_behind(moto_endpoint, bucket, s3_admin, tmp_path):
     host, port = urlsplit(moto_endpoint).hostname, urlsplit(moto_endpoint).port
     proxy = StallingProxy(host, port, budget=7 * MIB)
     await proxy.start()

@@ -59,8 +59,13 @@ class DownloadBatch:
     """
 
     def __init__(
-        self, folder: Path, *, max_bytes: int, allow_private: bool,
-        storage: Storage | None = None, concurrency: int = 4,
+        self,
+        folder: Path,
+        *,
+        max_bytes: int,
+        allow_private: bool,
+        storage: Storage | None = None,
+        concurrency: int = 4,
         policy: FetchPolicy = DEFAULT_POLICY,
         on_progress: Callable[[int, int | None], None] | None = None,
     ) -> None:
@@ -81,7 +86,8 @@ class DownloadBatch:
         self._folder.mkdir(parents=True, exist_ok=True)
         self._expected = {u: None for u in first_source if not u.startswith(STORAGE_SCHEME)}
         async with make_session(
-            allow_private=self._allow_private, connect_timeout=self._policy.connect_timeout,
+            allow_private=self._allow_private,
+            connect_timeout=self._policy.connect_timeout,
             read_timeout=self._policy.read_timeout,
         ) as session:
             try:
@@ -93,7 +99,9 @@ class DownloadBatch:
         return {spec.source: paths[spec.url] for spec in inputs}
 
     async def _run_all(
-        self, session: aiohttp.ClientSession, first_source: dict[str, str],
+        self,
+        session: aiohttp.ClientSession,
+        first_source: dict[str, str],
         paths: dict[str, Path],
     ) -> None:
         try:
@@ -103,17 +111,21 @@ class DownloadBatch:
         except BaseExceptionGroup as failures:
             raise _most_telling(failures) from None
 
-    async def _one(
-        self, session: aiohttp.ClientSession, url: str, source: str, dest: Path
-    ) -> None:
+    async def _one(self, session: aiohttp.ClientSession, url: str, source: str, dest: Path) -> None:
         async with self._limit:
             if url.startswith(STORAGE_SCHEME):
-                await fetch_from_storage(url, dest, source=source, max_bytes=self._max_bytes,
-                                         storage=self._storage)
+                await fetch_from_storage(
+                    url, dest, source=source, max_bytes=self._max_bytes, storage=self._storage
+                )
                 return
             await download(
-                url, dest, source=source, max_bytes=self._max_bytes,
-                allow_private=self._allow_private, session=session, policy=self._policy,
+                url,
+                dest,
+                source=source,
+                max_bytes=self._max_bytes,
+                allow_private=self._allow_private,
+                session=session,
+                policy=self._policy,
                 on_bytes=lambda got, total: self._report(url, got, total),
             )
 

@@ -79,8 +79,9 @@ async def download(
     """
     try:
         async with _session_scope(session, allow_private, policy) as http:
-            return await _retrying(http, url, dest, source, max_bytes, allow_private,
-                                   on_bytes, policy)
+            return await _retrying(
+                http, url, dest, source, max_bytes, allow_private, on_bytes, policy
+            )
     except BaseException:
         _part_path(dest).unlink(missing_ok=True)
         raise
@@ -103,14 +104,21 @@ async def _session_scope(
 
 
 async def _retrying(
-    http: aiohttp.ClientSession, url: str, dest: Path, source: str, max_bytes: int,
-    allow_private: bool, on_bytes: ProgressCallback | None, policy: FetchPolicy,
+    http: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    source: str,
+    max_bytes: int,
+    allow_private: bool,
+    on_bytes: ProgressCallback | None,
+    policy: FetchPolicy,
 ) -> Path:
     """Run attempts until one succeeds, a permanent error arises or attempts run out."""
     for attempt in range(1, policy.attempts + 1):
         try:
-            return await _attempt(http, url, dest, source, max_bytes, allow_private,
-                                  on_bytes, policy)
+            return await _attempt(
+                http, url, dest, source, max_bytes, allow_private, on_bytes, policy
+            )
         except _Transient as exc:
             if attempt == policy.attempts:
                 raise DownloadError(
@@ -129,16 +137,26 @@ def _delay(attempt: int, retry_after: float | None, policy: FetchPolicy) -> floa
 
 
 async def _attempt(
-    http: aiohttp.ClientSession, url: str, dest: Path, source: str, max_bytes: int,
-    allow_private: bool, on_bytes: ProgressCallback | None, policy: FetchPolicy,
+    http: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    source: str,
+    max_bytes: int,
+    allow_private: bool,
+    on_bytes: ProgressCallback | None,
+    policy: FetchPolicy,
 ) -> Path:
     """One try: follow redirects hop by hop, each hop checked, then stream the body."""
     current = url
     for _hop in range(policy.max_redirects + 1):
         _check_hop(current, source, allow_private)
         try:
-            async with http.get(current, allow_redirects=False, timeout=_timeout(policy),
-                                headers={"Accept-Encoding": "identity"}) as resp:
+            async with http.get(
+                current,
+                allow_redirects=False,
+                timeout=_timeout(policy),
+                headers={"Accept-Encoding": "identity"},
+            ) as resp:
                 if resp.status in REDIRECTS:
                     current = _next_hop(resp, current, source)
                     continue
@@ -183,8 +201,10 @@ def _raise_for_status(resp: aiohttp.ClientResponse, source: str) -> None:
     if 200 <= status < 300:
         return
     if status == 429 or status >= 500:
-        raise _Transient(f"the server answered {_status_text(status)}",
-                         _retry_after(resp.headers.get("Retry-After")))
+        raise _Transient(
+            f"the server answered {_status_text(status)}",
+            _retry_after(resp.headers.get("Retry-After")),
+        )
     raise InputError(source, f"the URL returned {_status_text(status)}{_hint(status)}")
 
 
@@ -234,8 +254,12 @@ def _part_path(dest: Path) -> Path:
 
 
 async def _save_body(
-    resp: aiohttp.ClientResponse, dest: Path, source: str, max_bytes: int,
-    on_bytes: ProgressCallback | None, policy: FetchPolicy,
+    resp: aiohttp.ClientResponse,
+    dest: Path,
+    source: str,
+    max_bytes: int,
+    on_bytes: ProgressCallback | None,
+    policy: FetchPolicy,
 ) -> None:
     """Stream the body to `dest` under the byte cap and the minimum-speed rule."""
     expected = resp.content_length

@@ -82,8 +82,12 @@ class Storage(Protocol):
     bucket: str
 
     async def upload(
-        self, local_path: Path, key: str, content_type: str = VIDEO_MP4,
-        *, on_bytes: ByteProgress | None = None,
+        self,
+        local_path: Path,
+        key: str,
+        content_type: str = VIDEO_MP4,
+        *,
+        on_bytes: ByteProgress | None = None,
     ) -> StoredObject:
         """Publish `local_path` at `key`; `on_bytes(sent, total)` runs on the event loop."""
         ...
@@ -140,5 +144,5 @@ def parse_storage_url(url: str) -> tuple[str, str]:
     prefix = "storage://"
     if not url.startswith(prefix):
         raise InvalidKeyError("a storage URL must start with storage://")
-    bucket, _, key = url[len(prefix):].partition("/")
+    bucket, _, key = url[len(prefix) :].partition("/")
     return check_bucket(bucket), check_key(key)

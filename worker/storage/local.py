@@ -46,8 +46,12 @@ class LocalStorage:
         return path
 
     async def upload(
-        self, local_path: Path, key: str, content_type: str = VIDEO_MP4,
-        *, on_bytes: ByteProgress | None = None,
+        self,
+        local_path: Path,
+        key: str,
+        content_type: str = VIDEO_MP4,
+        *,
+        on_bytes: ByteProgress | None = None,
     ) -> StoredObject:
         """Copy `local_path` to a temporary file beside the key, then rename it into place."""
         target = self.path_for(key)

@@ -37,8 +37,16 @@ MIB = 1024 * 1024
 DEFAULT_TRANSFER = TransferConfig(
     multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4
 )
-_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
-           "InvalidToken", "ExpiredToken", "403", "401"}
+_DENIED = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AllAccessDisabled",
+    "InvalidToken",
+    "ExpiredToken",
+    "403",
+    "401",
+}
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -48,8 +56,13 @@ class S3Storage:
     name = "s3"
 
     def __init__(
-        self, client: Any, bucket: str, *, public_base_url: str | None = None,
-        transfer: TransferConfig = DEFAULT_TRANSFER, endpoint: str | None = None,
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        public_base_url: str | None = None,
+        transfer: TransferConfig = DEFAULT_TRANSFER,
+        endpoint: str | None = None,
     ) -> None:
         self._client = client
         self.bucket = check_bucket(bucket)
@@ -64,31 +77,51 @@ class S3Storage:
         if not settings.s3_bucket:
             raise StorageConfigError("STORAGE_BACKEND is s3 but S3_BUCKET is not set")
         client = make_client(settings)
-        return cls(client, settings.s3_bucket, public_base_url=settings.s3_public_base_url,
-                   endpoint=settings.s3_endpoint_url, **kwargs)
+        return cls(
+            client,
+            settings.s3_bucket,
+            public_base_url=settings.s3_public_base_url,
+            endpoint=settings.s3_endpoint_url,
+            **kwargs,
+        )
 
     async def upload(
-        self, local_path: Path, key: str, content_type: str = VIDEO_MP4,
-        *, on_bytes: ByteProgress | None = None,
+        self,
+        local_path: Path,
+        key: str,
+        content_type: str = VIDEO_MP4,
+        *,
+        on_bytes: ByteProgress | None = None,
     ) -> StoredObject:
         """Stream `local_path` to `key` (multipart above the threshold) and return its URL."""
         check_key(key)
         size = await file_size(local_path)
         progress = ThreadProgress(size, on_bytes)
-        await run_stoppable(lambda stop: self._upload(local_path, key, content_type,
-                                                      stop, progress))
+        await run_stoppable(
+            lambda stop: self._upload(local_path, key, content_type, stop, progress)
+        )
         return StoredObject(self.bucket, key, await self.url_for(key), size, content_type)
 
-    def _upload(self, path: Path, key: str, content_type: str, stop: threading.Event,
-                progress: ThreadProgress) -> None:
+    def _upload(
+        self,
+        path: Path,
+        key: str,
+        content_type: str,
+        stop: threading.Event,
+        progress: ThreadProgress,
+    ) -> None:
         def on_chunk(n: int) -> None:
             check_stop(stop)  # raising here makes s3transfer abort the multipart upload
             progress.add(n)
 
         with self._mapped(key):
             self._client.upload_file(
-                str(path), self.bucket, key, ExtraArgs={"ContentType": content_type},
-                Config=self._transfer, Callback=on_chunk,
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": content_type},
+                Config=self._transfer,
+                Callback=on_chunk,
             )
 
     async def download(self, bucket: str | None, key: str, dest: Path, max_bytes: int) -> Path:
@@ -103,8 +136,9 @@ class S3Storage:
             part.unlink(missing_ok=True)
         return dest
 
-    def _download(self, bucket: str, key: str, part: Path, max_bytes: int,
-                  stop: threading.Event) -> None:
+    def _download(
+        self, bucket: str, key: str, part: Path, max_bytes: int, stop: threading.Event
+    ) -> None:
         with self._mapped(key, bucket):
             response = self._client.get_object(Bucket=bucket, Key=key)
             body = response["Body"]
@@ -131,10 +165,13 @@ class S3Storage:
         if self._public_base:
             return f"{self._public_base}/{quote(key, safe='/~')}"
         with self._mapped(key):
-            return str(self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key},
-                ExpiresIn=SIGNED_URL_SECONDS,
-            ))
+            return str(
+                self._client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": key},
+                    ExpiresIn=SIGNED_URL_SECONDS,
+                )
+            )
 
     def _mapped(self, key: str, bucket: str | None = None) -> _BotoErrors:
         return _BotoErrors(bucket or self.bucket, key, self._where)
@@ -144,18 +181,25 @@ def make_client(settings: Settings) -> Any:
     """A boto3 S3 client from settings: explicit keys when given, else boto3's own chain."""
     addressing = "path" if settings.s3_endpoint_url else "auto"
     config = Config(
-        s3={"addressing_style": addressing}, signature_version="s3v4",
-        connect_timeout=10, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
+        s3={"addressing_style": addressing},
+        signature_version="s3v4",
+        connect_timeout=10,
+        read_timeout=60,
+        retries={"max_attempts": 3, "mode": "standard"},
     )
     return boto3.session.Session().client(
-        "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region or "us-east-1",
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.aws_region or "us-east-1",
         aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key, config=config,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        config=config,
     )
 
 
-def _stream_capped(body: Any, part: Path, bucket: str, key: str, max_bytes: int,
-                   stop: threading.Event) -> None:
+def _stream_capped(
+    body: Any, part: Path, bucket: str, key: str, max_bytes: int, stop: threading.Event
+) -> None:
     """Copy a streaming body to `part`, counting what arrives rather than trusting headers."""
     received = 0
     with part.open("wb") as out:

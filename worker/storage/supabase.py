@@ -58,8 +58,10 @@ class SupabaseStorage:
         self.bucket = check_bucket(bucket)
         self._url = url.rstrip("/")
         self._secret = service_key
-        options = ClientOptions(auto_refresh_token=False, persist_session=False,
-                                storage_client_timeout=timeout)
+        # Our own httpx client: its timeouts apply per read/write, so a large upload is not
+        # cut off, and a dead server is noticed within `timeout` seconds of silence.
+        http = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0))
+        options = ClientOptions(auto_refresh_token=False, persist_session=False, httpx_client=http)
         with self._mapped(""):
             self._storage = create_client(self._url, service_key, options).storage
         self._public: bool | None = None
@@ -75,19 +77,30 @@ class SupabaseStorage:
         return cls(settings.supabase_url, settings.supabase_service_key, settings.storage_bucket)
 
     async def upload(
-        self, local_path: Path, key: str, content_type: str = VIDEO_MP4,
-        *, on_bytes: ByteProgress | None = None,
+        self,
+        local_path: Path,
+        key: str,
+        content_type: str = VIDEO_MP4,
+        *,
+        on_bytes: ByteProgress | None = None,
     ) -> StoredObject:
         """Stream `local_path` to `key` with its real content type, then return its URL."""
         check_key(key)
         size = await file_size(local_path)
         progress = ThreadProgress(size, on_bytes)
-        await run_stoppable(lambda stop: self._upload(local_path, key, content_type,
-                                                      stop, progress))
+        await run_stoppable(
+            lambda stop: self._upload(local_path, key, content_type, stop, progress)
+        )
         return StoredObject(self.bucket, key, await self.url_for(key), size, content_type)
 
-    def _upload(self, path: Path, key: str, content_type: str, stop: threading.Event,
-                progress: ThreadProgress) -> None:
+    def _upload(
+        self,
+        path: Path,
+        key: str,
+        content_type: str,
+        stop: threading.Event,
+        progress: ThreadProgress,
+    ) -> None:
         options = {"content-type": content_type, "upsert": "true", "cache-control": "3600"}
         with self._mapped(key), StoppableFile(path, stop, progress) as body:
             self._storage.from_(self.bucket).upload(key, body, options)  # type: ignore[arg-type]
@@ -108,10 +121,15 @@ class SupabaseStorage:
             part.unlink(missing_ok=True)
         return dest
 
-    def _download(self, bucket: str, key: str, part: Path, max_bytes: int,
-                  stop: threading.Event) -> None:
+    def _download(
+        self, bucket: str, key: str, part: Path, max_bytes: int, stop: threading.Event
+    ) -> None:
         url = f"{self._url}/storage/v1/object/{quote(bucket)}/{quote(key, safe='/')}"
-        with self._mapped(key, bucket), self._storage.session.stream("GET", url) as response:
+        auth = {"apiKey": self._secret, "Authorization": f"Bearer {self._secret}"}
+        with (
+            self._mapped(key, bucket),
+            self._storage.session.stream("GET", url, headers=auth) as response,
+        ):
             _raise_for_download(response, bucket, key)
             if int(response.headers.get("content-length") or 0) > max_bytes:
                 raise ObjectTooLarge(bucket, key, max_bytes)
@@ -155,9 +173,9 @@ class SupabaseStorage:
         except StorageApiError as exc:
             raise self._from_api_error(exc, bucket or self.bucket, key) from exc
         except httpx.TransportError as exc:
-            raise StorageError(self._scrub(
-                f"cannot reach Supabase Storage at {self._url}: {type(exc).__name__}"
-            )) from exc
+            raise StorageError(
+                self._scrub(f"cannot reach Supabase Storage at {self._url}: {type(exc).__name__}")
+            ) from exc
         except (StorageException, httpx.HTTPError) as exc:
             raise StorageError(self._scrub(f"Supabase Storage failed: {exc}")) from exc
 
@@ -169,10 +187,12 @@ class SupabaseStorage:
                 "STORAGE_BUCKET"
             )
         if status in ("401", "403") or "jwt" in text.lower():
-            return StorageConfigError(self._scrub(
-                f"Supabase Storage refused the request ({status} {exc.message}): check "
-                "SUPABASE_SERVICE_KEY and the bucket's policies"
-            ))
+            return StorageConfigError(
+                self._scrub(
+                    f"Supabase Storage refused the request ({status} {exc.message}): check "
+                    "SUPABASE_SERVICE_KEY and the bucket's policies"
+                )
+            )
         if status == "404" and key:
             return ObjectNotFound(bucket, key)
         return StorageError(self._scrub(f"Supabase Storage failed ({status} {exc.message})"))
@@ -189,15 +209,25 @@ def _raise_for_download(response: httpx.Response, bucket: str, key: str) -> None
     response.read()
     try:
         body: Any = response.json()
-        raise StorageApiError(str(body.get("message", "")), str(body.get("error", "")),
-                              body.get("statusCode", response.status_code))
+        raise StorageApiError(
+            str(body.get("message", "")),
+            str(body.get("error", "")),
+            body.get("statusCode", response.status_code),
+        )
     except (ValueError, AttributeError):
-        raise StorageApiError(response.reason_phrase, "InternalError",
-                              response.status_code) from None
+        raise StorageApiError(
+            response.reason_phrase, "InternalError", response.status_code
+        ) from None
 
 
-def _write_capped(chunks: Iterator[bytes], part: Path, bucket: str, key: str, max_bytes: int,
-                  stop: threading.Event) -> None:
+def _write_capped(
+    chunks: Iterator[bytes],
+    part: Path,
+    bucket: str,
+    key: str,
+    max_bytes: int,
+    stop: threading.Event,
+) -> None:
     """Write chunks to `part`, counting what arrives rather than trusting Content-Length."""
     received = 0
     with part.open("wb") as out:
