@@ -96,7 +96,7 @@ def gray_frame(path: Path, index: int) -> bytes:
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i == index:
-                plane = frame.reformat(format="gray", width=160, height=120).planes[0]
+                plane = frame.reformat(format="yuv420p", width=160, height=120).planes[0]
                 data = bytes(plane)
                 return b"".join(data[row * plane.line_size :][:160] for row in range(120))
     raise AssertionError(f"{path} has fewer than {index + 1} frames")

@@ -48,8 +48,9 @@ class FFmpegError(RuntimeError):
     def __init__(self, returncode: int, stderr: str) -> None:
         self.returncode = returncode
         self.stderr = stderr
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
-        super().__init__(f"ffmpeg exited with status {returncode}: {last}")
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        summary = " | ".join(lines[-3:])[-600:] or "no error output"
+        super().__init__(f"ffmpeg exited with status {returncode}: {summary}")
 
 
 @functools.cache

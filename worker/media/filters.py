@@ -68,16 +68,14 @@ def _is_trimmed(clip: ClipSpec, window: ClipWindow) -> bool:
 def x264_args(geometry: Geometry, threads: int) -> list[str]:
     """One fixed x264 setup for every intermediate, so they share SPS/PPS and can be copied.
 
-    Keyframes every 2 s keep seeking in a browser quick. Colour is tagged BT.709 because the
-    video chain converts everything to it.
+    Keyframes every 2 s keep seeking in a browser quick. (Colour tags come from the frames,
+    set by `video_chain`: FFmpeg ignores `-color_trc` and friends when frames carry their own.)
     """
     gop = max(1, round(2 * geometry.fps))
     return [
         "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF),
         "-profile:v", "high", "-pix_fmt", "yuv420p", "-threads", str(threads),
         "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-        "-color_range", "tv",
     ]  # fmt: skip
 
 
@@ -95,6 +93,8 @@ def video_chain(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> s
         "setsar=1",
         f"fps={geometry.fps.numerator}/{geometry.fps.denominator}",
         "format=yuv420p",
+        # one colour description for every intermediate, so all share one SPS
+        "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
         "tpad=stop_mode=clone:stop=-1",
         f"trim=end_frame={frames}",
     ]
