@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# video-worker: one replica of the worker. Runs as a non-root user under tini, so SIGTERM
+# reaches the worker (which hands unfinished jobs back) and FFmpeg children are reaped.
+#
+# FFmpeg comes from the imageio-ffmpeg wheel (a static FFmpeg 9 build with libx264, zimg
+# and friends), the same binary the tests run on, instead of Debian's older package; it is
+# linked onto PATH for operators who want to run it by hand.
+
+FROM python:3.12-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIDEO_WORKER_HOME=/var/lib/video-worker \
+    LOG_FORMAT=json \
+    PORT=3001
+
+# tini as PID 1; ca-certificates for HTTPS downloads and uploads.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+
+# Dependencies first, from the metadata alone, so a code change does not reinstall them.
+COPY pyproject.toml README.md ./
+RUN mkdir -p worker sql \
+    && touch worker/__init__.py \
+    && pip install . \
+    && pip uninstall -y video-worker \
+    && rm -rf worker sql
+
+# Then the code.
+COPY sql ./sql
+COPY worker ./worker
+RUN pip install --no-deps . \
+    && ln -s "$(python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" /usr/local/bin/ffmpeg \
+    && useradd --system --user-group --uid 10001 --home-dir /var/lib/video-worker --create-home worker
+
+USER 10001
+EXPOSE 3001
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '3001'), timeout=4)"]
+
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["video-worker", "run"]
