@@ -21,12 +21,7 @@ FOLLOW_EVERY = 0.5
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     handler = load_handler(args.handler or DEFAULT_HANDLER)
-    hook = None
-    if args.handler is None:
-        from worker.pipeline import finished_hook
-
-        hook = finished_hook(settings)
-    await run_worker(settings, handler, run_migrations=not args.no_migrate, on_finished=hook)
+    await run_worker(settings, handler, run_migrations=not args.no_migrate)
     return 0
 
 

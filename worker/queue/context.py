@@ -42,17 +42,30 @@ class ProgressReporter:
 
     async def report(self, progress: float | None = None, stage: str | None = None,
                      message: str | None = None) -> None:
+        self._update(progress, stage, message)
+        wait = self._last_write + self.min_interval - time.monotonic()
+        if wait <= 0:
+            await self.flush()
+        else:
+            self._schedule(wait)
+
+    def report_nowait(self, progress: float | None = None, stage: str | None = None,
+                      message: str | None = None) -> None:
+        """For synchronous callbacks (FFmpeg and download progress): update now, write soon."""
+        self._update(progress, stage, message)
+        self._schedule(max(0.0, self._last_write + self.min_interval - time.monotonic()))
+
+    def _update(self, progress: float | None, stage: str | None, message: str | None) -> None:
         if progress is not None:
             self.state.progress = max(self.state.progress, min(100, max(0, int(progress))))
         if stage is not None:
             self.state.stage = stage
         if message is not None:
             self.state.message = message
-        wait = self._last_write + self.min_interval - time.monotonic()
-        if wait <= 0:
-            await self.flush()
-        elif self._trailing is None or self._trailing.done():
-            self._trailing = asyncio.create_task(self._flush_later(wait))
+
+    def _schedule(self, delay: float) -> None:
+        if self._trailing is None or self._trailing.done():
+            self._trailing = asyncio.create_task(self._flush_later(delay))
 
     async def _flush_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -91,6 +104,11 @@ class JobContext:
                      message: str | None = None) -> None:
         """Record progress (0..100), the current stage and a human-readable message."""
         await self._reporter.report(progress, stage, message)
+
+    def report_nowait(self, progress: float | None = None, stage: str | None = None,
+                      message: str | None = None) -> None:
+        """The same from synchronous code (progress callbacks); the write follows shortly."""
+        self._reporter.report_nowait(progress, stage, message)
 
     @property
     def progress(self) -> ProgressState:

@@ -1,0 +1,216 @@
+"""One job, end to end: validate, download, probe, assemble, upload; clean up whatever happens.
+
+Progress is weighted by stage: downloading 0–25 %, processing 25–90 %, uploading 90–99 %
+(100 % is written with the result). Anything that goes wrong with one input names it
+(`clips[2]: …`); a malformed payload names the field (`payload.clips[2].url: …`). A failed or
+cancelled job leaves nothing behind: the temp folder is removed and anything already uploaded
+is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
+from worker.log import get_logger
+from worker.media.assemble import assemble
+from worker.media.probe import MediaInfo, probe_async
+from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
+from worker.payload import Payload, output_key, parse_payload
+from worker.queue.context import JobContext
+from worker.queue.models import Job, JobOutcome
+from worker.settings import Settings
+from worker.storage import Storage, StoredObject, make_storage
+
+DOWNLOAD = (0.0, 25.0)
+PROCESS = (25.0, 90.0)
+UPLOAD = (90.0, 99.0)
+
+log = get_logger("video-worker.pipeline")
+
+
+def _span(ctx: JobContext, span: tuple[float, float], stage: str,
+          message: str) -> Callable[[float], None]:
+    """A 0..1 callback that moves the job's progress across `span`."""
+    lo, hi = span
+
+    def report(fraction: float) -> None:
+        ctx.report_nowait(lo + (hi - lo) * min(1.0, max(0.0, fraction)), stage, message)
+    return report
+
+
+def _bytes_span(report: Callable[[float], None]) -> Callable[[int, int | None], None]:
+    def on_bytes(done: int, total: int | None) -> None:
+        if total:
+            report(done / total)
+    return on_bytes
+
+
+@dataclass
+class Attempt:
+    """What one attempt made so far, so a failure can undo it."""
+
+    workdir: Path
+    published: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, storage: Storage | None = None, *,
+                 fetch_policy: FetchPolicy = DEFAULT_POLICY) -> None:
+        self.settings = settings
+        self.storage = storage if storage is not None else make_storage(settings)
+        self.fetch_policy = fetch_policy
+
+    async def __call__(self, job: Job, ctx: JobContext) -> JobOutcome:
+        payload = parse_payload(job.payload, self.settings)
+        key = output_key(payload, job.id, job.user_id)
+        attempt = Attempt(Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._tmp_root())))
+        try:
+            paths = await self._download(payload, attempt, ctx)
+            clips, music = await self._probe(payload, paths, attempt, ctx)
+            made = await self._assemble(clips, music, payload, attempt, ctx)
+            return await self._publish(made, key, attempt, ctx)
+        except BaseException:
+            await self._unpublish(attempt)
+            raise
+        finally:
+            shutil.rmtree(attempt.workdir, ignore_errors=True)
+
+    def _tmp_root(self) -> Path:
+        root = self.settings.home / "tmp"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    async def _download(self, payload: Payload, attempt: Attempt,
+                        ctx: JobContext) -> dict[str, Path]:
+        await ctx.report(DOWNLOAD[0], "downloading", f"Downloading {len(_inputs(payload))} file(s)")
+        report = _span(ctx, DOWNLOAD, "downloading", "Downloading inputs")
+        batch = DownloadBatch(
+            attempt.workdir / "inputs", max_bytes=self.settings.max_input_bytes,
+            allow_private=self.settings.allow_private_urls, storage=self.storage,
+            policy=self.fetch_policy, on_progress=_bytes_span(report))
+        with _timed(attempt, "download"):
+            return await batch.fetch_all(_inputs(payload))
+
+    async def _probe(self, payload: Payload, paths: dict[str, Path], attempt: Attempt,
+                     ctx: JobContext) -> tuple[list[ClipSpec], MusicSpec | None]:
+        await ctx.report(DOWNLOAD[1], "processing", "Checking the inputs")
+        with _timed(attempt, "probe"):
+            infos = await _probe_all(paths)
+        clips = [ClipSpec(path=paths[f"clips[{i}]"], info=infos[f"clips[{i}]"],
+                          start=clip.start or None, end=clip.end,
+                          voice_path=paths.get(f"clips[{i}].voice_url"),
+                          voice_info=infos.get(f"clips[{i}].voice_url"))
+                 for i, clip in enumerate(payload.clips)]
+        music = None
+        if payload.audio is not None:
+            music = MusicSpec(path=paths["audio"], info=infos["audio"],
+                              volume=payload.audio.volume, duck=payload.audio.duck)
+        return clips, music
+
+    async def _assemble(self, clips: list[ClipSpec], music: MusicSpec | None, payload: Payload,
+                        attempt: Attempt, ctx: JobContext) -> AssemblyResult:
+        out = payload.output
+        spec = OutputSpec(width=out.width, height=out.height, fps=out.fps, fit=out.fit,
+                          thumbnail=out.thumbnail,
+                          max_duration=float(self.settings.max_output_seconds))
+        await ctx.report(PROCESS[0], "processing", f"Joining {len(clips)} clip(s)")
+        with _timed(attempt, "process"):
+            made = await assemble(clips, audio=music, output=spec,
+                                  workdir=attempt.workdir / "output",
+                                  on_progress=_span(ctx, PROCESS, "processing", "Encoding"))
+        return made
+
+    async def _publish(self, made: AssemblyResult, key: str, attempt: Attempt,
+                       ctx: JobContext) -> JobOutcome:
+        await ctx.report(UPLOAD[0], "uploading", "Uploading the video")
+        report = _span(ctx, UPLOAD, "uploading", "Uploading the video")
+        with _timed(attempt, "upload"):
+            video = await self._upload(made.output, key, "video/mp4", attempt,
+                                       lambda done, total: report(done / total if total else 0))
+            poster = None
+            if made.thumbnail is not None:
+                poster = await self._upload(made.thumbnail, _poster_key(key), "image/jpeg",
+                                            attempt, None)
+        return JobOutcome(video_url=video.url, thumbnail_url=poster.url if poster else None,
+                          result=_result(made, video, poster, attempt.timings))
+
+    async def _upload(self, path: Path, key: str, content_type: str, attempt: Attempt,
+                      on_bytes: Callable[[int, int], None] | None) -> StoredObject:
+        attempt.published.append(key)  # before: a cancel mid-upload must still clean up
+        return await self.storage.upload(path, key, content_type, on_bytes=on_bytes)
+
+    async def _unpublish(self, attempt: Attempt) -> None:
+        """Best effort, and shielded: it runs while the job is being cancelled."""
+        for key in attempt.published:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.storage.delete(key))
+
+
+def _inputs(payload: Payload) -> list[InputSpec]:
+    inputs = []
+    for i, clip in enumerate(payload.clips):
+        inputs.append(InputSpec(f"clips[{i}]", clip.url))
+        if clip.voice_url:
+            inputs.append(InputSpec(f"clips[{i}].voice_url", clip.voice_url))
+    if payload.audio is not None:
+        inputs.append(InputSpec("audio", payload.audio.url))
+    return inputs
+
+
+async def _probe_all(paths: dict[str, Path]) -> dict[str, MediaInfo]:
+    """Probe every input (two at a time: probing decodes frames)."""
+    gate = asyncio.Semaphore(2)
+
+    async def one(source: str, path: Path) -> tuple[str, MediaInfo]:
+        kind = "clip" if source.startswith("clips[") and "." not in source else "audio"
+        async with gate:
+            return source, await probe_async(path, source, kind)
+    return dict(await asyncio.gather(*(one(s, p) for s, p in paths.items())))
+
+
+def _poster_key(key: str) -> str:
+    stem = key[:-4] if key.lower().endswith(".mp4") else key
+    return f"{stem}.jpg"
+
+
+def _result(made: AssemblyResult, video: StoredObject, poster: StoredObject | None,
+            timings: dict[str, float]) -> dict[str, Any]:
+    return {
+        "storage_path": video.key, "bucket": video.bucket, "bytes": made.bytes,
+        "duration": round(made.duration, 3), "width": made.width, "height": made.height,
+        "fps": round(made.fps, 3), "video_codec": made.video_codec,
+        "audio_codec": made.audio_codec, "join": made.join,
+        "thumbnail_path": poster.key if poster else None,
+        "timings": {**{k: round(v, 3) for k, v in timings.items()},
+                    **{f"ffmpeg_{k}": round(v, 3) for k, v in made.timings.items()}},
+    }
+
+
+@contextlib.contextmanager
+def _timed(attempt: Attempt, name: str) -> Any:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        attempt.timings[name] = time.perf_counter() - start
+
+
+_pipelines: dict[int, Pipeline] = {}
+
+
+async def handle_job(job: Job, ctx: JobContext) -> JobOutcome:
+    """The default handler: one Pipeline per settings object, made on first use."""
+    pipeline = _pipelines.get(id(ctx.settings))
+    if pipeline is None:
+        pipeline = _pipelines[id(ctx.settings)] = Pipeline(ctx.settings)
+    return await pipeline(job, ctx)
