@@ -31,7 +31,7 @@ from worker.media.ffmpeg import (
 )
 from worker.media.filters import SAMPLE_RATE, ClipJob, clip_job
 from worker.media.plan import Plan, make_plan
-from worker.media.probe import MediaInfo, probe_async
+from worker.media.probe import MediaInfo, describe
 from worker.media.progress import WeightedProgress
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 
@@ -78,7 +78,7 @@ async def assemble(
                 thumbnail = await make_poster(final, poster, plan.duration, scratch)
             progress.finish("thumbnail")
         with _timed(timings, "probe_output"):
-            info = await probe_async(final, "output")
+            info = await asyncio.to_thread(describe, final, "output")
     except BaseException:
         final.unlink(missing_ok=True)
         poster.unlink(missing_ok=True)

@@ -132,6 +132,18 @@ def probe(path: Path, source: str, kind: Kind = "clip") -> MediaInfo:
     return info
 
 
+def describe(path: Path, source: str) -> MediaInfo:
+    """Headers and first frame only, without the usability checks: for files we just wrote.
+
+    Checking our own output's end would decode up to a whole GOP again for nothing; this
+    keeps reading the result back cheap next to a stream-copy join.
+    """
+    path = Path(path)
+    size = _size(path, source)
+    with _open(path, source) as container:
+        return _describe(container, path, size)
+
+
 def _size(path: Path, source: str) -> int:
     try:
         size = path.stat().st_size

@@ -22,7 +22,7 @@ from typing import Any
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
-from worker.media.probe import MediaInfo, probe_async
+from worker.media.probe import Kind, MediaInfo, probe_async
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 from worker.payload import Payload, output_key, parse_payload
 from worker.queue.context import JobContext
@@ -172,7 +172,7 @@ async def _probe_all(paths: dict[str, Path]) -> dict[str, MediaInfo]:
     gate = asyncio.Semaphore(2)
 
     async def one(source: str, path: Path) -> tuple[str, MediaInfo]:
-        kind = "clip" if source.startswith("clips[") and "." not in source else "audio"
+        kind: Kind = "clip" if source.startswith("clips[") and "." not in source else "audio"
         async with gate:
             return source, await probe_async(path, source, kind)
     return dict(await asyncio.gather(*(one(s, p) for s, p in paths.items())))
