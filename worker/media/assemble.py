@@ -1,9 +1,10 @@
 """Assembling probed clips into one MP4: the copy path, the re-encode path, and the poster.
 
     plan (plan.py) ──copy──▶ concat demuxer, -c copy, +faststart
-                   └reencode▶ each clip → identical intermediate (filters.py), 2 at a time
-                              → concat demuxer: video copied, soundtrack mixed and encoded
-                                once to AAC (audio.py), +faststart
+                   └reencode▶ pictures: each clip → identical H.264 intermediate, 2 at a time
+                              sound, meanwhile: each clip → WAV, then one soundtrack pass
+                                (music, ducking, loudnorm, AAC; audio.py)
+                              → mux: concat pictures + soundtrack, both copied, +faststart
     then: poster JPEG (optional), and the result read back by probing the output.
 
 Everything is written inside `workdir`; the output appears under its final name only when it
@@ -19,17 +20,17 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 
-from worker.media.audio import aac_args, soundtrack_graph
+from worker.media.audio import soundtrack_args
 from worker.media.ffmpeg import (
     CONCAT_FORMATS,
     ProgressCallback,
     input_args,
     run_ffmpeg,
 )
-from worker.media.filters import SAMPLE_RATE, ClipJob, clip_job
+from worker.media.filters import SAMPLE_RATE, ClipJob, audio_job, video_job
 from worker.media.plan import Plan, make_plan
 from worker.media.probe import MediaInfo, describe
 from worker.media.progress import WeightedProgress
@@ -39,7 +40,8 @@ OUTPUT_NAME = "output.mp4"
 THUMBNAIL_NAME = "thumbnail.jpg"
 MAX_PARALLEL_ENCODES = 2
 # Relative cost of the stages per second of video, for a progress bar that moves evenly.
-FINAL_PASS_WEIGHT = 0.12
+SOUNDTRACK_WEIGHT = 0.12
+MUX_WEIGHT = 0.02
 THUMBNAIL_WEIGHT = 0.02
 POSTER_AT = 0.10  # poster frame: 10% in ...
 POSTER_MIN_DURATION = 2.0  # ... or the first frame of videos shorter than this
@@ -124,7 +126,8 @@ def _weights(plan: Plan, output: OutputSpec) -> dict[str, float]:
     else:
         for i, window in enumerate(plan.windows):
             weights[f"clip{i}"] = float(window.frames / plan.geometry.fps)
-        weights["join"] = plan.duration * FINAL_PASS_WEIGHT
+        weights["soundtrack"] = plan.duration * SOUNDTRACK_WEIGHT
+        weights["join"] = plan.duration * MUX_WEIGHT
     if output.thumbnail:
         weights["thumbnail"] = max(plan.duration * THUMBNAIL_WEIGHT, 0.01)
     return weights
@@ -177,16 +180,32 @@ def _safe_suffix(path: Path) -> str:
 async def _reencode(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec,
                     plan: Plan, scratch: Path, partial: Path, progress: WeightedProgress,
                     timings: dict[str, float]) -> None:  # fmt: skip
-    """Normalize every clip to one intermediate format, then join them and mix the sound."""
+    """Normalize every clip's picture and sound, mix the soundtrack meanwhile, then mux.
+
+    Picture encodes run `parallel` at a time; the soundtrack (sound intermediates, music,
+    ducking, loudnorm, AAC) runs beside them, since it needs only the clips' sound.
+    """
     parallel, threads = _parallelism(len(clips))
-    jobs = [
-        clip_job(clip, window, plan.geometry, output.fit, scratch / f"part{i:03d}.mov", threads)
-        for i, (clip, window) in enumerate(zip(clips, plan.windows, strict=True))
-    ]
-    with _timed(timings, "encode_clips"):
-        await _run_parallel(jobs, parallel, progress)
-    with _timed(timings, "join"):
-        await _final_pass(jobs, audio, plan, scratch, partial, progress)
+    geometry, fit = plan.geometry, output.fit
+    windows = list(zip(clips, plan.windows, strict=True))
+    videos = [video_job(clip, window, geometry, fit, scratch / f"video{i:03d}.mp4", threads)
+              for i, (clip, window) in enumerate(windows)]  # fmt: skip
+    sounds = [audio_job(clip, window, geometry, scratch / f"audio{i:03d}.wav")
+              for i, (clip, window) in enumerate(windows)]  # fmt: skip
+    soundtrack = scratch / "soundtrack.m4a"
+    with _timed(timings, "encode"):
+        await _gather_or_cancel(
+            _timed_async(timings, "encode_pictures", _encode_pictures(videos, parallel, progress)),
+            _timed_async(timings, "soundtrack",
+                         _soundtrack(sounds, audio, plan, scratch, soundtrack, progress)),
+        )  # fmt: skip
+    with _timed(timings, "mux"):
+        await _mux(videos, soundtrack, plan, scratch, partial, progress)
+
+
+async def _timed_async(timings: dict[str, float], name: str, work: Awaitable[None]) -> None:
+    with _timed(timings, name):
+        await work
 
 
 def _parallelism(clip_count: int) -> tuple[int, int]:
@@ -197,18 +216,9 @@ def _parallelism(clip_count: int) -> tuple[int, int]:
     return parallel, max(1, cores // parallel)
 
 
-async def _run_parallel(jobs: list[ClipJob], parallel: int, progress: WeightedProgress) -> None:
-    """Run the clip encodes `parallel` at a time; the first failure cancels (and kills) the rest."""
-    gate = asyncio.Semaphore(parallel)
-
-    async def run(index: int, job: ClipJob) -> None:
-        async with gate:
-            stage = f"clip{index}"
-            await run_ffmpeg(job.args, expected_duration=job.duration,
-                             on_progress=progress.stage(stage))  # fmt: skip
-            progress.finish(stage)
-
-    tasks = [asyncio.ensure_future(run(i, job)) for i, job in enumerate(jobs)]
+async def _gather_or_cancel(*work: Awaitable[None]) -> None:
+    """Await all; the first failure cancels the rest (killing their FFmpeg) and is re-raised."""
+    tasks = [asyncio.ensure_future(item) for item in work]
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -218,18 +228,41 @@ async def _run_parallel(jobs: list[ClipJob], parallel: int, progress: WeightedPr
         raise
 
 
-async def _final_pass(jobs: list[ClipJob], audio: MusicSpec | None, plan: Plan, scratch: Path,
-                      partial: Path, progress: WeightedProgress) -> None:  # fmt: skip
-    """Join the intermediates by stream copy and encode the mixed soundtrack once, to AAC."""
-    listing = write_concat_list(scratch / "join", [job.output for job in jobs])
-    fps = plan.geometry.fps
-    samples = sum(round(w.frames * SAMPLE_RATE / fps) for w in plan.windows)
-    args = input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"])
-    if audio is not None:
-        args += input_args(audio.path, before=["-stream_loop", "-1"])
-    args += [
-        "-filter_complex", soundtrack_graph(audio, samples),
-        "-map", "0:v:0", "-map", "[a]", "-c:v", "copy", *aac_args(),
+async def _encode_pictures(jobs: list[ClipJob], parallel: int, progress: WeightedProgress) -> None:
+    """Run the picture encodes `parallel` at a time, each reporting its own progress stage."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def run(index: int, job: ClipJob) -> None:
+        async with gate:
+            stage = f"clip{index}"
+            await run_ffmpeg(job.args, expected_duration=job.duration,
+                             on_progress=progress.stage(stage))  # fmt: skip
+            progress.finish(stage)
+
+    await _gather_or_cancel(*(run(i, job) for i, job in enumerate(jobs)))
+
+
+async def _soundtrack(sounds: list[ClipJob], audio: MusicSpec | None, plan: Plan, scratch: Path,
+                      output: Path, progress: WeightedProgress) -> None:  # fmt: skip
+    """Each clip's sound to WAV (quick: audio only), then the mixed, normalized AAC track."""
+    for job in sounds:
+        await run_ffmpeg(job.args, expected_duration=job.duration, on_progress=None)
+    listing = write_concat_list(scratch / "sound", [job.output for job in sounds])
+    samples = sum(round(w.frames * SAMPLE_RATE / plan.geometry.fps) for w in plan.windows)
+    args = soundtrack_args(listing, audio, samples, output)
+    stage = progress.stage("soundtrack")
+    await run_ffmpeg(args, expected_duration=plan.duration, on_progress=stage)
+    progress.finish("soundtrack")
+
+
+async def _mux(videos: list[ClipJob], soundtrack: Path, plan: Plan, scratch: Path, partial: Path,
+               progress: WeightedProgress) -> None:  # fmt: skip
+    """Join the picture intermediates and add the soundtrack, all by stream copy, +faststart."""
+    listing = write_concat_list(scratch / "pictures", [job.output for job in videos])
+    args = [
+        *input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
+        *input_args(soundtrack),
+        "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
         "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
     ]  # fmt: skip
     await run_ffmpeg(args, expected_duration=plan.duration, on_progress=progress.stage("join"))

@@ -1,14 +1,18 @@
 """The final soundtrack: joined clip sound, music bed with ducking, loudness normalization.
 
-This runs in the last pass of the re-encode path, where the joined video is stream-copied and
-only the sound is encoded, once, to AAC. The music is looped (`-stream_loop -1`) and cut to the
-video's length; with `duck`, a sidechain compressor keyed by the speech mix (clip sound plus
-voice-overs) pulls it down while anyone speaks. `loudnorm` (EBU R128) then brings the whole mix
-to a steady -16 LUFS, the usual target for web and mobile playback.
+On the re-encode path this pass joins the clips' WAV intermediates and encodes the whole
+sound, once, to AAC, while the pictures are still encoding; the final mux then copies both.
+The music is looped (`-stream_loop -1`) and cut to the video's length; with `duck`, a sidechain
+compressor keyed by the speech mix (clip sound plus voice-overs) pulls it down while anyone
+speaks. `loudnorm` (EBU R128) then brings the whole mix to a steady -16 LUFS, the usual target
+for web and mobile playback.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from worker.media.ffmpeg import CONCAT_FORMATS, input_args
 from worker.media.filters import AUDIO_FORMAT, SAMPLE_RATE
 from worker.media.specs import MusicSpec
 
@@ -58,3 +62,18 @@ def soundtrack_graph(music: MusicSpec | None, samples: int) -> str:
 def aac_args() -> list[str]:
     """The one AAC track the contract promises: 48 kHz stereo."""
     return ["-c:a", "aac", "-b:a", AAC_BITRATE, "-ar", str(SAMPLE_RATE), "-ac", "2"]
+
+
+def soundtrack_args(
+    listing: Path, music: MusicSpec | None, samples: int, output: Path
+) -> list[str]:
+    """FFmpeg arguments: the clips' sound (an ffconcat `listing` of WAVs) + music → AAC."""
+    args = input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"])
+    if music is not None:
+        args += input_args(music.path, before=["-stream_loop", "-1"])
+    return [
+        *args,
+        "-filter_complex", soundtrack_graph(music, samples),
+        "-map", "[a]", *aac_args(), "-map_metadata", "-1",
+        str(output),
+    ]  # fmt: skip

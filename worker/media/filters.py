@@ -1,10 +1,10 @@
-"""FFmpeg command lines that normalize one clip into the shared intermediate format.
+"""FFmpeg command lines that normalize one clip into the shared intermediate formats.
 
-Every intermediate is identical in everything the concat demuxer cares about: H.264 High
-8-bit yuv420p BT.709 at the output size and constant frame rate with one fixed set of x264
-settings (so one set of parameter sets), and 48 kHz stereo PCM audio exactly as long as the
-video. PCM rather than AAC because AAC priming would shift each clip's sound by ~21 ms per
-join; the final pass encodes the whole soundtrack to AAC once.
+Every picture intermediate is identical in everything the concat demuxer cares about: H.264
+High 8-bit yuv420p BT.709 at the output size and constant frame rate with one fixed set of x264
+settings (so one set of parameter sets). Every sound intermediate is 48 kHz stereo PCM exactly
+as long as its picture. PCM rather than AAC because AAC priming would shift each clip's sound
+by ~21 ms per join; the soundtrack pass encodes the whole sound to AAC once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ SAMPLE_RATE = 48_000
 AUDIO_FORMAT = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
 X264_PRESET = "veryfast"
 X264_CRF = 20
-INTERMEDIATE_SUFFIX = ".mov"  # MOV carries H.264 + PCM; MP4 has no standard PCM mapping
 
 
 @dataclass(frozen=True)
@@ -33,32 +32,48 @@ class ClipJob:
     duration: float
 
 
-def clip_job(
+def video_job(
     clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit, output: Path, threads: int
 ) -> ClipJob:
-    """The FFmpeg arguments that turn `clip` (trimmed to `window`) into an intermediate.
+    """The FFmpeg arguments that turn `clip`'s picture (trimmed to `window`) into an intermediate.
 
     The trim is done by input seeking (`-ss`/`-t` before `-i`), which is frame-accurate when
-    transcoding and cuts picture and sound alike.
+    transcoding; `audio_job` cuts the sound with the same window.
     """
-    trim = []
-    if _is_trimmed(clip, window):
-        trim = ["-ss", f"{window.start:.6f}", "-t", f"{window.duration:.6f}"]
-    inputs = input_args(clip.path, before=["-threads", str(threads), *trim])
-    if clip.voice_path is not None:
-        inputs += input_args(clip.voice_path)
-    graph = ";".join([video_chain(clip.info, geometry, window.frames, fit),
-                      audio_chain(clip, window, geometry)])  # fmt: skip
+    inputs = input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
     args = [
         *inputs,
-        "-filter_complex", graph, "-filter_complex_threads", str(threads),
-        "-map", "[v]", "-map", "[a]",
-        *x264_args(geometry, threads),
-        "-c:a", "pcm_s16le",
+        "-filter_complex", video_chain(clip.info, geometry, window.frames, fit),
+        "-filter_complex_threads", str(threads),
+        "-map", "[v]", *x264_args(geometry, threads),
         "-map_metadata", "-1", "-map_chapters", "-1",
         str(output),
     ]  # fmt: skip
     return ClipJob(args=args, output=output, duration=float(window.frames / geometry.fps))
+
+
+def audio_job(clip: ClipSpec, window: ClipWindow, geometry: Geometry, output: Path) -> ClipJob:
+    """The FFmpeg arguments for `clip`'s sound (with its voice-over) as 48 kHz stereo WAV.
+
+    Sound is prepared apart from the picture so the whole soundtrack can be mixed and encoded
+    while the pictures are still encoding; only audio is decoded here, which is quick.
+    """
+    inputs = input_args(clip.path, before=_trim(clip, window))
+    if clip.voice_path is not None:
+        inputs += input_args(clip.voice_path)
+    args = [
+        *inputs,
+        "-filter_complex", audio_chain(clip, window, geometry),
+        "-map", "[a]", "-c:a", "pcm_s16le", "-map_metadata", "-1",
+        str(output),
+    ]  # fmt: skip
+    return ClipJob(args=args, output=output, duration=float(window.frames / geometry.fps))
+
+
+def _trim(clip: ClipSpec, window: ClipWindow) -> list[str]:
+    if not _is_trimmed(clip, window):
+        return []
+    return ["-ss", f"{window.start:.6f}", "-t", f"{window.duration:.6f}"]
 
 
 def _is_trimmed(clip: ClipSpec, window: ClipWindow) -> bool:
