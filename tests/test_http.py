@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.handlers import scripted
-from tests.queue.helpers import running, status_is, test_settings, wait_for
+from tests.queue.helpers import running, status_is, fast_settings, wait_for
 from worker.db.connection import make_pool
 from worker.http.server import bound_port, create_app, serve
 from worker.queue.jobs import JobStore
@@ -81,7 +81,7 @@ async def test_metrics_follow_prometheus_conventions(store):
 
 async def test_health_is_503_with_a_reason_when_the_database_is_gone(store):
     dead = make_pool("postgresql://postgres@127.0.0.1:1/none", max_size=1)
-    runner = Runner(test_settings(), JobStore(dead), scripted)
+    runner = Runner(fast_settings(), JobStore(dead), scripted)
     async with http(runner) as session:
         status, body = await get(session, "/health")
     assert status == 503 and body["status"] == "unhealthy"
@@ -89,7 +89,7 @@ async def test_health_is_503_with_a_reason_when_the_database_is_gone(store):
 
 
 async def test_stats_can_require_a_bearer_token(store):
-    runner = Runner(replace(test_settings(), stats_token="s3cret-token"), store, scripted)
+    runner = Runner(replace(fast_settings(), stats_token="s3cret-token"), store, scripted)
     async with http(runner) as session:
         assert (await get(session, "/stats"))[0] == 401
         bad = {"Authorization": "Bearer nope"}
@@ -101,7 +101,7 @@ async def test_stats_can_require_a_bearer_token(store):
 
 
 async def test_dashboard_is_a_self_contained_page(store):
-    runner = Runner(test_settings(), store, scripted)
+    runner = Runner(fast_settings(), store, scripted)
     async with http(runner) as session:
         status, html = await get(session, "/")
     assert status == 200 and "<title>video-worker</title>" in html

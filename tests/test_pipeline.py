@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from tests.media.conftest import Media, ffmpeg
-from tests.queue.helpers import running, status_is, test_settings, wait_for
+from tests.queue.helpers import running, status_is, fast_settings, wait_for
 from worker.fetch import FetchPolicy
 from worker.media.probe import probe
 from worker.pipeline import Pipeline
@@ -70,7 +70,7 @@ def settings_for(tmp_path: Path, **overrides):
 @contextlib.asynccontextmanager
 async def worker(store, tmp_path: Path, **overrides):
     opts = settings_for(tmp_path, **overrides)
-    settings = test_settings(**opts)
+    settings = fast_settings(**opts)
     pipeline = Pipeline(settings, make_storage(settings), fetch_policy=FAST_FETCH)
     async with running(store, pipeline, **opts) as runner:
         yield runner, settings

@@ -13,7 +13,8 @@ from worker.db.migrate import migrate
 from worker.http.server import bound_port, create_app, serve
 from worker.log import get_logger
 from worker.queue.jobs import JobStore
-from worker.queue.runner import FinishedHook, Handler, Runner
+from worker.queue.outbox import WebhookOutbox
+from worker.queue.runner import Handler, Runner
 from worker.settings import Settings, redact_url
 
 DEFAULT_HANDLER = "worker.pipeline:handle_job"
@@ -50,7 +51,6 @@ async def open_store(settings: Settings, *, max_size: int = 4) -> AsyncIterator[
 
 
 async def run_worker(settings: Settings, handler: Handler, *, run_migrations: bool = True,
-                     on_finished: FinishedHook | None = None,
                      started: Any = None) -> Runner:
     """Run the daemon until SIGTERM/SIGINT; returns the runner (for its counters)."""
     url = resolve_database_url(settings.database_url, settings.home)
@@ -61,8 +61,10 @@ async def run_worker(settings: Settings, handler: Handler, *, run_migrations: bo
             log.info("migrations_applied", names=applied)
     pool = make_pool(url, max_size=settings.concurrency + 4)
     await pool.open(wait=False)
-    runner = Runner(settings, JobStore(pool), handler, database_url=url,
-                    on_finished=on_finished)
+    store = JobStore(pool)
+    outbox = WebhookOutbox(settings, store)
+    runner = Runner(settings, store, handler, database_url=url,
+                    on_finished=outbox.on_finished, periodic=outbox.sweep)
     site = await serve(create_app(runner), settings.port)
     log.info("http_listening", port=bound_port(site))
     remove_signals = runner.install_signal_handlers()

@@ -17,7 +17,7 @@ FAST = dict(lease_seconds=3, poll_interval_ms=200, shutdown_grace=5, job_timeout
             retry_base_seconds=0.05, worker_id="test-worker", port=0)
 
 
-def test_settings(**overrides: Any) -> Settings:
+def fast_settings(**overrides: Any) -> Settings:
     return replace(Settings(), **{**FAST, **overrides})
 
 
@@ -45,7 +45,7 @@ async def status_is(store: JobStore, job_id: Any, *statuses: str, timeout: float
 @contextlib.asynccontextmanager
 async def running(store: JobStore, handler: Handler, *, db_url: str | None = None,
                   listen: bool = False, **settings: Any) -> AsyncIterator[Runner]:
-    runner = Runner(test_settings(**settings), store, handler, database_url=db_url,
+    runner = Runner(fast_settings(**settings), store, handler, database_url=db_url,
                     listen=listen)
     task = asyncio.create_task(runner.run())
     try:

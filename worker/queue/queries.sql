@@ -158,3 +158,39 @@ returning id;
 -- recent_failures --
 select id, error, completed_at, attempts from public.video_jobs
 where status = 'failed' order by completed_at desc nulls last limit %(limit)s;
+
+-- webhook_claim --
+-- Take one job's webhook delivery for `lease` seconds, so one replica at a time delivers it.
+update public.video_jobs
+set webhook_attempts = webhook_attempts + 1,
+    webhook_next_at = now() + make_interval(secs => %(lease)s)
+where id = %(id)s and webhook_url is not null and webhook_delivered_at is null
+  and status in ('completed', 'failed', 'cancelled')
+  and webhook_attempts < %(max_rounds)s
+  and (webhook_next_at is null or webhook_next_at <= now())
+returning id, status, webhook_url, video_url, thumbnail_url, result, error, completed_at,
+          webhook_attempts;
+
+-- webhook_delivered --
+update public.video_jobs
+set webhook_delivered_at = now(), webhook_next_at = null, webhook_error = null
+where id = %(id)s;
+
+-- webhook_failed --
+update public.video_jobs
+set webhook_error = %(error)s,
+    webhook_next_at = case when webhook_attempts < %(max_rounds)s
+                           then now() + make_interval(secs => %(delay)s) end
+where id = %(id)s;
+
+-- webhook_due --
+-- Deliveries to retry, and ones whose first try never happened (the replica died first).
+select id from public.video_jobs
+where webhook_url is not null and webhook_delivered_at is null
+  and status in ('completed', 'failed', 'cancelled')
+  and webhook_attempts < %(max_rounds)s
+  and (webhook_next_at <= now()
+       or (webhook_next_at is null and completed_at < now() - interval '30 seconds'
+           and completed_at > now() - interval '3 days'))
+order by webhook_next_at nulls first
+limit %(limit)s;

@@ -42,9 +42,11 @@ from worker.settings import Settings
 
 Handler = Callable[[Job, JobContext], Coroutine[Any, Any, JobOutcome | None]]
 FinishedHook = Callable[[Finished], Coroutine[Any, Any, None]]
+Periodic = Callable[[], Coroutine[Any, Any, None]]
 
 ABORT_WAIT = 10.0  # how long an aborted handler gets to run its finally blocks
 MAINTENANCE_EVERY = 5.0
+PERIODIC_EVERY = 15.0  # webhook retries and other slow sweeps
 
 log = get_logger("video-worker.runner")
 
@@ -85,11 +87,12 @@ class Counters:
 class Runner:
     def __init__(self, settings: Settings, store: JobStore, handler: Handler, *,
                  database_url: str | None = None, on_finished: FinishedHook | None = None,
-                 listen: bool = True) -> None:
+                 periodic: Periodic | None = None, listen: bool = True) -> None:
         self.settings = settings
         self.store = store
         self.handler = handler
         self.on_finished = on_finished
+        self.periodic = periodic
         self.worker_id = settings.worker_id
         self.in_flight: dict[uuid.UUID, Running] = {}
         self.counters = Counters()
@@ -414,8 +417,15 @@ class Runner:
                 self._abort(r.job.id, Abort.LEASE_LOST)
 
     async def _maintenance_loop(self) -> None:
+        last_periodic = float("-inf")
         while True:
             await self._maintain_once()
+            if self.periodic is not None and time.monotonic() - last_periodic >= PERIODIC_EVERY:
+                last_periodic = time.monotonic()
+                try:
+                    await self.periodic()
+                except Exception as exc:
+                    log.warning("periodic_task_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(min(MAINTENANCE_EVERY, self.settings.lease_seconds / 4))
 
     async def _maintain_once(self) -> None:

@@ -1,0 +1,66 @@
+"""Webhook deliveries for jobs that reached a terminal status, durable across crashes.
+
+Each delivery round is claimed on the job's row (webhook_attempts + 1, webhook_next_at pushed out
+as a short lease) so one replica at a time sends it; within a round `worker.webhooks.deliver`
+retries quickly; a failed round schedules the next one with backoff, and any replica's sweep
+picks it up. The `webhook-id` is derived from the job and its status, so receivers can drop
+duplicates. A failed delivery never changes the job's own status.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from worker.log import get_logger
+from worker.queue.backoff import exponential
+from worker.queue.jobs import Finished, JobStore
+from worker.settings import Settings
+from worker.webhooks import build_event, deliver, message_id
+
+MAX_ROUNDS = 8  # with the backoff below: retries for about a day and a half
+ROUND_ATTEMPTS = 3
+ROUND_LEASE = 120.0
+
+log = get_logger("video-worker.webhooks")
+
+
+class WebhookOutbox:
+    def __init__(self, settings: Settings, store: JobStore, *, round_attempts: int = ROUND_ATTEMPTS,
+                 base_delay: float = 1.0, round_backoff: float = 60.0) -> None:
+        self.settings = settings
+        self.store = store
+        self.round_attempts = round_attempts
+        self.base_delay = base_delay
+        self.round_backoff = round_backoff
+
+    async def on_finished(self, finished: Finished) -> None:
+        if finished.webhook_url:
+            await self.deliver(finished.id)
+
+    async def sweep(self) -> None:
+        for job_id in await self.store.webhook_due(max_rounds=MAX_ROUNDS):
+            await self.deliver(job_id)
+
+    async def deliver(self, job_id: uuid.UUID) -> bool:
+        row = await self.store.webhook_claim(job_id, lease=ROUND_LEASE, max_rounds=MAX_ROUNDS)
+        if row is None:
+            return False  # delivered already, not due, or another replica has it
+        _, body = build_event(row)
+        result = await deliver(
+            row["webhook_url"], body, msg_id=message_id(job_id, row["status"]),
+            secret=self.settings.webhook_secret, allow_private=self.settings.allow_private_urls,
+            attempts=self.round_attempts, base_delay=self.base_delay)
+        if not result.signed:
+            log.warning("webhook_unsigned", job_id=str(job_id),
+                        hint="set WEBHOOK_SECRET so receivers can verify deliveries")
+        if result.delivered:
+            await self.store.webhook_delivered(job_id)
+            log.info("webhook_delivered", job_id=str(job_id), attempts=result.attempts)
+            return True
+        rounds = int(row["webhook_attempts"])
+        delay = exponential(rounds, base=self.round_backoff, cap=6 * 3600.0)
+        await self.store.webhook_failed(job_id, result.error or "delivery failed", delay=delay,
+                                        max_rounds=MAX_ROUNDS)
+        log.warning("webhook_failed", job_id=str(job_id), error=result.error, round=rounds,
+                    retry_in=round(delay) if rounds < MAX_ROUNDS else None)
+        return False
