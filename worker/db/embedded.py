@@ -7,6 +7,7 @@ processes with the same home share one server, which stops when the last of them
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ def embedded_url(home: Path) -> str:
     if pgdata not in _servers:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("pgserver").setLevel(logging.WARNING)
-        import pgserver
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import pgserver
 
-        _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
+            _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
     return str(_servers[pgdata].get_uri())
 
 

@@ -1,0 +1,174 @@
+"""`video-worker demo`: one whole job end to end on the embedded defaults.
+
+It makes three sample clips (landscape with sound, square without sound, portrait with sound)
+and a music track, serves them from a local HTTP server, enqueues a job that joins them with the
+music ducked under the clips' sound, runs the worker on it with a live progress bar, and prints
+where the video and its poster are. The worker's dashboard is up while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from aiohttp import web
+
+from worker.app import open_store, run_worker
+from worker.log import configure
+from worker.media.ffmpeg import ffmpeg_exe
+from worker.pipeline import handle_job
+from worker.queue.models import Status
+from worker.queue.runner import Runner
+from worker.settings import Settings
+from worker.terminal import JobFollower
+
+# name: (lavfi video, lavfi audio or None, seconds)
+SAMPLES: dict[str, tuple[str, str | None, float]] = {
+    "landscape.mp4": ("testsrc2=size=640x360:rate=30", "sine=frequency=440", 3.0),
+    "square-silent.mp4": ("smptebars=size=480x480:rate=25", None, 2.0),
+    "portrait.mp4": ("mandelbrot=size=360x640:rate=30", "sine=frequency=660", 3.0),
+}
+MUSIC = ("music.m4a", "sine=frequency=220", 10.0)
+
+
+async def run_demo(settings: Settings, *, keep: bool = False) -> int:
+    settings = replace(settings, allow_private_urls=True,  # the samples are served locally
+                       storage_backend="local" if settings.storage_backend == "local"
+                       else settings.storage_backend)
+    configure(settings.log_format, settings.secrets(), level=logging.WARNING)
+    started = time.monotonic()
+    samples = settings.home / "demo" / "samples"
+    print(f"Making sample clips in {samples} …")
+    await make_samples(samples)
+    server, base = await serve_folder(samples)
+    try:
+        return await _run(settings, base, started)
+    finally:
+        await server.cleanup()
+
+
+async def _run(settings: Settings, base: str, started: float) -> int:
+    holder: dict[str, Any] = {}
+    ready = asyncio.Event()
+
+    def on_started(runner: Runner, port: int) -> None:
+        holder.update(runner=runner, port=port)
+        ready.set()
+
+    demo_settings = replace(settings, port=await free_port(settings.port))
+    worker = asyncio.create_task(run_worker(demo_settings, handle_job, started=on_started))
+    await asyncio.wait({worker, asyncio.create_task(ready.wait())},
+                       return_when=asyncio.FIRST_COMPLETED)
+    if worker.done():
+        worker.result()  # raises what stopped it
+    print(f"Worker running; dashboard at http://127.0.0.1:{holder['port']}/")
+    try:
+        async with open_store(settings) as store:
+            job_id, _ = await store.enqueue(demo_payload(base))
+            print(f"Enqueued job {job_id}")
+            row = await follow(store, job_id)
+    finally:
+        holder["runner"].request_stop()
+        await worker
+    return report(row, time.monotonic() - started)
+
+
+def demo_payload(base: str) -> dict[str, Any]:
+    return {
+        "clips": [{"url": f"{base}/{name}"} for name in SAMPLES],
+        "audio": {"url": f"{base}/{MUSIC[0]}", "volume": 0.4, "duck": True},
+        "output": {"width": 640, "height": 360, "fps": 30, "fit": "pad",
+                   "path": f"demo/demo-{int(time.time())}.mp4"},
+    }
+
+
+async def follow(store: Any, job_id: Any) -> dict[str, Any]:
+    follower = JobFollower(sys.stdout)
+    while True:
+        row = await store.get(job_id)
+        follower.update(row)
+        if Status(row["status"]).terminal:
+            if follower.tty:
+                sys.stdout.write("\n")
+            return dict(row)
+        await asyncio.sleep(0.25)
+
+
+def report(row: dict[str, Any], elapsed: float) -> int:
+    if row["status"] != Status.COMPLETED:
+        print(f"The job ended {row['status']}: {row['error']}")
+        return 1
+    result = row["result"]
+    print(f"Done in {elapsed:.1f} s: {result['duration']:.1f} s of video, "
+          f"{result['width']}x{result['height']} @ {result['fps']:g} fps, "
+          f"{result['bytes'] / 1e6:.2f} MB, joined by {result['join']}")
+    print(f"Video:  {_path(row['video_url'])}")
+    if row.get("thumbnail_url"):
+        print(f"Poster: {_path(row['thumbnail_url'])}")
+    return 0
+
+
+def _path(url: str) -> str:
+    return unquote(urlsplit(url).path) if url.startswith("file://") else url
+
+
+async def make_samples(folder: Path) -> None:
+    """Generate the sample media with FFmpeg (once; later runs reuse them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [_make_clip(folder / name, video, audio, seconds)
+            for name, (video, audio, seconds) in SAMPLES.items()]
+    jobs.append(_make_audio(folder / MUSIC[0], MUSIC[1], MUSIC[2]))
+    await asyncio.gather(*jobs)
+
+
+async def _make_clip(out: Path, video: str, audio: str | None, seconds: float) -> None:
+    args = ["-f", "lavfi", "-i", video]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"{audio}:sample_rate=48000"]
+    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+    args += ["-c:a", "aac"] if audio else []
+    await _ffmpeg(args, out)
+
+
+async def _make_audio(out: Path, source: str, seconds: float) -> None:
+    await _ffmpeg(["-f", "lavfi", "-i", f"{source}:sample_rate=44100", "-t", str(seconds),
+                   "-c:a", "aac"], out)
+
+
+async def _ffmpeg(args: list[str], out: Path) -> None:
+    if out.exists() and out.stat().st_size > 0:
+        return
+    partial = out.with_name(f".{out.name}.part{out.suffix}")
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, str(partial),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not make {out.name}: {err.decode(errors='replace')[-500:]}")
+    partial.replace(out)
+
+
+async def serve_folder(folder: Path) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_static("/", folder)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def free_port(wanted: int) -> int:
+    """The configured port if it is free, else any free one (the demo must not fail on it)."""
+    try:
+        server = await asyncio.start_server(lambda r, w: None, "0.0.0.0", wanted)  # noqa: S104
+    except OSError:
+        return 0
+    server.close()
+    await server.wait_closed()
+    return wanted
