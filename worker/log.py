@@ -37,9 +37,22 @@ class SecretMasker:
         return event
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the time of each write (tests and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(log_format: str = "auto", secrets: Iterable[str] = (), level: int = logging.INFO,
               stream: Any = None) -> SecretMasker:
-    stream = stream or sys.stderr
+    stream = stream or _Stderr()
     use_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
     masker = SecretMasker(secrets)
     renderer: Any = (structlog.processors.JSONRenderer() if use_json
