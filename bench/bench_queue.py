@@ -34,7 +34,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -643,22 +643,20 @@ async def run(args: argparse.Namespace, url: str, origin: str) -> int:
     tp: dict[str, dict[int, float]] = {}
     errors: dict[str, str] = {}
     try:
-        for system in systems:
-            steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
-
-            async def do_lat(s: str = system) -> None:
-                lat[s] = await measure_latency(dbs, s, args.latency_jobs)
-
-            steps.append(("latency", do_lat))
-            for c in (1, 4):
-                async def do_tp(s: str = system, c: int = c) -> None:
-                    tp.setdefault(s, {})[c] = await measure_throughput(dbs, s, args.jobs, c)
-                steps.append((f"throughput c={c}", do_tp))
-            for what, step in steps:
+        # Phase by phase, each system in turn: a change in the machine's load during the run
+        # then falls on all three alike rather than on whichever system ran at that moment.
+        for phase in ("latency", 1, 4):
+            for system in systems:
+                what = "latency" if phase == "latency" else f"throughput c={phase}"
                 t0 = time.perf_counter()
                 print(f"  {LABELS[system]}: {what} ...", end=" ", flush=True)
                 try:
-                    await step()
+                    if phase == "latency":
+                        lat[system] = await measure_latency(dbs, system, args.latency_jobs)
+                    else:
+                        c = int(phase)
+                        tp.setdefault(system, {})[c] = await measure_throughput(
+                            dbs, system, args.jobs, c)
                     print(f"done in {time.perf_counter() - t0:.1f} s", flush=True)
                 except Exception as exc:  # a peer that cannot run must not stop the others
                     why = f"{what}: {type(exc).__name__}: {exc}".strip()[:300]

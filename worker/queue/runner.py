@@ -187,7 +187,7 @@ class Runner:
                 except Exception as exc:
                     failures += 1
                     self._db_down(exc)
-                    await self._sleep_unless_draining(exponential(failures, base=0.5, cap=15.0))
+                    await self._sleep_unless_draining(exponential(failures, base=0.5, cap=5.0))
                     continue
             for job in claimed:
                 self._start(job)
