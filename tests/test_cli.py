@@ -85,3 +85,12 @@ def test_bad_settings_are_reported_not_raised(db_url):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "WORKER_CONCURRENCY must be a whole number" in proc.stderr
+
+
+def test_run_refuses_incomplete_storage_settings_at_start(db_url):
+    env = {**os.environ, "DATABASE_URL": db_url, "STORAGE_BACKEND": "s3", "PORT": "0"}
+    env.pop("S3_BUCKET", None)
+    proc = subprocess.run([sys.executable, "-m", "worker", "run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "S3_BUCKET is not set" in proc.stderr

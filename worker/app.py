@@ -17,7 +17,6 @@ from worker.queue.outbox import WebhookOutbox
 from worker.queue.runner import Handler, Runner
 from worker.settings import Settings, redact_url
 
-DEFAULT_HANDLER = "worker.pipeline:handle_job"
 log = get_logger("video-worker")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import __version__
+from worker.errors import PermanentError
 from worker.log import configure
 from worker.settings import Settings, SettingsError
 
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_dispatch(args, settings))
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, PermanentError) as exc:
+        # bad arguments or configuration (e.g. a storage backend without its bucket)
         print(f"video-worker: {exc}", file=sys.stderr)
         return 2
 

@@ -9,7 +9,7 @@ import sys
 import uuid
 from typing import Any
 
-from worker.app import DEFAULT_HANDLER, apply_migrations, load_handler, open_store, run_worker
+from worker.app import apply_migrations, load_handler, open_store, run_worker
 from worker.db.embedded import resolve_database_url
 from worker.queue.jobs import JobStore
 from worker.queue.models import Status
@@ -20,7 +20,12 @@ FOLLOW_EVERY = 0.5
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    handler = load_handler(args.handler or DEFAULT_HANDLER)
+    if args.handler:
+        handler = load_handler(args.handler)
+    else:
+        from worker.pipeline import Pipeline
+
+        handler = Pipeline(settings)  # builds the storage client now: bad settings fail at start
     await run_worker(settings, handler, run_migrations=not args.no_migrate)
     return 0
 
