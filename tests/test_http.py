@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.handlers import scripted
-from tests.queue.helpers import running, status_is, fast_settings, wait_for
+from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.db.connection import make_pool
 from worker.http.server import bound_port, create_app, serve
 from worker.queue.jobs import JobStore

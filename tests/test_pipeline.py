@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from tests.media.conftest import Media, ffmpeg
-from tests.queue.helpers import running, status_is, fast_settings, wait_for
+from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.fetch import FetchPolicy
 from worker.media.probe import probe
 from worker.pipeline import Pipeline

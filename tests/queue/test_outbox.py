@@ -11,7 +11,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from tests.handlers import scripted
-from tests.queue.helpers import running, status_is, fast_settings, wait_for
+from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.queue.outbox import WebhookOutbox
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -1,0 +1,48 @@
+"""The LISTEN connection: ready on a real server, honest about being down."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from tests.queue.helpers import wait_for
+from worker.queue.listener import Listener, ListenerState
+
+
+async def test_listener_delivers_wakeups_and_cancel_notices(db_url, store):
+    woken, cancelled = asyncio.Event(), []
+    listener = Listener(db_url, on_pending=woken.set, on_cancel=cancelled.append)
+    task = asyncio.create_task(listener.run())
+    try:
+        await wait_for(lambda: asyncio.sleep(0, result=listener.state is ListenerState.LISTENING))
+        woken.clear()
+        job_id, _ = await store.enqueue({})
+        await asyncio.wait_for(woken.wait(), 5)
+        await store.request_cancel(job_id)
+        await wait_for(lambda: asyncio.sleep(0, result=cancelled == [job_id]))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert listener.state is ListenerState.STOPPED
+
+
+async def test_listener_reports_reconnecting_when_the_database_is_gone():
+    listener = Listener("postgresql://postgres@127.0.0.1:1/none",
+                        on_pending=lambda: None, on_cancel=lambda _id: None)
+    task = asyncio.create_task(listener.run())
+    try:
+        await wait_for(lambda: asyncio.sleep(
+            0, result=listener.state is ListenerState.RECONNECTING), timeout=15)
+        assert listener.last_error and "OperationalError" in listener.last_error
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_stray_notification_is_ignored(db_url):
+    calls: list[object] = []
+    listener = Listener(db_url, on_pending=lambda: calls.append("p"), on_cancel=calls.append)
+    listener._dispatch("cancel:not-a-uuid")
+    listener._dispatch("something else")
+    listener._dispatch(f"cancel:{uuid.UUID(int=1)}")
+    assert calls == [uuid.UUID(int=1)]
