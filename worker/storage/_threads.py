@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from worker.storage.base import ByteProgress
+from worker.storage.base import VIDEO_MP4, ByteProgress, StoredObject, check_key
 
 T = TypeVar("T")
 
@@ -87,3 +87,30 @@ class StoppableFile(io.BufferedReader):
         data = super().read(size)
         self._progress.add(len(data))
         return data
+
+
+class ThreadedUploads:
+    """`upload` for backends whose SDK blocks: the SDK call runs in a stoppable thread.
+
+    Subclasses provide `bucket`, `url_for(key)` and `_upload(path, key, content_type, stop,
+    progress)`, which must check `stop` between chunks (see `check_stop`).
+    """
+
+    bucket: str
+
+    async def url_for(self, key: str) -> str:
+        raise NotImplementedError
+
+    def _upload(self, path: Path, key: str, content_type: str, stop: threading.Event,
+                progress: ThreadProgress) -> None:
+        raise NotImplementedError
+
+    async def upload(self, local_path: Path, key: str, content_type: str = VIDEO_MP4, *,
+                     on_bytes: ByteProgress | None = None) -> StoredObject:
+        """Stream `local_path` to `key` with its real content type, then return its URL."""
+        check_key(key)
+        size = await file_size(local_path)
+        progress = ThreadProgress(size, on_bytes)
+        await run_stoppable(
+            lambda stop: self._upload(local_path, key, content_type, stop, progress))
+        return StoredObject(self.bucket, key, await self.url_for(key), size, content_type)

@@ -20,15 +20,17 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from worker.errors import StorageError
 from worker.settings import Settings
-from worker.storage._threads import ThreadProgress, check_stop, file_size, run_stoppable
+from worker.storage._threads import (
+    ThreadedUploads,
+    ThreadProgress,
+    check_stop,
+    run_stoppable,
+)
 from worker.storage.base import (
     SIGNED_URL_SECONDS,
-    VIDEO_MP4,
-    ByteProgress,
     ObjectNotFound,
     ObjectTooLarge,
     StorageConfigError,
-    StoredObject,
     check_bucket,
     check_key,
 )
@@ -50,7 +52,7 @@ _DENIED = {
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 
 
-class S3Storage:
+class S3Storage(ThreadedUploads):
     """One bucket of an S3-compatible store."""
 
     name = "s3"
@@ -84,23 +86,6 @@ class S3Storage:
             endpoint=settings.s3_endpoint_url,
             **kwargs,
         )
-
-    async def upload(
-        self,
-        local_path: Path,
-        key: str,
-        content_type: str = VIDEO_MP4,
-        *,
-        on_bytes: ByteProgress | None = None,
-    ) -> StoredObject:
-        """Stream `local_path` to `key` (multipart above the threshold) and return its URL."""
-        check_key(key)
-        size = await file_size(local_path)
-        progress = ThreadProgress(size, on_bytes)
-        await run_stoppable(
-            lambda stop: self._upload(local_path, key, content_type, stop, progress)
-        )
-        return StoredObject(self.bucket, key, await self.url_for(key), size, content_type)
 
     def _upload(
         self,

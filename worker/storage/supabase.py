@@ -29,19 +29,16 @@ from worker.errors import StorageError
 from worker.settings import Settings
 from worker.storage._threads import (
     StoppableFile,
+    ThreadedUploads,
     ThreadProgress,
     check_stop,
-    file_size,
     run_stoppable,
 )
 from worker.storage.base import (
     SIGNED_URL_SECONDS,
-    VIDEO_MP4,
-    ByteProgress,
     ObjectNotFound,
     ObjectTooLarge,
     StorageConfigError,
-    StoredObject,
     check_bucket,
     check_key,
 )
@@ -49,7 +46,7 @@ from worker.storage.base import (
 CHUNK = 1024 * 1024
 
 
-class SupabaseStorage:
+class SupabaseStorage(ThreadedUploads):
     """One bucket of a Supabase project's Storage."""
 
     name = "supabase"
@@ -75,23 +72,6 @@ class SupabaseStorage:
                 "STORAGE_BACKEND is supabase but SUPABASE_URL or SUPABASE_SERVICE_KEY is not set"
             )
         return cls(settings.supabase_url, settings.supabase_service_key, settings.storage_bucket)
-
-    async def upload(
-        self,
-        local_path: Path,
-        key: str,
-        content_type: str = VIDEO_MP4,
-        *,
-        on_bytes: ByteProgress | None = None,
-    ) -> StoredObject:
-        """Stream `local_path` to `key` with its real content type, then return its URL."""
-        check_key(key)
-        size = await file_size(local_path)
-        progress = ThreadProgress(size, on_bytes)
-        await run_stoppable(
-            lambda stop: self._upload(local_path, key, content_type, stop, progress)
-        )
-        return StoredObject(self.bucket, key, await self.url_for(key), size, content_type)
 
     def _upload(
         self,
