@@ -46,3 +46,32 @@ async def test_a_stray_notification_is_ignored(db_url):
     listener._dispatch("something else")
     listener._dispatch(f"cancel:{uuid.UUID(int=1)}")
     assert calls == [uuid.UUID(int=1)]
+
+
+async def test_the_pool_replaces_a_connection_the_server_closed(db_url):
+    """A connection returned a moment ago skips the ping, yet one the server closed meanwhile
+    is noticed by a local read and replaced, so the next statement does not fail."""
+    from worker.db.connection import connect, make_pool
+
+    pool = make_pool(db_url, max_size=1)
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            old = (await (await conn.execute("select pg_backend_pid() as pid")).fetchone())["pid"]
+        admin = await connect(db_url)
+        await admin.execute("select pg_terminate_backend(%s)", (old,))
+        await admin.close()
+
+        async def gone() -> bool:
+            check = await connect(db_url)
+            cur = await check.execute("select count(*) as n from pg_stat_activity where pid = %s",
+                                      (old,))
+            n = (await cur.fetchone())["n"]
+            await check.close()
+            return n == 0
+        await wait_for(gone, timeout=5)
+        async with pool.connection() as conn:
+            new = (await (await conn.execute("select pg_backend_pid() as pid")).fetchone())["pid"]
+        assert new != old
+    finally:
+        await pool.close()

@@ -14,7 +14,7 @@ back (the pool is quiet, idle servers are reused most recent first), so its own 
 arrives; a NOTIFY from any other client never reaches it (it goes to whichever client holds
 that server connection at the time, or, on an idle one, PgBouncer drops it: "got packet 'A' from
 server when not linked"). The worker must not depend on it, and does not: it polls. Its listener
-is fooled by that self-probe, though, and reports `listening` (the xfail below).
+probes from a second connection, so it sees that and reports `unavailable`.
 """
 
 from __future__ import annotations
@@ -281,12 +281,6 @@ async def test_the_listener_gets_no_wakeups_through_the_pooler(pooler, store_via
         await asyncio.gather(task, return_exceptions=True)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "worker/queue/listener.py sends its probe NOTIFY on the LISTENing connection itself; behind "
-    "PgBouncer's transaction mode both statements land on the same idle server connection, so "
-    "the probe comes back and the listener reports `listening` although no other session's "
-    "NOTIFY can ever reach it (see the two tests above). Probing from another connection would "
-    "tell the truth."))
 async def test_the_listener_reports_unavailable_behind_the_pooler(pooler, monkeypatch):
     monkeypatch.setattr(listener_module, "PROBE_TIMEOUT", 0.5)
     listener = Listener(pooler.url, on_pending=lambda: None, on_cancel=lambda _id: None)

@@ -265,3 +265,23 @@ def test_migrations_paste_into_an_sql_editor():
     for m in migrations():
         for line in m.sql.splitlines():
             assert not line.lstrip().startswith("\\"), f"{m.name}: {line}"
+
+
+async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
+    first, _ = await store.enqueue({}, priority=1)
+    low, _ = await store.enqueue({}, priority=0)
+    high, _ = await store.enqueue({}, priority=5)
+    [job] = await store.claim("w", 1)
+    assert job.id == high
+    finished, claimed = await store.complete_and_claim(job, JobOutcome(video_url="v"), "w", 1)
+    assert finished is not None and finished.id == high and finished.status is Status.COMPLETED
+    assert [j.id for j in claimed] == [first] and claimed[0].attempts == 1
+    assert (await row(store, high))["video_url"] == "v"
+    assert (await row(store, first))["status"] == "processing"
+    # a stale token completes nothing, yet the live replica may still take the next job
+    finished, claimed = await store.complete_and_claim(job, JobOutcome(video_url="zombie"), "w", 1)
+    assert finished is None and [j.id for j in claimed] == [low]
+    assert (await row(store, high))["video_url"] == "v"
+    # nothing left to claim: the completion alone
+    finished, claimed = await store.complete_and_claim(claimed[0], JobOutcome(), "w", 1)
+    assert finished is not None and finished.id == low and claimed == []

@@ -7,9 +7,12 @@ statements break) and issues no session `SET`s.
 
 from __future__ import annotations
 
+import time
+import weakref
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -44,9 +47,42 @@ async def connect(url: str, **overrides: Any) -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(conninfo(url), **kwargs)
 
 
+CHECK_AFTER_IDLE = 2.0  # seconds a pooled connection may rest before it is pinged again
+
+
+class IdleCheck:
+    """Ping a pooled connection before use only if it has been idle a while.
+
+    A restarted server or a proxy's idle timeout kills connections that sat in the pool;
+    pinging every connection on every checkout costs a round trip per statement (about a fifth
+    of a no-op job). So a connection returned a moment ago only gets a local, non-blocking
+    read of whatever the server sent meanwhile: a server that shut down has sent a FATAL
+    message and closed the socket, which that read notices without a round trip.
+    """
+
+    def __init__(self, after: float = CHECK_AFTER_IDLE) -> None:
+        self.after = after
+        self.returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if time.monotonic() - self.returned.get(conn, float("-inf")) >= self.after:
+            await AsyncConnectionPool.check_connection(conn)
+            return
+        pgconn = conn.pgconn
+        # The first read takes what the server sent (its FATAL goodbye), the second sees the
+        # closed socket and raises; on a live connection both return at once.
+        pgconn.consume_input()
+        pgconn.consume_input()
+        if pgconn.status != pq.ConnStatus.OK:
+            raise psycopg.OperationalError("the server closed the connection")
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.returned[conn] = time.monotonic()
+
+
 def make_pool(url: str, *, max_size: int, name: str = "video-worker") -> AsyncConnectionPool:
-    """A pool that checks connections before handing them out, so a restarted server's dead
-    connections are replaced instead of failing a claim."""
+    """A pool that replaces a restarted server's dead connections instead of failing a claim."""
+    idle = IdleCheck()
     return AsyncConnectionPool(
         conninfo(url),
         min_size=1,
@@ -55,6 +91,7 @@ def make_pool(url: str, *, max_size: int, name: str = "video-worker") -> AsyncCo
         open=False,
         name=name,
         timeout=15,
-        reconnect_timeout=0,  # never give up: the worker waits out an outage
-        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=7 * 24 * 3600,  # keep trying (with backoff) through any outage
+        check=idle.check,
+        reset=idle.reset,
     )

@@ -1,10 +1,12 @@
 """LISTEN on a dedicated connection and turn notifications into wake-ups.
 
 A notification is a hint, never a promise: the runner polls every POLL_INTERVAL regardless.
-Behind a transaction pooler (Supavisor on port 6543, PgBouncer) LISTEN is accepted but nothing
-ever arrives, so after each (re)connect the listener sends itself a probe notification; if the
-probe does not come back it reports `unavailable` and the worker relies on polling, trying again
-later. A lost connection is retried with backoff and the state says so, for /health.
+Behind a transaction pooler (Supavisor on port 6543, PgBouncer) LISTEN is accepted but other
+sessions' notifications never arrive, so after each (re)connect the listener has a probe
+notification sent from a *second* connection (sent on its own connection, the pooler would hand
+the same server session back and the probe would come home, proving nothing). If the probe does
+not arrive it reports `unavailable` and the worker relies on polling, trying again later.
+A lost connection is retried with backoff and the state says so, for /health.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Listener:
             await conn.execute(f"listen {CHANNEL}")
             probe = f"probe:{uuid.uuid4()}"
             gen = conn.notifies()
-            await conn.execute("select pg_notify(%s, %s)", (CHANNEL, probe))
+            await self._send_probe(probe)
             if not await self._await_probe(gen, probe):
                 self.state = ListenerState.UNAVAILABLE
                 self.last_error = "LISTEN delivers nothing on this connection (pooler?)"
@@ -83,6 +85,13 @@ class Listener:
             raise ConnectionError("notification stream ended")
         finally:
             await conn.close()
+
+    async def _send_probe(self, probe: str) -> None:
+        sender = await connect(self.url)
+        try:
+            await sender.execute("select pg_notify(%s, %s)", (CHANNEL, probe))
+        finally:
+            await sender.close()
 
     async def _await_probe(self, gen: Any, probe: str) -> bool:
         try:

@@ -194,3 +194,16 @@ where webhook_url is not null and webhook_delivered_at is null
            and completed_at > now() - interval '3 days'))
 order by webhook_next_at nulls first
 limit %(limit)s;
+
+-- complete_and_claim --
+-- The hot path: finish one job and claim the next in one round trip and one commit. The
+-- completion is fenced like `complete`; the claim is exactly `claim`.
+with done as (
+    {{complete}}
+), claimed as (
+    {{claim}}
+)
+select d.id as done_id, d.webhook_url as done_webhook_url, c.*
+from (select 1) as one
+left join done as d on true
+left join claimed as c on true;

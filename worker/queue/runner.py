@@ -278,7 +278,7 @@ class Runner:
         exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
         if exc is None:
             outcome = task.result() or JobOutcome()
-            await self._finish(running, lambda: self.store.complete(job, outcome))
+            await self._finish(running, lambda: self._complete(job, outcome))
         elif isinstance(exc, LeaseLost):
             log.warning("lease_lost", elapsed=elapsed)
         elif isinstance(exc, PermanentError):
@@ -287,6 +287,16 @@ class Runner:
             log.error("job_attempt_failed", error=self._message(exc),
                       exc_info=(type(exc), exc, exc.__traceback__))
             await self._fail(running, self._message(exc), retry=True)
+
+    async def _complete(self, job: Job, outcome: JobOutcome) -> Finished | None:
+        """Complete the job and, unless draining, claim the next one for this slot in the same
+        statement: one round trip and one commit per job instead of two."""
+        if self.draining:
+            return await self.store.complete(job, outcome)
+        finished, claimed = await self.store.complete_and_claim(job, outcome, self.worker_id, 1)
+        for next_job in claimed:
+            self._start(next_job)
+        return finished
 
     async def _fail(self, running: Running, error: str, *, retry: bool) -> None:
         job = running.job
