@@ -32,7 +32,7 @@ from worker.media.ffmpeg import (
 )
 from worker.media.filters import SAMPLE_RATE, ClipJob, audio_job, video_job
 from worker.media.plan import Plan, make_plan
-from worker.media.probe import MediaInfo, describe
+from worker.media.probe import MediaInfo, describe, release_memory
 from worker.media.progress import WeightedProgress
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 
@@ -81,6 +81,7 @@ async def assemble(
             progress.finish("thumbnail")
         with _timed(timings, "probe_output"):
             info = await asyncio.to_thread(describe, final, "output")
+            await asyncio.to_thread(release_memory)
     except BaseException:
         final.unlink(missing_ok=True)
         poster.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from typing import Any
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
-from worker.media.probe import Kind, MediaInfo, probe_async
+from worker.media.probe import Kind, MediaInfo, probe_async, release_memory
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 from worker.payload import Payload, output_key, parse_payload
 from worker.queue.context import JobContext
@@ -168,14 +168,16 @@ def _inputs(payload: Payload) -> list[InputSpec]:
 
 
 async def _probe_all(paths: dict[str, Path]) -> dict[str, MediaInfo]:
-    """Probe every input (two at a time: probing decodes frames)."""
-    gate = asyncio.Semaphore(2)
-
-    async def one(source: str, path: Path) -> tuple[str, MediaInfo]:
-        kind: Kind = "clip" if source.startswith("clips[") and "." not in source else "audio"
-        async with gate:
-            return source, await probe_async(path, source, kind)
-    return dict(await asyncio.gather(*(one(s, p) for s, p in paths.items())))
+    """Probe every input, one at a time: probing decodes frames inside this process, and two
+    4K decoders at once would double the worker's peak memory for a few tenths of a second."""
+    infos = {}
+    try:
+        for source, path in paths.items():
+            kind: Kind = "clip" if source.startswith("clips[") and "." not in source else "audio"
+            infos[source] = await probe_async(path, source, kind)
+    finally:
+        await asyncio.to_thread(release_memory)
+    return infos
 
 
 def _poster_key(key: str) -> str:
