@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 
-from worker.media.audio import soundtrack_args
+from worker.media.audio import LOUDNESS_KEY, encode_args, mix_args, normalize_gain_db
 from worker.media.ffmpeg import (
     CONCAT_FORMATS,
     ProgressCallback,
@@ -250,10 +250,22 @@ async def _soundtrack(sounds: list[ClipJob], audio: MusicSpec | None, plan: Plan
         await run_ffmpeg(job.args, expected_duration=job.duration, on_progress=None)
     listing = write_concat_list(scratch / "sound", [job.output for job in sounds])
     samples = sum(round(w.frames * SAMPLE_RATE / plan.geometry.fps) for w in plan.windows)
-    args = soundtrack_args(listing, audio, samples, output)
+    mix, measured = scratch / "mix.wav", {}
     stage = progress.stage("soundtrack")
-    await run_ffmpeg(args, expected_duration=plan.duration, on_progress=stage)
+    await run_ffmpeg(mix_args(listing, audio, samples, mix), expected_duration=plan.duration,
+                     on_progress=lambda f: stage(f / 2),
+                     on_line=lambda k, v: measured.update({k: v}) if k == LOUDNESS_KEY else None)
+    gain = normalize_gain_db(_float(measured.get(LOUDNESS_KEY)))
+    await run_ffmpeg(encode_args(mix, gain, samples, output), expected_duration=plan.duration,
+                     on_progress=lambda f: stage(0.5 + f / 2))
     progress.finish("soundtrack")
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 async def _mux(videos: list[ClipJob], soundtrack: Path, plan: Plan, scratch: Path, partial: Path,

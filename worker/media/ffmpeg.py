@@ -99,12 +99,14 @@ async def run_ffmpeg(
     expected_duration: float | None,
     on_progress: ProgressCallback | None,
     cwd: Path | str | None = None,
+    on_line: Callable[[str, str], None] | None = None,
 ) -> None:
     """Run FFmpeg with `args` after the fixed head; raise `FFmpegError` if it fails.
 
     `expected_duration` (seconds of output) turns `out_time_us` into a 0..1 fraction for
-    `on_progress`. On cancellation the process group is stopped and reaped first, so no
-    FFmpeg outlives the job that started it.
+    `on_progress`. `on_line` sees every `key=value` line on FFmpeg's stdout (progress, and
+    what a filter prints there, such as `ametadata=mode=print:file=-`). On cancellation the
+    process group is stopped and reaped first, so no FFmpeg outlives the job that started it.
     """
     proc = await asyncio.create_subprocess_exec(
         *base_argv(),
@@ -118,7 +120,7 @@ async def run_ffmpeg(
     assert proc.stdout is not None and proc.stderr is not None
     stderr_task = asyncio.ensure_future(_read_tail(proc.stderr, STDERR_TAIL_BYTES))
     try:
-        await _follow_progress(proc.stdout, _Progress(expected_duration, on_progress))
+        await _follow_progress(proc.stdout, _Progress(expected_duration, on_progress), on_line)
         returncode = await proc.wait()
         tail = await stderr_task
     except BaseException:
@@ -150,11 +152,14 @@ class _Progress:
             self.report(1.0)
 
 
-async def _follow_progress(stream: asyncio.StreamReader, progress: _Progress) -> None:
+async def _follow_progress(stream: asyncio.StreamReader, progress: _Progress,
+                           on_line: Callable[[str, str], None] | None = None) -> None:
     """Read `key=value` lines from `-progress pipe:1` until FFmpeg closes its stdout."""
     async for raw in stream:
         key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
         progress.line(key, value)
+        if on_line is not None:
+            on_line(key, value)
 
 
 async def _read_tail(stream: asyncio.StreamReader, limit: int) -> str:
