@@ -80,9 +80,11 @@ def bench_copy(root: Path, clips: int, seconds: float, runs: int) -> None:
     print(f"    ratio assemble / bare   : {ours_s / bare_s:8.2f}x")
 
 
-def heterogeneous(root: Path, seconds: float) -> list[Path]:
+def heterogeneous(root: Path, seconds: float, width: int = 640, height: int = 360) -> list[Path]:
     """Six clips that break a naive copy in six different ways."""
-    size = "640x360"
+    size = f"{width}x{height}"
+    square = f"{height * 4 // 3 // 2 * 2}x{height}"
+    root.mkdir(parents=True, exist_ok=True)
     return [
         make_clip(root / "h0.mp4", seconds, size, "30"),
         make_clip(root / "h1.mp4", seconds, size, "30000/1001", audio_rate=44100),
@@ -105,7 +107,7 @@ def heterogeneous(root: Path, seconds: float) -> list[Path]:
         make_clip(
             root / "h4.webm",
             seconds,
-            "480x360",
+            square,
             "30",
             acodec="libopus",
             vcodec=("libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"),
@@ -120,10 +122,11 @@ def heterogeneous(root: Path, seconds: float) -> list[Path]:
     ]
 
 
-def bench_reencode(root: Path, seconds: float) -> None:
-    files = heterogeneous(root, seconds)
+def bench_reencode(root: Path, seconds: float, width: int, height: int) -> None:
+    root = root / f"{width}x{height}"
+    files = heterogeneous(root, seconds, width, height)
     specs = [ClipSpec(f, probe(f, f"clips[{i}]")) for i, f in enumerate(files)]
-    output = OutputSpec(width=640, height=360, fps=30)
+    output = OutputSpec(width=width, height=height, fps=30)
 
     def ours() -> None:
         result = asyncio.run(assemble(specs, audio=None, output=output,
@@ -133,7 +136,7 @@ def bench_reencode(root: Path, seconds: float) -> None:
     def with_moviepy() -> None:
         from moviepy import VideoFileClip, concatenate_videoclips
 
-        clips = [VideoFileClip(str(f)).resized((640, 360)) for f in files]
+        clips = [VideoFileClip(str(f)).resized((width, height)) for f in files]
         joined = concatenate_videoclips(clips, method="compose")
         joined.write_videofile(
             str(root / "moviepy.mp4"), fps=30, codec="libx264", audio_codec="aac",
@@ -148,7 +151,7 @@ def bench_reencode(root: Path, seconds: float) -> None:
     total = len(files) * seconds
     print(f"(b) re-encode path, best of 3 vs 2, 6 heterogeneous clips x {seconds:g} s "
           f"({total:g} s) -> "
-          f"640x360@30, x264 {X264_PRESET} crf {X264_CRF}")  # fmt: skip
+          f"{width}x{height}@30, x264 {X264_PRESET} crf {X264_CRF}")  # fmt: skip
     print(f"    assemble (re-encode)    : {ours_s:8.2f} s  ({total / ours_s:5.1f}x realtime)")
     print(f"    moviepy                 : {moviepy_s:8.2f} s  ({total / moviepy_s:5.1f}x realtime)")
     print(f"    speed-up ours vs moviepy: {moviepy_s / ours_s:8.2f}x   (target >= 5x)")
@@ -159,12 +162,16 @@ def main() -> None:
     parser.add_argument("--copy-clips", type=int, default=6)
     parser.add_argument("--copy-seconds", type=float, default=10)
     parser.add_argument("--reencode-seconds", type=float, default=4)
+    parser.add_argument("--reencode-sizes", default="640x360,1280x720",
+                        help="output sizes for (b), comma-separated (the clips are made at it)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-join-") as tmp:
         root = Path(tmp)
         bench_copy(root, args.copy_clips, args.copy_seconds, args.runs)
-        bench_reencode(root, args.reencode_seconds)
+        for size in args.reencode_sizes.split(","):
+            width, height = (int(n) for n in size.split("x"))
+            bench_reencode(root, args.reencode_seconds, width, height)
 
 
 if __name__ == "__main__":
