@@ -9,6 +9,7 @@ import uuid
 import psycopg
 import pytest
 
+from tests.queue.helpers import wait_for
 from worker.db.connection import connect
 from worker.db.migrate import migrate
 from worker.queue.jobs import JobStore
@@ -285,3 +286,28 @@ async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
     # nothing left to claim: the completion alone
     finished, claimed = await store.complete_and_claim(claimed[0], JobOutcome(), "w", 1)
     assert finished is not None and finished.id == low and claimed == []
+
+
+async def test_maintenance_refreshes_stale_statistics_for_the_claim_plan(store):
+    """Right after a burst of inserts the planner would sort every pending row on each claim;
+    one maintenance pass analyzes the table and the claim walks its index again."""
+    await sql(store, "insert into video_jobs (payload) select '{}' from generate_series(1, 6000)")
+    from worker.queue.queries import QUERIES
+
+    claim = QUERIES["claim"].replace("%(limit)s", "1").replace("%(worker_id)s", "'w'")
+
+    async def plan() -> str:
+        return "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
+
+    async def stats_visible() -> bool:  # cumulative stats reach the view within a second
+        [r] = await sql(store, "select n_mod_since_analyze as n from pg_stat_user_tables "
+                        "where relid = 'video_jobs'::regclass")
+        return r["n"] >= 6000
+
+    await wait_for(stats_visible, timeout=5)
+    assert "Sort" in await plan()  # the trap: every pending row read and sorted per claim
+    result = await store.maintain(lease_seconds=60)
+    assert result.analyzed
+    after = await plan()
+    assert "video_jobs_claim_idx" in after and "Sort" not in after, after
+    assert (await store.maintain(lease_seconds=60)).analyzed is False  # not again at once

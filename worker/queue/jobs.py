@@ -43,6 +43,7 @@ class Maintenance:
     rescued: list[Finished]
     cancelled: list[Finished]
     locked: bool
+    analyzed: bool = False
 
 
 class JobStore:
@@ -124,7 +125,11 @@ class JobStore:
             cur = await conn.execute(Q["cancel_pending"])
             cancelled = [Finished(r["id"], Status.CANCELLED, r["webhook_url"])
                          for r in await cur.fetchall()]
-        return Maintenance(rescued, cancelled, locked=True)
+            cur = await conn.execute(Q["stats_stale"])
+            stale = await cur.fetchone()
+            if stale and stale["stale"]:
+                await conn.execute("analyze public.video_jobs")
+        return Maintenance(rescued, cancelled, locked=True, analyzed=bool(stale and stale["stale"]))
 
     async def cleanup(self, days: int) -> int:
         rows = await self._all("cleanup", {"days": days})

@@ -207,3 +207,14 @@ select d.id as done_id, d.webhook_url as done_webhook_url, c.*
 from (select 1) as one
 left join done as d on true
 left join claimed as c on true;
+
+-- stats_stale --
+-- The claim's plan depends on fresh statistics: on a table that grew by thousands of rows since
+-- its last ANALYZE the planner expects a handful of pending rows and sorts them all on every
+-- claim instead of walking the claim index. Autovacuum gets there within a minute or so; the
+-- maintenance pass closes that window after a burst of inserts.
+select coalesce(n_mod_since_analyze > greatest(500, 0.1 * n_live_tup), true)
+       and coalesce(greatest(last_analyze, last_autoanalyze) < now() - interval '10 seconds',
+                    true) as stale
+from pg_stat_user_tables
+where relid = 'public.video_jobs'::regclass;
