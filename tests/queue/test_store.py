@@ -288,9 +288,9 @@ async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
     assert finished is not None and finished.id == low and claimed == []
 
 
-async def test_maintenance_refreshes_stale_statistics_for_the_claim_plan(store):
+async def test_stale_statistics_are_refreshed_for_the_claim_plan(store):
     """Right after a burst of inserts the planner would sort every pending row on each claim;
-    one maintenance pass analyzes the table and the claim walks its index again."""
+    the worker's once-a-second check analyzes the table and the claim walks its index again."""
     await sql(store, "insert into video_jobs (payload) select '{}' from generate_series(1, 6000)")
     from worker.queue.queries import QUERIES
 
@@ -306,8 +306,7 @@ async def test_maintenance_refreshes_stale_statistics_for_the_claim_plan(store):
 
     await wait_for(stats_visible, timeout=5)
     assert "Sort" in await plan()  # the trap: every pending row read and sorted per claim
-    result = await store.maintain(lease_seconds=60)
-    assert result.analyzed
+    assert await store.analyze_if_stale() is True
     after = await plan()
     assert "video_jobs_claim_idx" in after and "Sort" not in after, after
-    assert (await store.maintain(lease_seconds=60)).analyzed is False  # not again at once
+    assert await store.analyze_if_stale() is False  # not again at once

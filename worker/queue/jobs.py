@@ -43,7 +43,6 @@ class Maintenance:
     rescued: list[Finished]
     cancelled: list[Finished]
     locked: bool
-    analyzed: bool = False
 
 
 class JobStore:
@@ -125,11 +124,22 @@ class JobStore:
             cur = await conn.execute(Q["cancel_pending"])
             cancelled = [Finished(r["id"], Status.CANCELLED, r["webhook_url"])
                          for r in await cur.fetchall()]
+        return Maintenance(rescued, cancelled, locked=True)
+
+    async def analyze_if_stale(self) -> bool:
+        """ANALYZE video_jobs when its statistics are stale (see `stats_stale`); one replica
+        at a time. Returns whether it ran."""
+        async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(Q["stats_stale"])
             stale = await cur.fetchone()
-            if stale and stale["stale"]:
-                await conn.execute("analyze public.video_jobs")
-        return Maintenance(rescued, cancelled, locked=True, analyzed=bool(stale and stale["stale"]))
+            if not (stale and stale["stale"]):
+                return False
+            cur = await conn.execute(Q["analyze_lock"])
+            locked = await cur.fetchone()
+            if not (locked and locked["locked"]):
+                return False
+            await conn.execute("analyze public.video_jobs")
+            return True
 
     async def cleanup(self, days: int) -> int:
         rows = await self._all("cleanup", {"days": days})

@@ -122,6 +122,9 @@ returning id, status, webhook_url;
 -- One replica at a time does maintenance. A transaction-level lock is safe behind poolers.
 select pg_try_advisory_xact_lock(7238561029384756) as locked;
 
+-- analyze_lock --
+select pg_try_advisory_xact_lock(7238561029384757) as locked;
+
 -- counts --
 select status, count(*)::int as n from public.video_jobs group by status;
 

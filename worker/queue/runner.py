@@ -46,6 +46,7 @@ Periodic = Callable[[], Coroutine[Any, Any, None]]
 
 ABORT_WAIT = 10.0  # how long an aborted handler gets to run its finally blocks
 MAINTENANCE_EVERY = 5.0
+STATS_EVERY = 1.0  # a one-row look at pg_stat_user_tables
 PERIODIC_EVERY = 15.0  # webhook retries and other slow sweeps
 
 log = get_logger("video-worker.runner")
@@ -427,16 +428,28 @@ class Runner:
                 self._abort(r.job.id, Abort.LEASE_LOST)
 
     async def _maintenance_loop(self) -> None:
-        last_periodic = float("-inf")
+        last_periodic = last_maintain = float("-inf")
+        every = min(MAINTENANCE_EVERY, self.settings.lease_seconds / 4)
         while True:
-            await self._maintain_once()
+            if time.monotonic() - last_maintain >= every:
+                last_maintain = time.monotonic()
+                await self._maintain_once()
+            await self._refresh_stats()
             if self.periodic is not None and time.monotonic() - last_periodic >= PERIODIC_EVERY:
                 last_periodic = time.monotonic()
                 try:
                     await self.periodic()
                 except Exception as exc:
                     log.warning("periodic_task_failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(min(MAINTENANCE_EVERY, self.settings.lease_seconds / 4))
+            await asyncio.sleep(STATS_EVERY)
+
+    async def _refresh_stats(self) -> None:
+        """Keep the claim's plan on its index after bursts of inserts (see `stats_stale`)."""
+        try:
+            if await self.store.analyze_if_stale():
+                log.info("analyzed_video_jobs")
+        except Exception as exc:
+            self._db_down(exc)
 
     async def _maintain_once(self) -> None:
         try:
