@@ -162,8 +162,11 @@ def main() -> None:
     parser.add_argument("--copy-clips", type=int, default=6)
     parser.add_argument("--copy-seconds", type=float, default=10)
     parser.add_argument("--reencode-seconds", type=float, default=4)
-    parser.add_argument("--reencode-sizes", default="640x360,1280x720",
-                        help="output sizes for (b), comma-separated (the clips are made at it)")
+    parser.add_argument(
+        "--reencode-sizes",
+        default="640x360,1280x720",
+        help="output sizes for (b), comma-separated (the clips are made at it)",
+    )
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-join-") as tmp:

@@ -260,8 +260,11 @@ def stage_of(at: float, spans: list[tuple[str, float, float]]) -> str:
 
 class WorkerProcess:
     def __init__(self, database_url: str, home: Path, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SUPABASE_", "NEXT_PUBLIC_SUPABASE", "S3_", "AWS_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SUPABASE_", "NEXT_PUBLIC_SUPABASE", "S3_", "AWS_"))
+        }
         env.update({
             "DATABASE_URL": database_url, "VIDEO_WORKER_HOME": str(home),
             "ALLOW_PRIVATE_URLS": "true", "PORT": "0", "LOG_FORMAT": "json",
@@ -395,14 +398,20 @@ def report(jobs: list[JobRun], baseline: int, interval: float) -> bool:
     spans = {j.name: stage_bounds(j.row, j.enqueued) for j in done}
     add("status / join", lambda j, w: f"{j.row.get('status')} / "
         f"{(j.row.get('result') or {}).get('join', '-')}")  # fmt: skip
-    add("input served over HTTP",
-        lambda j, w: f"{mb(j.served)} in {j.requests} GETs ({j.clips} URLs)")
+    add(
+        "input served over HTTP",
+        lambda j, w: f"{mb(j.served)} in {j.requests} GETs ({j.clips} URLs)",
+    )
     add("wall time enqueue -> done", lambda j, w: f"{j.wall:.1f} s")
     add("RSS samples", lambda j, w: f"{len(w.samples)} (every {interval * 1000:.0f} ms)")
-    add(f"WORKER peak RSS (target <= {TARGET_MB:.0f} MB)",
-        lambda j, w: f"{mb(w.peak().rss)} {verdict(w.peak().rss)}")
-    add("  kernel VmHWM during the job",
-        lambda j, w: mb(j.hwm) + ("" if j.hwm_reset else " (not reset: whole life)"))
+    add(
+        f"WORKER peak RSS (target <= {TARGET_MB:.0f} MB)",
+        lambda j, w: f"{mb(w.peak().rss)} {verdict(w.peak().rss)}",
+    )
+    add(
+        "  kernel VmHWM during the job",
+        lambda j, w: mb(j.hwm) + ("" if j.hwm_reset else " (not reset: whole life)"),
+    )
     add("  anonymous part at the peak", lambda j, w: mb(w.peak().anon))
     add("  idle baseline (before any job)", lambda j, w: mb(baseline))
     add("  job's cost vs idle baseline", lambda j, w: f"+{mb(w.peak().rss - baseline)} "
@@ -412,18 +421,29 @@ def report(jobs: list[JobRun], baseline: int, interval: float) -> bool:
     add("  peak at (after enqueue, stage)", lambda j, w: f"{w.peak().at - j.enqueued:.1f} s, "
         f"{stage_of(w.peak().at, spans[j.name])}, {w.peak().count} FFmpeg alive")  # fmt: skip
     for stage in ("queued", *STAGES, "finishing"):
+
         def in_stage(j: JobRun, w: Window, stage: str = stage) -> str:
             got = [s.rss for s in w.samples if stage_of(s.at, spans[j.name]) == stage]
             return f"{mb(max(got))} ({len(got)} samples)" if got else "-"
+
         add(f"  worker peak during {stage}", in_stage)
-    add("  worker RSS idle after the job",
-        lambda j, w: f"{mb(j.idle_after)} (+{mb(j.idle_after - baseline)} vs baseline)")
-    add("FFMPEG children peak RSS (sum)", lambda j, w: f"{mb(w.peak_kids().kids)} at "
-        f"{w.peak_kids().at - j.enqueued:.1f} s, {stage_of(w.peak_kids().at, spans[j.name])}")
+    add(
+        "  worker RSS idle after the job",
+        lambda j, w: f"{mb(j.idle_after)} (+{mb(j.idle_after - baseline)} vs baseline)",
+    )
+    add(
+        "FFMPEG children peak RSS (sum)",
+        lambda j, w: (
+            f"{mb(w.peak_kids().kids)} at "
+            f"{w.peak_kids().at - j.enqueued:.1f} s, {stage_of(w.peak_kids().at, spans[j.name])}"
+        ),
+    )
     add("  most FFmpeg alive at once / biggest", lambda j, w: f"{max(s.count for s in w.samples)}"
         f" / {mb(max(s.biggest for s in w.samples))}")  # fmt: skip
-    add("worker + children peak (same instant)",
-        lambda j, w: mb(max(s.rss + s.kids for s in w.samples)))
+    add(
+        "worker + children peak (same instant)",
+        lambda j, w: mb(max(s.rss + s.kids for s in w.samples)),
+    )
     result = {j.name: j.row.get("result") or {} for j in done}
     add("output", lambda j, w: f"{mb(result[j.name].get('bytes'))}, "
         f"{result[j.name].get('duration', 0):.1f} s, {result[j.name].get('width')}x"
@@ -432,9 +452,11 @@ def report(jobs: list[JobRun], baseline: int, interval: float) -> bool:
     for r in result.values():
         keys += [k for k in (r.get("timings") or {}) if k not in keys]
     for key in keys:
+
         def timing(j: JobRun, w: Window, key: str = key) -> str:
             value = (result[j.name].get("timings") or {}).get(key)
             return "-" if value is None else f"{value:.2f} s"
+
         add(f"  result.timings.{key}", timing)
     print_table(rows)
     ok = len(done) == len(jobs)
@@ -491,16 +513,20 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         started = time.monotonic()
         worker = WorkerProcess(url, home, work / "worker.log")
         await asyncio.to_thread(worker.wait_ready, 120)
-        print(f"worker pid {worker.proc.pid} ready in {time.monotonic() - started:.1f} s "
-              f"(`python -m worker run`, LOG_FORMAT=json, log {work / 'worker.log'})")
+        print(
+            f"worker pid {worker.proc.pid} ready in {time.monotonic() - started:.1f} s "
+            f"(`python -m worker run`, LOG_FORMAT=json, log {work / 'worker.log'})"
+        )
         sampler = Sampler(worker.proc.pid, args.interval)
         sampler.start()
         await asyncio.sleep(args.settle)
         idle = await idle_rss(sampler, args.idle_seconds, "idle")
         baseline = idle.median_rss()
-        print(f"worker idle RSS (median of {len(idle.samples)} samples over "
-              f"{args.idle_seconds:g} s, after {args.settle:g} s settling): {mb(baseline)}; "
-              f"idle peak {mb(idle.peak().rss)}, anonymous {mb(idle.peak().anon)}")
+        print(
+            f"worker idle RSS (median of {len(idle.samples)} samples over "
+            f"{args.idle_seconds:g} s, after {args.settle:g} s settling): {mb(baseline)}; "
+            f"idle peak {mb(idle.peak().rss)}, anonymous {mb(idle.peak().anon)}"
+        )
 
         reencode_n = min(args.reencode_clips, copies)
         jobs = [
@@ -520,13 +546,14 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         async with open_store(settings) as store:
             for job, payload in jobs:
                 print(f"running {job.name}: {job.description} … (load {load()})", flush=True)
-                await run_job(job, payload, store, server, sampler, worker.proc.pid,
-                              args.timeout)
+                await run_job(job, payload, store, server, sampler, worker.proc.pid, args.timeout)
                 after = await idle_rss(sampler, args.idle_seconds, f"after {job.name}")
                 job.idle_after = after.median_rss()
                 peak = job.window.peak().rss if job.window and job.window.samples else None
-                print(f"  {job.row.get('status')} in {job.wall:.1f} s; worker peak {mb(peak)}",
-                      flush=True)
+                print(
+                    f"  {job.row.get('status')} in {job.wall:.1f} s; worker peak {mb(peak)}",
+                    flush=True,
+                )
                 with contextlib.suppress(OSError):  # the output is not needed: free the disk
                     shutil.rmtree(home / "storage")
         print(f"\nResults (MB = 10^6 bytes; load average {load()} at the end; a sample's stage "
@@ -536,8 +563,10 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         if total_in is not None and total_in < GIB:
             print(f"WARNING: the copy job's input was only {mb(total_in)} (< 1 GiB)")
             passed = False
-        print(f"\nverdict: worker peak RSS <= {TARGET_MB:.0f} MB on every job: "
-              f"{'PASS' if passed else 'FAIL'}")
+        print(
+            f"\nverdict: worker peak RSS <= {TARGET_MB:.0f} MB on every job: "
+            f"{'PASS' if passed else 'FAIL'}"
+        )
         return 0 if passed else 1
     finally:
         if sampler is not None:
@@ -551,17 +580,26 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=None,
-                        help="folder for the clip cache, database, worker home (default: tmp)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for the clip cache, database, worker home (default: tmp)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--database-url", default=None,
-                        help="Postgres to use (default: a fresh embedded pgserver)")
+    parser.add_argument(
+        "--database-url", default=None, help="Postgres to use (default: a fresh embedded pgserver)"
+    )
     parser.add_argument("--resolution", default="1920x1080", help="of the clip, WxH")
     parser.add_argument("--seconds", type=float, default=26.0, help="length of the clip")
     parser.add_argument("--crf", type=int, default=4, help="x264 CRF of the clip (lower: bigger)")
     parser.add_argument("--clips", type=int, default=10, help="copies in the copy job (at least)")
-    parser.add_argument("--min-input-gib", type=float, default=1.0,
-                        help="more copies are used if needed to reach this much input")
+    parser.add_argument(
+        "--min-input-gib",
+        type=float,
+        default=1.0,
+        help="more copies are used if needed to reach this much input",
+    )
     parser.add_argument("--reencode-clips", type=int, default=4)
     parser.add_argument("--reencode-size", default="1280x720")
     parser.add_argument("--only", choices=["copy", "reencode"], default=None)

@@ -63,6 +63,7 @@ THROUGHPUT_TARGET = 2.0
 
 # ---- what the handlers record ----------------------------------------------------------------
 
+
 class Recorder:
     """Start times of handlers by key, and wake-ups for whoever waits on one key or on a count."""
 
@@ -97,6 +98,7 @@ NOTES: dict[str, str] = {}  # how each system was driven, printed under the tabl
 
 # ---- the three systems behind one small interface --------------------------------------------
 
+
 class System:
     """One queue library in one database: schema, a worker, an enqueuer, a 'done' count."""
 
@@ -112,6 +114,7 @@ class System:
     async def start_worker(self, concurrency: int) -> None: ...
     async def worker_ready(self) -> None:
         """Wait for whatever the library exposes about its listener; warm-ups do the rest."""
+
     async def stop_worker(self) -> None: ...
     async def close(self) -> None: ...
     def done_query(self, n: int) -> str:
@@ -155,6 +158,7 @@ class Ours(System):
         async def one(key: int) -> None:
             async with gate:
                 await self.enqueuer.enqueue({"k": key})
+
         await asyncio.gather(*(one(k) for k in range(n)))
 
     async def start_worker(self, concurrency: int) -> None:
@@ -163,8 +167,13 @@ class Ours(System):
         from worker.queue.runner import Runner
         from worker.settings import Settings
 
-        settings = replace(Settings(), concurrency=concurrency,
-                           poll_interval_ms=int(POLL_SECONDS * 1000), worker_id="bench", port=0)
+        settings = replace(
+            Settings(),
+            concurrency=concurrency,
+            poll_interval_ms=int(POLL_SECONDS * 1000),
+            worker_id="bench",
+            port=0,
+        )
         pool = make_pool(self.url, max_size=settings.concurrency + 4)
         await pool.open(wait=True)
         self.pools.append(pool)
@@ -174,8 +183,7 @@ class Ours(System):
             REC.mark(job.payload["k"], at)
             return None
 
-        self.runner = Runner(settings, JobStore(pool), handler, database_url=self.url,
-                             listen=True)
+        self.runner = Runner(settings, JobStore(pool), handler, database_url=self.url, listen=True)
         self.task = asyncio.create_task(self.runner.run())
 
     async def worker_ready(self) -> None:
@@ -213,13 +221,17 @@ class Procrastinate(System):
     def _app(self, max_size: int) -> Any:
         import procrastinate
 
-        app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-            conninfo=self.url, min_size=1, max_size=max_size))
+        app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(
+                conninfo=self.url, min_size=1, max_size=max_size
+            )
+        )
 
         @app.task(name=self.TASK)
         async def bench_noop(k: int) -> None:
             at = time.perf_counter()
             REC.mark(k, at)
+
         self.apps.append(app)
         return app
 
@@ -243,15 +255,23 @@ class Procrastinate(System):
     async def enqueue_bulk(self, n: int) -> None:
         for start in range(0, n, 500):
             await self.defer.batch_defer_async(
-                *({"k": k} for k in range(start, min(n, start + 500))))
+                *({"k": k} for k in range(start, min(n, start + 500)))
+            )
 
     async def start_worker(self, concurrency: int) -> None:
         self.worker_app = self._app(concurrency + 4)
         await self.worker_app.open_async()
-        self.task = asyncio.create_task(self.worker_app.run_worker_async(
-            concurrency=concurrency, wait=True, listen_notify=True,
-            fetch_job_polling_interval=POLL_SECONDS, abort_job_polling_interval=POLL_SECONDS,
-            install_signal_handlers=False, name="bench"))
+        self.task = asyncio.create_task(
+            self.worker_app.run_worker_async(
+                concurrency=concurrency,
+                wait=True,
+                listen_notify=True,
+                fetch_job_polling_interval=POLL_SECONDS,
+                abort_job_polling_interval=POLL_SECONDS,
+                install_signal_handlers=False,
+                name="bench",
+            )
+        )
 
     async def stop_worker(self) -> None:
         if self.task is not None:
@@ -301,9 +321,12 @@ class PgQueuer(System):
             return Queries(psycopg_driver(await self._connect(), await self._connect()))
         params = conninfo_to_dict(self.url)
         conn = await asyncpg.connect(
-            host=params.get("host"), port=int(params.get("port") or 5432),
-            user=params.get("user"), password=params.get("password"),
-            database=params.get("dbname"))
+            host=params.get("host"),
+            port=int(params.get("port") or 5432),
+            user=params.get("user"),
+            password=params.get("password"),
+            database=params.get("dbname"),
+        )
         self.asyncpg_conns.append(conn)
         self.driver = "asyncpg (AsyncpgDriver)"
         return Queries(AsyncpgDriver(conn))
@@ -322,8 +345,9 @@ class PgQueuer(System):
     async def enqueue_bulk(self, n: int) -> None:
         for start in range(0, n, 500):
             keys = range(start, min(n, start + 500))
-            await self.enqueuer.enqueue([self.ENTRYPOINT] * len(keys),
-                                        [str(k).encode() for k in keys], [0] * len(keys))
+            await self.enqueuer.enqueue(
+                [self.ENTRYPOINT] * len(keys), [str(k).encode() for k in keys], [0] * len(keys)
+            )
 
     async def start_worker(self, concurrency: int) -> None:
         from pgqueuer.models import Job
@@ -339,8 +363,9 @@ class PgQueuer(System):
             REC.mark(int(job.payload or b"0"), at)
 
         NOTES[self.name] = f"driver {self.driver}; concurrency via concurrency_limit"
-        self.task = asyncio.create_task(self.qm.run(
-            dequeue_timeout=timedelta(seconds=POLL_SECONDS), batch_size=concurrency))
+        self.task = asyncio.create_task(
+            self.qm.run(dequeue_timeout=timedelta(seconds=POLL_SECONDS), batch_size=concurrency)
+        )
 
     async def worker_ready(self) -> None:
         deadline = time.monotonic() + 10
@@ -370,12 +395,14 @@ class PgQueuer(System):
 
     def done_query(self, n: int) -> str:
         # PgQueuer deletes a finished job from its queue table (moving it to its log).
-        return (f"select {n} - count(*) from {self.queue_table}"
-                f" where entrypoint = '{self.ENTRYPOINT}'")
+        return (
+            f"select {n} - count(*) from {self.queue_table} where entrypoint = '{self.ENTRYPOINT}'"
+        )
 
 
-def psycopg_driver(conn: psycopg.AsyncConnection[Any],
-                   query_conn: psycopg.AsyncConnection[Any] | None = None) -> Any:
+def psycopg_driver(
+    conn: psycopg.AsyncConnection[Any], query_conn: psycopg.AsyncConnection[Any] | None = None
+) -> Any:
     """PgQueuer's PsycopgDriver; with `query_conn`, its queries go there and only LISTEN stays
     on `conn`.
 
@@ -405,10 +432,14 @@ def psycopg_driver(conn: psycopg.AsyncConnection[Any],
 
 
 FACTORIES: dict[str, Callable[[str], System]] = {
-    "ours": Ours, "procrastinate": Procrastinate, "pgqueuer": PgQueuer}
+    "ours": Ours,
+    "procrastinate": Procrastinate,
+    "pgqueuer": PgQueuer,
+}
 
 
 # ---- databases -------------------------------------------------------------------------------
+
 
 def with_dbname(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
@@ -430,8 +461,9 @@ class Databases:
 
     async def drop(self, name: str) -> None:
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
-            await conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(name)))
+            await conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
         with contextlib.suppress(ValueError):
             self.created.remove(name)
 
@@ -458,6 +490,7 @@ async def fresh_system(dbs: Databases, system: str, phase: str) -> Any:
 
 # ---- the two measurements --------------------------------------------------------------------
 
+
 @dataclass
 class Latency:
     samples_ms: list[float] = field(default_factory=list)
@@ -467,8 +500,11 @@ class Latency:
         data = sorted(self.samples_ms)
         if not data:
             return float("nan")
-        return statistics.quantiles(data, n=100, method="inclusive")[int(q) - 1] if len(
-            data) > 1 else data[0]
+        return (
+            statistics.quantiles(data, n=100, method="inclusive")[int(q) - 1]
+            if len(data) > 1
+            else data[0]
+        )
 
 
 async def warm_up(sut: System) -> None:
@@ -535,6 +571,7 @@ async def measure_throughput(dbs: Databases, system: str, jobs: int, concurrency
 
 # ---- report ----------------------------------------------------------------------------------
 
+
 def fmt(value: float | None, digits: int = 1) -> str:
     if value is None or value != value:
         return "-"
@@ -547,8 +584,14 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x"
 
 
-def report(systems: list[str], lat: dict[str, Latency], tp: dict[str, dict[int, float]],
-           errors: dict[str, str], args: argparse.Namespace, pg: str) -> None:
+def report(
+    systems: list[str],
+    lat: dict[str, Latency],
+    tp: dict[str, dict[int, float]],
+    errors: dict[str, str],
+    args: argparse.Namespace,
+    pg: str,
+) -> None:
     cols = [LABELS[s] for s in systems]
     peers = [s for s in systems if s != "ours"]
     has_ours = "ours" in systems
@@ -563,8 +606,9 @@ def report(systems: list[str], lat: dict[str, Latency], tp: dict[str, dict[int, 
         if has_ours:  # peer / ours: above 1 means ours picks up faster
             row += [ratio(lat_of(p, q), lat_of("ours", q)) for p in peers]
         rows.append(row)
-    row = ["pickup max (ms)"] + [fmt(max(lat[s].samples_ms), 2) if s in lat and lat[s].samples_ms
-                                 else "-" for s in systems]
+    row = ["pickup max (ms)"] + [
+        fmt(max(lat[s].samples_ms), 2) if s in lat and lat[s].samples_ms else "-" for s in systems
+    ]
     rows.append(row + ([""] * len(peers) if has_ours else []))
     row = ["pickup lost (>15 s)"] + [str(lat[s].lost) if s in lat else "-" for s in systems]
     rows.append(row + ([""] * len(peers) if has_ours else []))
@@ -577,31 +621,47 @@ def report(systems: list[str], lat: dict[str, Latency], tp: dict[str, dict[int, 
     line = "  ".join("-" * w for w in widths)
     print()
     print(f"Postgres: {pg}")
-    print(f"latency: {args.latency_jobs} jobs one at a time, concurrency {LATENCY_CONCURRENCY}, "
-          f"polling {POLL_SECONDS:g} s, LISTEN/NOTIFY on; throughput: {args.jobs} no-op jobs "
-          "bulk-enqueued, then timed from worker start to all finished")
-    print("ratios: latency = peer / ours (>1: ours faster); throughput = ours / peer "
-          "(>1: ours faster)")
+    print(
+        f"latency: {args.latency_jobs} jobs one at a time, concurrency {LATENCY_CONCURRENCY}, "
+        f"polling {POLL_SECONDS:g} s, LISTEN/NOTIFY on; throughput: {args.jobs} no-op jobs "
+        "bulk-enqueued, then timed from worker start to all finished"
+    )
+    print(
+        "ratios: latency = peer / ours (>1: ours faster); throughput = ours / peer "
+        "(>1: ours faster)"
+    )
     print(line)
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in
-                    enumerate(zip(head, widths, strict=True))))
+    print(
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    )
     print(line)
     for r in rows:
-        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in
-                        enumerate(zip(r, widths, strict=True))))
+        print(
+            "  ".join(
+                v.ljust(w) if i == 0 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     print(line)
     if has_ours:
         print("targets:")
         p95 = lat_of("ours", 95)
         ok = p95 is not None and p95 <= P95_TARGET_MS
-        print(f"  ours pickup p95 <= {P95_TARGET_MS:g} ms: {fmt(p95, 2)} ms -> "
-              f"{'MET' if ok else 'MISSED'}")
+        print(
+            f"  ours pickup p95 <= {P95_TARGET_MS:g} ms: {fmt(p95, 2)} ms -> "
+            f"{'MET' if ok else 'MISSED'}"
+        )
         for c in (1, 4):
             ours, peer = tp.get("ours", {}).get(c), tp.get("procrastinate", {}).get(c)
             if ours and peer:
                 met = ours >= THROUGHPUT_TARGET * peer
-                print(f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: "
-                      f"{ours / peer:.2f}x -> {'MET' if met else 'MISSED'}")
+                print(
+                    f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: "
+                    f"{ours / peer:.2f}x -> {'MET' if met else 'MISSED'}"
+                )
             else:
                 print(f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: not measured")
     for s, note in NOTES.items():
@@ -611,6 +671,7 @@ def report(systems: list[str], lat: dict[str, Latency], tp: dict[str, dict[int, 
 
 
 # ---- main ------------------------------------------------------------------------------------
+
 
 def quiet_logging() -> None:
     from worker.log import configure
@@ -656,7 +717,8 @@ async def run(args: argparse.Namespace, url: str, origin: str) -> int:
                     else:
                         c = int(phase)
                         tp.setdefault(system, {})[c] = await measure_throughput(
-                            dbs, system, args.jobs, c)
+                            dbs, system, args.jobs, c
+                        )
                     print(f"done in {time.perf_counter() - t0:.1f} s", flush=True)
                 except Exception as exc:  # a peer that cannot run must not stop the others
                     why = f"{what}: {type(exc).__name__}: {exc}".strip()[:300]
@@ -665,18 +727,27 @@ async def run(args: argparse.Namespace, url: str, origin: str) -> int:
     finally:
         await dbs.drop_all()
     report(systems, lat, tp, errors, args, pg)
-    print(f"machine: {os.cpu_count()} CPUs; load average at start {load_start}, at end "
-          f"{load()} (the figures are only comparable within one quiet run)")
+    print(
+        f"machine: {os.cpu_count()} CPUs; load average at start {load_start}, at end "
+        f"{load()} (the figures are only comparable within one quiet run)"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000, help="no-op jobs per throughput run")
-    parser.add_argument("--latency-jobs", type=int, default=200,
-                        help="jobs enqueued one at a time for pickup latency")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="server to use (default: $DATABASE_URL, else an embedded pgserver)")
+    parser.add_argument(
+        "--latency-jobs",
+        type=int,
+        default=200,
+        help="jobs enqueued one at a time for pickup latency",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="server to use (default: $DATABASE_URL, else an embedded pgserver)",
+    )
     parser.add_argument("--only", choices=SYSTEMS, help="measure one system only")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.latency_jobs < 2:
@@ -685,8 +756,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.database_url:
         parts = conninfo_to_dict(args.database_url)
         where = parts.get("host") or "local socket"
-        return asyncio.run(run(args, args.database_url, f"from --database-url/DATABASE_URL, "
-                                                        f"host {where}"))
+        return asyncio.run(
+            run(args, args.database_url, f"from --database-url/DATABASE_URL, host {where}")
+        )
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, via pgserver
     import pgserver
 
@@ -696,8 +768,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from importlib.metadata import version
 
-            origin = (f"embedded: pgserver {version('pgserver')} wheel, started for this run "
-                      f"in {pgdata}")
+            origin = (
+                f"embedded: pgserver {version('pgserver')} wheel, started for this run in {pgdata}"
+            )
             return asyncio.run(run(args, str(server.get_uri()), origin))
         finally:
             server.cleanup()

@@ -15,8 +15,14 @@ from tests.queue.procs import ROOT
 
 def cli(db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": db_url, "LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "worker", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -27,17 +33,36 @@ def test_migrate_reports_up_to_date_on_a_migrated_database(db_url):
 
 
 def test_enqueue_builds_the_payload_from_clip_urls(db_url):
-    out = cli(db_url, "enqueue", "https://cdn.example.com/a.mp4", "https://cdn.example.com/b.mp4",
-              "--audio", "https://cdn.example.com/m.mp3", "--volume", "0.3", "--duck",
-              "--width", "1080", "--height", "1920", "--priority", "5",
-              "--idempotency-key", "k1").stdout
+    out = cli(
+        db_url,
+        "enqueue",
+        "https://cdn.example.com/a.mp4",
+        "https://cdn.example.com/b.mp4",
+        "--audio",
+        "https://cdn.example.com/m.mp3",
+        "--volume",
+        "0.3",
+        "--duck",
+        "--width",
+        "1080",
+        "--height",
+        "1920",
+        "--priority",
+        "5",
+        "--idempotency-key",
+        "k1",
+    ).stdout
     assert out.startswith("enqueued ")
     job_id = out.split()[1]
     row = json.loads(cli(db_url, "status", job_id, "--json").stdout)
     assert row["payload"] == {
-        "clips": [{"url": "https://cdn.example.com/a.mp4"}, {"url": "https://cdn.example.com/b.mp4"}],
+        "clips": [
+            {"url": "https://cdn.example.com/a.mp4"},
+            {"url": "https://cdn.example.com/b.mp4"},
+        ],
         "audio": {"url": "https://cdn.example.com/m.mp3", "duck": True, "volume": 0.3},
-        "output": {"width": 1080, "height": 1920}}
+        "output": {"width": 1080, "height": 1920},
+    }
     assert row["priority"] == 5 and row["status"] == "pending"
     again = cli(db_url, "enqueue", "https://cdn.example.com/a.mp4", "--idempotency-key", "k1")
     assert again.stdout.strip() == f"already enqueued {job_id}"
@@ -64,13 +89,23 @@ def test_cancel_then_cleanup(db_url):
 async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
     import asyncio
 
-    payload = json.dumps({"script": [{"progress": 50, "stage": "processing", "message": "half"},
-                                     {"sleep": 0.6}]})
+    payload = json.dumps(
+        {"script": [{"progress": 50, "stage": "processing", "message": "half"}, {"sleep": 0.6}]}
+    )
     async with running(store, scripted):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker", "enqueue", "--payload", payload, "--wait",
-            cwd=ROOT, env={**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "worker",
+            "enqueue",
+            "--payload",
+            payload,
+            "--wait",
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     text = out.decode()
     assert proc.returncode == 0, text + err.decode()
@@ -81,8 +116,14 @@ async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
 
 def test_bad_settings_are_reported_not_raised(db_url):
     env = {**os.environ, "DATABASE_URL": db_url, "WORKER_CONCURRENCY": "many"}
-    proc = subprocess.run([sys.executable, "-m", "worker", "status"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "WORKER_CONCURRENCY must be a whole number" in proc.stderr
 
@@ -90,7 +131,13 @@ def test_bad_settings_are_reported_not_raised(db_url):
 def test_run_refuses_incomplete_storage_settings_at_start(db_url):
     env = {**os.environ, "DATABASE_URL": db_url, "STORAGE_BACKEND": "s3", "PORT": "0"}
     env.pop("S3_BUCKET", None)
-    proc = subprocess.run([sys.executable, "-m", "worker", "run"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "S3_BUCKET is not set" in proc.stderr

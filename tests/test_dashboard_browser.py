@@ -26,19 +26,31 @@ from worker.http.server import bound_port, create_app, serve
 from worker.queue.runner import Runner
 
 playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="the browser tests need Playwright (pip install -e '.[test]')")
+    "playwright.async_api", reason="the browser tests need Playwright (pip install -e '.[test]')"
+)
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
-    "chromium-browser")
+CHROMIUM = (
+    os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+)
 if not CHROMIUM:
-    pytest.skip("Chromium is not installed (Debian: apt-get install chromium); the dashboard's "
-                "browser tests need a real headless Chromium", allow_module_level=True)
+    pytest.skip(
+        "Chromium is not installed (Debian: apt-get install chromium); the dashboard's "
+        "browser tests need a real headless Chromium",
+        allow_module_level=True,
+    )
 
 # The flags that work on this machine's closed network (see the machine doc): no background
 # connections, no component updates, no sync, no GPU; --no-sandbox because CI runs as root.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PAGE_DEADLINE_MS = 15_000  # the page refreshes every 2 s; a few refreshes' worth, and then some
 
 
@@ -52,17 +64,20 @@ class Watched:
     dialogs: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
-        return ([f"console error: {m}" for m in self.console_errors]
-                + [f"uncaught exception: {m}" for m in self.page_errors]
-                + [f"failed request: {m}" for m in self.failed_requests]
-                + [f"dialog opened: {m}" for m in self.dialogs])
+        return (
+            [f"console error: {m}" for m in self.console_errors]
+            + [f"uncaught exception: {m}" for m in self.page_errors]
+            + [f"failed request: {m}" for m in self.failed_requests]
+            + [f"dialog opened: {m}" for m in self.dialogs]
+        )
 
 
 @pytest.fixture
 async def browser():
     async with playwright_api.async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                            headless=True)
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         try:
             yield chromium
         finally:
@@ -76,17 +91,26 @@ async def dashboard(browser, runner: Runner) -> AsyncIterator[tuple[object, Watc
     context = await browser.new_context(viewport={"width": 1100, "height": 800})
     page = await context.new_page()
     seen = Watched()
-    page.on("console", lambda m: m.type == "error" and seen.console_errors.append(
-        f"{m.text} at {m.location}"))
+    page.on(
+        "console",
+        lambda m: m.type == "error" and seen.console_errors.append(f"{m.text} at {m.location}"),
+    )
     page.on("pageerror", lambda exc: seen.page_errors.append(str(exc)))
-    page.on("requestfailed", lambda r: seen.failed_requests.append(
-        f"{r.method} {r.url}: {r.failure}"))
-    page.on("response", lambda r: r.status >= 400 and seen.failed_requests.append(
-        f"{r.request.method} {r.url}: HTTP {r.status}"))
+    page.on(
+        "requestfailed", lambda r: seen.failed_requests.append(f"{r.method} {r.url}: {r.failure}")
+    )
+    page.on(
+        "response",
+        lambda r: (
+            r.status >= 400
+            and seen.failed_requests.append(f"{r.request.method} {r.url}: HTTP {r.status}")
+        ),
+    )
 
     async def on_dialog(dialog) -> None:
         seen.dialogs.append(f"{dialog.type}: {dialog.message}")
         await dialog.dismiss()
+
     page.on("dialog", on_dialog)
     try:
         response = await page.goto(f"http://127.0.0.1:{bound_port(site)}/")
@@ -103,8 +127,9 @@ async def until(page, script: str, arg: object = None, what: str = "") -> None:
         await page.wait_for_function(script, arg=arg, polling=100, timeout=PAGE_DEADLINE_MS)
     except playwright_api.TimeoutError:
         text = await page.inner_text("body")
-        raise AssertionError(f"the page never showed {what or script!r}; it shows:\n{text}") \
-            from None
+        raise AssertionError(
+            f"the page never showed {what or script!r}; it shows:\n{text}"
+        ) from None
 
 
 # Small readers of the page's DOM, shared by the waits below.
@@ -130,25 +155,41 @@ async def test_dashboard_shows_a_job_in_flight_then_done(store, browser, tmp_pat
 
     first, _ = await store.enqueue({}, priority=10)
     second, _ = await store.enqueue({})  # waits behind the first: concurrency is 1
-    async with running(store, handler, concurrency=1) as runner, \
-            dashboard(browser, runner) as (page, seen):
-        await wait_for(lambda: asyncio.sleep(0, result=any(
-            j["progress"] == 42 for j in runner.in_flight_view())))
+    async with (
+        running(store, handler, concurrency=1) as runner,
+        dashboard(browser, runner) as (page, seen),
+    ):
+        await wait_for(
+            lambda: asyncio.sleep(
+                0, result=any(j["progress"] == 42 for j in runner.in_flight_view())
+            )
+        )
         [flight] = runner.in_flight_view()
         assert flight["id"] == str(first)
 
-        await until(page, f"(id) => {{ const r = ({INFLIGHT_ROW})(id); "
-                          "return r && r.bar === '42%' && r.label === '42%'; }",
-                    str(first), what=f"job {first} in flight at 42 %")
+        await until(
+            page,
+            f"(id) => {{ const r = ({INFLIGHT_ROW})(id); "
+            "return r && r.bar === '42%' && r.label === '42%'; }",
+            str(first),
+            what=f"job {first} in flight at 42 %",
+        )
         row = await page.evaluate(INFLIGHT_ROW, str(first))
         assert (row["stage"], row["message"]) == ("processing", "encoding")
         assert row["running"].endswith(" s")
-        await until(page, f"() => {{ const c = ({CARDS})(); "
-                          "return c.processing === '1' && c.pending === '1'; }",
-                    what="the queue cards: 1 processing, 1 pending")
+        await until(
+            page,
+            f"() => {{ const c = ({CARDS})(); return c.processing === '1' && c.pending === '1'; }}",
+            what="the queue cards: 1 processing, 1 pending",
+        )
         cards = await page.evaluate(CARDS)
-        assert cards == {"pending": "1", "processing": "1", "completed": "0", "failed": "0",
-                         "cancelled": "0"}
+        assert cards == {
+            "pending": "1",
+            "processing": "1",
+            "completed": "0",
+            "failed": "0",
+            "cancelled": "0",
+        }
         assert await page.text_content("#worker") == "test-worker"
         state = await page.inner_text("#state")
         assert "database up" in state and "processed 0" in state
@@ -161,14 +202,23 @@ async def test_dashboard_shows_a_job_in_flight_then_done(store, browser, tmp_pat
         blocker.set()
         await status_is(store, first, "completed")
         await status_is(store, second, "completed")
-        await until(page, f"() => {{ const c = ({CARDS})(); "
-                          "return c.completed === '2' && c.processing === '0' "
-                          "&& c.pending === '0'; }",
-                    what="the queue cards: 2 completed, none pending or processing")
-        await until(page, "() => document.getElementById('state').textContent"
-                          ".includes('processed 2')", what="processed 2")
-        await until(page, "() => document.getElementById('inflight').innerText.trim() === 'none'",
-                    what="nothing in flight")
+        await until(
+            page,
+            f"() => {{ const c = ({CARDS})(); "
+            "return c.completed === '2' && c.processing === '0' "
+            "&& c.pending === '0'; }",
+            what="the queue cards: 2 completed, none pending or processing",
+        )
+        await until(
+            page,
+            "() => document.getElementById('state').textContent.includes('processed 2')",
+            what="processed 2",
+        )
+        await until(
+            page,
+            "() => document.getElementById('inflight').innerText.trim() === 'none'",
+            what="nothing in flight",
+        )
         assert await page.evaluate(INFLIGHT_ROW, str(first)) is None
         assert seen.problems() == []
 
@@ -178,22 +228,32 @@ async def test_recent_failures_show_the_error_as_text(store, browser):
     job_id, _ = await store.enqueue({"script": [{"fail": error}]})
     async with running(store, scripted) as runner, dashboard(browser, runner) as (page, seen):
         await status_is(store, job_id, "failed")
-        await until(page, "(id) => [...document.querySelectorAll('#failures code')]"
-                          ".some(c => c.textContent === id)",
-                    str(job_id), what=f"job {job_id} under Recent failures")
-        row = await page.evaluate("""(id) => {
+        await until(
+            page,
+            "(id) => [...document.querySelectorAll('#failures code')]"
+            ".some(c => c.textContent === id)",
+            str(job_id),
+            what=f"job {job_id} under Recent failures",
+        )
+        row = await page.evaluate(
+            """(id) => {
             const tr = [...document.querySelectorAll('#failures tr')].find(
                 r => r.querySelector('code')?.textContent === id);
             return {cells: [...tr.children].map(td => td.textContent),
                     elements: tr.querySelectorAll('script, img').length};
-        }""", str(job_id))
+        }""",
+            str(job_id),
+        )
         _id, when, attempts, shown = row["cells"]
         assert error in shown  # the literal text, markup and all
         assert row["elements"] == 0  # nothing in it became an element
         assert attempts == "1" and when
         assert await page.locator("#failures").get_by_text(error, exact=False).is_visible()
         await until(page, f"() => ({CARDS})().failed === '1'", what="the failed card at 1")
-        await until(page, "() => document.getElementById('state').textContent"
-                          ".includes('failed 1')", what="failed 1")
+        await until(
+            page,
+            "() => document.getElementById('state').textContent.includes('failed 1')",
+            what="failed 1",
+        )
         assert seen.dialogs == []
         assert seen.problems() == []

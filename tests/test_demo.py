@@ -11,11 +11,20 @@ from worker.media.probe import probe
 
 
 def test_the_demo_makes_a_video_and_a_poster(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "STORAGE_BACKEND", "S3_BUCKET", "SUPABASE_URL"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "STORAGE_BACKEND", "S3_BUCKET", "SUPABASE_URL"}
+    }
     env.update(VIDEO_WORKER_HOME=str(tmp_path / "home"), PORT="0")
-    proc = subprocess.run([sys.executable, "-m", "worker", "demo"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "dashboard at http://127.0.0.1:" in out and "100%  completed" in out

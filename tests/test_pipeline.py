@@ -29,16 +29,34 @@ def media(tmp_path_factory) -> Media:
 def long_clip(tmp_path_factory) -> Path:
     """Long enough at 1280x720 that an encode is still running when the test cancels it."""
     out = tmp_path_factory.mktemp("long") / "long.mp4"
-    ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=40",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=40",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"],
-           out)
+    ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30:duration=40",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=40",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        out,
+    )
     return out
 
 
 @contextlib.asynccontextmanager
 async def file_server(files: dict[str, Path | int | bytes]):
     """Serves each path as a file, raw bytes, or a bare HTTP status."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
         item = files.get(request.path)
         if item is None:
@@ -63,8 +81,12 @@ async def file_server(files: dict[str, Path | int | bytes]):
 
 
 def settings_for(tmp_path: Path, **overrides):
-    return {"home": tmp_path / "home", "allow_private_urls": True, "storage_backend": "local",
-            **overrides}
+    return {
+        "home": tmp_path / "home",
+        "allow_private_urls": True,
+        "storage_backend": "local",
+        **overrides,
+    }
 
 
 @contextlib.asynccontextmanager
@@ -81,24 +103,48 @@ def stored(settings, key: str) -> Path:
 
 
 async def test_a_job_becomes_a_streamable_mp4_with_a_poster(store, tmp_path, media):
-    files = {"/a.mp4": media.path("h264_30"), "/b.mp4": media.path("odd"),
-             "/c.mp4": media.path("h264_30_silent"), "/music.m4a": media.path("music")}
+    files = {
+        "/a.mp4": media.path("h264_30"),
+        "/b.mp4": media.path("odd"),
+        "/c.mp4": media.path("h264_30_silent"),
+        "/music.m4a": media.path("music"),
+    }
     async with file_server(files) as base:
-        job_id, _ = await store.enqueue({
-            "clips": [{"url": f"{base}/a.mp4"}, {"url": f"{base}/b.mp4"},
-                      {"url": f"{base}/c.mp4", "start": 0.5}],
-            "audio": {"url": f"{base}/music.m4a", "volume": 0.5, "duck": True},
-            "output": {"width": 320, "height": 240, "path": "user-1/final.mp4"}})
+        job_id, _ = await store.enqueue(
+            {
+                "clips": [
+                    {"url": f"{base}/a.mp4"},
+                    {"url": f"{base}/b.mp4"},
+                    {"url": f"{base}/c.mp4", "start": 0.5},
+                ],
+                "audio": {"url": f"{base}/music.m4a", "volume": 0.5, "duck": True},
+                "output": {"width": 320, "height": 240, "path": "user-1/final.mp4"},
+            }
+        )
         async with worker(store, tmp_path) as (_, settings):
             row = await status_is(store, job_id, "completed", "failed", timeout=120)
     assert row["status"] == "completed", row["error"]
     result = row["result"]
-    for key in ("storage_path", "bytes", "duration", "width", "height", "fps", "video_codec",
-                "audio_codec", "join", "timings"):
+    for key in (
+        "storage_path",
+        "bytes",
+        "duration",
+        "width",
+        "height",
+        "fps",
+        "video_codec",
+        "audio_codec",
+        "join",
+        "timings",
+    ):
         assert key in result
     assert result["storage_path"] == "user-1/final.mp4" and result["join"] == "reencode"
     assert (result["width"], result["height"], result["video_codec"], result["audio_codec"]) == (
-        320, 240, "h264", "aac")
+        320,
+        240,
+        "h264",
+        "aac",
+    )
     assert result["duration"] == pytest.approx(1 + 1 + 1.5, abs=0.1)
     video = stored(settings, "user-1/final.mp4")
     assert row["video_url"] == video.as_uri() and video.stat().st_size == result["bytes"]
@@ -111,8 +157,9 @@ async def test_a_job_becomes_a_streamable_mp4_with_a_poster(store, tmp_path, med
 async def test_matching_clips_are_joined_by_stream_copy(store, tmp_path, media):
     files = {"/a.mp4": media.path("h264_30"), "/b.mp4": media.path("h264_30")}
     async with file_server(files) as base:
-        job_id, _ = await store.enqueue({"clips": [{"url": f"{base}/a.mp4"},
-                                                   {"url": f"{base}/b.mp4"}]})
+        job_id, _ = await store.enqueue(
+            {"clips": [{"url": f"{base}/a.mp4"}, {"url": f"{base}/b.mp4"}]}
+        )
         async with worker(store, tmp_path):
             row = await status_is(store, job_id, "completed", "failed", timeout=60)
     assert row["status"] == "completed", row["error"]
@@ -120,11 +167,14 @@ async def test_matching_clips_are_joined_by_stream_copy(store, tmp_path, media):
     assert row["result"]["storage_path"] == f"anonymous/{job_id}.mp4"
 
 
-@pytest.mark.parametrize(("payload", "error"), [
-    ({"clips": []}, "payload.clips: "),
-    ({"clips": [{"url": "ftp://x/a.mp4"}]}, "payload.clips[0].url: "),
-    ("not an object", "payload: "),
-])
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ({"clips": []}, "payload.clips: "),
+        ({"clips": [{"url": "ftp://x/a.mp4"}]}, "payload.clips[0].url: "),
+        ("not an object", "payload: "),
+    ],
+)
 async def test_an_invalid_payload_fails_at_once_naming_the_field(store, tmp_path, payload, error):
     job_id, _ = await store.enqueue(payload)
     async with worker(store, tmp_path) as (runner, _):
@@ -134,11 +184,15 @@ async def test_an_invalid_payload_fails_at_once_naming_the_field(store, tmp_path
 
 
 async def test_bad_inputs_fail_naming_the_input(store, tmp_path, media):
-    files = {"/ok.mp4": media.path("h264_30"), "/page.mp4": b"<!doctype html><html>hi</html>",
-             "/gone.mp4": 404}
+    files = {
+        "/ok.mp4": media.path("h264_30"),
+        "/page.mp4": b"<!doctype html><html>hi</html>",
+        "/gone.mp4": 404,
+    }
     async with file_server(files) as base:
-        missing, _ = await store.enqueue({"clips": [{"url": f"{base}/ok.mp4"},
-                                                    {"url": f"{base}/gone.mp4"}]})
+        missing, _ = await store.enqueue(
+            {"clips": [{"url": f"{base}/ok.mp4"}, {"url": f"{base}/gone.mp4"}]}
+        )
         html, _ = await store.enqueue({"clips": [{"url": f"{base}/page.mp4"}]})
         async with worker(store, tmp_path, concurrency=2):
             row_missing = await status_is(store, missing, "failed", timeout=60)
@@ -168,18 +222,25 @@ async def test_private_addresses_are_refused_unless_allowed(store, tmp_path, med
 
 async def test_cancelling_mid_encode_stops_ffmpeg_and_leaves_nothing(store, tmp_path, long_clip):
     async with file_server({"/long.mp4": long_clip}) as base:
-        job_id, _ = await store.enqueue({
-            "clips": [{"url": f"{base}/long.mp4"}],
-            "output": {"width": 1920, "height": 1080, "path": "u/cancelled.mp4"}})
+        job_id, _ = await store.enqueue(
+            {
+                "clips": [{"url": f"{base}/long.mp4"}],
+                "output": {"width": 1920, "height": 1080, "path": "u/cancelled.mp4"},
+            }
+        )
         async with worker(store, tmp_path, lease_seconds=3) as (_, settings):
+
             async def encoding() -> bool:
                 row = await store.get(job_id)
                 return row["stage"] == "processing" and row["progress"] > 26
+
             await wait_for(encoding, timeout=60)
             await store.request_cancel(job_id)
             row = await status_is(store, job_id, "cancelled", timeout=10)
             await asyncio.sleep(0)  # let the supervisor finish its bookkeeping
             assert not stored(settings, "u/cancelled.mp4").exists()
-            await wait_for(lambda: asyncio.sleep(
-                0, result=list((settings.home / "tmp").iterdir()) == []), timeout=10)
+            await wait_for(
+                lambda: asyncio.sleep(0, result=list((settings.home / "tmp").iterdir()) == []),
+                timeout=10,
+            )
     assert row["video_url"] is None

@@ -49,8 +49,9 @@ async def open_store(settings: Settings, *, max_size: int = 4) -> AsyncIterator[
         await pool.close()
 
 
-async def run_worker(settings: Settings, handler: Handler, *, run_migrations: bool = True,
-                     started: Any = None) -> Runner:
+async def run_worker(
+    settings: Settings, handler: Handler, *, run_migrations: bool = True, started: Any = None
+) -> Runner:
     """Run the daemon until SIGTERM/SIGINT; returns the runner (for its counters)."""
     url = resolve_database_url(settings.database_url, settings.home)
     log.info("database", url=redact_url(url) if settings.database_url else "embedded")
@@ -62,8 +63,14 @@ async def run_worker(settings: Settings, handler: Handler, *, run_migrations: bo
     await pool.open(wait=False)
     store = JobStore(pool)
     outbox = WebhookOutbox(settings, store)
-    runner = Runner(settings, store, handler, database_url=url,
-                    on_finished=outbox.on_finished, periodic=outbox.sweep)
+    runner = Runner(
+        settings,
+        store,
+        handler,
+        database_url=url,
+        on_finished=outbox.on_finished,
+        periodic=outbox.sweep,
+    )
     site = await serve(create_app(runner), settings.port)
     log.info("http_listening", port=bound_port(site))
     remove_signals = runner.install_signal_handlers()

@@ -18,15 +18,20 @@ from worker.settings import Settings, SettingsError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="video-worker", description="Assemble videos from a Postgres job queue.")
+        prog="video-worker", description="Assemble videos from a Postgres job queue."
+    )
     parser.add_argument("--version", action="version", version=f"video-worker {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the worker daemon (claims and runs jobs)")
-    run.add_argument("--handler", default=None,
-                     help="job handler as package.module:function (default: the video pipeline)")
-    run.add_argument("--no-migrate", action="store_true",
-                     help="do not apply pending migrations at start")
+    run.add_argument(
+        "--handler",
+        default=None,
+        help="job handler as package.module:function (default: the video pipeline)",
+    )
+    run.add_argument(
+        "--no-migrate", action="store_true", help="do not apply pending migrations at start"
+    )
 
     sub.add_parser("migrate", help="apply the SQL migrations in sql/")
 
@@ -86,8 +91,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from worker import commands
 
     handlers: dict[str, Any] = {
-        "run": commands.run, "migrate": commands.migrate, "demo": commands.demo,
-        "enqueue": commands.enqueue, "status": commands.status, "cancel": commands.cancel,
+        "run": commands.run,
+        "migrate": commands.migrate,
+        "demo": commands.demo,
+        "enqueue": commands.enqueue,
+        "status": commands.status,
+        "cancel": commands.cancel,
         "cleanup": commands.cleanup,
     }
     result: int = await handlers[args.command](args, settings)
@@ -110,8 +119,11 @@ def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if args.volume is not None:
             audio["volume"] = args.volume
         payload["audio"] = audio
-    output = {k: getattr(args, k) for k in ("width", "height", "fps", "fit", "path")
-              if getattr(args, k) is not None}
+    output = {
+        k: getattr(args, k)
+        for k in ("width", "height", "fps", "fit", "path")
+        if getattr(args, k) is not None
+    }
     if output:
         payload["output"] = output
     return payload

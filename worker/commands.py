@@ -49,9 +49,13 @@ async def enqueue(args: argparse.Namespace, settings: Settings) -> int:
     await apply_migrations(resolve_database_url(settings.database_url, settings.home))
     async with open_store(settings) as store:
         job_id, created = await store.enqueue(
-            payload, user_id=args.user_id, priority=args.priority,
-            max_attempts=args.max_attempts, idempotency_key=args.idempotency_key,
-            webhook_url=args.webhook_url)
+            payload,
+            user_id=args.user_id,
+            priority=args.priority,
+            max_attempts=args.max_attempts,
+            idempotency_key=args.idempotency_key,
+            webhook_url=args.webhook_url,
+        )
         print(f"{'enqueued' if created else 'already enqueued'} {job_id}")
         if args.wait:
             return await follow(store, job_id)
@@ -73,8 +77,11 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
         if row is None:
             print(f"no job {args.job_id}", file=sys.stderr)
             return 1
-        print(json.dumps(_public(row), indent=2, default=str) if args.json
-              else JobFollower(sys.stdout).summary(row))
+        print(
+            json.dumps(_public(row), indent=2, default=str)
+            if args.json
+            else JobFollower(sys.stdout).summary(row)
+        )
         return 0
 
 

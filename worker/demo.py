@@ -38,9 +38,13 @@ MUSIC = ("music.m4a", "sine=frequency=220", 10.0)
 
 
 async def run_demo(settings: Settings, *, keep: bool = False) -> int:
-    settings = replace(settings, allow_private_urls=True,  # the samples are served locally
-                       storage_backend="local" if settings.storage_backend == "local"
-                       else settings.storage_backend)
+    settings = replace(
+        settings,
+        allow_private_urls=True,  # the samples are served locally
+        storage_backend="local"
+        if settings.storage_backend == "local"
+        else settings.storage_backend,
+    )
     configure(settings.log_format, settings.secrets(), level=logging.WARNING)
     started = time.monotonic()
     samples = settings.home / "demo" / "samples"
@@ -63,8 +67,9 @@ async def _run(settings: Settings, base: str, started: float) -> int:
 
     demo_settings = replace(settings, port=await free_port(settings.port))
     worker = asyncio.create_task(run_worker(demo_settings, handle_job, started=on_started))
-    await asyncio.wait({worker, asyncio.create_task(ready.wait())},
-                       return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        {worker, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
+    )
     if worker.done():
         worker.result()  # raises what stopped it
     print(f"Worker running; dashboard at http://127.0.0.1:{holder['port']}/")
@@ -83,8 +88,13 @@ def demo_payload(base: str) -> dict[str, Any]:
     return {
         "clips": [{"url": f"{base}/{name}"} for name in SAMPLES],
         "audio": {"url": f"{base}/{MUSIC[0]}", "volume": 0.4, "duck": True},
-        "output": {"width": 640, "height": 360, "fps": 30, "fit": "pad",
-                   "path": f"demo/demo-{int(time.time())}.mp4"},
+        "output": {
+            "width": 640,
+            "height": 360,
+            "fps": 30,
+            "fit": "pad",
+            "path": f"demo/demo-{int(time.time())}.mp4",
+        },
     }
 
 
@@ -105,9 +115,11 @@ def report(row: dict[str, Any], elapsed: float) -> int:
         print(f"The job ended {row['status']}: {row['error']}")
         return 1
     result = row["result"]
-    print(f"Done in {elapsed:.1f} s: {result['duration']:.1f} s of video, "
-          f"{result['width']}x{result['height']} @ {result['fps']:g} fps, "
-          f"{result['bytes'] / 1e6:.2f} MB, joined by {result['join']}")
+    print(
+        f"Done in {elapsed:.1f} s: {result['duration']:.1f} s of video, "
+        f"{result['width']}x{result['height']} @ {result['fps']:g} fps, "
+        f"{result['bytes'] / 1e6:.2f} MB, joined by {result['join']}"
+    )
     print(f"Video:  {_path(row['video_url'])}")
     if row.get("thumbnail_url"):
         print(f"Poster: {_path(row['thumbnail_url'])}")
@@ -121,8 +133,10 @@ def _path(url: str) -> str:
 async def make_samples(folder: Path) -> None:
     """Generate the sample media with FFmpeg (once; later runs reuse them)."""
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = [_make_clip(folder / name, video, audio, seconds)
-            for name, (video, audio, seconds) in SAMPLES.items()]
+    jobs = [
+        _make_clip(folder / name, video, audio, seconds)
+        for name, (video, audio, seconds) in SAMPLES.items()
+    ]
     jobs.append(_make_audio(folder / MUSIC[0], MUSIC[1], MUSIC[2]))
     await asyncio.gather(*jobs)
 
@@ -137,8 +151,9 @@ async def _make_clip(out: Path, video: str, audio: str | None, seconds: float) -
 
 
 async def _make_audio(out: Path, source: str, seconds: float) -> None:
-    await _ffmpeg(["-f", "lavfi", "-i", f"{source}:sample_rate=44100", "-t", str(seconds),
-                   "-c:a", "aac"], out)
+    await _ffmpeg(
+        ["-f", "lavfi", "-i", f"{source}:sample_rate=44100", "-t", str(seconds), "-c:a", "aac"], out
+    )
 
 
 async def _ffmpeg(args: list[str], out: Path) -> None:
@@ -146,8 +161,17 @@ async def _ffmpeg(args: list[str], out: Path) -> None:
         return
     partial = out.with_name(f".{out.name}.part{out.suffix}")
     proc = await asyncio.create_subprocess_exec(
-        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, str(partial),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        *args,
+        str(partial),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"could not make {out.name}: {err.decode(errors='replace')[-500:]}")

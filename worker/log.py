@@ -28,8 +28,9 @@ class SecretMasker:
                 text = text.replace(secret, MASK)
         return text
 
-    def __call__(self, _logger: Any, _name: str,
-                 event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def __call__(
+        self, _logger: Any, _name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         if self.secrets:
             for key, value in event.items():
                 if isinstance(value, str):
@@ -50,13 +51,20 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
-def configure(log_format: str = "auto", secrets: Iterable[str] = (), level: int = logging.INFO,
-              stream: Any = None) -> SecretMasker:
+def configure(
+    log_format: str = "auto",
+    secrets: Iterable[str] = (),
+    level: int = logging.INFO,
+    stream: Any = None,
+) -> SecretMasker:
     stream = stream or _Stderr()
     use_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
     masker = SecretMasker(secrets)
-    renderer: Any = (structlog.processors.JSONRenderer() if use_json
-                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

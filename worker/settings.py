@@ -142,8 +142,12 @@ class Settings:
         shown: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in {"supabase_service_key", "aws_secret_access_key", "webhook_secret",
-                          "stats_token"}:
+            if f.name in {
+                "supabase_service_key",
+                "aws_secret_access_key",
+                "webhook_secret",
+                "stats_token",
+            }:
                 value = "set" if value else None
             elif f.name == "database_url":
                 value = redact_url(value) if value else "embedded"
@@ -152,7 +156,9 @@ class Settings:
 
 
 def _storage_backend(
-    env: Mapping[str, str], supabase_url: str | None, supabase_key: str | None,
+    env: Mapping[str, str],
+    supabase_url: str | None,
+    supabase_key: str | None,
     s3_bucket: str | None,
 ) -> str:
     chosen = (_first(env, "STORAGE_BACKEND") or "").lower()

@@ -42,8 +42,10 @@ class JobFollower:
         self.out.flush()
 
     def summary(self, row: dict[str, Any]) -> str:
-        lines = [f"job {row['id']}: {row['status']} (attempt {row['attempts']} of "
-                 f"{row['max_attempts']}, progress {row['progress']}%)"]
+        lines = [
+            f"job {row['id']}: {row['status']} (attempt {row['attempts']} of "
+            f"{row['max_attempts']}, progress {row['progress']}%)"
+        ]
         for key in ("stage", "message", "video_url", "thumbnail_url", "error"):
             if row.get(key):
                 lines.append(f"  {key}: {row[key]}")

@@ -19,16 +19,26 @@ class Replica:
         self.name = name
         self.log_path = tmp / f"{name}.log"
         settings = {
-            "DATABASE_URL": db_url, "WORKER_ID": name, "PORT": "0", "LOG_FORMAT": "json",
-            "LEASE_SECONDS": "2", "POLL_INTERVAL": "200", "RETRY_BASE_MS": "50",
-            "VW_RUN_LOG": str(tmp / "runs.log"), "VIDEO_WORKER_HOME": str(tmp / "home"),
+            "DATABASE_URL": db_url,
+            "WORKER_ID": name,
+            "PORT": "0",
+            "LOG_FORMAT": "json",
+            "LEASE_SECONDS": "2",
+            "POLL_INTERVAL": "200",
+            "RETRY_BASE_MS": "50",
+            "VW_RUN_LOG": str(tmp / "runs.log"),
+            "VIDEO_WORKER_HOME": str(tmp / "home"),
         }
         settings.update({k: str(v) for k, v in env.items()})
         full_env = {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
         self.log_file = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "run", "--handler", "tests.handlers:scripted"],
-            cwd=ROOT, env=full_env, stdout=self.log_file, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=full_env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
 
     def events(self) -> list[dict[str, Any]]:
         found = []
@@ -47,11 +57,15 @@ class Replica:
                 if event.get("event") == name and all(event.get(k) == v for k, v in match.items()):
                     return event
             if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n"
-                                     + self.log_path.read_text()[-3000:])
+                raise AssertionError(
+                    f"{self.name} exited {self.proc.returncode}:\n"
+                    + self.log_path.read_text()[-3000:]
+                )
             time.sleep(0.05)
-        raise AssertionError(f"{self.name}: no {name} {match} within {timeout} s:\n"
-                             + self.log_path.read_text()[-3000:])
+        raise AssertionError(
+            f"{self.name}: no {name} {match} within {timeout} s:\n"
+            + self.log_path.read_text()[-3000:]
+        )
 
     def port(self) -> int:
         return int(self.wait_event("http_listening")["port"])

@@ -27,12 +27,17 @@ async def test_listener_delivers_wakeups_and_cancel_notices(db_url, store):
 
 
 async def test_listener_reports_reconnecting_when_the_database_is_gone():
-    listener = Listener("postgresql://postgres@127.0.0.1:1/none",
-                        on_pending=lambda: None, on_cancel=lambda _id: None)
+    listener = Listener(
+        "postgresql://postgres@127.0.0.1:1/none",
+        on_pending=lambda: None,
+        on_cancel=lambda _id: None,
+    )
     task = asyncio.create_task(listener.run())
     try:
-        await wait_for(lambda: asyncio.sleep(
-            0, result=listener.state is ListenerState.RECONNECTING), timeout=15)
+        await wait_for(
+            lambda: asyncio.sleep(0, result=listener.state is ListenerState.RECONNECTING),
+            timeout=15,
+        )
         assert listener.last_error and "OperationalError" in listener.last_error
     finally:
         task.cancel()
@@ -64,11 +69,13 @@ async def test_the_pool_replaces_a_connection_the_server_closed(db_url):
 
         async def gone() -> bool:
             check = await connect(db_url)
-            cur = await check.execute("select count(*) as n from pg_stat_activity where pid = %s",
-                                      (old,))
+            cur = await check.execute(
+                "select count(*) as n from pg_stat_activity where pid = %s", (old,)
+            )
             n = (await cur.fetchone())["n"]
             await check.close()
             return n == 0
+
         await wait_for(gone, timeout=5)
         async with pool.connection() as conn:
             new = (await (await conn.execute("select pg_backend_pid() as pid")).fetchone())["pid"]

@@ -76,8 +76,10 @@ async def test_a_failing_receiver_is_retried_later_with_the_same_id(store):
             row = await status_is(store, job_id, "failed")
             await wait_for(lambda: asyncio.sleep(0, result=len(got) == 1))
         async with store.pool.connection() as conn:
-            cur = await conn.execute("select status, webhook_error, webhook_next_at from "
-                                     "video_jobs where id = %s", (job_id,))
+            cur = await conn.execute(
+                "select status, webhook_error, webhook_next_at from video_jobs where id = %s",
+                (job_id,),
+            )
             after = await cur.fetchone()
         assert after["status"] == "failed"  # the receiver never changes the job
         assert "500" in after["webhook_error"] and after["webhook_next_at"] is not None
@@ -100,7 +102,9 @@ async def test_a_delivery_lost_in_a_crash_is_recovered_by_the_sweep(store):
         async with store.pool.connection() as conn:
             cur = await conn.execute(
                 "insert into video_jobs (payload, status, webhook_url, completed_at) values "
-                "('{}', 'completed', %s, now() - interval '2 minutes') returning id", (url,))
+                "('{}', 'completed', %s, now() - interval '2 minutes') returning id",
+                (url,),
+            )
             job_id = (await cur.fetchone())["id"]
         await outbox_for(store).sweep()
         assert len(got) == 1 and await _delivered(store, job_id)

@@ -102,8 +102,12 @@ def pgbouncer_version(binary: str) -> tuple[int, ...]:
 
 
 def _write_ini(tmp: Path, server: dict[str, str], port: int, version: tuple[int, ...]) -> Path:
-    target = {"host": server.get("host") or "127.0.0.1", "port": server.get("port") or "5432",
-              "dbname": server["dbname"], "user": server.get("user") or "postgres"}
+    target = {
+        "host": server.get("host") or "127.0.0.1",
+        "port": server.get("port") or "5432",
+        "dbname": server["dbname"],
+        "user": server.get("user") or "postgres",
+    }
     if server.get("password"):
         target["password"] = server["password"]
     ini = tmp / "pgbouncer.ini"
@@ -139,8 +143,9 @@ pidfile =
 
 def _accepts(url: str) -> bool:
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=2,
-                             prepare_threshold=None) as conn:
+        with psycopg.connect(
+            url, autocommit=True, connect_timeout=2, prepare_threshold=None
+        ) as conn:
             conn.execute("select 1")
         return True
     except psycopg.Error:
@@ -152,8 +157,10 @@ def pooler(db_url: str, tmp_path: Path) -> Iterator[Pooler]:
     """A PgBouncer in transaction mode in front of this test's database."""
     binary = pgbouncer_binary()
     if binary is None:
-        pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer); "
-                    "the transaction-pooler tests need a real PgBouncer")
+        pytest.skip(
+            "pgbouncer is not installed (Debian: apt-get install pgbouncer); "
+            "the transaction-pooler tests need a real PgBouncer"
+        )
     version = pgbouncer_version(binary)
     server = conninfo_to_dict(db_url)
     log_path = tmp_path / "pgbouncer.log"
@@ -161,10 +168,14 @@ def pooler(db_url: str, tmp_path: Path) -> Iterator[Pooler]:
         port = _free_port()
         ini = _write_ini(tmp_path, server, port, version)
         with log_path.open("ab") as log:
-            proc = subprocess.Popen([binary, *_run_as(server), str(ini)],
-                                    stdout=log, stderr=subprocess.STDOUT)
-        pooled = Pooler(f"postgresql://{server.get('user') or 'postgres'}@127.0.0.1:{port}/"
-                        f"{server['dbname']}", log_path, proc)
+            proc = subprocess.Popen(
+                [binary, *_run_as(server), str(ini)], stdout=log, stderr=subprocess.STDOUT
+            )
+        pooled = Pooler(
+            f"postgresql://{server.get('user') or 'postgres'}@127.0.0.1:{port}/{server['dbname']}",
+            log_path,
+            proc,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while proc.poll() is None and time.monotonic() < deadline:
             if _accepts(pooled.url):
@@ -206,8 +217,9 @@ class CountingStore(JobStore):
         self.beats.append(beat)
         return beat
 
-    async def progress(self, job: Job, progress: int, stage: str | None,
-                       message: str | None) -> bool:
+    async def progress(
+        self, job: Job, progress: int, stage: str | None, message: str | None
+    ) -> bool:
         ok = await super().progress(job, progress, stage, message)
         self.progress_writes.append(ok)
         return ok
@@ -230,7 +242,8 @@ async def _server_connections(db_url: str, stop: asyncio.Event) -> int:
         while not stop.is_set():
             cur = await conn.execute(
                 "select count(*) from pg_stat_activity"
-                " where datname = current_database() and pid <> pg_backend_pid()")
+                " where datname = current_database() and pid <> pg_backend_pid()"
+            )
             row = await cur.fetchone()
             most = max(most, row[0] if row else 0)
             with contextlib.suppress(TimeoutError):
@@ -260,14 +273,16 @@ async def test_listen_behind_the_pooler_hears_only_itself(pooler):
         await other.close()
 
 
-async def test_the_listener_gets_no_wakeups_through_the_pooler(pooler, store_via_pooler,
-                                                               monkeypatch):
+async def test_the_listener_gets_no_wakeups_through_the_pooler(
+    pooler, store_via_pooler, monkeypatch
+):
     """Whatever state it reports, an enqueue never wakes the listener behind the pooler: the
     runner must (and does, see below) find the job by polling."""
     monkeypatch.setattr(listener_module, "PROBE_TIMEOUT", 0.5)
     wakeups: list[str] = []
-    listener = Listener(pooler.url, on_pending=lambda: wakeups.append("pending"),
-                        on_cancel=lambda _id: None)
+    listener = Listener(
+        pooler.url, on_pending=lambda: wakeups.append("pending"), on_cancel=lambda _id: None
+    )
     task = asyncio.create_task(listener.run())
     try:
         settled = (ListenerState.LISTENING, ListenerState.UNAVAILABLE)
@@ -298,8 +313,9 @@ async def test_the_listener_reports_unavailable_behind_the_pooler(pooler, monkey
 # ---- the runner through the pooler ------------------------------------------------------------
 
 
-async def test_a_runner_behind_the_pooler_completes_every_job_once(pooler, store_via_pooler,
-                                                                   db_url):
+async def test_a_runner_behind_the_pooler_completes_every_job_once(
+    pooler, store_via_pooler, db_url
+):
     """Concurrency 3 and a listener, claims, heartbeats, progress and completions from more
     clients than PgBouncer has server connections: every job runs once and completes."""
     started: collections.Counter[str] = collections.Counter()
@@ -316,8 +332,15 @@ async def test_a_runner_behind_the_pooler_completes_every_job_once(pooler, store
     stop = asyncio.Event()
     sampler = asyncio.create_task(_server_connections(db_url, stop))
     try:
-        async with running(store, handler, db_url=pooler.url, listen=True,
-                           poll_interval_ms=200, concurrency=3, lease_seconds=3):
+        async with running(
+            store,
+            handler,
+            db_url=pooler.url,
+            listen=True,
+            poll_interval_ms=200,
+            concurrency=3,
+            lease_seconds=3,
+        ):
             rows = [await status_is(store, job_id, "completed", timeout=30) for job_id in ids]
     finally:
         stop.set()
@@ -328,7 +351,8 @@ async def test_a_runner_behind_the_pooler_completes_every_job_once(pooler, store
     assert any(beat.held for beat in store.beats), "no heartbeat renewed a lease"
     assert len(store.progress_writes) >= len(ids) and all(store.progress_writes)
     assert 0 < most_backends <= SERVER_POOL_SIZE, (
-        f"{most_backends} server connections: the pooler did not share them")
+        f"{most_backends} server connections: the pooler did not share them"
+    )
     assert store.pool.get_stats()["pool_size"] + 1 > SERVER_POOL_SIZE  # + the listener's
     assert "prepared statement" not in pooler.log()
 
@@ -369,9 +393,10 @@ async def test_the_pooler_breaks_psycopg_default_prepared_statements(pooler):
     b = await psycopg.AsyncConnection.connect(conninfo(pooler.url), **kwargs)
     try:
         assert a.prepare_threshold == 5
-        with pytest.raises((psycopg.errors.DuplicatePreparedStatement,
-                            psycopg.errors.InvalidSqlStatementName),
-                           match=r'prepared statement "_pg3_\d+"'):
+        with pytest.raises(
+            (psycopg.errors.DuplicatePreparedStatement, psycopg.errors.InvalidSqlStatementName),
+            match=r'prepared statement "_pg3_\d+"',
+        ):
             for i in range(20):
                 for conn in (a, b):
                     await conn.execute("select %s::int as n", (i,))
@@ -383,8 +408,9 @@ async def test_the_pooler_breaks_psycopg_default_prepared_statements(pooler):
 # ---- a worker process -------------------------------------------------------------------------
 
 
-async def test_a_worker_process_behind_the_pooler_is_healthy_and_works(pooler, store_via_pooler,
-                                                                       tmp_path):
+async def test_a_worker_process_behind_the_pooler_is_healthy_and_works(
+    pooler, store_via_pooler, tmp_path
+):
     """`video-worker run` with DATABASE_URL = the pooler: migrations (one transaction with an
     advisory xact lock) pass, /health is 200, and jobs complete by polling."""
     store = store_via_pooler
@@ -404,9 +430,19 @@ async def test_a_worker_process_behind_the_pooler_is_healthy_and_works(pooler, s
             assert status == 200, body
             assert body["status"] == "healthy" and not body["draining"]
 
-            ids = [(await store.enqueue({"script": [
-                {"progress": 50, "stage": "working", "message": "half"}, {"sleep": 0.1}]}))[0]
-                for _ in range(4)]
+            ids = [
+                (
+                    await store.enqueue(
+                        {
+                            "script": [
+                                {"progress": 50, "stage": "working", "message": "half"},
+                                {"sleep": 0.1},
+                            ]
+                        }
+                    )
+                )[0]
+                for _ in range(4)
+            ]
             for job_id in ids:
                 await status_is(store, job_id, "completed", timeout=20)
 

@@ -39,8 +39,9 @@ async def test_replicas_run_each_job_exactly_once(store, db_url, tmp_path):
 
 
 async def test_a_replica_killed_mid_job_loses_it_to_another(store, db_url, tmp_path):
-    job_id, _ = await store.enqueue({"script": [
-        {"progress": 30, "stage": "processing", "message": "working"}, {"sleep": 2.5}]})
+    job_id, _ = await store.enqueue(
+        {"script": [{"progress": 30, "stage": "processing", "message": "working"}, {"sleep": 2.5}]}
+    )
     a = Replica(db_url, "doomed", tmp_path)
     try:
         a.wait_event("job_started", job_id=str(job_id))
@@ -96,8 +97,10 @@ async def test_sigterm_lets_a_short_job_finish(store, db_url, tmp_path):
 
 async def _health(port: int) -> int:
     try:
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/health",
-                                                       timeout=aiohttp.ClientTimeout(5)) as resp:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"http://127.0.0.1:{port}/health", timeout=aiohttp.ClientTimeout(5)) as resp,
+        ):
             return resp.status
     except aiohttp.ClientError:
         return 0
@@ -147,8 +150,9 @@ async def test_worker_survives_a_postgres_restart(tmp_path: Path):
             await status_is(store, first, "completed", timeout=20)
             in_flight, _ = await store.enqueue({"script": [{"sleep": 3}]})
             worker.wait_event("job_started", job_id=str(in_flight))
-            await asyncio.to_thread(pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=server.pgdata,
-                                    user=server.system_user)
+            await asyncio.to_thread(
+                pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
+            )
             assert await wait_for(lambda: _is_unhealthy(port), timeout=15)
             await asyncio.sleep(1.0)  # an outage of a second or two, as in a real restart
             await _start_again(server)

@@ -43,8 +43,10 @@ async def test_transient_errors_retry_then_succeed(store):
     async with running(store, scripted):
         r = await status_is(store, job_id, "completed")
     assert r["attempts"] == 3
-    assert [e["error"] for e in r["errors"]] == ["RuntimeError: flaky on attempt 1",
-                                                "RuntimeError: flaky on attempt 2"]
+    assert [e["error"] for e in r["errors"]] == [
+        "RuntimeError: flaky on attempt 1",
+        "RuntimeError: flaky on attempt 2",
+    ]
 
 
 async def test_transient_errors_stop_at_max_attempts(store):
@@ -96,8 +98,9 @@ async def test_progress_writes_are_throttled_and_the_last_value_lands(store):
         assert runner.in_flight[job_id].reporter.state.progress == 80
     assert (seen["progress"], seen["message"]) == (80, "step 80")
     async with store.pool.connection() as conn:
-        rows = await (await conn.execute(
-            "select progress, at from progress_log order by at")).fetchall()
+        rows = await (
+            await conn.execute("select progress, at from progress_log order by at")
+        ).fetchall()
     writes = list(rows)
     assert 2 <= len(writes) <= 5, writes  # ~2 s of reports: about one write a second
     gaps = [(b["at"] - a["at"]).total_seconds() for a, b in itertools.pairwise(writes)]
@@ -169,8 +172,11 @@ async def test_lost_lease_stops_the_handler_and_writes_nothing(store):
         await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
         # another replica rescued and re-claimed the job: the lease token changed under us
         async with store.pool.connection() as conn:
-            await conn.execute("update video_jobs set lease_token = gen_random_uuid(), "
-                               "worker_id = 'other', message = 'theirs' where id = %s", (job_id,))
+            await conn.execute(
+                "update video_jobs set lease_token = gen_random_uuid(), "
+                "worker_id = 'other', message = 'theirs' where id = %s",
+                (job_id,),
+            )
         await asyncio.wait_for(stopped.wait(), 5)
         await wait_for(lambda: asyncio.sleep(0, result=job_id not in runner.in_flight))
     r = await store.get(job_id)
@@ -196,8 +202,9 @@ async def test_shutdown_hands_unfinished_jobs_back(store):
 
 
 async def test_notify_wakes_an_idle_worker_long_before_the_poll(store, db_url):
-    async with running(store, scripted, db_url=db_url, listen=True,
-                       poll_interval_ms=60_000) as runner:
+    async with running(
+        store, scripted, db_url=db_url, listen=True, poll_interval_ms=60_000
+    ) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=runner.listener_state == "listening"))
         await asyncio.sleep(0.3)  # let the first wait begin
         job_id = await enqueue(store)

@@ -40,17 +40,22 @@ async def test_a_row_with_only_a_payload_is_a_complete_job(store):
 async def test_claim_order_is_priority_then_run_at_then_insertion(store):
     ids = []
     for priority, delay in [(0, 0), (5, 0), (0, -60), (5, 0), (0, 0)]:
-        [r] = await sql(store, "insert into video_jobs (payload, priority, run_at) values "
-                        "('{}', %s, now() + make_interval(secs => %s)) returning id",
-                        priority, delay)
+        [r] = await sql(
+            store,
+            "insert into video_jobs (payload, priority, run_at) values "
+            "('{}', %s, now() + make_interval(secs => %s)) returning id",
+            priority,
+            delay,
+        )
         ids.append(r["id"])
     order = [(await store.claim("w", 1))[0].id for _ in range(5)]
     assert order == [ids[1], ids[3], ids[2], ids[0], ids[4]]
 
 
 async def test_future_and_cancelled_jobs_are_not_claimed(store):
-    await sql(store, "insert into video_jobs (payload, run_at) "
-              "values ('{}', now() + interval '1 hour')")
+    await sql(
+        store, "insert into video_jobs (payload, run_at) values ('{}', now() + interval '1 hour')"
+    )
     await sql(store, "insert into video_jobs (payload, cancel_requested_at) values ('{}', now())")
     assert await store.claim("w", 10) == []
 
@@ -109,8 +114,10 @@ async def test_retryable_failure_backs_off_then_fails_at_max_attempts(store):
     assert await store.fail(job, "network down", retry=True, backoff_seconds=30) is None
     r = await row(store, job_id)
     assert r["status"] == "pending" and r["error"] == "network down"
-    [[delay]] = [list(x.values()) for x in await sql(
-        store, "select extract(epoch from run_at - now()) from video_jobs")]
+    [[delay]] = [
+        list(x.values())
+        for x in await sql(store, "select extract(epoch from run_at - now()) from video_jobs")
+    ]
     assert 25 < delay <= 30
     assert await store.claim("w", 1) == []  # not before run_at
     await sql(store, "update video_jobs set run_at = now()")
@@ -186,23 +193,42 @@ async def test_idempotency_key_makes_one_job(store):
     first, created1 = await store.enqueue({"a": 1}, idempotency_key="order-42")
     second, created2 = await store.enqueue({"a": 2}, idempotency_key="order-42")
     assert (first, created1, created2) == (second, True, False)
-    rows = await sql(store, "insert into video_jobs (payload, idempotency_key) values ('{}', "
-                     "'order-42') on conflict (idempotency_key) do nothing returning id")
+    rows = await sql(
+        store,
+        "insert into video_jobs (payload, idempotency_key) values ('{}', "
+        "'order-42') on conflict (idempotency_key) do nothing returning id",
+    )
     assert rows == []
     with pytest.raises(psycopg.errors.UniqueViolation):
-        await sql(store, "insert into video_jobs (payload, idempotency_key) "
-                  "values ('{}', 'order-42')")
+        await sql(
+            store, "insert into video_jobs (payload, idempotency_key) values ('{}', 'order-42')"
+        )
     assert (await store.counts())["pending"] == 1
 
 
 async def test_cleanup_removes_only_old_finished_jobs(store):
-    for status, age in [("completed", 8), ("failed", 10), ("cancelled", 30), ("completed", 1),
-                        ("pending", 30)]:
-        await sql(store, "insert into video_jobs (payload, status, completed_at) values "
-                  "('{}', %s, now() - make_interval(days => %s))", status, age)
+    for status, age in [
+        ("completed", 8),
+        ("failed", 10),
+        ("cancelled", 30),
+        ("completed", 1),
+        ("pending", 30),
+    ]:
+        await sql(
+            store,
+            "insert into video_jobs (payload, status, completed_at) values "
+            "('{}', %s, now() - make_interval(days => %s))",
+            status,
+            age,
+        )
     assert await store.cleanup(7) == 3
-    assert await store.counts() == {"pending": 1, "processing": 0, "completed": 1, "failed": 0,
-                                    "cancelled": 0}
+    assert await store.counts() == {
+        "pending": 1,
+        "processing": 0,
+        "completed": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
     [r] = await sql(store, "select cleanup_old_video_jobs() as n")
     assert r["n"] == 0
 
@@ -226,8 +252,11 @@ async def test_notify_fires_on_insert_retry_and_cancel(store, db_url):
 
 async def test_claim_plan_uses_the_partial_index(store):
     # enough finished rows that a sequential scan would be the wrong plan
-    await sql(store, "insert into video_jobs (payload, status, completed_at) "
-              "select '{}', 'completed', now() from generate_series(1, 20000)")
+    await sql(
+        store,
+        "insert into video_jobs (payload, status, completed_at) "
+        "select '{}', 'completed', now() from generate_series(1, 20000)",
+    )
     for _ in range(5):
         await store.enqueue({})
     await sql(store, "analyze video_jobs")
@@ -300,8 +329,11 @@ async def test_stale_statistics_are_refreshed_for_the_claim_plan(store):
         return "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
 
     async def stats_visible() -> bool:  # cumulative stats reach the view within a second
-        [r] = await sql(store, "select n_mod_since_analyze as n from pg_stat_user_tables "
-                        "where relid = 'video_jobs'::regclass")
+        [r] = await sql(
+            store,
+            "select n_mod_since_analyze as n from pg_stat_user_tables "
+            "where relid = 'video_jobs'::regclass",
+        )
         return r["n"] >= 6000
 
     await wait_for(stats_visible, timeout=5)

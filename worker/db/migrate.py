@@ -54,7 +54,8 @@ async def migrate(conn: psycopg.AsyncConnection[Any], sql_dir: Path = SQL_DIR) -
                 continue
             await conn.execute(migration.sql.encode())
             await conn.execute(
-                "insert into public.video_worker_migrations (name) values (%s)", (migration.name,))
+                "insert into public.video_worker_migrations (name) values (%s)", (migration.name,)
+            )
             applied.append(migration.name)
     return applied
 

@@ -104,9 +104,14 @@ async def collect_stats(runner: Runner) -> dict[str, Any]:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
             body["queue"] = await runner.store.counts()
             body["recent_failures"] = [
-                {"id": str(r["id"]), "error": r["error"], "attempts": r["attempts"],
-                 "completed_at": r["completed_at"].isoformat() if r["completed_at"] else None}
-                for r in await runner.store.recent_failures(10)]
+                {
+                    "id": str(r["id"]),
+                    "error": r["error"],
+                    "attempts": r["attempts"],
+                    "completed_at": r["completed_at"].isoformat() if r["completed_at"] else None,
+                }
+                for r in await runner.store.recent_failures(10)
+            ]
     except Exception as exc:
         body["queue_error"] = f"database unreachable: {type(exc).__name__}"
     return body
@@ -131,8 +136,9 @@ async def metrics(request: web.Request) -> web.Response:
             m.oldest_ready.set(await runner.store.oldest_pending_seconds())
     except Exception:
         m.up.set(0)
-    return web.Response(body=m.render(), headers={
-        "Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    return web.Response(
+        body=m.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )
 
 
 async def dashboard(_request: web.Request) -> web.Response:

@@ -252,12 +252,18 @@ async def _soundtrack(sounds: list[ClipJob], audio: MusicSpec | None, plan: Plan
     samples = sum(round(w.frames * SAMPLE_RATE / plan.geometry.fps) for w in plan.windows)
     mix, measured = scratch / "mix.wav", {}
     stage = progress.stage("soundtrack")
-    await run_ffmpeg(mix_args(listing, audio, samples, mix), expected_duration=plan.duration,
-                     on_progress=lambda f: stage(f / 2),
-                     on_line=lambda k, v: measured.update({k: v}) if k == LOUDNESS_KEY else None)
+    await run_ffmpeg(
+        mix_args(listing, audio, samples, mix),
+        expected_duration=plan.duration,
+        on_progress=lambda f: stage(f / 2),
+        on_line=lambda k, v: measured.update({k: v}) if k == LOUDNESS_KEY else None,
+    )
     gain = normalize_gain_db(_float(measured.get(LOUDNESS_KEY)))
-    await run_ffmpeg(encode_args(mix, gain, samples, output), expected_duration=plan.duration,
-                     on_progress=lambda f: stage(0.5 + f / 2))
+    await run_ffmpeg(
+        encode_args(mix, gain, samples, output),
+        expected_duration=plan.duration,
+        on_progress=lambda f: stage(0.5 + f / 2),
+    )
     progress.finish("soundtrack")
 
 

@@ -62,8 +62,7 @@ def soundtrack_graph(music: MusicSpec | None, samples: int) -> str:
         parts.append(f"{speech}{bed}amix=inputs=2:duration=first:normalize=0[mix]")
         speech = "[mix]"
     parts.append(f"{speech}{AUDIO_FORMAT},apad,atrim=end_sample={samples},asplit=2[a][m]")
-    parts.append(f"[m]ebur128=metadata=1,ametadata=mode=print:key={LOUDNESS_KEY}:file=-,"
-                 "anullsink")
+    parts.append(f"[m]ebur128=metadata=1,ametadata=mode=print:key={LOUDNESS_KEY}:file=-,anullsink")
     return ";".join(parts)
 
 
@@ -90,9 +89,11 @@ def normalize_gain_db(integrated_lufs: float | None) -> float:
 def encode_args(mix: Path, gain_db: float, samples: int, output: Path) -> list[str]:
     """Pass two: gain, a peak limiter at the true-peak ceiling, exact length, AAC."""
     ceiling = 10 ** (TRUE_PEAK_DBTP / 20)
-    graph = (f"[0:a]volume={gain_db:.2f}dB,"
-             f"alimiter=limit={ceiling:.4f}:level=false:attack=5:release=50,"
-             f"{AUDIO_FORMAT},apad,atrim=end_sample={samples}[a]")
+    graph = (
+        f"[0:a]volume={gain_db:.2f}dB,"
+        f"alimiter=limit={ceiling:.4f}:level=false:attack=5:release=50,"
+        f"{AUDIO_FORMAT},apad,atrim=end_sample={samples}[a]"
+    )
     return [
         *input_args(mix),
         "-filter_complex", graph,
@@ -104,5 +105,3 @@ def encode_args(mix: Path, gain_db: float, samples: int, output: Path) -> list[s
 def aac_args() -> list[str]:
     """The one AAC track the contract promises: 48 kHz stereo."""
     return ["-c:a", "aac", "-b:a", AAC_BITRATE, "-ar", str(SAMPLE_RATE), "-ac", "2"]
-
-

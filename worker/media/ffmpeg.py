@@ -152,8 +152,11 @@ class _Progress:
             self.report(1.0)
 
 
-async def _follow_progress(stream: asyncio.StreamReader, progress: _Progress,
-                           on_line: Callable[[str, str], None] | None = None) -> None:
+async def _follow_progress(
+    stream: asyncio.StreamReader,
+    progress: _Progress,
+    on_line: Callable[[str, str], None] | None = None,
+) -> None:
     """Read `key=value` lines from `-progress pipe:1` until FFmpeg closes its stdout."""
     async for raw in stream:
         key, _, value = raw.decode("utf-8", "replace").strip().partition("=")

@@ -37,13 +37,15 @@ UPLOAD = (90.0, 99.0)
 log = get_logger("video-worker.pipeline")
 
 
-def _span(ctx: JobContext, span: tuple[float, float], stage: str,
-          message: str) -> Callable[[float], None]:
+def _span(
+    ctx: JobContext, span: tuple[float, float], stage: str, message: str
+) -> Callable[[float], None]:
     """A 0..1 callback that moves the job's progress across `span`."""
     lo, hi = span
 
     def report(fraction: float) -> None:
         ctx.report_nowait(lo + (hi - lo) * min(1.0, max(0.0, fraction)), stage, message)
+
     return report
 
 
@@ -51,6 +53,7 @@ def _bytes_span(report: Callable[[float], None]) -> Callable[[int, int | None], 
     def on_bytes(done: int, total: int | None) -> None:
         if total:
             report(done / total)
+
     return on_bytes
 
 
@@ -64,8 +67,13 @@ class Attempt:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, storage: Storage | None = None, *,
-                 fetch_policy: FetchPolicy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage | None = None,
+        *,
+        fetch_policy: FetchPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.settings = settings
         self.storage = storage if storage is not None else make_storage(settings)
         self.fetch_policy = fetch_policy
@@ -90,62 +98,109 @@ class Pipeline:
         root.mkdir(parents=True, exist_ok=True)
         return root
 
-    async def _download(self, payload: Payload, attempt: Attempt,
-                        ctx: JobContext) -> dict[str, Path]:
+    async def _download(
+        self, payload: Payload, attempt: Attempt, ctx: JobContext
+    ) -> dict[str, Path]:
         await ctx.report(DOWNLOAD[0], "downloading", f"Downloading {len(_inputs(payload))} file(s)")
         report = _span(ctx, DOWNLOAD, "downloading", "Downloading inputs")
         batch = DownloadBatch(
-            attempt.workdir / "inputs", max_bytes=self.settings.max_input_bytes,
-            allow_private=self.settings.allow_private_urls, storage=self.storage,
-            policy=self.fetch_policy, on_progress=_bytes_span(report))
+            attempt.workdir / "inputs",
+            max_bytes=self.settings.max_input_bytes,
+            allow_private=self.settings.allow_private_urls,
+            storage=self.storage,
+            policy=self.fetch_policy,
+            on_progress=_bytes_span(report),
+        )
         with _timed(attempt, "download"):
             return await batch.fetch_all(_inputs(payload))
 
-    async def _probe(self, payload: Payload, paths: dict[str, Path], attempt: Attempt,
-                     ctx: JobContext) -> tuple[list[ClipSpec], MusicSpec | None]:
+    async def _probe(
+        self, payload: Payload, paths: dict[str, Path], attempt: Attempt, ctx: JobContext
+    ) -> tuple[list[ClipSpec], MusicSpec | None]:
         await ctx.report(DOWNLOAD[1], "processing", "Checking the inputs")
         with _timed(attempt, "probe"):
             infos = await _probe_all(paths)
-        clips = [ClipSpec(path=paths[f"clips[{i}]"], info=infos[f"clips[{i}]"],
-                          start=clip.start or None, end=clip.end,
-                          voice_path=paths.get(f"clips[{i}].voice_url"),
-                          voice_info=infos.get(f"clips[{i}].voice_url"))
-                 for i, clip in enumerate(payload.clips)]
+        clips = [
+            ClipSpec(
+                path=paths[f"clips[{i}]"],
+                info=infos[f"clips[{i}]"],
+                start=clip.start or None,
+                end=clip.end,
+                voice_path=paths.get(f"clips[{i}].voice_url"),
+                voice_info=infos.get(f"clips[{i}].voice_url"),
+            )
+            for i, clip in enumerate(payload.clips)
+        ]
         music = None
         if payload.audio is not None:
-            music = MusicSpec(path=paths["audio"], info=infos["audio"],
-                              volume=payload.audio.volume, duck=payload.audio.duck)
+            music = MusicSpec(
+                path=paths["audio"],
+                info=infos["audio"],
+                volume=payload.audio.volume,
+                duck=payload.audio.duck,
+            )
         return clips, music
 
-    async def _assemble(self, clips: list[ClipSpec], music: MusicSpec | None, payload: Payload,
-                        attempt: Attempt, ctx: JobContext) -> AssemblyResult:
+    async def _assemble(
+        self,
+        clips: list[ClipSpec],
+        music: MusicSpec | None,
+        payload: Payload,
+        attempt: Attempt,
+        ctx: JobContext,
+    ) -> AssemblyResult:
         out = payload.output
-        spec = OutputSpec(width=out.width, height=out.height, fps=out.fps, fit=out.fit,
-                          thumbnail=out.thumbnail,
-                          max_duration=float(self.settings.max_output_seconds))
+        spec = OutputSpec(
+            width=out.width,
+            height=out.height,
+            fps=out.fps,
+            fit=out.fit,
+            thumbnail=out.thumbnail,
+            max_duration=float(self.settings.max_output_seconds),
+        )
         await ctx.report(PROCESS[0], "processing", f"Joining {len(clips)} clip(s)")
         with _timed(attempt, "process"):
-            made = await assemble(clips, audio=music, output=spec,
-                                  workdir=attempt.workdir / "output",
-                                  on_progress=_span(ctx, PROCESS, "processing", "Encoding"))
+            made = await assemble(
+                clips,
+                audio=music,
+                output=spec,
+                workdir=attempt.workdir / "output",
+                on_progress=_span(ctx, PROCESS, "processing", "Encoding"),
+            )
         return made
 
-    async def _publish(self, made: AssemblyResult, key: str, attempt: Attempt,
-                       ctx: JobContext) -> JobOutcome:
+    async def _publish(
+        self, made: AssemblyResult, key: str, attempt: Attempt, ctx: JobContext
+    ) -> JobOutcome:
         await ctx.report(UPLOAD[0], "uploading", "Uploading the video")
         report = _span(ctx, UPLOAD, "uploading", "Uploading the video")
         with _timed(attempt, "upload"):
-            video = await self._upload(made.output, key, "video/mp4", attempt,
-                                       lambda done, total: report(done / total if total else 0))
+            video = await self._upload(
+                made.output,
+                key,
+                "video/mp4",
+                attempt,
+                lambda done, total: report(done / total if total else 0),
+            )
             poster = None
             if made.thumbnail is not None:
-                poster = await self._upload(made.thumbnail, _poster_key(key), "image/jpeg",
-                                            attempt, None)
-        return JobOutcome(video_url=video.url, thumbnail_url=poster.url if poster else None,
-                          result=_result(made, video, poster, attempt.timings))
+                poster = await self._upload(
+                    made.thumbnail, _poster_key(key), "image/jpeg", attempt, None
+                )
+        return JobOutcome(
+            video_url=video.url,
+            thumbnail_url=poster.url if poster else None,
+            result=_result(made, video, poster, attempt.timings),
+        )
 
-    async def _upload(self, path: Path, key: str, content_type: str, attempt: Attempt,
-                      on_bytes: Callable[[int, int], None] | None) -> StoredObject:
+    async def _upload(
+        self,
+        path: Path,
+        key: str,
+        content_type: str,
+        attempt: Attempt,
+        on_bytes: Callable[[int, int], None] | None,
+    ) -> StoredObject:
         attempt.published.append(key)  # before: a cancel mid-upload must still clean up
         return await self.storage.upload(path, key, content_type, on_bytes=on_bytes)
 
@@ -185,16 +240,28 @@ def _poster_key(key: str) -> str:
     return f"{stem}.jpg"
 
 
-def _result(made: AssemblyResult, video: StoredObject, poster: StoredObject | None,
-            timings: dict[str, float]) -> dict[str, Any]:
+def _result(
+    made: AssemblyResult,
+    video: StoredObject,
+    poster: StoredObject | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
     return {
-        "storage_path": video.key, "bucket": video.bucket, "bytes": made.bytes,
-        "duration": round(made.duration, 3), "width": made.width, "height": made.height,
-        "fps": round(made.fps, 3), "video_codec": made.video_codec,
-        "audio_codec": made.audio_codec, "join": made.join,
+        "storage_path": video.key,
+        "bucket": video.bucket,
+        "bytes": made.bytes,
+        "duration": round(made.duration, 3),
+        "width": made.width,
+        "height": made.height,
+        "fps": round(made.fps, 3),
+        "video_codec": made.video_codec,
+        "audio_codec": made.audio_codec,
+        "join": made.join,
         "thumbnail_path": poster.key if poster else None,
-        "timings": {**{k: round(v, 3) for k, v in timings.items()},
-                    **{f"ffmpeg_{k}": round(v, 3) for k, v in made.timings.items()}},
+        "timings": {
+            **{k: round(v, 3) for k, v in timings.items()},
+            **{f"ffmpeg_{k}": round(v, 3) for k, v in made.timings.items()},
+        },
     }
 
 

@@ -40,8 +40,9 @@ class ProgressReporter:
     _trailing: asyncio.Task[None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def report(self, progress: float | None = None, stage: str | None = None,
-                     message: str | None = None) -> None:
+    async def report(
+        self, progress: float | None = None, stage: str | None = None, message: str | None = None
+    ) -> None:
         self._update(progress, stage, message)
         wait = self._last_write + self.min_interval - time.monotonic()
         if wait <= 0:
@@ -49,8 +50,9 @@ class ProgressReporter:
         else:
             self._schedule(wait)
 
-    def report_nowait(self, progress: float | None = None, stage: str | None = None,
-                      message: str | None = None) -> None:
+    def report_nowait(
+        self, progress: float | None = None, stage: str | None = None, message: str | None = None
+    ) -> None:
         """For synchronous callbacks (FFmpeg and download progress): update now, write soon."""
         self._update(progress, stage, message)
         self._schedule(max(0.0, self._last_write + self.min_interval - time.monotonic()))
@@ -100,13 +102,15 @@ class JobContext:
         self.log = log
         self._reporter = reporter
 
-    async def report(self, progress: float | None = None, stage: str | None = None,
-                     message: str | None = None) -> None:
+    async def report(
+        self, progress: float | None = None, stage: str | None = None, message: str | None = None
+    ) -> None:
         """Record progress (0..100), the current stage and a human-readable message."""
         await self._reporter.report(progress, stage, message)
 
-    def report_nowait(self, progress: float | None = None, stage: str | None = None,
-                      message: str | None = None) -> None:
+    def report_nowait(
+        self, progress: float | None = None, stage: str | None = None, message: str | None = None
+    ) -> None:
         """The same from synchronous code (progress callbacks); the write follows shortly."""
         self._reporter.report_nowait(progress, stage, message)
 

@@ -59,42 +59,75 @@ class JobStore:
         return sorted((Job.from_row(r) for r in rows), key=lambda j: -j.priority)
 
     async def heartbeat(self, jobs: Sequence[Job]) -> Beat:
-        rows = await self._all("heartbeat", {
-            "ids": [j.id for j in jobs], "tokens": [j.lease_token for j in jobs]})
+        rows = await self._all(
+            "heartbeat", {"ids": [j.id for j in jobs], "tokens": [j.lease_token for j in jobs]}
+        )
         return Beat(
             held=frozenset(r["id"] for r in rows),
             cancel_requested=frozenset(r["id"] for r in rows if r["cancel_requested"]),
         )
 
-    async def progress(self, job: Job, progress: int, stage: str | None,
-                       message: str | None) -> bool:
-        rows = await self._all("progress", {
-            "id": job.id, "token": job.lease_token, "progress": progress,
-            "stage": stage, "message": message})
+    async def progress(
+        self, job: Job, progress: int, stage: str | None, message: str | None
+    ) -> bool:
+        rows = await self._all(
+            "progress",
+            {
+                "id": job.id,
+                "token": job.lease_token,
+                "progress": progress,
+                "stage": stage,
+                "message": message,
+            },
+        )
         return bool(rows)
 
     async def complete(self, job: Job, outcome: JobOutcome) -> Finished | None:
-        rows = await self._all("complete", {
-            "id": job.id, "token": job.lease_token, "video_url": outcome.video_url,
-            "thumbnail_url": outcome.thumbnail_url, "result": Jsonb(outcome.result)})
+        rows = await self._all(
+            "complete",
+            {
+                "id": job.id,
+                "token": job.lease_token,
+                "video_url": outcome.video_url,
+                "thumbnail_url": outcome.thumbnail_url,
+                "result": Jsonb(outcome.result),
+            },
+        )
         return _finished(rows, Status.COMPLETED)
 
-    async def complete_and_claim(self, job: Job, outcome: JobOutcome, worker_id: str,
-                                 limit: int) -> tuple[Finished | None, list[Job]]:
+    async def complete_and_claim(
+        self, job: Job, outcome: JobOutcome, worker_id: str, limit: int
+    ) -> tuple[Finished | None, list[Job]]:
         """`complete` and `claim` in one statement: the hot path of a busy worker."""
-        rows = await self._all("complete_and_claim", {
-            "id": job.id, "token": job.lease_token, "video_url": outcome.video_url,
-            "thumbnail_url": outcome.thumbnail_url, "result": Jsonb(outcome.result),
-            "worker_id": worker_id, "limit": limit})
+        rows = await self._all(
+            "complete_and_claim",
+            {
+                "id": job.id,
+                "token": job.lease_token,
+                "video_url": outcome.video_url,
+                "thumbnail_url": outcome.thumbnail_url,
+                "result": Jsonb(outcome.result),
+                "worker_id": worker_id,
+                "limit": limit,
+            },
+        )
         done = rows[0]["done_id"] if rows else None
         finished = Finished(done, Status.COMPLETED, rows[0]["done_webhook_url"]) if done else None
         return finished, [Job.from_row(r) for r in rows if r["id"] is not None]
 
-    async def fail(self, job: Job, error: str, *, retry: bool,
-                   backoff_seconds: float) -> Finished | None:
-        rows = await self._all("fail", {
-            "id": job.id, "token": job.lease_token, "error": error, "retry": retry,
-            "backoff": backoff_seconds})
+    async def fail(
+        self, job: Job, error: str, *, retry: bool, backoff_seconds: float
+    ) -> Finished | None:
+        rows = await self._all(
+            "fail",
+            {
+                "id": job.id,
+                "token": job.lease_token,
+                "error": error,
+                "retry": retry,
+                "backoff": backoff_seconds,
+            },
+        )
         if not rows:
             return None
         status = Status(rows[0]["status"])
@@ -119,11 +152,14 @@ class JobStore:
             if not (row and row["locked"]):
                 return Maintenance([], [], locked=False)
             cur = await conn.execute(Q["rescue"], {"lease_seconds": lease_seconds})
-            rescued = [Finished(r["id"], Status(r["status"]), r["webhook_url"])
-                       for r in await cur.fetchall()]
+            rescued = [
+                Finished(r["id"], Status(r["status"]), r["webhook_url"])
+                for r in await cur.fetchall()
+            ]
             cur = await conn.execute(Q["cancel_pending"])
-            cancelled = [Finished(r["id"], Status.CANCELLED, r["webhook_url"])
-                         for r in await cur.fetchall()]
+            cancelled = [
+                Finished(r["id"], Status.CANCELLED, r["webhook_url"]) for r in await cur.fetchall()
+            ]
         return Maintenance(rescued, cancelled, locked=True)
 
     async def analyze_if_stale(self) -> bool:
@@ -157,16 +193,31 @@ class JobStore:
     async def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
         return await self._all("recent_failures", {"limit": limit})
 
-    async def enqueue(self, payload: Any, *, user_id: uuid.UUID | None = None, priority: int = 0,
-                      run_at: datetime | None = None, max_attempts: int = 3,
-                      idempotency_key: str | None = None,
-                      webhook_url: str | None = None) -> tuple[uuid.UUID, bool]:
+    async def enqueue(
+        self,
+        payload: Any,
+        *,
+        user_id: uuid.UUID | None = None,
+        priority: int = 0,
+        run_at: datetime | None = None,
+        max_attempts: int = 3,
+        idempotency_key: str | None = None,
+        webhook_url: str | None = None,
+    ) -> tuple[uuid.UUID, bool]:
         """Insert a job; returns (id, created). A repeated idempotency key returns the first
         job's id with created=False."""
-        rows = await self._all("enqueue", {
-            "payload": Jsonb(payload), "user_id": user_id, "priority": priority,
-            "run_at": run_at, "max_attempts": max_attempts,
-            "idempotency_key": idempotency_key, "webhook_url": webhook_url})
+        rows = await self._all(
+            "enqueue",
+            {
+                "payload": Jsonb(payload),
+                "user_id": user_id,
+                "priority": priority,
+                "run_at": run_at,
+                "max_attempts": max_attempts,
+                "idempotency_key": idempotency_key,
+                "webhook_url": webhook_url,
+            },
+        )
         if rows:
             return rows[0]["id"], True
         existing = await self._all("job_by_idempotency_key", {"idempotency_key": idempotency_key})
@@ -179,19 +230,24 @@ class JobStore:
     async def request_cancel(self, job_id: uuid.UUID) -> bool:
         return bool(await self._all("request_cancel", {"id": job_id}))
 
-    async def webhook_claim(self, job_id: uuid.UUID, *, lease: float,
-                            max_rounds: int) -> dict[str, Any] | None:
-        rows = await self._all("webhook_claim", {"id": job_id, "lease": lease,
-                                                 "max_rounds": max_rounds})
+    async def webhook_claim(
+        self, job_id: uuid.UUID, *, lease: float, max_rounds: int
+    ) -> dict[str, Any] | None:
+        rows = await self._all(
+            "webhook_claim", {"id": job_id, "lease": lease, "max_rounds": max_rounds}
+        )
         return rows[0] if rows else None
 
     async def webhook_delivered(self, job_id: uuid.UUID) -> None:
         await self._all("webhook_delivered", {"id": job_id})
 
-    async def webhook_failed(self, job_id: uuid.UUID, error: str, *, delay: float,
-                             max_rounds: int) -> None:
-        await self._all("webhook_failed", {"id": job_id, "error": error, "delay": delay,
-                                           "max_rounds": max_rounds})
+    async def webhook_failed(
+        self, job_id: uuid.UUID, error: str, *, delay: float, max_rounds: int
+    ) -> None:
+        await self._all(
+            "webhook_failed",
+            {"id": job_id, "error": error, "delay": delay, "max_rounds": max_rounds},
+        )
 
     async def webhook_due(self, *, max_rounds: int, limit: int = 20) -> list[uuid.UUID]:
         rows = await self._all("webhook_due", {"max_rounds": max_rounds, "limit": limit})

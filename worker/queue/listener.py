@@ -37,8 +37,9 @@ class ListenerState(enum.StrEnum):
 
 
 class Listener:
-    def __init__(self, url: str, *, on_pending: Callable[[], None],
-                 on_cancel: Callable[[uuid.UUID], None]) -> None:
+    def __init__(
+        self, url: str, *, on_pending: Callable[[], None], on_cancel: Callable[[uuid.UUID], None]
+    ) -> None:
         self.url = url
         self.on_pending = on_pending
         self.on_cancel = on_cancel

@@ -38,10 +38,15 @@ class Job:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         return cls(
-            id=row["id"], payload=row["payload"], attempts=row["attempts"],
-            max_attempts=row["max_attempts"], lease_token=row["lease_token"],
-            user_id=row.get("user_id"), priority=row.get("priority", 0),
-            webhook_url=row.get("webhook_url"), created_at=row.get("created_at"),
+            id=row["id"],
+            payload=row["payload"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            lease_token=row["lease_token"],
+            user_id=row.get("user_id"),
+            priority=row.get("priority", 0),
+            webhook_url=row.get("webhook_url"),
+            created_at=row.get("created_at"),
         )
 
     @property

@@ -25,8 +25,15 @@ log = get_logger("video-worker.webhooks")
 
 
 class WebhookOutbox:
-    def __init__(self, settings: Settings, store: JobStore, *, round_attempts: int = ROUND_ATTEMPTS,
-                 base_delay: float = 1.0, round_backoff: float = 60.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        *,
+        round_attempts: int = ROUND_ATTEMPTS,
+        base_delay: float = 1.0,
+        round_backoff: float = 60.0,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.round_attempts = round_attempts
@@ -47,20 +54,34 @@ class WebhookOutbox:
             return False  # delivered already, not due, or another replica has it
         _, body = build_event(row)
         result = await deliver(
-            row["webhook_url"], body, msg_id=message_id(job_id, row["status"]),
-            secret=self.settings.webhook_secret, allow_private=self.settings.allow_private_urls,
-            attempts=self.round_attempts, base_delay=self.base_delay)
+            row["webhook_url"],
+            body,
+            msg_id=message_id(job_id, row["status"]),
+            secret=self.settings.webhook_secret,
+            allow_private=self.settings.allow_private_urls,
+            attempts=self.round_attempts,
+            base_delay=self.base_delay,
+        )
         if not result.signed:
-            log.warning("webhook_unsigned", job_id=str(job_id),
-                        hint="set WEBHOOK_SECRET so receivers can verify deliveries")
+            log.warning(
+                "webhook_unsigned",
+                job_id=str(job_id),
+                hint="set WEBHOOK_SECRET so receivers can verify deliveries",
+            )
         if result.delivered:
             await self.store.webhook_delivered(job_id)
             log.info("webhook_delivered", job_id=str(job_id), attempts=result.attempts)
             return True
         rounds = int(row["webhook_attempts"])
         delay = exponential(rounds, base=self.round_backoff, cap=6 * 3600.0)
-        await self.store.webhook_failed(job_id, result.error or "delivery failed", delay=delay,
-                                        max_rounds=MAX_ROUNDS)
-        log.warning("webhook_failed", job_id=str(job_id), error=result.error, round=rounds,
-                    retry_in=round(delay) if rounds < MAX_ROUNDS else None)
+        await self.store.webhook_failed(
+            job_id, result.error or "delivery failed", delay=delay, max_rounds=MAX_ROUNDS
+        )
+        log.warning(
+            "webhook_failed",
+            job_id=str(job_id),
+            error=result.error,
+            round=rounds,
+            retry_in=round(delay) if rounds < MAX_ROUNDS else None,
+        )
         return False

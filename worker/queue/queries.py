@@ -18,8 +18,10 @@ def load(path: Path) -> dict[str, str]:
     parts = _BLOCK.split(text)
     # parts: [preamble, name1, body1, name2, body2, ...]
     blocks = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-    return {name: _INCLUDE.sub(lambda m: _statement(blocks[m.group(1)]), body)
-            for name, body in blocks.items()}
+    return {
+        name: _INCLUDE.sub(lambda m: _statement(blocks[m.group(1)]), body)
+        for name, body in blocks.items()
+    }
 
 
 def _statement(block: str) -> str:

@@ -86,9 +86,17 @@ class Counters:
 
 
 class Runner:
-    def __init__(self, settings: Settings, store: JobStore, handler: Handler, *,
-                 database_url: str | None = None, on_finished: FinishedHook | None = None,
-                 periodic: Periodic | None = None, listen: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        handler: Handler,
+        *,
+        database_url: str | None = None,
+        on_finished: FinishedHook | None = None,
+        periodic: Periodic | None = None,
+        listen: bool = True,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.handler = handler
@@ -103,9 +111,11 @@ class Runner:
         self.db_ok = True
         self.db_error: str | None = None
         self.draining = False
-        self.listener = (Listener(database_url, on_pending=self.wake,
-                                  on_cancel=self._on_cancel_notice)
-                         if listen and database_url else None)
+        self.listener = (
+            Listener(database_url, on_pending=self.wake, on_cancel=self._on_cancel_notice)
+            if listen and database_url
+            else None
+        )
         self._wake = asyncio.Event()
         self._beat_now = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -121,8 +131,7 @@ class Runner:
     def request_stop(self) -> None:
         """Stop claiming now; running jobs get SHUTDOWN_GRACE to finish."""
         if not self.draining:
-            log.info("draining", in_flight=len(self.in_flight),
-                     grace=self.settings.shutdown_grace)
+            log.info("draining", in_flight=len(self.in_flight), grace=self.settings.shutdown_grace)
         self.draining = True
         self._wake.set()
 
@@ -134,16 +143,18 @@ class Runner:
         def remove() -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
         return remove
 
     async def run(self) -> None:
         """Run until request_stop(); then drain, hand back what is left, and return."""
-        self._tasks = [self._supervise(self._heartbeat_loop, "heartbeat"),
-                       self._supervise(self._maintenance_loop, "maintenance")]
+        self._tasks = [
+            self._supervise(self._heartbeat_loop, "heartbeat"),
+            self._supervise(self._maintenance_loop, "maintenance"),
+        ]
         if self.listener is not None:
             self._tasks.append(self._supervise(self.listener.run, "listener"))
-        log.info("worker_started", worker_id=self.worker_id,
-                 concurrency=self.settings.concurrency)
+        log.info("worker_started", worker_id=self.worker_id, concurrency=self.settings.concurrency)
         try:
             await self._claim_loop()
             await self._drain()
@@ -153,8 +164,9 @@ class Runner:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._wait_hooks()
             self._stopped.set()
-            log.info("worker_stopped", processed=self.counters.processed,
-                     failed=self.counters.failed)
+            log.info(
+                "worker_stopped", processed=self.counters.processed, failed=self.counters.failed
+            )
 
     def _supervise(self, fn: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
         async def guarded() -> None:
@@ -169,6 +181,7 @@ class Runner:
                     failures += 1
                     log.exception("background_task_crashed", task=name)
                     await asyncio.sleep(exponential(failures, base=0.5, cap=30.0))
+
         return asyncio.create_task(guarded(), name=name)
 
     # ---- claiming --------------------------------------------------------------------------
@@ -219,9 +232,13 @@ class Runner:
     # ---- running one job -------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
-        running = Running(job, ProgressReporter(
-            write=lambda p, s, m: self.store.progress(job, p, s, m),
-            on_lost=lambda: self._abort(job.id, Abort.LEASE_LOST)))
+        running = Running(
+            job,
+            ProgressReporter(
+                write=lambda p, s, m: self.store.progress(job, p, s, m),
+                on_lost=lambda: self._abort(job.id, Abort.LEASE_LOST),
+            ),
+        )
         self.in_flight[job.id] = running
         task = asyncio.create_task(self._supervise_job(running), name=f"job-{job.id}")
         self._job_tasks.add(task)
@@ -285,8 +302,11 @@ class Runner:
         elif isinstance(exc, PermanentError):
             await self._fail(running, self._message(exc), retry=False)
         else:
-            log.error("job_attempt_failed", error=self._message(exc),
-                      exc_info=(type(exc), exc, exc.__traceback__))
+            log.error(
+                "job_attempt_failed",
+                error=self._message(exc),
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
             await self._fail(running, self._message(exc), retry=True)
 
     async def _complete(self, job: Job, outcome: JobOutcome) -> Finished | None:
@@ -303,19 +323,22 @@ class Runner:
         job = running.job
         delay = job_retry_delay(job.attempts, self.settings.retry_base_seconds)
         finished = await self._write(
-            lambda: self.store.fail(job, error, retry=retry, backoff_seconds=delay))
+            lambda: self.store.fail(job, error, retry=retry, backoff_seconds=delay)
+        )
         if finished is None and retry and not job.last_attempt:
             self.counters.retried += 1
             self.metrics.job_finished("retried", time.monotonic() - running.started)
             log.warning("job_will_retry", error=error, retry_in=round(delay, 1))
         await self._after(running, finished, error=error)
 
-    async def _finish(self, running: Running,
-                      write: Callable[[], Awaitable[Finished | None]]) -> None:
+    async def _finish(
+        self, running: Running, write: Callable[[], Awaitable[Finished | None]]
+    ) -> None:
         await self._after(running, await self._write(write))
 
-    async def _after(self, running: Running, finished: Finished | None,
-                     error: str | None = None) -> None:
+    async def _after(
+        self, running: Running, finished: Finished | None, error: str | None = None
+    ) -> None:
         if finished is None:
             return
         now = time.time()
@@ -329,8 +352,11 @@ class Runner:
         else:
             self.counters.cancelled += 1
         self.metrics.job_finished(finished.status.value, elapsed)
-        log.info(f"job_{finished.status.value}", elapsed=round(elapsed, 3),
-                 **({"error": error} if error else {}))
+        log.info(
+            f"job_{finished.status.value}",
+            elapsed=round(elapsed, 3),
+            **({"error": error} if error else {}),
+        )
         self._hook(finished)
 
     def _hook(self, finished: Finished) -> None:
@@ -458,8 +484,9 @@ class Runner:
             self._db_down(exc)
             return
         for finished in result.rescued:
-            log.warning("lease_expired_rescued", job_id=str(finished.id),
-                        status=finished.status.value)
+            log.warning(
+                "lease_expired_rescued", job_id=str(finished.id), status=finished.status.value
+            )
             if finished.status.terminal:
                 self._hook(finished)
         for finished in result.cancelled:
@@ -473,8 +500,9 @@ class Runner:
     async def _drain(self) -> None:
         """Let running jobs finish within the grace period, then hand the rest back."""
         if self._job_tasks:
-            log.info("waiting_for_jobs", count=len(self._job_tasks),
-                     grace=self.settings.shutdown_grace)
+            log.info(
+                "waiting_for_jobs", count=len(self._job_tasks), grace=self.settings.shutdown_grace
+            )
             await asyncio.wait(set(self._job_tasks), timeout=self.settings.shutdown_grace)
         for running in list(self.in_flight.values()):
             running.abort(Abort.SHUTDOWN)
@@ -492,8 +520,14 @@ class Runner:
         return self.draining or time.monotonic() - self.loop_beat < limit
 
     def in_flight_view(self) -> list[dict[str, Any]]:
-        return [{"id": str(r.job.id), "progress": r.reporter.state.progress,
-                 "stage": r.reporter.state.stage, "message": r.reporter.state.message,
-                 "attempt": r.job.attempts,
-                 "running_seconds": round(time.monotonic() - r.started, 1)}
-                for r in self.in_flight.values()]
+        return [
+            {
+                "id": str(r.job.id),
+                "progress": r.reporter.state.progress,
+                "stage": r.reporter.state.stage,
+                "message": r.reporter.state.message,
+                "attempt": r.job.attempts,
+                "running_seconds": round(time.monotonic() - r.started, 1),
+            }
+            for r in self.in_flight.values()
+        ]

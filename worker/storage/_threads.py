@@ -101,16 +101,29 @@ class ThreadedUploads:
     async def url_for(self, key: str) -> str:
         raise NotImplementedError
 
-    def _upload(self, path: Path, key: str, content_type: str, stop: threading.Event,
-                progress: ThreadProgress) -> None:
+    def _upload(
+        self,
+        path: Path,
+        key: str,
+        content_type: str,
+        stop: threading.Event,
+        progress: ThreadProgress,
+    ) -> None:
         raise NotImplementedError
 
-    async def upload(self, local_path: Path, key: str, content_type: str = VIDEO_MP4, *,
-                     on_bytes: ByteProgress | None = None) -> StoredObject:
+    async def upload(
+        self,
+        local_path: Path,
+        key: str,
+        content_type: str = VIDEO_MP4,
+        *,
+        on_bytes: ByteProgress | None = None,
+    ) -> StoredObject:
         """Stream `local_path` to `key` with its real content type, then return its URL."""
         check_key(key)
         size = await file_size(local_path)
         progress = ThreadProgress(size, on_bytes)
         await run_stoppable(
-            lambda stop: self._upload(local_path, key, content_type, stop, progress))
+            lambda stop: self._upload(local_path, key, content_type, stop, progress)
+        )
         return StoredObject(self.bucket, key, await self.url_for(key), size, content_type)
