@@ -31,6 +31,8 @@ def test_a_terminal_gets_one_redrawn_bar_with_stage_and_message():
     follower.update(row())
     follower.update(row())  # unchanged: nothing redrawn
     follower.update(row(progress=45, stage="processing", message="Encoding"))
+    during = out.getvalue()
+    assert during.count("\r") == 2 and "\n" not in during  # one line, redrawn in place
     follower.done(
         row(
             status="completed",
@@ -51,8 +53,6 @@ def test_a_log_gets_plain_lines_without_control_characters():
     follower = JobFollower(out)
     follower.update(row())
     follower.update(row(progress=45, stage="processing", message="Encoding"))
-    during = out.getvalue()
-    assert during.count("\r") == 2 and "\n" not in during  # one line, redrawn in place
     follower.done(row(status="failed", progress=45, error="clips[1]: the URL returned 404"))
     lines = out.getvalue().splitlines()
     assert "\r" not in out.getvalue()
