@@ -213,11 +213,15 @@ left join claimed as c on true;
 
 -- stats_stale --
 -- The claim's plan depends on fresh statistics: on a table that grew by thousands of rows since
--- its last ANALYZE the planner expects a handful of pending rows and sorts them all on every
--- claim instead of walking the claim index. Autovacuum gets there within a minute or so; the
--- maintenance pass closes that window after a burst of inserts.
-select coalesce(n_mod_since_analyze > greatest(500, 0.1 * n_live_tup), true)
-       and coalesce(greatest(last_analyze, last_autoanalyze) < now() - interval '10 seconds',
-                    true) as stale
-from pg_stat_user_tables
-where relid = 'public.video_jobs'::regclass;
+-- its last ANALYZE (or was never analyzed) the planner expects a handful of pending rows and
+-- sorts them all on every claim instead of walking the claim index. Autovacuum gets there within
+-- a minute or so; this check closes that window after a burst of inserts. Row counts reach
+-- pg_stat up to a few seconds late, so a never-analyzed table with rows (reltuples < 0 since
+-- PostgreSQL 14) counts as stale on its own.
+select (c.reltuples < 0 and exists (select 1 from public.video_jobs))
+       or (coalesce(s.n_mod_since_analyze > greatest(500, 0.1 * s.n_live_tup), false)
+           and coalesce(greatest(s.last_analyze, s.last_autoanalyze)
+                        < now() - interval '10 seconds', true)) as stale
+from pg_class as c
+left join pg_stat_user_tables as s on s.relid = c.oid
+where c.oid = 'public.video_jobs'::regclass;
