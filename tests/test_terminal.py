@@ -59,3 +59,9 @@ def test_a_log_gets_plain_lines_without_control_characters():
     assert lines[0].endswith("  0%  downloading: Downloading 3 file(s)")
     assert lines[1].endswith(" 45%  processing: Encoding")
     assert "  error: clips[1]: the URL returned 404" in lines
+
+
+def test_a_row_without_a_message_shows_its_stage_alone():
+    out = io.StringIO()
+    JobFollower(out).update(row(status="pending", stage=None, message=None))
+    assert out.getvalue().rstrip().endswith("  0%  pending")

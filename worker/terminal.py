@@ -20,7 +20,11 @@ class JobFollower:
         bar = "█" * filled + "░" * (BAR_WIDTH - filled)
         stage = row.get("stage") or row.get("status")
         message = row.get("message") or ""
-        return f"{bar} {progress:3d}%  {stage}: {message}"
+        return (
+            f"{bar} {progress:3d}%  {stage}: {message}"
+            if message
+            else f"{bar} {progress:3d}%  {stage}"
+        )
 
     def update(self, row: dict[str, Any]) -> None:
         key = (row.get("status"), row.get("progress"), row.get("stage"), row.get("message"))
