@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.handlers import scripted
 from tests.queue.helpers import fast_settings, running, status_is, wait_for
-from worker.queue.outbox import WebhookOutbox
+from worker.queue.outbox import MAX_ROUNDS, WebhookOutbox
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -94,7 +94,7 @@ async def test_a_failing_receiver_is_retried_later_with_the_same_id(store):
 
 
 async def _due(store, job_id) -> bool:
-    return job_id in await store.webhook_due(max_rounds=8)
+    return job_id in await store.webhook_due(max_rounds=MAX_ROUNDS)
 
 
 async def test_a_delivery_lost_in_a_crash_is_recovered_by_the_sweep(store):

@@ -17,7 +17,9 @@ from worker.queue.jobs import Finished, JobStore
 from worker.settings import Settings
 from worker.webhooks import build_event, deliver, message_id
 
-MAX_ROUNDS = 8  # with the backoff below: retries for about a day and a half
+# Rounds wait 5, 10, 20, 40, 80, 160 min, then 6 h each (jittered down by up to half):
+# a receiver may be down for most of a day before the event is given up.
+MAX_ROUNDS = 10
 ROUND_ATTEMPTS = 3
 ROUND_LEASE = 120.0
 
@@ -32,7 +34,7 @@ class WebhookOutbox:
         *,
         round_attempts: int = ROUND_ATTEMPTS,
         base_delay: float = 1.0,
-        round_backoff: float = 60.0,
+        round_backoff: float = 300.0,
     ) -> None:
         self.settings = settings
         self.store = store
