@@ -17,7 +17,7 @@ from worker.queue.jobs import Finished, JobStore
 from worker.settings import Settings
 from worker.webhooks import build_event, deliver, message_id
 
-# Rounds wait 5, 10, 20, 40, 80, 160 min, then 6 h each (jittered down by up to half):
+# Rounds wait 5, 10, 20, 40, 80, 160, 320 min, then 6 h (each jittered down by up to half):
 # a receiver may be down for most of a day before the event is given up.
 MAX_ROUNDS = 10
 ROUND_ATTEMPTS = 3
