@@ -241,3 +241,16 @@ async def test_every_log_line_of_a_job_carries_its_id(store):
     job_lines = [x for x in lines if x["event"] in {"job_started", "inside_handler", "job_failed"}]
     assert [x["event"] for x in job_lines] == ["job_started", "inside_handler", "job_failed"]
     assert all(x["job_id"] == str(job_id) for x in job_lines)
+
+
+async def test_a_secret_in_an_exception_never_reaches_the_row(store):
+    secret = "sk_live_0123456789abcdef"
+
+    async def handler(job, ctx):
+        raise RuntimeError(f"storage said: invalid key {secret}")
+
+    job_id = await enqueue(store, max_attempts=1)
+    async with running(store, handler, webhook_secret=secret):
+        row = await status_is(store, job_id, "failed")
+    assert secret not in row["error"] and "***" in row["error"]
+    assert all(secret not in e["error"] for e in row["errors"])

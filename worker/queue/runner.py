@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from worker.errors import LeaseLost, PermanentError
-from worker.log import get_logger
+from worker.log import SecretMasker, get_logger
 from worker.metrics import WorkerMetrics
 from worker.queue.backoff import exponential, job_retry_delay
 from worker.queue.context import JobContext, ProgressReporter
@@ -106,6 +106,7 @@ class Runner:
         self.in_flight: dict[uuid.UUID, Running] = {}
         self.counters = Counters()
         self.metrics = WorkerMetrics()
+        self._mask = SecretMasker(settings.secrets()).mask  # errors are user-visible
         self.started_at = time.time()
         self.loop_beat = time.monotonic()
         self.db_ok = True
@@ -397,11 +398,13 @@ class Runner:
                 await asyncio.sleep(exponential(failures, base=0.25, cap=5.0))
 
     def _message(self, exc: BaseException) -> str:
+        """The row's `error`: our own errors as they are, others with their type; any known
+        secret (service keys, the database password, the webhook secret) masked."""
         if isinstance(exc, PermanentError) or type(exc).__module__.startswith("worker"):
             text = str(exc) or type(exc).__name__
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return text[:2000]
+        return self._mask(text)[:2000]
 
     def _abort(self, job_id: uuid.UUID, reason: Abort) -> None:
         running = self.in_flight.get(job_id)
