@@ -38,12 +38,17 @@ MUSIC = ("music.m4a", "sine=frequency=220", 10.0)
 
 
 async def run_demo(settings: Settings, *, keep: bool = False) -> int:
+    if settings.database_url or settings.storage_backend != "local":
+        # never enqueue a demo job (with URLs on 127.0.0.1) into a real queue or bucket
+        print(
+            "The demo always uses the embedded Postgres and local storage under "
+            f"{settings.home}; DATABASE_URL and storage settings are ignored."
+        )
     settings = replace(
         settings,
+        database_url=None,
+        storage_backend="local",
         allow_private_urls=True,  # the samples are served locally
-        storage_backend="local"
-        if settings.storage_backend == "local"
-        else settings.storage_backend,
     )
     configure(settings.log_format, settings.secrets(), level=logging.WARNING)
     started = time.monotonic()
