@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from worker.storage.base import VIDEO_MP4, ByteProgress, StoredObject, check_key
+from worker.storage.base import VIDEO_MP4, ByteProgress, StoredObject, check_bucket, check_key
 
 T = TypeVar("T")
 
@@ -89,11 +89,13 @@ class StoppableFile(io.BufferedReader):
         return data
 
 
-class ThreadedUploads:
-    """`upload` for backends whose SDK blocks: the SDK call runs in a stoppable thread.
+class ThreadedTransfers:
+    """`upload` and `download` for backends whose SDK blocks: the SDK call runs in a stoppable
+    thread, and a download lands under a `.part` name that is renamed only when complete.
 
-    Subclasses provide `bucket`, `url_for(key)` and `_upload(path, key, content_type, stop,
-    progress)`, which must check `stop` between chunks (see `check_stop`).
+    Subclasses provide `bucket`, `url_for(key)`, `_upload(path, key, content_type, stop,
+    progress)` and `_download(bucket, key, part, max_bytes, stop)`, which must check `stop`
+    between chunks (see `check_stop`).
     """
 
     bucket: str
@@ -110,6 +112,23 @@ class ThreadedUploads:
         progress: ThreadProgress,
     ) -> None:
         raise NotImplementedError
+
+    def _download(
+        self, bucket: str, key: str, part: Path, max_bytes: int, stop: threading.Event
+    ) -> None:
+        raise NotImplementedError
+
+    async def download(self, bucket: str | None, key: str, dest: Path, max_bytes: int) -> Path:
+        """Stream object `key` of `bucket` (default: ours) to `dest`, within `max_bytes`."""
+        bucket = check_bucket(bucket or self.bucket)
+        check_key(key)
+        part = dest.with_name(dest.name + ".part")
+        try:
+            await run_stoppable(lambda stop: self._download(bucket, key, part, max_bytes, stop))
+            part.replace(dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
 
     async def upload(
         self,

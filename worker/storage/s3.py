@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from worker.errors import StorageError
 from worker.settings import Settings
 from worker.storage._threads import (
-    ThreadedUploads,
+    ThreadedTransfers,
     ThreadProgress,
     check_stop,
     run_stoppable,
@@ -52,7 +52,7 @@ _DENIED = {
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 
 
-class S3Storage(ThreadedUploads):
+class S3Storage(ThreadedTransfers):
     """One bucket of an S3-compatible store."""
 
     name = "s3"
@@ -108,18 +108,6 @@ class S3Storage(ThreadedUploads):
                 Config=self._transfer,
                 Callback=on_chunk,
             )
-
-    async def download(self, bucket: str | None, key: str, dest: Path, max_bytes: int) -> Path:
-        """Stream object `key` to `dest`, refusing it up front when it is over the cap."""
-        bucket = check_bucket(bucket or self.bucket)
-        check_key(key)
-        part = dest.with_name(dest.name + ".part")
-        try:
-            await run_stoppable(lambda stop: self._download(bucket, key, part, max_bytes, stop))
-            part.replace(dest)
-        finally:
-            part.unlink(missing_ok=True)
-        return dest
 
     def _download(
         self, bucket: str, key: str, part: Path, max_bytes: int, stop: threading.Event

@@ -29,7 +29,7 @@ from worker.errors import StorageError
 from worker.settings import Settings
 from worker.storage._threads import (
     StoppableFile,
-    ThreadedUploads,
+    ThreadedTransfers,
     ThreadProgress,
     check_stop,
     run_stoppable,
@@ -46,7 +46,7 @@ from worker.storage.base import (
 CHUNK = 1024 * 1024
 
 
-class SupabaseStorage(ThreadedUploads):
+class SupabaseStorage(ThreadedTransfers):
     """One bucket of a Supabase project's Storage."""
 
     name = "supabase"
@@ -85,25 +85,11 @@ class SupabaseStorage(ThreadedUploads):
         with self._mapped(key), StoppableFile(path, stop, progress) as body:
             self._storage.from_(self.bucket).upload(key, body, options)  # type: ignore[arg-type]
 
-    async def download(self, bucket: str | None, key: str, dest: Path, max_bytes: int) -> Path:
-        """Stream a (possibly private) object to `dest` with the service key, capped.
-
-        storage3's own `download` returns the whole body in memory; a 2 GiB clip must not,
-        so this streams the same authenticated endpoint through the client's own session.
-        """
-        bucket = check_bucket(bucket or self.bucket)
-        check_key(key)
-        part = dest.with_name(dest.name + ".part")
-        try:
-            await run_stoppable(lambda stop: self._download(bucket, key, part, max_bytes, stop))
-            part.replace(dest)
-        finally:
-            part.unlink(missing_ok=True)
-        return dest
-
     def _download(
         self, bucket: str, key: str, part: Path, max_bytes: int, stop: threading.Event
     ) -> None:
+        """storage3's own `download` returns the whole body in memory; a 2 GiB clip must not,
+        so this streams the same authenticated endpoint through the client's own session."""
         url = f"{self._url}/storage/v1/object/{quote(bucket)}/{quote(key, safe='/')}"
         auth = {"apiKey": self._secret, "Authorization": f"Bearer {self._secret}"}
         with (
