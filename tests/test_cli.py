@@ -13,8 +13,13 @@ from tests.queue.helpers import running
 from tests.queue.procs import ROOT
 
 
-def cli(db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    db_url: str, *args: str, check: bool = True, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m worker ARGS` with DATABASE_URL and any other settings given as keywords."""
     env = {**os.environ, "DATABASE_URL": db_url, "LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)}
+    env.pop("S3_BUCKET", None)
+    env.update(settings)
     proc = subprocess.run(
         [sys.executable, "-m", "worker", *args],
         cwd=ROOT,
@@ -115,29 +120,12 @@ async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
 
 
 def test_bad_settings_are_reported_not_raised(db_url):
-    env = {**os.environ, "DATABASE_URL": db_url, "WORKER_CONCURRENCY": "many"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "worker", "status"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = cli(db_url, "status", check=False, WORKER_CONCURRENCY="many")
     assert proc.returncode == 2
     assert "WORKER_CONCURRENCY must be a whole number" in proc.stderr
 
 
 def test_run_refuses_incomplete_storage_settings_at_start(db_url):
-    env = {**os.environ, "DATABASE_URL": db_url, "STORAGE_BACKEND": "s3", "PORT": "0"}
-    env.pop("S3_BUCKET", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "worker", "run"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = cli(db_url, "run", check=False, STORAGE_BACKEND="s3", PORT="0")
     assert proc.returncode == 2
     assert "S3_BUCKET is not set" in proc.stderr
