@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from yarl import URL
 
 from worker.errors import DownloadError, InputError
 from worker.fetch.guard import UnsafeURLError, check_url_syntax, make_session, redact
+from worker.queue.backoff import exponential
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -132,8 +132,7 @@ def _delay(attempt: int, retry_after: float | None, policy: FetchPolicy) -> floa
     """Server's Retry-After (capped) if given, else exponential backoff with full jitter."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), policy.max_retry_after)
-    ceiling = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
+    return exponential(attempt, base=policy.backoff_base, cap=policy.backoff_cap)
 
 
 async def _attempt(
