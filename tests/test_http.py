@@ -70,6 +70,8 @@ async def test_health_and_stats_report_the_worker_and_the_queue(store):
         assert (flight["progress"], flight["stage"]) == (42, "processing")
         blocker.set()
         await status_is(store, job_id, "completed")
+        # the row commits a moment before the runner counts it
+        await wait_for(lambda: asyncio.sleep(0, result=runner.counters.processed == 2))
         status, body = await get(session, "/stats")
         assert body["processed"] == 2 and body["lastJobAt"] is not None
 

@@ -21,9 +21,11 @@ from worker.queue.jobs import JobStore
 
 
 async def test_replicas_run_each_job_exactly_once(store, db_url, tmp_path):
-    ids = [(await store.enqueue({"script": [{"sleep": 0.02}]}))[0] for _ in range(60)]
     replicas = [Replica(db_url, f"r{i}", tmp_path, WORKER_CONCURRENCY=2) for i in range(3)]
     try:
+        for r in replicas:  # all up first, or the fastest to start could take every job
+            r.wait_event("worker_started")
+        ids = [(await store.enqueue({"script": [{"sleep": 0.02}]}))[0] for _ in range(60)]
         for job_id in ids:
             await status_is(store, job_id, "completed", timeout=60)
     finally:

@@ -179,6 +179,8 @@ async def test_lost_lease_stops_the_handler_and_writes_nothing(store):
         async with store.pool.connection() as conn:
             await conn.execute(
                 "update video_jobs set lease_token = gen_random_uuid(), "
+                # the other replica's lease is fresh: maintenance must not rescue it meanwhile
+                "heartbeat_at = now() + interval '1 hour', "
                 "worker_id = 'other', message = 'theirs' where id = %s",
                 (job_id,),
             )
