@@ -49,6 +49,19 @@ class FetchPolicy:
 DEFAULT_POLICY = FetchPolicy()
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One download: what to fetch, where to, and the rules it is fetched under."""
+
+    url: str
+    dest: Path
+    source: str
+    max_bytes: int
+    allow_private: bool
+    on_bytes: ProgressCallback | None
+    policy: FetchPolicy
+
+
 class _Transient(Exception):
     """One attempt failed for a reason that may pass; `retry_after` is the server's hint."""
 
@@ -77,11 +90,10 @@ async def download(
     many redirects) and `DownloadError` once retries of a passing failure are used up.
     `on_bytes(received, expected_or_None)` reports progress after every chunk.
     """
+    req = _Request(url, dest, source, max_bytes, allow_private, on_bytes, policy)
     try:
         async with _session_scope(session, allow_private, policy) as http:
-            return await _retrying(
-                http, url, dest, source, max_bytes, allow_private, on_bytes, policy
-            )
+            return await _retrying(http, req)
     except BaseException:
         _part_path(dest).unlink(missing_ok=True)
         raise
@@ -103,28 +115,18 @@ async def _session_scope(
         yield own
 
 
-async def _retrying(
-    http: aiohttp.ClientSession,
-    url: str,
-    dest: Path,
-    source: str,
-    max_bytes: int,
-    allow_private: bool,
-    on_bytes: ProgressCallback | None,
-    policy: FetchPolicy,
-) -> Path:
+async def _retrying(http: aiohttp.ClientSession, req: _Request) -> Path:
     """Run attempts until one succeeds, a permanent error arises or attempts run out."""
-    for attempt in range(1, policy.attempts + 1):
+    for attempt in range(1, req.policy.attempts + 1):
         try:
-            return await _attempt(
-                http, url, dest, source, max_bytes, allow_private, on_bytes, policy
-            )
+            return await _attempt(http, req)
         except _Transient as exc:
-            if attempt == policy.attempts:
+            if attempt == req.policy.attempts:
                 raise DownloadError(
-                    f"{source}: {exc.problem} ({redact(url)}, gave up after {attempt} attempts)"
+                    f"{req.source}: {exc.problem} ({redact(req.url)}, "
+                    f"gave up after {attempt} attempts)"
                 ) from exc
-            await asyncio.sleep(_delay(attempt, exc.retry_after, policy))
+            await asyncio.sleep(_delay(attempt, exc.retry_after, req.policy))
     raise AssertionError("unreachable: attempts must be at least 1")
 
 
@@ -135,20 +137,12 @@ def _delay(attempt: int, retry_after: float | None, policy: FetchPolicy) -> floa
     return exponential(attempt, base=policy.backoff_base, cap=policy.backoff_cap)
 
 
-async def _attempt(
-    http: aiohttp.ClientSession,
-    url: str,
-    dest: Path,
-    source: str,
-    max_bytes: int,
-    allow_private: bool,
-    on_bytes: ProgressCallback | None,
-    policy: FetchPolicy,
-) -> Path:
+async def _attempt(http: aiohttp.ClientSession, req: _Request) -> Path:
     """One try: follow redirects hop by hop, each hop checked, then stream the body."""
-    current = url
+    source, policy = req.source, req.policy
+    current = req.url
     for _hop in range(policy.max_redirects + 1):
-        _check_hop(current, source, allow_private)
+        _check_hop(current, source, req.allow_private)
         try:
             async with http.get(
                 current,
@@ -160,8 +154,8 @@ async def _attempt(
                     current = _next_hop(resp, current, source)
                     continue
                 _raise_for_status(resp, source)
-                await _save_body(resp, dest, source, max_bytes, on_bytes, policy)
-                return dest
+                await _save_body(resp, req)
+                return req.dest
         except UnsafeURLError as exc:
             raise InputError(source, str(exc)) from exc
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
@@ -252,19 +246,13 @@ def _part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-async def _save_body(
-    resp: aiohttp.ClientResponse,
-    dest: Path,
-    source: str,
-    max_bytes: int,
-    on_bytes: ProgressCallback | None,
-    policy: FetchPolicy,
-) -> None:
-    """Stream the body to `dest` under the byte cap and the minimum-speed rule."""
+async def _save_body(resp: aiohttp.ClientResponse, req: _Request) -> None:
+    """Stream the body to `req.dest` under the byte cap and the minimum-speed rule."""
+    source, max_bytes, on_bytes, policy = req.source, req.max_bytes, req.on_bytes, req.policy
     expected = resp.content_length
     if expected is not None and expected > max_bytes:
         raise InputError(source, _too_large(max_bytes, expected))
-    part = _part_path(dest)
+    part = _part_path(req.dest)
     meter = _SpeedMeter(policy.min_speed, policy.speed_window)
     received = 0
     with part.open("wb") as out:
@@ -278,7 +266,7 @@ async def _save_body(
                 on_bytes(received, expected)
     if expected is not None and received < expected:
         raise _Transient("the server closed the connection before the end of the file")
-    part.replace(dest)
+    part.replace(req.dest)
 
 
 def _too_large(max_bytes: int, size: int | None = None) -> str:
