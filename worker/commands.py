@@ -101,19 +101,29 @@ async def cleanup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def follow(store: JobStore, job_id: uuid.UUID) -> int:
-    """Show a job's progress until it ends; exit 0 only when it completed."""
-    follower = JobFollower(sys.stdout)
+async def watch(
+    store: JobStore, job_id: uuid.UUID, follower: JobFollower, every: float = FOLLOW_EVERY
+) -> dict[str, Any] | None:
+    """Show a job's progress until it ends; its final row, or None if there is no such job."""
     while True:
         row = await store.get(job_id)
         if row is None:
-            print(f"no job {job_id}", file=sys.stderr)
-            return 1
+            return None
         follower.update(row)
         if Status(row["status"]).terminal:
-            follower.done(row)
-            return 0 if row["status"] == Status.COMPLETED else 1
-        await asyncio.sleep(FOLLOW_EVERY)
+            return row
+        await asyncio.sleep(every)
+
+
+async def follow(store: JobStore, job_id: uuid.UUID) -> int:
+    """`--wait`: follow the job, then its summary; exit 0 only when it completed."""
+    follower = JobFollower(sys.stdout)
+    row = await watch(store, job_id, follower)
+    if row is None:
+        print(f"no job {job_id}", file=sys.stderr)
+        return 1
+    follower.done(row)
+    return 0 if row["status"] == Status.COMPLETED else 1
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from worker.app import open_store, run_worker
+from worker.commands import watch
 from worker.log import configure
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.pipeline import handle_job
@@ -82,7 +83,10 @@ async def _run(settings: Settings, base: str, started: float) -> int:
         async with open_store(settings) as store:
             job_id, _ = await store.enqueue(demo_payload(base))
             print(f"Enqueued job {job_id}")
-            row = await follow(store, job_id)
+            follower = JobFollower(sys.stdout)
+            row = await watch(store, job_id, follower, every=0.25)
+            if follower.tty:
+                sys.stdout.write("\n")
     finally:
         holder["runner"].request_stop()
         await worker
@@ -103,19 +107,10 @@ def demo_payload(base: str) -> dict[str, Any]:
     }
 
 
-async def follow(store: Any, job_id: Any) -> dict[str, Any]:
-    follower = JobFollower(sys.stdout)
-    while True:
-        row = await store.get(job_id)
-        follower.update(row)
-        if Status(row["status"]).terminal:
-            if follower.tty:
-                sys.stdout.write("\n")
-            return dict(row)
-        await asyncio.sleep(0.25)
-
-
-def report(row: dict[str, Any], elapsed: float) -> int:
+def report(row: dict[str, Any] | None, elapsed: float) -> int:
+    if row is None:
+        print("The demo job disappeared from the queue (was the database reset?)")
+        return 1
     if row["status"] != Status.COMPLETED:
         print(f"The job ended {row['status']}: {row['error']}")
         return 1
