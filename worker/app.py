@@ -15,7 +15,7 @@ from worker.log import get_logger
 from worker.queue.jobs import JobStore
 from worker.queue.outbox import WebhookOutbox
 from worker.queue.runner import Handler, Runner
-from worker.settings import Settings, redact_url
+from worker.settings import Settings
 
 log = get_logger("video-worker")
 
@@ -54,7 +54,7 @@ async def run_worker(
 ) -> Runner:
     """Run the daemon until SIGTERM/SIGINT; returns the runner (for its counters)."""
     url = resolve_database_url(settings.database_url, settings.home)
-    log.info("database", url=redact_url(url) if settings.database_url else "embedded")
+    log.info("settings", **settings.describe())  # secrets shown only as "set"
     if run_migrations:
         applied = await apply_migrations(url)
         if applied:

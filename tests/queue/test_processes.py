@@ -170,3 +170,15 @@ async def test_worker_survives_a_postgres_restart(tmp_path: Path):
             worker.stop()
             await pool.close()
         assert worker.proc.returncode == 0
+
+
+def test_the_worker_logs_its_settings_without_secrets(db_url, tmp_path):
+    secret = "whsec_c2VjcmV0LXZhbHVlLWZvci10ZXN0cw=="
+    worker = Replica(db_url, "describing", tmp_path, WEBHOOK_SECRET=secret)
+    try:
+        event = worker.wait_event("settings")
+    finally:
+        worker.stop()
+    assert event["webhook_secret"] == "set" and event["worker_id"] == "describing"
+    assert event["concurrency"] == 1 and event["lease_seconds"] == 2
+    assert secret not in worker.log_path.read_text()
