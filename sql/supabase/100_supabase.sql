@@ -55,6 +55,16 @@ revoke execute on function public.cleanup_old_video_jobs(interval) from public, 
 -- Trigger functions cannot be called directly anyway, and triggers fire without EXECUTE.
 revoke execute on function public.video_jobs_touch() from public, anon, authenticated;
 revoke execute on function public.video_jobs_notify() from public, anon, authenticated;
+-- The worker's hot path (sql/003_hot_path.sql) claims jobs: never callable from the browser.
+do $$
+begin
+    if to_regprocedure('public.video_jobs_complete_and_claim(uuid,uuid,text,text,jsonb,text)')
+       is not null then
+        revoke execute on function public.video_jobs_complete_and_claim(
+            uuid, uuid, text, text, jsonb, text) from public, anon, authenticated;
+    end if;
+end
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Row level security. Enabled, not forced: RLS then binds every role except the table owner

@@ -303,18 +303,18 @@ async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
     high, _ = await store.enqueue({}, priority=5)
     [job] = await store.claim("w", 1)
     assert job.id == high
-    finished, claimed = await store.complete_and_claim(job, JobOutcome(video_url="v"), "w", 1)
+    finished, claimed = await store.complete_and_claim(job, JobOutcome(video_url="v"), "w")
     assert finished is not None and finished.id == high and finished.status is Status.COMPLETED
-    assert [j.id for j in claimed] == [first] and claimed[0].attempts == 1
+    assert claimed is not None and claimed.id == first and claimed.attempts == 1
     assert (await row(store, high))["video_url"] == "v"
     assert (await row(store, first))["status"] == "processing"
     # a stale token completes nothing, yet the live replica may still take the next job
-    finished, claimed = await store.complete_and_claim(job, JobOutcome(video_url="zombie"), "w", 1)
-    assert finished is None and [j.id for j in claimed] == [low]
+    finished, claimed = await store.complete_and_claim(job, JobOutcome(video_url="zombie"), "w")
+    assert finished is None and claimed is not None and claimed.id == low
     assert (await row(store, high))["video_url"] == "v"
     # nothing left to claim: the completion alone
-    finished, claimed = await store.complete_and_claim(claimed[0], JobOutcome(), "w", 1)
-    assert finished is not None and finished.id == low and claimed == []
+    finished, claimed = await store.complete_and_claim(claimed, JobOutcome(), "w")
+    assert finished is not None and finished.id == low and claimed is None
 
 
 async def test_stale_statistics_are_refreshed_for_the_claim_plan(store):
@@ -342,3 +342,97 @@ async def test_stale_statistics_are_refreshed_for_the_claim_plan(store):
     after = await plan()
     assert "video_jobs_claim_idx" in after and "Sort" not in after, after
     assert await store.analyze_if_stale() is False  # not again at once
+
+
+# Columns whose values differ between two runs of the same steps (identity, clocks, tokens);
+# for these only null-or-not is compared.
+VOLATILE = {
+    "id",
+    "seq",
+    "lease_token",
+    "created_at",
+    "updated_at",
+    "run_at",
+    "started_at",
+    "completed_at",
+    "heartbeat_at",
+}
+
+
+def shape(r: dict) -> dict:
+    return {k: (v is not None if k in VOLATILE else v) for k, v in r.items()}
+
+
+async def test_complete_and_claim_leaves_the_rows_complete_then_claim_leave(store):
+    """The hot path is a PL/pgSQL function (sql/003_hot_path.sql) that repeats the `complete`
+    and `claim` statements; the rows it leaves must be exactly the rows those two leave."""
+    outcome = JobOutcome(video_url="v.mp4", thumbnail_url="t.jpg", result={"bytes": 7})
+    user = uuid.uuid4()
+
+    async def scenario(together: bool) -> tuple[dict, dict]:
+        await store.enqueue({"clips": ["a"]}, user_id=user, webhook_url="https://h.example/x")
+        [done] = await store.claim("w", 1)
+        await store.progress(done, 40, "encoding", "halfway")
+        nxt, _ = await store.enqueue({"clips": ["b"]}, user_id=user, priority=2, max_attempts=5)
+        if together:
+            finished, claimed = await store.complete_and_claim(done, outcome, "w")
+            assert claimed is not None and claimed.id == nxt
+            assert claimed.lease_token == (await full(nxt))["lease_token"]
+        else:
+            finished = await store.complete(done, outcome)
+            [claimed] = await store.claim("w", 1)
+        assert finished is not None and finished.webhook_url == "https://h.example/x"
+        return await full(done.id), await full(nxt)
+
+    async def full(job_id: uuid.UUID) -> dict:
+        [r] = await sql(store, "select * from video_jobs where id = %s", job_id)
+        return r
+
+    separate = await scenario(together=False)
+    together = await scenario(together=True)
+    assert [shape(r) for r in together] == [shape(r) for r in separate]
+    assert together[0]["updated_at"] >= together[0]["started_at"]
+
+
+async def test_triggers_notify_only_when_a_row_becomes_ready_or_is_cancelled(db_url, store):
+    """The NOTIFY triggers carry WHEN clauses (sql/003_hot_path.sql): claims, progress,
+    heartbeats and completions send nothing; inserts, retries and cancel requests do."""
+    listen = await connect(db_url)
+    await listen.execute("listen video_jobs")
+
+    async def heard() -> list[str]:
+        return [n.payload async for n in listen.notifies(timeout=0.3)]
+
+    try:
+        job_id, _ = await store.enqueue({})
+        assert await heard() == ["pending"]
+        [job] = await store.claim("w", 1)
+        await store.progress(job, 10, "s", "m")
+        await store.heartbeat([job])
+        assert await heard() == []
+        await store.fail(job, "boom", retry=True, backoff_seconds=0)
+        assert await heard() == ["pending"]
+        [job] = await store.claim("w", 1)
+        await store.request_cancel(job_id)
+        assert await heard() == [f"cancel:{job_id}"]
+        other, _ = await store.enqueue({})
+        assert await heard() == ["pending"]
+        await store.complete_and_claim(job, JobOutcome(), "w")
+        assert await heard() == []
+        assert (await row(store, other))["status"] == "processing"
+    finally:
+        await listen.close()
+
+
+async def test_updated_at_moves_on_every_update_unless_the_update_sets_it(store):
+    job_id, _ = await store.enqueue({})
+    before = (await row(store, job_id))["updated_at"]
+    await sql(store, "update video_jobs set priority = 3 where id = %s", job_id)
+    moved = (await row(store, job_id))["updated_at"]
+    assert moved > before
+    await sql(
+        store,
+        "update video_jobs set priority = 4, updated_at = '2001-01-01' where id = %s",
+        job_id,
+    )
+    assert (await row(store, job_id))["updated_at"].year == 2001

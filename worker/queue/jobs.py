@@ -96,9 +96,10 @@ class JobStore:
         return _finished(rows, Status.COMPLETED)
 
     async def complete_and_claim(
-        self, job: Job, outcome: JobOutcome, worker_id: str, limit: int
-    ) -> tuple[Finished | None, list[Job]]:
-        """`complete` and `claim` in one statement: the hot path of a busy worker."""
+        self, job: Job, outcome: JobOutcome, worker_id: str
+    ) -> tuple[Finished | None, Job | None]:
+        """`complete`, then `claim` of one job, in one statement: the hot path of a busy
+        worker, whose slot is free again once the job is done."""
         rows = await self._all(
             "complete_and_claim",
             {
@@ -108,12 +109,15 @@ class JobStore:
                 "thumbnail_url": outcome.thumbnail_url,
                 "result": Jsonb(outcome.result),
                 "worker_id": worker_id,
-                "limit": limit,
             },
         )
-        done = rows[0]["done_id"] if rows else None
-        finished = Finished(done, Status.COMPLETED, rows[0]["done_webhook_url"]) if done else None
-        return finished, [Job.from_row(r) for r in rows if r["id"] is not None]
+        [r] = rows
+        finished = (
+            Finished(r["done_id"], Status.COMPLETED, r["done_webhook_url"])
+            if r["done_id"]
+            else None
+        )
+        return finished, Job.from_row(r) if r["id"] is not None else None
 
     async def fail(
         self, job: Job, error: str, *, retry: bool, backoff_seconds: float

@@ -199,17 +199,13 @@ order by webhook_next_at nulls first
 limit %(limit)s;
 
 -- complete_and_claim --
--- The hot path: finish one job and claim the next in one round trip and one commit. The
--- completion is fenced like `complete`; the claim is exactly `claim`.
-with done as (
-    {{complete}}
-), claimed as (
-    {{claim}}
-)
-select d.id as done_id, d.webhook_url as done_webhook_url, c.*
-from (select 1) as one
-left join done as d on true
-left join claimed as c on true;
+-- The hot path: finish one job and claim the next in one round trip and one commit, through
+-- a PL/pgSQL function whose plans the server keeps (sql/003_hot_path.sql). The completion is
+-- fenced like `complete`; the claim is `claim` with a limit of one.
+select done_id, done_webhook_url, id, payload, attempts, max_attempts, lease_token, user_id,
+       priority, webhook_url, created_at
+from public.video_jobs_complete_and_claim(%(id)s, %(token)s, %(video_url)s, %(thumbnail_url)s,
+                                          %(result)s, %(worker_id)s);
 
 -- stats_stale --
 -- The claim's plan depends on fresh statistics: on a table that grew by thousands of rows since

@@ -315,9 +315,9 @@ class Runner:
         statement: one round trip and one commit per job instead of two."""
         if self.draining:
             return await self.store.complete(job, outcome)
-        finished, claimed = await self.store.complete_and_claim(job, outcome, self.worker_id, 1)
-        for next_job in claimed:
-            self._start(next_job)
+        finished, claimed = await self.store.complete_and_claim(job, outcome, self.worker_id)
+        if claimed is not None:
+            self._start(claimed)
         return finished
 
     async def _fail(self, running: Running, error: str, *, retry: bool) -> None:
