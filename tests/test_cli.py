@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -123,6 +124,21 @@ def test_bad_settings_are_reported_not_raised(db_url):
     proc = cli(db_url, "status", check=False, WORKER_CONCURRENCY="many")
     assert proc.returncode == 2
     assert "WORKER_CONCURRENCY must be a whole number" in proc.stderr
+
+
+def test_event_loop_is_a_setting(db_url):
+    """uvloop by default (it is a dependency); EVENT_LOOP=asyncio runs on asyncio's own loop,
+    and a value that is neither is refused by name."""
+    from worker.cli import run_coroutine
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_coroutine(which(), "auto") == run_coroutine(which(), "uvloop") == "uvloop"
+    assert run_coroutine(which(), "asyncio").startswith("asyncio.")
+    assert cli(db_url, "migrate", EVENT_LOOP="asyncio").stdout.strip() == "up to date"
+    proc = cli(db_url, "status", check=False, EVENT_LOOP="trio")
+    assert proc.returncode == 2 and "EVENT_LOOP must be auto, uvloop or asyncio" in proc.stderr
 
 
 def test_run_refuses_incomplete_storage_settings_at_start(db_url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,7 +55,10 @@ async def run_worker(
 ) -> Runner:
     """Run the daemon until SIGTERM/SIGINT; returns the runner (for its counters)."""
     url = resolve_database_url(settings.database_url, settings.home)
-    log.info("settings", **settings.describe())  # secrets shown only as "set"
+    loop = type(asyncio.get_running_loop())
+    log.info(  # secrets shown only as "set"
+        "settings", **settings.describe(), loop=f"{loop.__module__}.{loop.__qualname__}"
+    )
     if run_migrations:
         applied = await apply_migrations(url)
         if applied:

@@ -80,6 +80,7 @@ class Settings:
     stats_token: str | None = field(default=None, repr=False)
     retention_days: int = 7
     retry_base_seconds: float = 10.0
+    event_loop: str = "auto"
 
     @property
     def heartbeat_interval(self) -> float:
@@ -106,6 +107,9 @@ class Settings:
         log_format = (_first(env, "LOG_FORMAT") or "auto").lower()
         if log_format not in {"auto", "json", "console"}:
             raise SettingsError(f"LOG_FORMAT must be json or console, got {log_format!r}")
+        event_loop = (_first(env, "EVENT_LOOP") or "auto").lower()
+        if event_loop not in {"auto", "uvloop", "asyncio"}:
+            raise SettingsError(f"EVENT_LOOP must be auto, uvloop or asyncio, got {event_loop!r}")
         return cls(
             database_url=_first(env, "DATABASE_URL"),
             home=Path(_first(env, "VIDEO_WORKER_HOME") or ".video-worker"),
@@ -135,6 +139,7 @@ class Settings:
             stats_token=_first(env, "STATS_TOKEN"),
             retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1),
             retry_base_seconds=_int(env, "RETRY_BASE_MS", 10_000, minimum=0) / 1000,
+            event_loop=event_loop,
         )
 
     def describe(self) -> dict[str, object]:

@@ -181,4 +181,5 @@ def test_the_worker_logs_its_settings_without_secrets(db_url, tmp_path):
         worker.stop()
     assert event["webhook_secret"] == "set" and event["worker_id"] == "describing"
     assert event["concurrency"] == 1 and event["lease_seconds"] == 2
+    assert event["event_loop"] == "auto" and event["loop"] == "uvloop.Loop"  # what CLI runs on
     assert secret not in worker.log_path.read_text()
