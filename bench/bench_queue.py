@@ -1,7 +1,7 @@
 """Queue benchmark, run by hand (never a test): video-worker against Procrastinate and PgQueuer.
 
-    .venv/bin/python bench/bench_queue.py [--jobs 2000] [--latency-jobs 200]
-        [--database-url URL] [--only ours|procrastinate|pgqueuer]
+    .venv/bin/python bench/bench_queue.py [--jobs 2000] [--latency-jobs 200] [--rounds 3]
+        [--database-url URL] [--only ours|procrastinate|pgqueuer] [--loop cli|asyncio|uvloop]
 
 One run, one Postgres (DATABASE_URL, or an embedded pgserver started for the run), and every
 phase of every system in a fresh database of its own (CREATE DATABASE, dropped afterwards).
@@ -14,7 +14,13 @@ both in this process.
 
 No-op throughput: N jobs are bulk-enqueued first (not timed); the clock starts when the worker
 is started and stops when the database shows all N finished (completed / succeeded / removed
-from the queue), at concurrency 1 and 4.
+from the queue), at concurrency 1 and 4. Each system runs --rounds times, the systems taking
+turns, and the table gives the median with the range; a VM's speed drifts by a quarter within
+minutes, so one run each says little.
+
+Each system runs on the event loop its own command line uses (--loop cli): `video-worker run`
+and PgQueuer's `pgq run` use uvloop when it is installed, `procrastinate worker` runs asyncio's
+loop. --loop asyncio (or uvloop) puts all three on the same loop instead.
 
 Each system runs at its full feature set: ours with leases, heartbeat, fencing and the
 progress row; Procrastinate with its worker registry, heartbeat and abort polling; PgQueuer
@@ -587,11 +593,20 @@ def ratio(a: float | None, b: float | None) -> str:
 def report(
     systems: list[str],
     lat: dict[str, Latency],
-    tp: dict[str, dict[int, float]],
+    tp: dict[str, dict[int, list[float]]],
     errors: dict[str, str],
     args: argparse.Namespace,
     pg: str,
 ) -> None:
+    def med(s: str, c: int) -> float | None:
+        runs = tp.get(s, {}).get(c)
+        return statistics.median(runs) if runs else None
+
+    def paired(p: str, c: int) -> list[float]:
+        """ours / peer round by round (each round ran them back to back)."""
+        ours, peer = tp.get("ours", {}).get(c, []), tp.get(p, {}).get(c, [])
+        return [a / b for a, b in zip(ours, peer, strict=False) if b]
+
     cols = [LABELS[s] for s in systems]
     peers = [s for s in systems if s != "ours"]
     has_ours = "ours" in systems
@@ -613,9 +628,16 @@ def report(
     row = ["pickup lost (>15 s)"] + [str(lat[s].lost) if s in lat else "-" for s in systems]
     rows.append(row + ([""] * len(peers) if has_ours else []))
     for c in (1, 4):
-        row = [f"no-op jobs/s, c={c}"] + [fmt(tp.get(s, {}).get(c), 0) for s in systems]
+        row = [f"no-op jobs/s, c={c}, median"] + [fmt(med(s, c), 0) for s in systems]
         if has_ours:  # ours / peer: above 1 means ours is faster
-            row += [ratio(tp.get("ours", {}).get(c), tp.get(p, {}).get(c)) for p in peers]
+            row += [ratio(med("ours", c), med(p, c)) for p in peers]
+        rows.append(row)
+        row = ["  runs: min-max"] + [
+            f"{min(tp[s][c]):,.0f}-{max(tp[s][c]):,.0f}" if tp.get(s, {}).get(c) else "-"
+            for s in systems
+        ]
+        if has_ours:
+            row += [f"{min(r):.2f}-{max(r):.2f}x" if (r := paired(p, c)) else "-" for p in peers]
         rows.append(row)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     line = "  ".join("-" * w for w in widths)
@@ -624,7 +646,7 @@ def report(
     print(
         f"latency: {args.latency_jobs} jobs one at a time, concurrency {LATENCY_CONCURRENCY}, "
         f"polling {POLL_SECONDS:g} s, LISTEN/NOTIFY on; throughput: {args.jobs} no-op jobs "
-        "bulk-enqueued, then timed from worker start to all finished"
+        f"bulk-enqueued, then timed from worker start to all finished, {args.rounds} rounds"
     )
     print(
         "ratios: latency = peer / ours (>1: ours faster); throughput = ours / peer "
@@ -655,12 +677,14 @@ def report(
             f"{'MET' if ok else 'MISSED'}"
         )
         for c in (1, 4):
-            ours, peer = tp.get("ours", {}).get(c), tp.get("procrastinate", {}).get(c)
+            ours, peer = med("ours", c), med("procrastinate", c)
             if ours and peer:
                 met = ours >= THROUGHPUT_TARGET * peer
+                rounds = " ".join(f"{r:.2f}" for r in paired("procrastinate", c))
                 print(
                     f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: "
-                    f"{ours / peer:.2f}x -> {'MET' if met else 'MISSED'}"
+                    f"{ours / peer:.2f}x (medians; round by round {rounds}) -> "
+                    f"{'MET' if met else 'MISSED'}"
                 )
             else:
                 print(f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: not measured")
@@ -694,38 +718,74 @@ async def server_version(url: str) -> str:
     return str(row[0]) if row else "?"
 
 
-async def run(args: argparse.Namespace, url: str, origin: str) -> int:
+def loop_factory(system: str, choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:
+    """The event loop a system runs on: with --loop cli, the one its own command line uses
+    (`video-worker run` and `pgq run`: uvloop when installed; `procrastinate worker`:
+    asyncio's); otherwise the one asked for, for all three alike."""
+    if choice == "cli":
+        choice = "asyncio" if system == "procrastinate" else "uvloop"
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            choice = "asyncio"
+        else:
+            return uvloop.new_event_loop, "uvloop"
+    return asyncio.new_event_loop, "asyncio"
+
+
+def measure(system: str, phase: str | int, args: argparse.Namespace, url: str) -> Any:
+    """One phase of one system, on a fresh event loop of the kind that system runs on."""
+    factory, _ = loop_factory(system, args.loop)
+
+    async def go() -> Any:
+        dbs = Databases(url)
+        try:
+            if phase == "latency":
+                return await measure_latency(dbs, system, args.latency_jobs)
+            return await measure_throughput(dbs, system, args.jobs, int(phase))
+        finally:
+            await dbs.drop_all()
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(go())
+
+
+def run(args: argparse.Namespace, url: str, origin: str) -> int:
     systems = [args.only] if args.only else list(SYSTEMS)
     load_start = load()
-    pg = f"{await server_version(url)} [{origin}]"
+    pg = f"{asyncio.run(server_version(url))} [{origin}]"
     print(f"Postgres: {pg}", flush=True)
-    dbs = Databases(url)
     lat: dict[str, Latency] = {}
-    tp: dict[str, dict[int, float]] = {}
+    tp: dict[str, dict[int, list[float]]] = {}
     errors: dict[str, str] = {}
-    try:
-        # Phase by phase, each system in turn: a change in the machine's load during the run
-        # then falls on all three alike rather than on whichever system ran at that moment.
-        for phase in ("latency", 1, 4):
-            for system in systems:
-                what = "latency" if phase == "latency" else f"throughput c={phase}"
-                t0 = time.perf_counter()
-                print(f"  {LABELS[system]}: {what} ...", end=" ", flush=True)
-                try:
-                    if phase == "latency":
-                        lat[system] = await measure_latency(dbs, system, args.latency_jobs)
-                    else:
-                        c = int(phase)
-                        tp.setdefault(system, {})[c] = await measure_throughput(
-                            dbs, system, args.jobs, c
-                        )
+    # Phase by phase and round by round, each system in turn: a change in the machine's load
+    # during the run then falls on all three alike rather than on whichever ran at that moment.
+    phases: list[tuple[str | int, int]] = [("latency", 1)]
+    phases += [(c, r) for r in range(1, args.rounds + 1) for c in (1, 4)]
+    for phase, round_no in phases:
+        for system in systems:
+            if system in errors:
+                continue
+            what = "latency" if phase == "latency" else f"throughput c={phase} round {round_no}"
+            t0 = time.perf_counter()
+            print(f"  {LABELS[system]}: {what} ...", end=" ", flush=True)
+            try:
+                result = measure(system, phase, args, url)
+                if phase == "latency":
+                    lat[system] = result
                     print(f"done in {time.perf_counter() - t0:.1f} s", flush=True)
-                except Exception as exc:  # a peer that cannot run must not stop the others
-                    why = f"{what}: {type(exc).__name__}: {exc}".strip()[:300]
-                    errors[system] = why if system not in errors else f"{errors[system]}; {why}"
-                    print(f"FAILED ({why})", flush=True)
-    finally:
-        await dbs.drop_all()
+                else:
+                    tp.setdefault(system, {}).setdefault(int(phase), []).append(result)
+                    print(f"{result:,.0f} jobs/s", flush=True)
+            except Exception as exc:  # a peer that cannot run must not stop the others
+                why = f"{what}: {type(exc).__name__}: {exc}".strip()[:300]
+                errors[system] = why
+                print(f"FAILED ({why})", flush=True)
+    for system in systems:
+        NOTES.setdefault(system, "")
+        loop = loop_factory(system, args.loop)[1]
+        NOTES[system] = f"event loop {loop}" + (f"; {NOTES[system]}" if NOTES[system] else "")
     report(systems, lat, tp, errors, args, pg)
     print(
         f"machine: {os.cpu_count()} CPUs; load average at start {load_start}, at end "
@@ -749,16 +809,23 @@ def main(argv: list[str] | None = None) -> int:
         help="server to use (default: $DATABASE_URL, else an embedded pgserver)",
     )
     parser.add_argument("--only", choices=SYSTEMS, help="measure one system only")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput runs per system and concurrency"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("cli", "asyncio", "uvloop"),
+        default="cli",
+        help="event loop: each system's own command line's (default), or one for all",
+    )
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.latency_jobs < 2:
-        parser.error("--jobs must be >= 1 and --latency-jobs >= 2")
+    if args.jobs < 1 or args.latency_jobs < 2 or args.rounds < 1:
+        parser.error("--jobs and --rounds must be >= 1, --latency-jobs >= 2")
     quiet_logging()
     if args.database_url:
         parts = conninfo_to_dict(args.database_url)
         where = parts.get("host") or "local socket"
-        return asyncio.run(
-            run(args, args.database_url, f"from --database-url/DATABASE_URL, host {where}")
-        )
+        return run(args, args.database_url, f"from --database-url/DATABASE_URL, host {where}")
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, via pgserver
     import pgserver
 
@@ -771,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
             origin = (
                 f"embedded: pgserver {version('pgserver')} wheel, started for this run in {pgdata}"
             )
-            return asyncio.run(run(args, str(server.get_uri()), origin))
+            return run(args, str(server.get_uri()), origin)
         finally:
             server.cleanup()
 
