@@ -8,6 +8,7 @@ import uuid
 
 import psycopg
 import pytest
+import structlog.testing
 
 from tests.queue.helpers import wait_for
 from worker.db.connection import connect
@@ -436,3 +437,21 @@ async def test_updated_at_moves_on_every_update_unless_the_update_sets_it(store)
         job_id,
     )
     assert (await row(store, job_id))["updated_at"].year == 2001
+
+
+async def test_without_the_hot_path_function_jobs_still_finish_and_claim(store):
+    """A worker started with --no-migrate on a database that lacks sql/003_hot_path.sql:
+    the same writes in two statements, one warning that says what to run."""
+    await sql(store, "drop function public.video_jobs_complete_and_claim")
+    first, _ = await store.enqueue({})
+    second, _ = await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    with structlog.testing.capture_logs() as logs:
+        for expected_next in (second, None):
+            finished, claimed = await store.complete_and_claim(job, JobOutcome(), "w")
+            assert finished is not None and finished.id == job.id
+            assert (claimed.id if claimed else None) == expected_next
+            job = claimed  # type: ignore[assignment]
+    assert [(await row(store, i))["status"] for i in (first, second)] == ["completed"] * 2
+    [warning] = [e for e in logs if e["event"] == "schema_behind"]
+    assert "video-worker migrate" in warning["fix"]

@@ -8,17 +8,24 @@ gone, and the caller must then stop and write nothing more.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from worker.log import get_logger
 from worker.queue.models import Job, JobOutcome, Status
 from worker.queue.queries import QUERIES as Q
+
+HOT_PATH_RETRY = 60.0  # seconds before a missing hot-path function is looked for again
+
+log = get_logger("video-worker.jobs")
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Maintenance:
 class JobStore:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self.pool = pool
+        self._hot_path_retry_at = float("-inf")
 
     async def _all(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn:
@@ -99,25 +107,43 @@ class JobStore:
         self, job: Job, outcome: JobOutcome, worker_id: str
     ) -> tuple[Finished | None, Job | None]:
         """`complete`, then `claim` of one job, in one statement: the hot path of a busy
-        worker, whose slot is free again once the job is done."""
-        rows = await self._all(
-            "complete_and_claim",
-            {
-                "id": job.id,
-                "token": job.lease_token,
-                "video_url": outcome.video_url,
-                "thumbnail_url": outcome.thumbnail_url,
-                "result": Jsonb(outcome.result),
-                "worker_id": worker_id,
-            },
-        )
-        [r] = rows
-        finished = (
-            Finished(r["done_id"], Status.COMPLETED, r["done_webhook_url"])
-            if r["done_id"]
-            else None
-        )
-        return finished, Job.from_row(r) if r["id"] is not None else None
+        worker, whose slot is free again once the job is done.
+
+        A database that lacks the function (a worker started with --no-migrate before the
+        migration ran) gets the same two writes as two statements, and a warning; the function
+        is tried again a minute later."""
+        if time.monotonic() >= self._hot_path_retry_at:
+            try:
+                rows = await self._all(
+                    "complete_and_claim",
+                    {
+                        "id": job.id,
+                        "token": job.lease_token,
+                        "video_url": outcome.video_url,
+                        "thumbnail_url": outcome.thumbnail_url,
+                        "result": Jsonb(outcome.result),
+                        "worker_id": worker_id,
+                    },
+                )
+            except errors.UndefinedFunction:  # nothing ran: the statement failed to plan
+                self._hot_path_retry_at = time.monotonic() + HOT_PATH_RETRY
+                log.warning(
+                    "schema_behind",
+                    missing="public.video_jobs_complete_and_claim (sql/003_hot_path.sql)",
+                    fallback="two statements per finished job",
+                    fix="run `video-worker migrate`",
+                )
+            else:
+                [r] = rows
+                finished = (
+                    Finished(r["done_id"], Status.COMPLETED, r["done_webhook_url"])
+                    if r["done_id"]
+                    else None
+                )
+                return finished, Job.from_row(r) if r["id"] is not None else None
+        finished = await self.complete(job, outcome)
+        claimed = await self.claim(worker_id, 1)
+        return finished, claimed[0] if claimed else None
 
     async def fail(
         self, job: Job, error: str, *, retry: bool, backoff_seconds: float
