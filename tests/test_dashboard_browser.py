@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -240,6 +242,7 @@ async def test_recent_failures_show_the_error_as_text(store, browser):
             const tr = [...document.querySelectorAll('#failures tr')].find(
                 r => r.querySelector('code')?.textContent === id);
             return {cells: [...tr.children].map(td => td.textContent),
+                    title: tr.children[1].querySelector('span')?.title,
                     elements: tr.querySelectorAll('script, img').length};
         }""",
             str(job_id),
@@ -247,7 +250,11 @@ async def test_recent_failures_show_the_error_as_text(store, browser):
         _id, when, attempts, shown = row["cells"]
         assert error in shown  # the literal text, markup and all
         assert row["elements"] == 0  # nothing in it became an element
-        assert attempts == "1" and when
+        assert attempts == "1"
+        # local time and age, the exact time on hover
+        finished = (await store.get(job_id) or {})["completed_at"]
+        assert row["title"] and datetime.fromisoformat(row["title"]) == finished
+        assert re.fullmatch(r".+ \(\d+ s ago\)", when), when
         assert await page.locator("#failures").get_by_text(error, exact=False).is_visible()
         await until(page, f"() => ({CARDS})().failed === '1'", what="the failed card at 1")
         await until(
