@@ -11,7 +11,7 @@ import pytest
 import structlog.testing
 
 from tests.queue.helpers import wait_for
-from worker.db.connection import connect
+from worker.db.connection import connect, make_pool
 from worker.db.migrate import migrate
 from worker.queue.jobs import JobStore
 from worker.queue.models import JobOutcome, Status
@@ -455,3 +455,45 @@ async def test_without_the_hot_path_function_jobs_still_finish_and_claim(store):
     assert [(await row(store, i))["status"] for i in (first, second)] == ["completed"] * 2
     [warning] = [e for e in logs if e["event"] == "schema_behind"]
     assert "video-worker migrate" in warning["fix"]
+
+
+async def test_the_hot_path_claims_through_the_claim_index_as_the_table_grows(db_url):
+    """The function's plans are kept per backend. Warmed on a near-empty table (where a
+    sequential scan is the cheaper plan), they must still walk the claim index once the table
+    has grown and been analyzed: the index statistics count one claim-index scan per call."""
+    pool = make_pool(db_url, max_size=1)  # one backend: the one whose plans are cached
+    await pool.open(wait=True)
+    try:
+        store = JobStore(pool)
+        [version] = await sql(store, "select current_setting('server_version_num')::int as v")
+        if version["v"] < 150000:
+            pytest.skip("pg_stat_force_next_flush() needs PostgreSQL 15")
+
+        async def scans() -> tuple[int, int]:
+            await sql(store, "select pg_stat_force_next_flush()")
+            [r] = await sql(
+                store,
+                "select i.idx_scan, t.seq_scan from pg_stat_user_indexes as i "
+                "join pg_stat_user_tables as t using (relid) "
+                "where i.indexrelname = 'video_jobs_claim_idx'",
+            )
+            return r["idx_scan"], r["seq_scan"]
+
+        for _ in range(12):  # past PL/pgSQL's five custom plans, on a table of one row
+            await store.enqueue({})
+            [job] = await store.claim("w", 1)
+            await store.complete_and_claim(job, JobOutcome(), "w")
+        await sql(
+            store, "insert into video_jobs (payload) select '{}' from generate_series(1, 20000)"
+        )
+        await sql(store, "analyze video_jobs")
+        [job] = await store.claim("w", 1)
+        idx_before, seq_before = await scans()
+        for _ in range(50):
+            _, next_job = await store.complete_and_claim(job, JobOutcome(), "w")
+            assert next_job is not None
+            job = next_job
+        idx_after, seq_after = await scans()
+        assert (idx_after - idx_before, seq_after - seq_before) == (50, 0)
+    finally:
+        await pool.close()
