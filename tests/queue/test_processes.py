@@ -172,6 +172,44 @@ async def test_worker_survives_a_postgres_restart(tmp_path: Path):
         assert worker.proc.returncode == 0
 
 
+@pytest.mark.slow
+async def test_sigterm_during_a_database_outage_still_exits_in_time(tmp_path: Path):
+    """A deploy while Postgres is down: the hand-back cannot be written, and the worker must
+    not retry it for the whole lease (60 s here) while the platform waits to kill it; it gives
+    up after SHUTDOWN_GRACE and a short window, exits 0, and the lease rescues the job."""
+    import pgserver
+    from pgserver._commands import pg_ctl
+
+    with embedded_server(tmp_path / "pg") as url:
+        server = pgserver.get_server(tmp_path / "pg", cleanup_mode=None)
+        pool = make_pool(url, max_size=2)
+        await pool.open(wait=True)
+        async with pool.connection() as conn:
+            await migrate(conn)
+        job_id, _ = await JobStore(pool).enqueue({"script": [{"sleep": 60}]})
+        await pool.close()
+        worker = Replica(url, "caught", tmp_path, LEASE_SECONDS=60, SHUTDOWN_GRACE=1)
+        try:
+            worker.wait_event("job_started", job_id=str(job_id))
+            await asyncio.to_thread(
+                pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
+            )
+            down = time.monotonic()
+            worker.wait_event("database_unreachable", timeout=20)
+            noticed = time.monotonic() - down  # within seconds, not the pool's 15 s
+            t0 = time.monotonic()
+            worker.signal(signal.SIGTERM)
+            assert worker.wait(40) == 0
+            elapsed = time.monotonic() - t0
+        finally:
+            worker.stop()
+        events = [e["event"] for e in worker.events()]
+        assert "final_write_abandoned" in events
+        # grace 1 s + hand-back window 4 s + the handler's abort and the pool's close
+        assert elapsed < 12, elapsed
+        assert noticed < 12, noticed
+
+
 def test_the_worker_logs_its_settings_without_secrets(db_url, tmp_path):
     secret = "whsec_c2VjcmV0LXZhbHVlLWZvci10ZXN0cw=="
     worker = Replica(db_url, "describing", tmp_path, WEBHOOK_SECRET=secret)

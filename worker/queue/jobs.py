@@ -24,6 +24,11 @@ from worker.queue.models import Job, JobOutcome, Status
 from worker.queue.queries import QUERIES as Q
 
 HOT_PATH_RETRY = 60.0  # seconds before a missing hot-path function is looked for again
+# Seconds the claim, the heartbeat and the once-a-second statistics check wait for a pooled
+# connection. The pool is sized so that
+# they never wait in normal running; a longer wait means the database is down, and the worker
+# then says so within seconds (log, /health) instead of after the pool's own 15 s.
+OUTAGE_WAIT = 5.0
 
 log = get_logger("video-worker.jobs")
 
@@ -57,18 +62,24 @@ class JobStore:
         self.pool = pool
         self._hot_path_retry_at = float("-inf")
 
-    async def _all(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn:
+    async def _all(
+        self, name: str, params: dict[str, Any] | None = None, *, wait: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run one statement; `wait` caps the wait for a pooled connection (the pool's own
+        timeout otherwise)."""
+        async with self.pool.connection(timeout=wait) as conn:
             cur = await conn.execute(Q[name], params or {})
             return await cur.fetchall() if cur.description else []
 
     async def claim(self, worker_id: str, limit: int) -> list[Job]:
-        rows = await self._all("claim", {"worker_id": worker_id, "limit": limit})
+        rows = await self._all("claim", {"worker_id": worker_id, "limit": limit}, wait=OUTAGE_WAIT)
         return sorted((Job.from_row(r) for r in rows), key=lambda j: -j.priority)
 
     async def heartbeat(self, jobs: Sequence[Job]) -> Beat:
         rows = await self._all(
-            "heartbeat", {"ids": [j.id for j in jobs], "tokens": [j.lease_token for j in jobs]}
+            "heartbeat",
+            {"ids": [j.id for j in jobs], "tokens": [j.lease_token for j in jobs]},
+            wait=OUTAGE_WAIT,
         )
         return Beat(
             held=frozenset(r["id"] for r in rows),
@@ -194,8 +205,9 @@ class JobStore:
 
     async def analyze_if_stale(self) -> bool:
         """ANALYZE video_jobs when its statistics are stale (see `stats_stale`); one replica
-        at a time. Returns whether it ran."""
-        async with self.pool.connection() as conn, conn.transaction():
+        at a time. Returns whether it ran. Called every second, it is also the first to
+        notice an outage (OUTAGE_WAIT)."""
+        async with self.pool.connection(timeout=OUTAGE_WAIT) as conn, conn.transaction():
             cur = await conn.execute(Q["stats_stale"])
             stale = await cur.fetchone()
             if not (stale and stale["stale"]):

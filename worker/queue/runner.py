@@ -45,6 +45,7 @@ FinishedHook = Callable[[Finished], Coroutine[Any, Any, None]]
 Periodic = Callable[[], Coroutine[Any, Any, None]]
 
 ABORT_WAIT = 10.0  # how long an aborted handler gets to run its finally blocks
+HANDBACK_WINDOW = 4.0  # after SHUTDOWN_GRACE, for the last writes (Render kills at 30 s)
 MAINTENANCE_EVERY = 5.0
 STATS_EVERY = 1.0  # a one-row look at pg_stat_user_tables
 PERIODIC_EVERY = 15.0  # webhook retries and other slow sweeps
@@ -112,6 +113,7 @@ class Runner:
         self.db_ok = True
         self.db_error: str | None = None
         self.draining = False
+        self._stop_requested_at: float | None = None
         self.listener = (
             Listener(database_url, on_pending=self.wake, on_cancel=self._on_cancel_notice)
             if listen and database_url
@@ -133,6 +135,7 @@ class Runner:
         """Stop claiming now; running jobs get SHUTDOWN_GRACE to finish."""
         if not self.draining:
             log.info("draining", in_flight=len(self.in_flight), grace=self.settings.shutdown_grace)
+            self._stop_requested_at = time.monotonic()
         self.draining = True
         self._wake.set()
 
@@ -379,23 +382,38 @@ class Runner:
 
     async def _write(self, write: Callable[[], Awaitable[Any]]) -> Any:
         """Retry a final write through a database outage, for as long as the lease could
-        still be ours; after that the row is rescued and the job runs again elsewhere."""
-        deadline = time.monotonic() + self.settings.lease_seconds
+        still be ours (or, once shutting down, until the grace period and a short window after
+        it are over: the platform kills the process soon after); after that the row is rescued
+        and the job runs again elsewhere."""
+        lease_end = time.monotonic() + self.settings.lease_seconds
         failures = 0
         while True:
             try:
-                result = await write()
+                # Shutting down, one attempt may not outlast the deadline either: waiting for a
+                # pooled connection during an outage takes up to the pool's timeout.
+                left = self._shutdown_deadline() - time.monotonic()
+                async with asyncio.timeout(None if left == float("inf") else max(left, 0.0)):
+                    result = await write()
                 self._db_up()
                 if result is None or result is False:
                     log.warning("write_rejected_lease_gone")
                 return result
             except Exception as exc:
                 failures += 1
+                if isinstance(exc, TimeoutError) and self.draining:
+                    exc = TimeoutError("no answer from the database before the shutdown deadline")
                 self._db_down(exc)
+                deadline = min(lease_end, self._shutdown_deadline())
                 if time.monotonic() > deadline:
                     log.error("final_write_abandoned", error=self.db_error)
                     return None
-                await asyncio.sleep(exponential(failures, base=0.25, cap=5.0))
+                pause = exponential(failures, base=0.25, cap=5.0)
+                await asyncio.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+
+    def _shutdown_deadline(self) -> float:
+        if self._stop_requested_at is None:
+            return float("inf")
+        return self._stop_requested_at + self.settings.shutdown_grace + HANDBACK_WINDOW
 
     def _message(self, exc: BaseException) -> str:
         """The row's `error`: our own errors as they are, others with their type; any known
@@ -503,10 +521,11 @@ class Runner:
     async def _drain(self) -> None:
         """Let running jobs finish within the grace period, then hand the rest back."""
         if self._job_tasks:
-            log.info(
-                "waiting_for_jobs", count=len(self._job_tasks), grace=self.settings.shutdown_grace
-            )
-            await asyncio.wait(set(self._job_tasks), timeout=self.settings.shutdown_grace)
+            # the grace period runs from SIGTERM, not from the end of a claim in progress
+            started = self._stop_requested_at or time.monotonic()
+            left = max(0.0, started + self.settings.shutdown_grace - time.monotonic())
+            log.info("waiting_for_jobs", count=len(self._job_tasks), grace=round(left, 1))
+            await asyncio.wait(set(self._job_tasks), timeout=left)
         for running in list(self.in_flight.values()):
             running.abort(Abort.SHUTDOWN)
         if self._job_tasks:
