@@ -25,6 +25,14 @@ def _video(rate: str = "30", seconds: float = 1, size: str = SIZE,
     return ["-f", "lavfi", "-i", f"{pattern}=s={size}:r={rate}:d={seconds}"]
 
 
+FLAT_RGB = (200, 60, 40)
+
+
+def _flat(seconds: float = 1) -> list[str]:
+    colour = "0x{:02X}{:02X}{:02X}".format(*FLAT_RGB)
+    return ["-f", "lavfi", "-i", f"color=c={colour}:s={SIZE}:r=30:d={seconds},format=rgb24"]
+
+
 def _tone(freq: int = 440, rate: int = 48000, seconds: float = 1, channels: str = "stereo",
           amplitude: float = 0.1) -> list[str]:  # fmt: skip
     """A pure sine (known frequency and level, so tests can measure it in the output)."""
@@ -121,6 +129,35 @@ RECIPES: dict[str, tuple[list[str], str]] = {
             # FFmpeg takes colour tags from the frames, so tag them in the graph
             "-vf",
             "setparams=color_trc=smpte2084:color_primaries=bt2020:colorspace=bt2020nc",
+            *AAC,
+        ],
+        ".mp4",
+    ),
+    # One flat colour (#C83C28), made from RGB with the BT.601 matrix and tagged so.
+    "bt601": (
+        [
+            *_flat(),
+            *_tone(),
+            "-vf",
+            "scale=out_color_matrix=bt601:out_range=tv,format=yuv420p,"
+            "setparams=colorspace=smpte170m:color_primaries=smpte170m:color_trc=smpte170m",
+            *X264,
+            *AAC,
+        ],
+        ".mp4",
+    ),
+    # The same colour in full-range BT.709 (yuvj420p, as phones record).
+    "full_range": (
+        [
+            *_flat(),
+            *_tone(),
+            "-vf",
+            "scale=out_color_matrix=bt709:out_range=pc,format=yuvj420p,"
+            "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=pc",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
             *AAC,
         ],
         ".mp4",

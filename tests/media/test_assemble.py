@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.media.checks import assert_contract_output, gray_frame, picture_distance
-from tests.media.conftest import Media
+from tests.media.conftest import FLAT_RGB, Media
 from worker.errors import PayloadError
 from worker.media.assemble import assemble
 from worker.media.probe import probe
@@ -63,6 +63,33 @@ async def test_mismatched_clips_are_reencoded_into_a_correct_file(
     assert info.video is not None and info.video.rotation == 0
     assert info.video.frame_rate == 30
     assert result.video_codec == "h264" and result.audio_codec == "aac"
+
+
+@pytest.mark.parametrize("name", ["bt601", "full_range"])
+async def test_colours_survive_a_reencode_from_other_matrices_and_ranges(
+    media: Media, workdir: Path, name: str
+) -> None:
+    """Output is tagged BT.709 limited range, so the pixels must be converted to it, not
+    relabelled: a BT.601 clip relabelled turned #C83C28 greener, a full-range one washed out."""
+    clips = [media.clip(name), media.clip("h264_30")]
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+    assert result.join == "reencode"
+    source = mean_rgb(media.path(name))
+    output = mean_rgb(result.output)
+    assert max(abs(a - b) for a, b in zip(source, FLAT_RGB, strict=True)) <= 4, source
+    assert max(abs(a - b) for a, b in zip(output, FLAT_RGB, strict=True)) <= 4, output
+
+
+def mean_rgb(path: Path) -> tuple[float, ...]:
+    """The first frame's mean colour, decoded with the matrix and range its tags give."""
+    import av
+
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        rgb = frame.to_ndarray(
+            format="rgb24", src_colorspace=frame.colorspace, src_color_range=frame.color_range
+        )
+    return tuple(float(v) for v in rgb.reshape(-1, 3).mean(axis=0))
 
 
 def _length(info) -> float:  # type: ignore[no-untyped-def]

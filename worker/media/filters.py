@@ -139,17 +139,45 @@ def _colour_steps(video: VideoInfo) -> list[str]:
     return []
 
 
+# Input matrix names (probe.py's) as the scale filter's in_color_matrix takes them.
+_SWS_MATRIX = {
+    "bt709": "bt709",
+    "smpte170m": "smpte170m",
+    "bt470bg": "bt470",
+    "smpte240m": "smpte240m",
+    "bt2020nc": "bt2020",
+}
+
+
+def _matrix_options(video: VideoInfo) -> str:
+    """The fitting scale's colour options: convert the input's YUV matrix and range to BT.709
+    limited range, so what the output's BT.709 tags say is true. (Relabelling alone shifts a
+    BT.601 clip's colours; pure red came out as (255, 23, 0), and full-range input came out
+    washed.) An untagged input is taken as BT.709, the usual meaning for video from the web;
+    the range comes from the frames (yuvj formats are full range). After HDR tone mapping the
+    frames are BT.709 already."""
+    if video.is_hdr:
+        matrix = "auto"
+    else:
+        matrix = _SWS_MATRIX.get(video.color_space or "", "bt709")
+    return f"in_color_matrix={matrix}:out_color_matrix=bt709:out_range=tv"
+
+
 def _fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit) -> list[str]:
     """Scale to cover (crop) or fit inside (pad) the output size, keeping the aspect ratio."""
     w, h = geometry.width, geometry.height
+    colour = _matrix_options(video)
     steps = []
     if video.sample_aspect_ratio != 1:
         steps.append("scale=trunc(iw*sar/2)*2:ih")  # square pixels first
     if fit == "crop":
-        steps += [f"scale={w}:{h}:force_original_aspect_ratio=increase", f"crop={w}:{h}"]
+        steps += [
+            f"scale={w}:{h}:force_original_aspect_ratio=increase:{colour}",
+            f"crop={w}:{h}",
+        ]
     else:
         steps += [
-            f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2",
+            f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:{colour}",
             f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
         ]
     return steps
