@@ -133,6 +133,25 @@ RECIPES: dict[str, tuple[list[str], str]] = {
         ],
         ".mp4",
     ),
+    # 60 pictures a second woven into 30 top-field-first frames, coded as fields.
+    "interlaced": (
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s={SIZE}:r=60:d=1",
+            *_tone(),
+            "-vf",
+            "interlace=scan=tff,setfield=tff",
+            *X264,
+            "-flags",
+            "+ildct+ilme",
+            "-x264-params",
+            "tff=1",
+            *AAC,
+        ],
+        ".mp4",
+    ),
     # One flat colour (#C83C28), made from RGB with the BT.601 matrix and tagged so.
     "bt601": (
         [

@@ -103,7 +103,7 @@ def video_chain(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> s
     """
     video = info.video
     assert video is not None
-    steps = [*_colour_steps(video), *_fit_steps(video, geometry, fit)]
+    steps = [*_deinterlace_steps(video), *_colour_steps(video), *_fit_steps(video, geometry, fit)]
     steps += [
         "setsar=1",
         f"fps={geometry.fps.numerator}/{geometry.fps.denominator}",
@@ -114,6 +114,15 @@ def video_chain(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> s
         f"trim=end_frame={frames}",
     ]
     return "[0:v]" + ",".join(steps) + "[v]"
+
+
+def _deinterlace_steps(video: VideoInfo) -> list[str]:
+    """Interlaced input is deinterlaced first, before any scaling mixes its two fields: bwdif
+    (the better of FFmpeg's two CPU deinterlacers), one frame out per frame in, only on frames
+    flagged interlaced."""
+    if not video.interlaced:
+        return []
+    return ["bwdif=mode=send_frame:parity=auto:deint=interlaced"]
 
 
 def _colour_steps(video: VideoInfo) -> list[str]:

@@ -180,6 +180,8 @@ def _format_blockers(index: int, clip: ClipSpec) -> list[str]:
         reasons.append(f"clips[{index}] is {video.codec} {video.pix_fmt}, not h264 yuv420p")
     if video.is_hdr:
         reasons.append(f"clips[{index}] is HDR")
+    if video.interlaced:
+        reasons.append(f"clips[{index}] is interlaced (browsers show the combing)")
     if audio is None:
         reasons.append(f"clips[{index}] has no audio")
     elif audio.codec != COPY_AUDIO_CODEC:

@@ -44,6 +44,7 @@ _MATRIX = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9
            10: "bt2020c"}  # fmt: skip
 _FIELD_ORDER = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+INTERLACED = frozenset({"tt", "bb", "tb", "bt"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class VideoInfo:
         if self.rotation in (90, 270):
             return self.height, self.width
         return self.width, self.height
+
+    @property
+    def interlaced(self) -> bool:
+        """Coded as fields (top or bottom first), as camcorders and broadcast record."""
+        return self.field_order in INTERLACED
 
     @property
     def is_hdr(self) -> bool:
