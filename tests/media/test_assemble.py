@@ -111,15 +111,20 @@ def interlace_counts(path: Path) -> dict[str, int]:
 
 
 def mean_rgb(path: Path) -> tuple[float, ...]:
-    """The first frame's mean colour, decoded with the matrix and range its tags give."""
+    """The first frame's mean colour, decoded with the matrix and range its tags give
+    (plain bytes: numpy is not a dependency)."""
     import av
 
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
-        rgb = frame.to_ndarray(
+        rgb = frame.reformat(
             format="rgb24", src_colorspace=frame.colorspace, src_color_range=frame.color_range
         )
-    return tuple(float(v) for v in rgb.reshape(-1, 3).mean(axis=0))
+    plane, width = rgb.planes[0], rgb.width * 3
+    data = bytes(plane)
+    rows = [data[r * plane.line_size :][:width] for r in range(rgb.height)]
+    count = rgb.width * rgb.height
+    return tuple(sum(sum(row[c::3]) for row in rows) / count for c in range(3))
 
 
 def _length(info) -> float:  # type: ignore[no-untyped-def]
