@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -132,19 +135,35 @@ async def _is_unhealthy(port: int) -> bool:
     return await _health(port) == 503
 
 
-@pytest.mark.slow
-async def test_worker_survives_a_postgres_restart(tmp_path: Path):
-    """Its own embedded server, so the test can restart it whatever the suite runs on."""
+@contextlib.asynccontextmanager
+async def own_server(tmp_path: Path) -> AsyncIterator[tuple[str, JobStore, Any]]:
+    """An embedded Postgres of the test's own, migrated, with a store on it, so the test can
+    stop and start it whatever server the suite runs on."""
     import pgserver
-    from pgserver._commands import pg_ctl
 
     with embedded_server(tmp_path / "pg") as url:
         server = pgserver.get_server(tmp_path / "pg", cleanup_mode=None)
         pool = make_pool(url, max_size=4)
         await pool.open(wait=True)
-        async with pool.connection() as conn:
-            await migrate(conn)
-        store = JobStore(pool)
+        try:
+            async with pool.connection() as conn:
+                await migrate(conn)
+            yield url, JobStore(pool), server
+        finally:
+            await pool.close()
+
+
+async def _stop(server: Any) -> None:
+    from pgserver._commands import pg_ctl
+
+    await asyncio.to_thread(
+        pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
+    )
+
+
+@pytest.mark.slow
+async def test_worker_survives_a_postgres_restart(tmp_path: Path):
+    async with own_server(tmp_path) as (url, store, server):
         worker = Replica(url, "steady", tmp_path)
         try:
             port = worker.port()
@@ -152,9 +171,7 @@ async def test_worker_survives_a_postgres_restart(tmp_path: Path):
             await status_is(store, first, "completed", timeout=20)
             in_flight, _ = await store.enqueue({"script": [{"sleep": 3}]})
             worker.wait_event("job_started", job_id=str(in_flight))
-            await asyncio.to_thread(
-                pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
-            )
+            await _stop(server)
             assert await wait_for(lambda: _is_unhealthy(port), timeout=15)
             await asyncio.sleep(1.0)  # an outage of a second or two, as in a real restart
             await _start_again(server)
@@ -168,8 +185,7 @@ async def test_worker_survives_a_postgres_restart(tmp_path: Path):
             assert "listener_lost" in events and "job_attempt_failed" not in events
         finally:
             worker.stop()
-            await pool.close()
-        assert worker.proc.returncode == 0
+    assert worker.proc.returncode == 0
 
 
 @pytest.mark.slow
@@ -177,23 +193,12 @@ async def test_sigterm_during_a_database_outage_still_exits_in_time(tmp_path: Pa
     """A deploy while Postgres is down: the hand-back cannot be written, and the worker must
     not retry it for the whole lease (60 s here) while the platform waits to kill it; it gives
     up after SHUTDOWN_GRACE and a short window, exits 0, and the lease rescues the job."""
-    import pgserver
-    from pgserver._commands import pg_ctl
-
-    with embedded_server(tmp_path / "pg") as url:
-        server = pgserver.get_server(tmp_path / "pg", cleanup_mode=None)
-        pool = make_pool(url, max_size=2)
-        await pool.open(wait=True)
-        async with pool.connection() as conn:
-            await migrate(conn)
-        job_id, _ = await JobStore(pool).enqueue({"script": [{"sleep": 60}]})
-        await pool.close()
+    async with own_server(tmp_path) as (url, store, server):
+        job_id, _ = await store.enqueue({"script": [{"sleep": 60}]})
         worker = Replica(url, "caught", tmp_path, LEASE_SECONDS=60, SHUTDOWN_GRACE=1)
         try:
             worker.wait_event("job_started", job_id=str(job_id))
-            await asyncio.to_thread(
-                pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
-            )
+            await _stop(server)
             down = time.monotonic()
             worker.wait_event("database_unreachable", timeout=20)
             noticed = time.monotonic() - down  # within seconds, not the pool's 15 s
@@ -203,11 +208,11 @@ async def test_sigterm_during_a_database_outage_still_exits_in_time(tmp_path: Pa
             elapsed = time.monotonic() - t0
         finally:
             worker.stop()
-        events = [e["event"] for e in worker.events()]
-        assert "final_write_abandoned" in events
-        # grace 1 s + hand-back window 4 s + the handler's abort and the pool's close
-        assert elapsed < 12, elapsed
-        assert noticed < 12, noticed
+    events = [e["event"] for e in worker.events()]
+    assert "final_write_abandoned" in events
+    # grace 1 s + hand-back window 4 s + the handler's abort and the pool's close
+    assert elapsed < 12, elapsed
+    assert noticed < 12, noticed
 
 
 def test_the_worker_logs_its_settings_without_secrets(db_url, tmp_path):
