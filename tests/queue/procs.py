@@ -73,6 +73,14 @@ class Replica:
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 
+    def terminate_timed(self, timeout: float = 30.0) -> float:
+        """SIGTERM, as a deploy sends it; the seconds until the process exited 0."""
+        t0 = time.monotonic()
+        self.signal(signal.SIGTERM)
+        code = self.wait(timeout)
+        assert code == 0, f"{self.name} exited {code}:\n" + self.log_path.read_text()[-3000:]
+        return time.monotonic() - t0
+
     def wait(self, timeout: float = 30.0) -> int:
         try:
             return self.proc.wait(timeout)

@@ -76,10 +76,7 @@ async def test_sigterm_hands_running_jobs_back_and_exits_zero(store, db_url, tmp
     a = Replica(db_url, "deploying", tmp_path, SHUTDOWN_GRACE=1)
     try:
         a.wait_event("job_started", job_id=str(job_id))
-        t0 = time.monotonic()
-        a.signal(signal.SIGTERM)
-        assert a.wait(20) == 0
-        elapsed = time.monotonic() - t0
+        elapsed = a.terminate_timed(20)
     finally:
         a.stop()
     assert elapsed < 6, elapsed
@@ -202,10 +199,7 @@ async def test_sigterm_during_a_database_outage_still_exits_in_time(tmp_path: Pa
             down = time.monotonic()
             worker.wait_event("database_unreachable", timeout=20)
             noticed = time.monotonic() - down  # within seconds, not the pool's 15 s
-            t0 = time.monotonic()
-            worker.signal(signal.SIGTERM)
-            assert worker.wait(40) == 0
-            elapsed = time.monotonic() - t0
+            elapsed = worker.terminate_timed(40)
         finally:
             worker.stop()
     events = [e["event"] for e in worker.events()]
