@@ -298,6 +298,30 @@ def test_migrations_paste_into_an_sql_editor():
             assert not line.lstrip().startswith("\\"), f"{m.name}: {line}"
 
 
+async def test_core_files_pasted_again_change_nothing(store):
+    """People paste sql/*.sql into an SQL editor, maybe twice, maybe over what `migrate`
+    applied: every core file runs again without error and leaves the same objects."""
+    from worker.db.migrate import migrations
+
+    async def objects() -> list[dict]:
+        return await sql(
+            store,
+            "select tgname as name, pg_get_triggerdef(oid) as definition from pg_trigger "
+            "where tgrelid = 'public.video_jobs'::regclass and not tgisinternal "
+            "union all select indexname, indexdef from pg_indexes where tablename = 'video_jobs' "
+            "union all select p.oid::regprocedure::text, pg_get_functiondef(p.oid) "
+            "from pg_proc as p where p.pronamespace = 'public'::regnamespace order by 1",
+        )
+
+    before = await objects()
+    async with store.pool.connection() as conn:
+        for m in migrations():
+            if not m.supabase_only:
+                await conn.execute(m.sql.encode())
+    assert await objects() == before
+    assert any(o["name"] == "video_jobs_notify_update" for o in before)
+
+
 async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
     first, _ = await store.enqueue({}, priority=1)
     low, _ = await store.enqueue({}, priority=0)
