@@ -85,6 +85,22 @@ async def test_sigterm_hands_running_jobs_back_and_exits_zero(store, db_url, tmp
     assert (await store.counts())["processing"] == 0
 
 
+async def test_a_handler_slow_to_stop_still_hands_its_job_back(store, db_url, tmp_path):
+    """The hand-back comes after the grace period and the 4 s window when a handler takes
+    long to stop (it ignores cancellation for 7 s here); with the database up it is still
+    written, so another replica starts the job at once instead of after the lease."""
+    job_id, _ = await store.enqueue({"script": [{"ignore_cancel": 7}]})
+    a = Replica(db_url, "stubborn", tmp_path, SHUTDOWN_GRACE=1, LEASE_SECONDS=60)
+    try:
+        a.wait_event("job_started", job_id=str(job_id))
+        elapsed = a.terminate_timed(30)
+    finally:
+        a.stop()
+    assert elapsed > 5, elapsed  # past grace + window: the case this is about
+    r = await store.get(job_id)
+    assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
+
+
 async def test_sigterm_lets_a_short_job_finish(store, db_url, tmp_path):
     job_id, _ = await store.enqueue({"script": [{"sleep": 1}]})
     a = Replica(db_url, "deploying", tmp_path, SHUTDOWN_GRACE=10)

@@ -46,6 +46,7 @@ Periodic = Callable[[], Coroutine[Any, Any, None]]
 
 ABORT_WAIT = 10.0  # how long an aborted handler gets to run its finally blocks
 HANDBACK_WINDOW = 4.0  # after SHUTDOWN_GRACE, for the last writes (Render kills at 30 s)
+LAST_ATTEMPT = 2.0  # the least time a write gets once that window has passed
 MAINTENANCE_EVERY = 5.0
 STATS_EVERY = 1.0  # a one-row look at pg_stat_user_tables
 PERIODIC_EVERY = 15.0  # webhook retries and other slow sweeps
@@ -389,10 +390,13 @@ class Runner:
         failures = 0
         while True:
             try:
-                # Shutting down, one attempt may not outlast the deadline either: waiting for a
-                # pooled connection during an outage takes up to the pool's timeout.
+                # Shutting down, one attempt may not outlast the deadline either (waiting for a
+                # pooled connection during an outage takes up to the pool's timeout), but each
+                # gets LAST_ATTEMPT at least: a handler slow to stop must not cost a healthy
+                # database its hand-back.
                 left = self._shutdown_deadline() - time.monotonic()
-                async with asyncio.timeout(None if left == float("inf") else max(left, 0.0)):
+                limit = None if left == float("inf") else max(left, LAST_ATTEMPT)
+                async with asyncio.timeout(limit):
                     result = await write()
                 self._db_up()
                 if result is None or result is False:
