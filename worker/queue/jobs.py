@@ -25,9 +25,9 @@ from worker.queue.queries import QUERIES as Q
 
 HOT_PATH_RETRY = 60.0  # seconds before a missing hot-path function is looked for again
 # Seconds the claim, the heartbeat and the once-a-second statistics check wait for a pooled
-# connection. The pool is sized so that
-# they never wait in normal running; a longer wait means the database is down, and the worker
-# then says so within seconds (log, /health) instead of after the pool's own 15 s.
+# connection. The pool is sized so that they never wait in normal running; a longer wait means
+# the database is down, and the worker then says so within seconds (log, /health) instead of
+# after the pool's own 15 s.
 OUTAGE_WAIT = 5.0
 
 log = get_logger("video-worker.jobs")
@@ -102,16 +102,7 @@ class JobStore:
         return bool(rows)
 
     async def complete(self, job: Job, outcome: JobOutcome) -> Finished | None:
-        rows = await self._all(
-            "complete",
-            {
-                "id": job.id,
-                "token": job.lease_token,
-                "video_url": outcome.video_url,
-                "thumbnail_url": outcome.thumbnail_url,
-                "result": Jsonb(outcome.result),
-            },
-        )
+        rows = await self._all("complete", _completion(job, outcome))
         return _finished(rows, Status.COMPLETED)
 
     async def complete_and_claim(
@@ -126,15 +117,7 @@ class JobStore:
         if time.monotonic() >= self._hot_path_retry_at:
             try:
                 rows = await self._all(
-                    "complete_and_claim",
-                    {
-                        "id": job.id,
-                        "token": job.lease_token,
-                        "video_url": outcome.video_url,
-                        "thumbnail_url": outcome.thumbnail_url,
-                        "result": Jsonb(outcome.result),
-                        "worker_id": worker_id,
-                    },
+                    "complete_and_claim", {**_completion(job, outcome), "worker_id": worker_id}
                 )
             except errors.UndefinedFunction:  # nothing ran: the statement failed to plan
                 self._hot_path_retry_at = time.monotonic() + HOT_PATH_RETRY
@@ -298,6 +281,17 @@ class JobStore:
     async def ping(self) -> None:
         async with self.pool.connection() as conn:
             await conn.execute("select 1")
+
+
+def _completion(job: Job, outcome: JobOutcome) -> dict[str, Any]:
+    """The parameters of a fenced completion, shared by `complete` and the hot path."""
+    return {
+        "id": job.id,
+        "token": job.lease_token,
+        "video_url": outcome.video_url,
+        "thumbnail_url": outcome.thumbnail_url,
+        "result": Jsonb(outcome.result),
+    }
 
 
 def _finished(rows: list[dict[str, Any]], status: Status) -> Finished | None:

@@ -414,10 +414,14 @@ class Runner:
                 pause = exponential(failures, base=0.25, cap=5.0)
                 await asyncio.sleep(max(0.0, min(pause, deadline - time.monotonic())))
 
-    def _shutdown_deadline(self) -> float:
+    def _grace_end(self) -> float:
+        """When SHUTDOWN_GRACE, counted from the stop request, runs out (never, until then)."""
         if self._stop_requested_at is None:
             return float("inf")
-        return self._stop_requested_at + self.settings.shutdown_grace + HANDBACK_WINDOW
+        return self._stop_requested_at + self.settings.shutdown_grace
+
+    def _shutdown_deadline(self) -> float:
+        return self._grace_end() + HANDBACK_WINDOW
 
     def _message(self, exc: BaseException) -> str:
         """The row's `error`: our own errors as they are, others with their type; any known
@@ -526,8 +530,7 @@ class Runner:
         """Let running jobs finish within the grace period, then hand the rest back."""
         if self._job_tasks:
             # the grace period runs from SIGTERM, not from the end of a claim in progress
-            started = self._stop_requested_at or time.monotonic()
-            left = max(0.0, started + self.settings.shutdown_grace - time.monotonic())
+            left = max(0.0, self._grace_end() - time.monotonic())
             log.info("waiting_for_jobs", count=len(self._job_tasks), grace=round(left, 1))
             await asyncio.wait(set(self._job_tasks), timeout=left)
         for running in list(self.in_flight.values()):
