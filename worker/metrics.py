@@ -33,6 +33,13 @@ class WorkerMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.queue_estimated = Gauge(
+            "video_worker_queue_jobs_estimated",
+            "1 where video_worker_queue_jobs is estimated from planner statistics (finished "
+            "statuses on a large table), 0 where it is an exact count.",
+            ["status"],
+            registry=self.registry,
+        )
         self.oldest_ready = Gauge(
             "video_worker_queue_oldest_ready_seconds",
             "Age of the oldest ready pending job.",

@@ -63,6 +63,12 @@ begin
         revoke execute on function public.video_jobs_complete_and_claim(
             uuid, uuid, text, text, jsonb, text) from public, anon, authenticated;
     end if;
+    -- The whole queue's counts (sql/005_operator_reads.sql) are for the worker's pages: a
+    -- user would learn every other user's job counts from the statistics behind them.
+    if to_regprocedure('public.video_jobs_status_counts(bigint)') is not null then
+        revoke execute on function public.video_jobs_status_counts(bigint)
+            from public, anon, authenticated;
+    end if;
 end
 $$;
 

@@ -98,11 +98,14 @@ async def collect_stats(runner: Runner) -> dict[str, Any]:
         "database": "up" if runner.db_ok else "down",
         "in_flight": runner.in_flight_view(),
         "queue": None,
+        "queue_estimated": [],  # statuses counted from planner statistics (large tables)
         "recent_failures": [],
     }
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
-            body["queue"] = await runner.store.counts()
+            queue = await runner.store.queue_counts()
+            body["queue"] = queue.counts
+            body["queue_estimated"] = sorted(queue.estimated)
             body["recent_failures"] = [
                 {
                     "id": str(r["id"]),
@@ -131,8 +134,10 @@ async def metrics(request: web.Request) -> web.Response:
         m.last_success.set(runner.counters.last_success_at)
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
-            for status, n in (await runner.store.counts()).items():
+            queue = await runner.store.queue_counts()
+            for status, n in queue.counts.items():
                 m.queue.labels(status).set(n)
+                m.queue_estimated.labels(status).set(1 if status in queue.estimated else 0)
             m.oldest_ready.set(await runner.store.oldest_pending_seconds())
     except Exception:
         m.up.set(0)

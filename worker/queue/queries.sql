@@ -126,7 +126,8 @@ select pg_try_advisory_xact_lock(7238561029384756) as locked;
 select pg_try_advisory_xact_lock(7238561029384757) as locked;
 
 -- counts --
-select status, count(*)::int as n from public.video_jobs group by status;
+-- Jobs by status; finished statuses estimated on a large table (sql/005_operator_reads.sql).
+select status, n, estimated from public.video_jobs_status_counts(%(exact_below)s);
 
 -- oldest_pending --
 select extract(epoch from now() - min(run_at))::float8 as seconds
