@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -9,6 +10,15 @@ import pytest
 from tests.pg import Databases, postgres_server
 from worker.db.connection import make_pool
 from worker.queue.jobs import JobStore
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temp folder of this session's own. Sessions running at once (two checkouts on one
+    machine) otherwise share /tmp/pytest-of-USER, and each one's pruning of old numbered
+    folders deletes folders the others are still using (seen as an embedded Postgres whose
+    data folder vanished mid-test)."""
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-video-worker-")
 
 
 @pytest.fixture(scope="session")
