@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 
@@ -11,6 +12,8 @@ from tests.pg import Databases, postgres_server
 from worker.db.connection import make_pool
 from worker.queue.jobs import JobStore
 
+_OWN_BASETEMP = pytest.StashKey[str]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """A temp folder of this session's own. Sessions running at once (two checkouts on one
@@ -19,6 +22,14 @@ def pytest_configure(config: pytest.Config) -> None:
     data folder vanished mid-test)."""
     if config.option.basetemp is None:
         config.option.basetemp = tempfile.mkdtemp(prefix="pytest-video-worker-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove that folder after a green run; keep it for reading after a red one."""
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
