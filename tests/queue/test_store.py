@@ -184,10 +184,38 @@ async def test_heartbeat_reports_cancel_requests(store):
 async def test_release_hands_the_job_back_without_using_an_attempt(store):
     job_id, _ = await store.enqueue({})
     [job] = await store.claim("w", 1)
+    assert await store.progress(job, 55, "processing", "Encoding")
     assert await store.release(job)
     r = await row(store, job_id)
     assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
+    assert (r["progress"], r["stage"]) == (0, "queued")  # not "pending … 55%"
     assert [j.id for j in await store.claim("w2", 1)] == [job_id]
+
+
+async def test_a_job_waiting_for_another_attempt_shows_no_progress(store):
+    retried, _ = await store.enqueue({})
+    rescued, _ = await store.enqueue({})
+    last, _ = await store.enqueue({}, max_attempts=1)
+    jobs = {j.id: j for j in await store.claim("w", 3)}
+    for job in jobs.values():
+        assert await store.progress(job, 55, "processing", "Encoding")
+    await store.fail(jobs[retried], "network", retry=True, backoff_seconds=0)
+    await store.fail(jobs[last], "network", retry=True, backoff_seconds=0)
+    await sql(
+        store,
+        "update video_jobs set heartbeat_at = now() - interval '1 hour' where id = %s",
+        rescued,
+    )
+    await store.maintain(lease_seconds=60)
+    progress = {
+        r["id"]: (r["status"], r["progress"])
+        for r in await sql(store, "select id, status, progress from video_jobs")
+    }
+    assert progress == {
+        retried: ("pending", 0),
+        rescued: ("pending", 0),
+        last: ("failed", 55),  # a job that failed for good keeps where it stopped
+    }
 
 
 async def test_idempotency_key_makes_one_job(store):

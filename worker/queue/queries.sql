@@ -68,6 +68,9 @@ set status = case when %(retry)s and attempts < max_attempts then 'pending' else
     run_at = case when %(retry)s and attempts < max_attempts
                   then now() + make_interval(secs => %(backoff)s) else run_at end,
     completed_at = case when %(retry)s and attempts < max_attempts then null else now() end,
+    -- a job waiting for its next attempt has done none of it yet (a failed one keeps where
+    -- it stopped)
+    progress = case when %(retry)s and attempts < max_attempts then 0 else progress end,
     stage = case when %(retry)s and attempts < max_attempts then 'retrying' else 'failed' end,
     message = case when %(retry)s and attempts < max_attempts
                    then 'Attempt ' || attempts || ' failed; will retry' else 'Failed' end,
@@ -90,7 +93,7 @@ returning id, webhook_url;
 -- Shutdown: hand an unfinished job back so another replica starts it at once. The attempt
 -- does not count against max_attempts: the job did nothing wrong.
 update public.video_jobs
-set status = 'pending', run_at = now(), attempts = greatest(attempts - 1, 0),
+set status = 'pending', run_at = now(), attempts = greatest(attempts - 1, 0), progress = 0,
     stage = 'queued', message = 'Handed back by a replica that was shutting down',
     lease_token = null, heartbeat_at = null, worker_id = null
 where id = %(id)s and lease_token = %(token)s and status = 'processing'
@@ -105,6 +108,8 @@ set status = case when cancel_requested_at is not null then 'cancelled'
     run_at = now(),
     completed_at = case when cancel_requested_at is not null or attempts >= max_attempts
                         then now() else null end,
+    progress = case when cancel_requested_at is not null or attempts >= max_attempts
+                    then progress else 0 end,
     stage = case when cancel_requested_at is not null then 'cancelled'
                  when attempts >= max_attempts then 'failed' else 'queued' end,
     error = case when cancel_requested_at is not null then error
