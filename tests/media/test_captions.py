@@ -1,0 +1,243 @@
+"""Captions: transcripts of every shape into timed words, words into lines, lines into ASS that
+the bundled FFmpeg's libass burns with the bundled font, measured on the rendered pixels."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from worker.errors import InputError, PayloadError
+from worker.media.captions import (
+    FONT_DIR,
+    CaptionStyle,
+    Line,
+    Word,
+    ass_document,
+    ass_text,
+    group_lines,
+    place,
+    vtt_document,
+    words_from_srt,
+    words_from_transcript,
+    words_from_vtt,
+)
+from worker.media.ffmpeg import ffmpeg_exe
+
+W, H = 320, 180
+
+
+# ---- transcripts -----------------------------------------------------------------------------
+
+
+def test_every_transcript_shape_gives_the_same_words():
+    expected = [Word("Hello", 0.2, 0.5), Word("world", 0.6, 1.0)]
+    openai = {
+        "text": "Hello world",
+        "words": [
+            {"word": "Hello", "start": 0.2, "end": 0.5},
+            {"word": "world", "start": 0.6, "end": 1.0},
+        ],
+    }
+    whisper_segments = {
+        "segments": [
+            {"text": "Hello", "words": [{"word": " Hello", "start": 0.2, "end": 0.5}]},
+            {"text": "world", "words": [{"word": " world", "start": 0.6, "end": 1.0}]},
+        ]
+    }
+    elevenlabs = {
+        "language_code": "en",
+        "words": [
+            {"text": "Hello", "start": 0.2, "end": 0.5, "type": "word"},
+            {"text": " ", "start": 0.5, "end": 0.6, "type": "spacing"},
+            {"text": "world", "start": 0.6, "end": 1.0, "type": "word"},
+        ],
+    }
+    bare = [{"word": "Hello", "start": 0.2, "end": 0.5}, {"text": "world", "start": 0.6, "end": 1}]
+    for transcript in (openai, whisper_segments, elevenlabs, bare):
+        assert words_from_transcript(transcript, "t", max_words=10) == expected  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("transcript", "error"),
+    [
+        ("hello", "payload.clips[0].transcript: must be a transcript object"),
+        ({"words": "hello"}, "payload.clips[0].transcript.words: must be a list"),
+        ({"text": "hi"}, 'payload.clips[0].transcript: needs "words"'),
+        ({"words": [{"word": "a", "start": 0, "end": 1}, {"start": 0, "end": 1}]},
+         "payload.clips[0].transcript.words[1].word: is required"),
+        ({"words": [{"word": "a", "start": "0", "end": 1}]},
+         "payload.clips[0].transcript.words[0].start: must be a number of seconds"),
+        ({"words": [{"word": "a", "start": -1, "end": 1}]},
+         "payload.clips[0].transcript.words[0].start: must be a finite number"),
+        ({"words": [{"word": "a", "start": 2, "end": 1}]},
+         "payload.clips[0].transcript.words[0].end: must not be before start"),
+        ({"segments": [{"words": None}]},
+         "payload.clips[0].transcript.segments[0].words: must be a list"),
+        ({"words": [{"word": "a", "start": 0, "end": 1}] * 11},
+         "payload.clips[0].transcript.words: has 11 words; at most 10"),
+    ],
+)  # fmt: skip
+def test_a_bad_transcript_names_the_entry(transcript, error):
+    with pytest.raises(PayloadError) as caught:
+        words_from_transcript(transcript, "payload.clips[0].transcript", max_words=10)
+    assert str(caught.value).startswith(error), str(caught.value)
+
+
+def test_srt_and_vtt_share_each_cue_over_its_words():
+    srt = (
+        "1\r\n00:00:01,000 --> 00:00:02,000\r\nab cd\r\n\r\n"
+        "2\r\n00:00:03,000 --> 00:00:04,000\r\nx\r\n"
+    )
+    vtt = (
+        "WEBVTT\n\nNOTE a comment\nspanning lines\n\n"
+        "intro\n00:01.000 --> 00:02.000 align:start\n<v Ann>ab</v> &amp;d\n\n"
+        "00:00:03.000 --> 00:00:04.000\nx\n"
+    )
+    assert words_from_srt(srt, "captions.srt_url") == [
+        Word("ab", 1.0, 1.5),
+        Word("cd", 1.5, 2.0),
+        Word("x", 3.0, 4.0),
+    ]
+    assert words_from_vtt(vtt, "captions.vtt_url") == [
+        Word("ab", 1.0, 1.5),
+        Word("&d", 1.5, 2.0),
+        Word("x", 3.0, 4.0),
+    ]
+
+
+def test_a_broken_srt_names_its_line():
+    srt = "1\n00:00:01,000 --> 00:00:02,000\nfine\n\n2\n00:00:03 --> 00:00:04\nbroken\n"
+    with pytest.raises(InputError) as caught:
+        words_from_srt(srt, "captions.srt_url")
+    assert str(caught.value).startswith("captions.srt_url: line 6 is not a valid SRT time range")
+    with pytest.raises(InputError, match=r"captions\.vtt_url: line 1 must start with"):
+        words_from_vtt("1\n00:01.000 --> 00:02.000\nhi\n", "captions.vtt_url")
+
+
+def test_a_clips_transcript_follows_its_trim_onto_the_output_timeline():
+    words = [Word("cut", 0.2, 0.8), Word("edge", 0.9, 1.3), Word("kept", 1.5, 2.0),
+             Word("late", 3.5, 4.0)]  # fmt: skip
+    # the clip plays its source from 1.0 to 3.0 s, starting 10 s into the output
+    assert place(words, source_start=1.0, source_end=3.0, offset=10.0) == [
+        Word("edge", 10.0, 10.3),
+        Word("kept", 10.5, 11.0),
+    ]
+
+
+def test_lines_break_at_max_words_a_pause_and_a_sentence_end():
+    words = [Word(t, s, s + 0.3) for t, s in
+             [("one", 0), ("two", 0.4), ("three", 0.8), ("four.", 1.2), ("five", 1.6),
+              ("six", 4.0)]]  # fmt: skip
+    lines = group_lines(words, max_words=3)
+    assert [line.text for line in lines] == ["one two three", "four.", "five", "six"]
+    # a line stays a little after its last word, never into the next one
+    assert lines[0].end == pytest.approx(1.2) and lines[2].end == pytest.approx(2.3)
+
+
+def test_user_text_can_never_become_an_ass_tag_or_a_line_break():
+    escaped = ass_text("{\\b1}bold\\Nnext\nline\\h")
+    assert "{" not in escaped.replace("\\{", "") and "}" not in escaped.replace("\\}", "")
+    assert "\\N" not in escaped and "\\h" not in escaped and "\n" not in escaped
+    assert "\\b1" not in escaped
+
+
+def test_webvtt_sidecar_escapes_html():
+    line = Line((Word("<b>&", 0.0, 1.0),), 0.0, 1.5)
+    assert vtt_document([line]) == "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\n&lt;b&gt;&amp;\n"
+
+
+# ---- rendered by libass ----------------------------------------------------------------------
+
+WHITE = (255, 255, 255)
+YELLOW = "#FFD400"
+
+
+def render(tmp_path: Path, lines: list[Line], at: float, **style: object) -> bytes:
+    """The frame at `at` seconds of a black W x H video with the captions burned in (RGB)."""
+    ass = tmp_path / "c.ass"
+    ass.write_text(ass_document(lines, CaptionStyle(**style), W, H), encoding="utf-8")  # type: ignore[arg-type]
+    args = [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"color=black:s={W}x{H}:r=25:d=3",
+            "-vf", f"ass=filename={ass}:fontsdir={FONT_DIR}", "-ss", str(at), "-frames:v", "1",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    frame = subprocess.run(args, capture_output=True, check=True, timeout=60).stdout
+    assert len(frame) == W * H * 3
+    return frame
+
+
+def pixels(frame: bytes, test) -> list[tuple[int, int]]:
+    found = []
+    for i in range(0, len(frame), 3):
+        if test(frame[i], frame[i + 1], frame[i + 2]):
+            found.append(((i // 3) % W, (i // 3) // W))
+    return found
+
+
+def is_yellow(r: int, g: int, b: int) -> bool:
+    return r > 200 and 150 < g < 240 and b < 90
+
+
+def is_white(r: int, g: int, b: int) -> bool:
+    return r > 200 and g > 200 and b > 200
+
+
+def box(points: list[tuple[int, int]]) -> tuple[int, int, int, int]:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def one_line(*words: tuple[str, float, float]) -> list[Line]:
+    return group_lines([Word(*w) for w in words], max_words=8)
+
+
+def test_highlight_colours_the_word_being_spoken_and_nothing_before(tmp_path):
+    lines = one_line(("WWWW", 0.5, 1.2), ("MMMM", 1.3, 2.0))
+    style = {"style": "highlight", "highlight_color": YELLOW, "size": 0.2}
+    before = render(tmp_path, lines, 0.2, **style)
+    assert pixels(before, lambda r, g, b: r + g + b > 150) == []
+    first = pixels(render(tmp_path, lines, 0.8, **style), is_yellow)
+    second = pixels(render(tmp_path, lines, 1.6, **style), is_yellow)
+    assert first and second
+    assert max(x for x, _ in first) < W // 2 < min(x for x, _ in second)
+    # the word not being spoken is drawn, in white
+    assert any(x > W // 2 for x, _ in pixels(render(tmp_path, lines, 0.8, **style), is_white))
+
+
+def test_karaoke_fills_the_line_as_it_is_spoken(tmp_path):
+    lines = one_line(("WWWW", 0.5, 1.2), ("MMMM", 1.3, 2.0))
+    frame = render(tmp_path, lines, 1.0, style="karaoke", highlight_color=YELLOW, size=0.2)
+    filled, unfilled = pixels(frame, is_yellow), pixels(frame, is_white)
+    assert filled and unfilled
+    assert min(x for x, _ in filled) < min(x for x, _ in unfilled)  # filled from the left
+
+
+def test_tags_and_line_breaks_in_the_text_are_drawn_literally(tmp_path):
+    plain = box(pixels(render(tmp_path, one_line(("X", 0, 2)), 1.0, size=0.15), is_white))
+    tagged = box(pixels(render(tmp_path, one_line(("{\\b1}X", 0, 2)), 1.0, size=0.15), is_white))
+    broken = box(pixels(render(tmp_path, one_line(("A\\NB", 0, 2)), 1.0, size=0.15), is_white))
+    together = box(pixels(render(tmp_path, one_line(("AB", 0, 2)), 1.0, size=0.15), is_white))
+    # `{\b1}` is five more characters on the line, not a bold tag
+    assert tagged[2] - tagged[0] > 3 * (plain[2] - plain[0])
+    # `\N` is two characters, not a second line: one line's height (the backslash reaches a
+    # little above and below the letters; a second line would double it), and wider than "AB"
+    assert broken[3] - broken[1] < (together[3] - together[1]) * 1.6
+    assert broken[2] - broken[0] > together[2] - together[0]
+
+
+def test_accented_latin_renders_with_the_bundled_font(tmp_path):
+    plain = box(pixels(render(tmp_path, one_line(("e", 0, 2)), 1.0, size=0.3), is_white))
+    accented = box(pixels(render(tmp_path, one_line(("é", 0, 2)), 1.0, size=0.3), is_white))
+    assert accented[1] < plain[1] - 3  # the accent rises above the x-height
+    assert abs(accented[3] - plain[3]) <= 1  # on the same baseline
+
+
+def test_the_bundled_font_is_the_one_libass_uses(tmp_path):
+    ass = tmp_path / "c.ass"
+    ass.write_text(ass_document(one_line(("Hi", 0, 1)), CaptionStyle(), W, H), encoding="utf-8")
+    args = [ffmpeg_exe(), "-v", "verbose", "-f", "lavfi", "-i", f"color=black:s={W}x{H}:d=1",
+            "-vf", f"ass=filename={ass}:fontsdir={FONT_DIR}", "-frames:v", "1",
+            "-f", "null", "-"]  # fmt: skip
+    log = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stderr
+    assert "SourceSansPro-Bold.ttf" in log or "Source Sans Pro" in log, log[-2000:]
+    assert (FONT_DIR / "SourceSansPro-LICENSE.txt").read_text().count("SIL OPEN FONT LICENSE") >= 1

@@ -1,0 +1,473 @@
+"""Captions: timed words in, ASS for libass to burn into the picture and WebVTT to ship beside it.
+
+Where the words come from (all are lists of `Word` on some clock):
+
+- a transcript object, as the speech-to-text services write it: `{"words": [...]}` (OpenAI and
+  Whisper `verbose_json` with word granularity, ElevenLabs Scribe), `{"segments": [{"words":
+  [...]}]}` (Whisper with segments), or a bare list; a word is `{"word" or "text", "start",
+  "end"}`, and ElevenLabs' `{"type": "spacing"}` entries are skipped;
+- an SRT or WebVTT file (cues, no word times: each cue's time is shared out over its words by
+  their length, so `highlight` and `karaoke` still move through the line).
+
+A clip's transcript is timed on that clip's source; `place` moves it onto the output timeline
+(trim, shift, clip to the clip's window). `group_lines` breaks words into caption lines, and
+`ass_document` writes them in one of three styles: `static` (the line as it is), `highlight` (the
+word being spoken in another colour: one event per word state) and `karaoke` (the line fills as
+it is spoken: `\\kf`).
+
+The text is the end user's, so it can never become styling: ASS has no general escape, so a
+backslash gets an invisible WORD JOINER after it (libass then draws it as a backslash and `\\N`
+stays two characters), braces are written as libass's `\\{` and `\\}` escapes, and newlines,
+tabs and other control characters become spaces.
+
+The font ships in `fonts/` (Source Sans Pro Bold, SIL Open Font License 1.1, beside it), because
+the Docker image has no system fonts; FFmpeg's `ass` filter gets that folder as `fontsdir`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from worker.errors import InputError, PayloadError
+
+FONT_DIR = Path(__file__).with_name("fonts")
+FONT_NAME = "Source Sans Pro"  # the family of fonts/SourceSansPro-Bold.ttf
+
+Style = Literal["static", "highlight", "karaoke"]
+Position = Literal["bottom", "center", "top"]
+STYLES: tuple[Style, ...] = ("static", "highlight", "karaoke")
+POSITIONS: tuple[Position, ...] = ("bottom", "center", "top")
+
+MAX_WORD_CHARS = 200  # longer "words" are cut: a caption line must fit a frame
+LINE_GAP = 1.0  # seconds of silence that end a caption line even before max_words
+LINGER = 0.4  # seconds a line stays after its last word, unless the next line starts sooner
+SENTENCE_END = (".", "!", "?", "…", "。", "！", "？")
+_WORD_JOINER = "\u2060"
+_ALIGNMENT = {"bottom": 2, "center": 5, "top": 8}  # ASS numpad alignment, centred horizontally
+_COLOUR = re.compile(r"^#?([0-9A-Fa-f]{6})$")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One spoken word and when it is heard, in seconds on some clock."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Line:
+    """One caption line: the words shown together, and how long the line is on screen."""
+
+    words: tuple[Word, ...]
+    start: float
+    end: float
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+@dataclass(frozen=True)
+class CaptionStyle:
+    """How captions look; sizes are fractions of the frame, colours `#RRGGBB`."""
+
+    style: Style = "static"
+    position: Position = "bottom"
+    size: float = 0.06  # text height as a fraction of the frame's height
+    color: str = "#FFFFFF"
+    highlight_color: str = "#FFD400"
+    uppercase: bool = False
+    max_words: int = 4
+    outline: bool = True
+    box: bool = False
+
+
+# ---- words from transcripts ------------------------------------------------------------------
+
+
+def words_from_transcript(raw: object, where: str, *, max_words: int) -> list[Word]:
+    """The words of a transcript object (see the module's docstring), checked.
+
+    Raises PayloadError naming the exact entry (`{where}.words[3].start: …`).
+    """
+    entries, path = _word_entries(raw, where)
+    if len(entries) > max_words:
+        raise PayloadError(path, f"has {len(entries)} words; at most {max_words} are allowed")
+    words = []
+    for n, entry in enumerate(entries):
+        word = _word(entry, f"{path}[{n}]")
+        if word is not None:
+            words.append(word)
+    return words
+
+
+def _word_entries(raw: object, where: str) -> tuple[list[object], str]:
+    """The flat list of word entries, and the path to name it by."""
+    if isinstance(raw, list):
+        return raw, where
+    if not isinstance(raw, Mapping):
+        raise PayloadError(
+            where, 'must be a transcript object like {"words": [{"word", "start", "end"}]} '
+            "or a list of words"
+        )  # fmt: skip
+    if raw.get("words") is not None:
+        words = raw["words"]
+        if not isinstance(words, list):
+            raise PayloadError(f"{where}.words", "must be a list of words")
+        return words, f"{where}.words"
+    segments = raw.get("segments")
+    if isinstance(segments, list):
+        return _segment_words(segments, f"{where}.segments"), f"{where}.segments[].words"
+    raise PayloadError(where, 'needs "words" (a list of timed words) or "segments" with words')
+
+
+def _segment_words(segments: list[object], where: str) -> list[object]:
+    found: list[object] = []
+    for n, segment in enumerate(segments):
+        if not isinstance(segment, Mapping) or not isinstance(segment.get("words"), list):
+            raise PayloadError(f"{where}[{n}].words", "must be a list of timed words")
+        found.extend(segment["words"])
+    return found
+
+
+def _word(entry: object, where: str) -> Word | None:
+    """One checked word; None for entries that are not words (ElevenLabs' spacing)."""
+    if not isinstance(entry, Mapping):
+        raise PayloadError(
+            where, 'must be an object like {"word": "Hello", "start": 0.2, "end": 0.5}'
+        )
+    if entry.get("type") in ("spacing", "audio_event"):
+        return None
+    text = entry.get("word", entry.get("text"))
+    if not isinstance(text, str):
+        raise PayloadError(f"{where}.word", 'is required: the word\'s text ("word" or "text")')
+    start = _seconds(entry.get("start"), f"{where}.start")
+    end = _seconds(entry.get("end"), f"{where}.end")
+    if end < start:
+        raise PayloadError(f"{where}.end", f"must not be before start ({start:g} s), got {end:g} s")
+    text = clean_text(text)[:MAX_WORD_CHARS]
+    return Word(text, start, end) if text else None
+
+
+def _seconds(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PayloadError(where, "must be a number of seconds")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise PayloadError(where, "must be a finite number of seconds, 0 or more")
+    return number
+
+
+def clean_text(text: str) -> str:
+    """Control characters (newlines, tabs, escapes) as single spaces, outer spaces trimmed."""
+    spaced = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    return " ".join(spaced.split())
+
+
+# ---- words from SRT and WebVTT ---------------------------------------------------------------
+
+_SRT_TIME = re.compile(
+    r"^\s*(\d{1,3}):(\d{2}):(\d{2})[,.](\d{1,3})\s*-->\s*(\d{1,3}):(\d{2}):(\d{2})[,.](\d{1,3})"
+)
+_VTT_TIME = re.compile(
+    r"^\s*(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})\s*-->\s*(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})"
+)
+_VTT_TAG = re.compile(r"<[^>]*>")
+_VTT_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&nbsp;": " ", "&lrm;": "", "&rlm;": ""}
+
+
+def words_from_srt(text: str, source: str) -> list[Word]:
+    """The words of an SRT file; a malformed cue raises InputError naming its line."""
+    lines = _lines(text)
+    words: list[Word] = []
+    n = 0
+    while n < len(lines):
+        if not lines[n].strip():
+            n += 1
+            continue
+        if lines[n].strip().isdigit():  # the cue's number
+            n += 1
+        match = _SRT_TIME.match(lines[n]) if n < len(lines) else None
+        if match is None:
+            raise InputError(
+                source, f"line {n + 1} is not a valid SRT time range (expected "
+                "00:00:01,000 --> 00:00:02,500); check that the file is SRT"
+            )  # fmt: skip
+        start, end = _clock(match.groups()[:4]), _clock(match.groups()[4:])
+        n, body = _cue_text(lines, n + 1)
+        words.extend(_spread(body, start, end, source, n))
+    return words
+
+
+def words_from_vtt(text: str, source: str) -> list[Word]:
+    """The words of a WebVTT file (tags stripped); a malformed cue raises InputError."""
+    lines = _lines(text)
+    if not lines or not lines[0].startswith("WEBVTT"):
+        raise InputError(source, 'line 1 must start with "WEBVTT"; check that the file is WebVTT')
+    words: list[Word] = []
+    n = 1
+    while n < len(lines):
+        line = lines[n]
+        if not line.strip():
+            n += 1
+        elif line.startswith(("NOTE", "STYLE", "REGION")):
+            n = _skip_block(lines, n)
+        else:
+            match = _VTT_TIME.match(line) or (
+                _VTT_TIME.match(lines[n + 1]) if n + 1 < len(lines) else None
+            )
+            if match is None:
+                raise InputError(source, f"line {n + 1} is not a valid WebVTT cue timing "
+                                 "(expected 00:01.000 --> 00:02.500)")  # fmt: skip
+            if not _VTT_TIME.match(line):
+                n += 1  # that line was the cue's identifier
+            groups = match.groups()
+            start = _clock(("0" if groups[0] is None else groups[0], *groups[1:4]))
+            end = _clock(("0" if groups[4] is None else groups[4], *groups[5:8]))
+            n, body = _cue_text(lines, n + 1)
+            words.extend(_spread(_vtt_plain(body), start, end, source, n))
+    return words
+
+
+def _lines(text: str) -> list[str]:
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _skip_block(lines: list[str], n: int) -> int:
+    while n < len(lines) and lines[n].strip():
+        n += 1
+    return n
+
+
+def _cue_text(lines: list[str], n: int) -> tuple[int, str]:
+    """The cue's text lines, joined, and the line number after them."""
+    body = []
+    while n < len(lines) and lines[n].strip():
+        body.append(lines[n])
+        n += 1
+    return n, " ".join(body)
+
+
+def _vtt_plain(text: str) -> str:
+    text = _VTT_TAG.sub("", text)
+    for entity, char in _VTT_ENTITIES.items():
+        text = text.replace(entity, char)
+    return text
+
+
+def _clock(parts: Sequence[str]) -> float:
+    hours, minutes, seconds, fraction = parts
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
+
+
+def _spread(text: str, start: float, end: float, source: str, line: int) -> list[Word]:
+    """A cue's words with its time shared out by their length (cues carry no word times)."""
+    if end < start:
+        raise InputError(source, f"the cue ending before line {line + 1} ends before it starts")
+    tokens = clean_text(text).split()
+    if not tokens:
+        return []
+    total = sum(len(t) for t in tokens)
+    words, at = [], start
+    for token in tokens:
+        length = (end - start) * len(token) / total
+        words.append(Word(token[:MAX_WORD_CHARS], at, at + length))
+        at += length
+    return words
+
+
+# ---- onto the output timeline ------------------------------------------------------------------
+
+
+def place(
+    words: Sequence[Word], *, source_start: float, source_end: float | None, offset: float
+) -> list[Word]:
+    """Words timed on a clip's source, moved to the output: only what the trim keeps, cut to
+    the kept window, shifted so `source_start` lands at `offset`."""
+    shift = offset - source_start
+    placed = []
+    for word in words:
+        if word.end <= source_start or (source_end is not None and word.start >= source_end):
+            continue  # outside the part of the clip that is played
+        start = max(word.start, source_start)
+        end = word.end if source_end is None else min(word.end, source_end)
+        placed.append(Word(word.text, start + shift, end + shift))
+    return placed
+
+
+def group_lines(words: Sequence[Word], max_words: int) -> list[Line]:
+    """Caption lines of at most `max_words`, broken early at a sentence's end or a pause.
+
+    Each line stays up to LINGER seconds after its last word, never into the next line."""
+    ordered = sorted(words, key=lambda w: (w.start, w.end))
+    groups: list[list[Word]] = []
+    for word in ordered:
+        last = groups[-1] if groups else None
+        if (
+            last is None
+            or len(last) >= max_words
+            or word.start - last[-1].end > LINE_GAP
+            or last[-1].text.endswith(SENTENCE_END)
+        ):
+            groups.append([word])
+        else:
+            last.append(word)
+    lines = []
+    for n, group in enumerate(groups):
+        end = max(w.end for w in group) + LINGER
+        if n + 1 < len(groups):
+            end = min(end, max(groups[n + 1][0].start, max(w.end for w in group)))
+        lines.append(Line(tuple(group), group[0].start, end))
+    return lines
+
+
+# ---- ASS -----------------------------------------------------------------------------------------
+
+
+def ass_text(text: str) -> str:
+    """User text that libass draws exactly as written: never a tag, never a line break."""
+    text = clean_text(text).replace("\\", "\\" + _WORD_JOINER)
+    return text.replace("{", "\\{").replace("}", "\\}")
+
+
+def ass_colour(colour: str, alpha: int = 0) -> str:
+    """`#RRGGBB` as ASS's `&HAABBGGRR` (alpha 0 is opaque)."""
+    match = _COLOUR.match(colour)
+    if match is None:
+        raise ValueError(f"not a #RRGGBB colour: {colour!r}")
+    rgb = match.group(1).upper()
+    return f"&H{alpha:02X}{rgb[4:6]}{rgb[2:4]}{rgb[0:2]}"
+
+
+def check_colour(value: object, where: str) -> str:
+    """A payload colour: `#RRGGBB` (the `#` may be left out); PayloadError otherwise."""
+    if not isinstance(value, str) or _COLOUR.match(value) is None:
+        raise PayloadError(where, 'must be a colour like "#FFD400"')
+    return "#" + value.lstrip("#").upper()
+
+
+def ass_document(lines: Sequence[Line], style: CaptionStyle, width: int, height: int) -> str:
+    """A complete ASS script for a `width` x `height` video."""
+    if style.uppercase:
+        lines = [_upper(line) for line in lines]
+    events = [event for line in lines for event in _events(line, style)]
+    return "\n".join([*_header(style, width, height), *events]) + "\n"
+
+
+def _upper(line: Line) -> Line:
+    return replace(line, words=tuple(replace(w, text=w.text.upper()) for w in line.words))
+
+
+def _header(style: CaptionStyle, width: int, height: int) -> list[str]:
+    size = max(8, round(style.size * height))
+    border = 3 if style.box else 1
+    outline = (
+        max(1, round(size * (0.25 if style.box else 0.08))) if style.outline or style.box else 0
+    )
+    shade = ass_colour("#000000", 0x60 if style.box else 0)
+    margin_v = round(height * 0.08) if style.position != "center" else 0
+    margin_h = round(width * 0.05)
+    common = (
+        f"{shade},{shade},-1,0,0,0,100,100,0,0,{border},{outline},0,"
+        f"{_ALIGNMENT[style.position]},{margin_h},{margin_h},{margin_v},1"
+    )
+    base, lit = ass_colour(style.color), ass_colour(style.highlight_color)
+    return [
+        "[Script Info]",
+        "ScriptType: v4.00+",
+        f"PlayResX: {width}",
+        f"PlayResY: {height}",
+        "WrapStyle: 0",
+        "ScaledBorderAndShadow: yes",
+        "",
+        "[V4+ Styles]",
+        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
+        "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
+        "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
+        f"Style: Caption,{FONT_NAME},{size},{base},{base},{common}",
+        # karaoke fills from SecondaryColour to PrimaryColour as each word is sung
+        f"Style: Karaoke,{FONT_NAME},{size},{lit},{base},{common}",
+        "",
+        "[Events]",
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+    ]
+
+
+def _events(line: Line, style: CaptionStyle) -> list[str]:
+    if style.style == "highlight":
+        return _highlight_events(line, ass_colour(style.highlight_color))
+    if style.style == "karaoke":
+        return [_dialogue(line.start, line.end, "Karaoke", _karaoke_text(line))]
+    return [_dialogue(line.start, line.end, "Caption", ass_text(line.text))]
+
+
+def _highlight_events(line: Line, lit: str) -> list[str]:
+    """One event per word state: the spoken word in the highlight colour, the rest plain."""
+    events = []
+    words = line.words
+    for n, word in enumerate(words):
+        start = line.start if n == 0 else word.start
+        end = words[n + 1].start if n + 1 < len(words) else line.end
+        if end <= start:
+            continue
+        parts = [
+            f"{{\\1c{lit}&}}{ass_text(w.text)}{{\\r}}" if i == n else ass_text(w.text)
+            for i, w in enumerate(words)
+        ]
+        events.append(_dialogue(start, end, "Caption", " ".join(parts)))
+    return events
+
+
+def _karaoke_text(line: Line) -> str:
+    """`\\k` for the pauses and `\\kf` for the words, in centiseconds from the line's start."""
+    parts, at = [], line.start
+    for word in line.words:
+        gap = _cs(word.start) - _cs(at)
+        if gap > 0:
+            parts.append(f"{{\\k{gap}}}")
+        parts.append(f"{{\\kf{max(1, _cs(word.end) - _cs(max(word.start, at)))}}}")
+        parts.append(ass_text(word.text) + " ")
+        at = max(at, word.end)
+    return "".join(parts).rstrip()
+
+
+def _cs(seconds: float) -> int:
+    return round(seconds * 100)
+
+
+def _dialogue(start: float, end: float, style: str, text: str) -> str:
+    return f"Dialogue: 0,{_ass_time(start)},{_ass_time(end)},{style},,0,0,0,,{text}"
+
+
+def _ass_time(seconds: float) -> str:
+    cs = _cs(max(0.0, seconds))
+    hours, rest = divmod(cs, 360_000)
+    minutes, rest = divmod(rest, 6_000)
+    return f"{hours}:{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}"
+
+
+# ---- WebVTT ----------------------------------------------------------------------------------
+
+
+def vtt_document(lines: Sequence[Line], *, uppercase: bool = False) -> str:
+    """The captions as a WebVTT file, one cue per line, text escaped for HTML."""
+    cues = ["WEBVTT", ""]
+    for line in lines:
+        text = line.text.upper() if uppercase else line.text
+        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        cues += [f"{_vtt_time(line.start)} --> {_vtt_time(line.end)}", escaped, ""]
+    return "\n".join(cues)
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = round(max(0.0, seconds) * 1000)
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
