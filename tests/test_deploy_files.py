@@ -398,3 +398,23 @@ async def test_keda_query_counts_what_a_replica_would_claim_or_is_running(store:
         assert await store.complete(job, JobOutcome())
     assert await keda_count(db_url) == 0  # idle: KEDA scales to zero after cooldownPeriod
     assert isinstance(running.id, uuid.UUID)
+
+
+def test_scaling_doc_quotes_the_numbers_the_files_use():
+    doc = " ".join((ROOT / "docs" / "scaling.md").read_text().split())
+    [service] = blueprint()["services"]
+    render_env = {e["key"]: e.get("value") for e in service["envVars"]}
+    found = manifests()
+    pod = found["Deployment"]["spec"]["template"]["spec"]
+    keda = found["ScaledObject"]["spec"]
+    quoted = {
+        f"`SHUTDOWN_GRACE` ({render_env['SHUTDOWN_GRACE']} s)",
+        f"at most {service['maxShutdownDelaySeconds']} s",
+        f"`terminationGracePeriodSeconds: {pod['terminationGracePeriodSeconds']}`",
+        f"`SHUTDOWN_GRACE={container_env()['SHUTDOWN_GRACE']}`",
+        f"`pollingInterval` ({keda['pollingInterval']} s)",
+        f"`cooldownPeriod: {keda['cooldownPeriod']}`",
+        f"`maxReplicaCount` ({keda['maxReplicaCount']})",
+        f"`minReplicaCount: {keda['minReplicaCount']}`",
+    }
+    assert {q for q in quoted if q not in doc} == set()
