@@ -130,14 +130,15 @@ KEDA_SCHEMAS = {
 MANIFESTS = sorted(p.name for p in KUBE.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-def manifests() -> dict[str, dict[str, Any]]:
-    """Every resource under deploy/kubernetes, by kind (one of each kind)."""
-    found: dict[str, dict[str, Any]] = {}
-    for name in MANIFESTS:
-        for doc in yaml.safe_load_all((KUBE / name).read_text()):
-            if doc:
-                assert doc["kind"] not in found, f"two {doc['kind']}s"
-                found[doc["kind"]] = doc
+def resources() -> list[dict[str, Any]]:
+    """Every resource under deploy/kubernetes."""
+    return [
+        doc for name in MANIFESTS for doc in yaml.safe_load_all((KUBE / name).read_text()) if doc
+    ]
+
+
+def one(kind: str, name: str = "video-worker") -> dict[str, Any]:
+    [found] = [r for r in resources() if (r["kind"], r["metadata"]["name"]) == (kind, name)]
     return found
 
 
@@ -188,13 +189,14 @@ def test_kubernetes_manifest_matches_its_schema(name, version):
 
 
 def test_every_kind_has_a_manifest():
-    assert set(manifests()) == {
-        "Deployment",
-        "PodDisruptionBudget",
-        "Secret",
-        "ScaledObject",
-        "TriggerAuthentication",
-    }
+    assert sorted((r["kind"], r["metadata"]["name"]) for r in resources()) == [
+        ("Deployment", "video-worker"),
+        ("PodDisruptionBudget", "video-worker"),
+        ("ScaledObject", "video-worker"),
+        ("Secret", "video-worker"),
+        ("Secret", "video-worker-keda"),
+        ("TriggerAuthentication", "video-worker-database"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -210,7 +212,7 @@ def test_every_kind_has_a_manifest():
     ],
 )
 def test_validation_refuses_what_kubernetes_would_refuse(kind, path, value):
-    bad = copy.deepcopy(manifests()[kind])
+    bad = copy.deepcopy(next(r for r in resources() if r["kind"] == kind))
     target = bad
     for step in path[:-1]:
         target = target[step]
@@ -229,7 +231,7 @@ def test_kustomization_lists_every_manifest_but_the_secret_template():
 
 
 def worker_container() -> dict[str, Any]:
-    [container] = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    [container] = one("Deployment")["spec"]["template"]["spec"]["containers"]
     return container
 
 
@@ -254,18 +256,18 @@ def test_deployment_probes_health_on_the_port_the_worker_listens_on():
 
 
 def test_deployment_grace_period_fits_shutdown_grace_and_the_hand_back():
-    pod = manifests()["Deployment"]["spec"]["template"]["spec"]
+    pod = one("Deployment")["spec"]["template"]["spec"]
     grace = Settings.from_env(container_env()).shutdown_grace
     assert grace + STOP_AFTER_GRACE <= pod["terminationGracePeriodSeconds"]
     assert grace >= 0.9 * pod["terminationGracePeriodSeconds"]
 
 
 def test_deployment_leaves_the_replica_count_to_keda():
-    assert "replicas" not in manifests()["Deployment"]["spec"]
+    assert "replicas" not in one("Deployment")["spec"]
 
 
 def test_deployment_runs_as_non_root_without_privileges():
-    pod = manifests()["Deployment"]["spec"]["template"]["spec"]
+    pod = one("Deployment")["spec"]["template"]["spec"]
     dockerfile_user = re.findall(r"^USER (\d+)$", (ROOT / "Dockerfile").read_text(), re.M)[-1]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == int(dockerfile_user) != 0
@@ -288,7 +290,7 @@ def test_deployment_reserves_a_core_and_caps_memory():
 
 
 def test_deployment_takes_its_secrets_from_the_secret_and_everything_is_documented():
-    secret = manifests()["Secret"]
+    secret = one("Secret")
     [source] = worker_container()["envFrom"]
     assert source["secretRef"]["name"] == secret["metadata"]["name"]
     names = {e["name"] for e in worker_container()["env"]} | set(secret["stringData"])
@@ -298,13 +300,15 @@ def test_deployment_takes_its_secrets_from_the_secret_and_everything_is_document
 
 
 def test_secret_template_holds_placeholders_only():
-    secret = manifests()["Secret"]
-    assert "data" not in secret  # base64 would hide what is in it
-    values = secret["stringData"]
+    secrets = [r for r in resources() if r["kind"] == "Secret"]
+    assert secrets
+    for secret in secrets:
+        assert "data" not in secret  # base64 would hide what is in it
+        for key, value in secret["stringData"].items():
+            assert re.search(r"REPLACE|USER:PASSWORD@HOST|PROJECT-REF", value), key
+            assert not value.startswith("eyJ"), key  # a JWT (a real Supabase key)
+    values = one("Secret")["stringData"]
     assert "DATABASE_URL" in values
-    for key, value in values.items():
-        assert re.search(r"REPLACE|USER:PASSWORD@HOST|PROJECT-REF", value), key
-        assert not value.startswith("eyJ"), key  # a JWT (a real Supabase key)
     # the worker accepts the template's shape (a real deployment swaps the values)
     settings = Settings.from_env({**values, **container_env()})
     assert settings.database_url == values["DATABASE_URL"]
@@ -312,21 +316,20 @@ def test_secret_template_holds_placeholders_only():
 
 
 def test_pod_disruption_budget_covers_the_pods_and_never_blocks_a_drain():
-    pdb = manifests()["PodDisruptionBudget"]
-    labels = manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    pdb = one("PodDisruptionBudget")
+    labels = one("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
 
 
 def keda_trigger() -> dict[str, Any]:
-    [trigger] = manifests()["ScaledObject"]["spec"]["triggers"]
+    [trigger] = one("ScaledObject")["spec"]["triggers"]
     return trigger
 
 
 def test_scaled_object_scales_the_deployment_to_zero_on_the_queue():
-    found = manifests()
-    spec = found["ScaledObject"]["spec"]
-    assert spec["scaleTargetRef"]["name"] == found["Deployment"]["metadata"]["name"]
+    spec = one("ScaledObject")["spec"]
+    assert spec["scaleTargetRef"]["name"] == one("Deployment")["metadata"]["name"]
     assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
     assert spec["minReplicaCount"] == 0
     assert spec["maxReplicaCount"] >= 1
@@ -341,14 +344,21 @@ def test_scaled_object_scales_the_deployment_to_zero_on_the_queue():
     assert float(trigger["metadata"].get("activationTargetQueryValue", 0)) == 0
 
 
-def test_trigger_authentication_reads_the_database_url_from_the_secret():
-    found = manifests()
-    auth = found["TriggerAuthentication"]
+def test_trigger_authentication_reads_keda_s_connection_from_its_secret():
+    auth = one("TriggerAuthentication", "video-worker-database")
     assert keda_trigger()["authenticationRef"]["name"] == auth["metadata"]["name"]
     [ref] = auth["spec"]["secretTargetRef"]
     assert ref["parameter"] == "connection"  # the postgresql scaler's connection string
-    assert ref["name"] == found["Secret"]["metadata"]["name"]
-    assert ref["key"] == "DATABASE_URL" and ref["key"] in found["Secret"]["stringData"]
+    keda_secret = one("Secret", ref["name"])
+    connection = keda_secret["stringData"][ref["key"]]
+    # KEDA's scaler (pgx) prepares its query: not through a transaction pooler (6543) unless
+    # told to use the simple protocol; and not in the worker's env, which has no use for it
+    assert ":6543/" not in connection or "default_query_exec_mode=simple_protocol" in connection
+    assert ref["name"] != one("Secret")["metadata"]["name"]
+    assert re.search(r"REPLACE|USER:PASSWORD@HOST", connection)
+    # the same database as the worker's (the path), or the replicas scale on another queue
+    worker_url = one("Secret")["stringData"]["DATABASE_URL"]
+    assert connection.split("?")[0].rsplit("/", 1)[1] == worker_url.split("?")[0].rsplit("/", 1)[1]
     # no connection details in the trigger itself
     assert not {"connection", "connectionFromEnv", "host", "password"} & set(
         keda_trigger()["metadata"]
@@ -404,9 +414,8 @@ def test_scaling_doc_quotes_the_numbers_the_files_use():
     doc = " ".join((ROOT / "docs" / "scaling.md").read_text().split())
     [service] = blueprint()["services"]
     render_env = {e["key"]: e.get("value") for e in service["envVars"]}
-    found = manifests()
-    pod = found["Deployment"]["spec"]["template"]["spec"]
-    keda = found["ScaledObject"]["spec"]
+    pod = one("Deployment")["spec"]["template"]["spec"]
+    keda = one("ScaledObject")["spec"]
     quoted = {
         f"`SHUTDOWN_GRACE` ({render_env['SHUTDOWN_GRACE']} s)",
         f"at most {service['maxShutdownDelaySeconds']} s",
