@@ -21,9 +21,10 @@ Decisions where the contract leaves room:
   410 Gone (the receiver says the endpoint is gone, as Standard Webhooks recommends) and
   3xx (redirects are never followed, so a redirect cannot reach a private address; the
   error tells the developer to use the final address).
-- Targets: `worker.fetch.check_url` refuses non-public hosts up front, and the POST goes
-  through `worker.fetch.make_session`, whose resolver checks the addresses it connects to
-  (no DNS rebinding). `allow_private` (ALLOW_PRIVATE_URLS) lifts both.
+- Targets: `worker.fetch.check_url` refuses non-public hosts and ambiguous host spellings
+  up front, and the POST goes through `worker.fetch.make_session`, whose resolver and
+  connector check the addresses it connects to (no DNS rebinding, no parser tricks).
+  `allow_private` (ALLOW_PRIVATE_URLS) lifts the address checks.
 - `deliver` never raises for a failed delivery: a webhook must never change the job's
   status. It returns a `DeliveryResult`; only cancellation propagates. Retries live in
   this call only (no outbox): a worker stopped mid-retry drops the remaining attempts.
@@ -54,7 +55,7 @@ from typing import Any
 
 import aiohttp
 
-from worker.fetch import UnsafeURLError, check_url, make_session, redact
+from worker.fetch import UnsafeURLError, check_url, make_session, redact, unsafe_cause
 
 USER_AGENT = "video-worker"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the key format's prefix, not a key
@@ -313,9 +314,10 @@ class _Poster:
                 timeout=self.timeout,
             ) as resp:
                 return self._judge(resp)
-        except UnsafeURLError as exc:  # the guarded resolver refused the host's addresses
-            return _Attempt(None, f"webhook not sent: {exc}", retry=False)
         except Exception as exc:  # any failure is one failed attempt, never an escape
+            refusal = unsafe_cause(exc)  # the guard refused the address, maybe wrapped
+            if refusal is not None:
+                return _Attempt(None, f"webhook not sent: {refusal}", retry=False)
             return _Attempt(None, f"POST {self.shown}: {_network_problem(exc, self.seconds)}")
 
     def _judge(self, resp: aiohttp.ClientResponse) -> _Attempt:

@@ -129,6 +129,10 @@ def _routes(server: ClipServer) -> dict[str, Handler]:
     async def redirect(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(request.query["to"])
 
+    async def raw_redirect(request: web.Request) -> web.StreamResponse:
+        """Location exactly as given: HTTPFound would normalise its host through yarl."""
+        return web.Response(status=302, headers={"Location": request.query["to"]})
+
     return {
         "/ok": ok,
         "/missing": missing,
@@ -144,6 +148,7 @@ def _routes(server: ClipServer) -> dict[str, Handler]:
         "/chain/{n}": chain,
         "/loop": loop,
         "/redirect": redirect,
+        "/raw-redirect": raw_redirect,
     }
 
 

@@ -4,14 +4,15 @@
   checked, partial files removed.
 - `DownloadBatch` fetches a job's inputs together (bounded, duplicates once) and reads
   `storage://` inputs through the storage backend.
-- `check_url`, `make_session` and `UnsafeURLError` are the SSRF guard, for the webhook
-  sender too: check a URL up front and send through a session that connects only to
-  checked addresses.
+- `check_url`, `make_session`, `UnsafeURLError` and `unsafe_cause` are the SSRF guard, for
+  the webhook sender too: check a URL up front, send through a session whose resolver and
+  connector reach only checked addresses, and recognise a refusal however aiohttp wraps it.
 """
 
 from worker.fetch.batch import DownloadBatch, InputSpec, fetch_from_storage
 from worker.fetch.download import DEFAULT_POLICY, FetchPolicy, download
 from worker.fetch.guard import (
+    GuardedConnector,
     GuardedResolver,
     UnsafeURLError,
     check_url,
@@ -19,12 +20,14 @@ from worker.fetch.guard import (
     make_session,
     non_global_reason,
     redact,
+    unsafe_cause,
 )
 
 __all__ = [
     "DEFAULT_POLICY",
     "DownloadBatch",
     "FetchPolicy",
+    "GuardedConnector",
     "GuardedResolver",
     "InputSpec",
     "UnsafeURLError",
@@ -35,4 +38,5 @@ __all__ = [
     "make_session",
     "non_global_reason",
     "redact",
+    "unsafe_cause",
 ]

@@ -22,7 +22,14 @@ import aiohttp
 from yarl import URL
 
 from worker.errors import DownloadError, InputError
-from worker.fetch.guard import UnsafeURLError, check_url_syntax, make_session, redact
+from worker.fetch.guard import (
+    UnsafeURLError,
+    check_url_syntax,
+    make_session,
+    redact,
+    unsafe_cause,
+)
+from worker.fetch.hostname import HostSpellingError, client_url
 from worker.queue.backoff import exponential
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -142,10 +149,10 @@ async def _attempt(http: aiohttp.ClientSession, req: _Request) -> Path:
     source, policy = req.source, req.policy
     current = req.url
     for _hop in range(policy.max_redirects + 1):
-        _check_hop(current, source, req.allow_private)
+        target = _check_hop(current, source, req.allow_private)
         try:
             async with http.get(
-                current,
+                target,  # the parsed URL that was checked, never re-parsed from text
                 allow_redirects=False,
                 timeout=_timeout(policy),
                 headers={"Accept-Encoding": "identity"},
@@ -156,11 +163,20 @@ async def _attempt(http: aiohttp.ClientSession, req: _Request) -> Path:
                 _raise_for_status(resp, source)
                 await _save_body(resp, req)
                 return req.dest
-        except UnsafeURLError as exc:
-            raise InputError(source, str(exc)) from exc
-        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
-            raise _Transient(_describe_network_error(exc)) from exc
+        except (aiohttp.ClientError, TimeoutError, ConnectionError, UnsafeURLError) as exc:
+            raise _classified(exc, source) from exc
     raise InputError(source, f"the URL redirected more than {policy.max_redirects} times")
+
+
+def _classified(exc: BaseException, source: str) -> Exception:
+    """The guard's refusal (however aiohttp wrapped it) and invalid URLs are permanent;
+    other network trouble may pass and is retried."""
+    unsafe = unsafe_cause(exc)
+    if unsafe is not None:
+        return InputError(source, str(unsafe))
+    if isinstance(exc, aiohttp.InvalidURL):
+        return InputError(source, "the URL is not valid")
+    return _Transient(_describe_network_error(exc))
 
 
 def _timeout(policy: FetchPolicy) -> aiohttp.ClientTimeout:
@@ -169,21 +185,30 @@ def _timeout(policy: FetchPolicy) -> aiohttp.ClientTimeout:
     )
 
 
-def _check_hop(url: str, source: str, allow_private: bool) -> None:
-    """Scheme and literal-IP check for one hop; host names are checked by the resolver."""
+def _check_hop(url: str, source: str, allow_private: bool) -> URL:
+    """Scheme, host spelling and literal-IP check for one hop; returns the URL to request.
+
+    Host names are checked by the resolver and the connector when the connection is made.
+    """
     try:
-        check_url_syntax(url, allow_private=allow_private)
+        return check_url_syntax(url, allow_private=allow_private)
     except UnsafeURLError as exc:
         raise InputError(source, str(exc)) from exc
 
 
 def _next_hop(resp: aiohttp.ClientResponse, current: str, source: str) -> str:
-    """The absolute URL a redirect points at (relative Locations resolved)."""
+    """The absolute URL a redirect points at (relative Locations resolved).
+
+    The Location is read as typed first: joining normalises its host, and a hop must not
+    pass with a spelling a first URL would be refused for.
+    """
     location = resp.headers.get("Location")
     if not location:
         raise InputError(source, f"the URL {redact(current)} redirected without a Location")
     try:
-        return str(URL(current).join(URL(location)))
+        return str(URL(current).join(client_url(location)))
+    except HostSpellingError as exc:
+        raise InputError(source, f"the URL redirected to an unusable address: {exc}") from exc
     except ValueError as exc:
         raise InputError(source, "the URL redirected to an invalid address") from exc
 
