@@ -14,6 +14,9 @@ LOOPBACK_UNICODE = [
     "127\uff0e0\uff0e0\uff0e1",  # FULLWIDTH FULL STOP
     "127\uff610\uff610\uff611",  # HALFWIDTH IDEOGRAPHIC FULL STOP
     "127\u30020.0\uff0e1",  # mixed dots
+    "127\ufe520\ufe520\ufe521",  # SMALL FULL STOP
+    "127\u20240\u20240\u20241",  # ONE DOT LEADER
+    "127.0.0.1\u3002",  # a trailing ideographic full stop
     "\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # fullwidth digits
     "127.0.0.\uff11",  # one fullwidth digit
     "\uff11\uff12\uff17\u3002\uff10\u3002\uff10\u3002\uff11",  # fullwidth digits and dots

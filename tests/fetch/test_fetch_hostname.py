@@ -52,6 +52,7 @@ def test_the_refusal_names_the_odd_characters():
         "\uff18.\uff18.\uff18.\uff18",
         "example\uff0ecom",
         "cdn\u3002example.com",
+        "127\u24880\u24880\u24881",  # DIGIT ONE FULL STOP: yarl makes 1271.01.01.1
     ],
 )
 def test_unicode_spellings_of_public_hosts_are_refused_too(host):
