@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fetch_helpers import ClipServer, fast_policy, wait_for
 from spellings import (
     LOOPBACK_IPV6,
@@ -208,6 +214,43 @@ async def raw_server() -> AsyncIterator[RawServer]:
         yield raw
 
 
+@pytest.fixture
+async def tls_server(tmp_path) -> AsyncIterator[RawServer]:
+    """The same, speaking TLS with a self-signed certificate: `received` is decrypted."""
+    raw = RawServer()
+    server = await asyncio.start_server(raw._handle, "127.0.0.1", 0, ssl=_self_signed(tmp_path))
+    raw.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield raw
+
+
+def _self_signed(folder: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "peer.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
 class LyingResolver(AbstractResolver):
     """Name-level checks bypassed: any name resolves to 127.0.0.1, unchecked."""
 
@@ -256,6 +299,20 @@ async def test_the_peer_check_alone_refuses_a_loopback_peer(raw_server: RawServe
     await wait_for(lambda: raw_server.closed == 1)
     assert raw_server.connections == 1  # the socket did connect ...
     assert bytes(raw_server.received) == b""  # ... and not one byte of the request was sent
+
+
+async def test_the_peer_check_refuses_over_https_before_the_request(
+    tls_server: RawServer, tmp_path
+):
+    """For https the check runs right after the TLS handshake: the server decrypts nothing."""
+    connector = PeerCheckOnly(resolver=LyingResolver(), ssl=False)  # self-signed: no verify
+    async with session_with(connector) as session:
+        error = await refused_download(
+            f"https://peer.test:{tls_server.port}/a.mp4", tmp_path / "a", session=session
+        )
+    assert "peer.test (127.0.0.1) connected to a loopback address" in str(error)
+    await wait_for(lambda: tls_server.closed == 1)
+    assert tls_server.connections == 1 and bytes(tls_server.received) == b""
 
 
 async def test_the_peer_check_covers_webhooks(raw_server: RawServer):
