@@ -76,6 +76,7 @@ class DeliveryResult:
     status: int | None = None  # the last HTTP status, None when no answer came
     error: str | None = None  # why the last attempt failed; None when delivered
     signed: bool = True
+    final: bool = False  # no later round can deliver it (refused address, bad secret, 410, 3xx)
 
 
 @dataclass(frozen=True)
@@ -204,10 +205,10 @@ async def deliver(
     try:
         key = secret_bytes(secret) if secret else None
     except WebhookSecretError as exc:
-        return DeliveryResult(False, 0, error=str(exc), signed=False)
+        return DeliveryResult(False, 0, error=str(exc), signed=False, final=True)
     refusal = await _refusal(url, allow_private)
     if refusal is not None:
-        return DeliveryResult(False, 0, error=refusal, signed=key is not None)
+        return DeliveryResult(False, 0, error=refusal, signed=key is not None, final=True)
     post = _Poster(url, body, msg_id, key, timeout, clock)
     async with _session_scope(session, allow_private, timeout) as http:
         return await _retrying(http, post, max(attempts, 1), base_delay, max_delay)
@@ -249,7 +250,14 @@ async def _retrying(
         if outcome.ok:
             return DeliveryResult(True, number, outcome.status, signed=post.signed)
         if not outcome.retry or number == attempts:
-            return DeliveryResult(False, number, outcome.status, outcome.error, signed=post.signed)
+            return DeliveryResult(
+                False,
+                number,
+                outcome.status,
+                outcome.error,
+                signed=post.signed,
+                final=not outcome.retry,
+            )
         await asyncio.sleep(_delay(number, outcome.retry_after, base, cap))
     raise AssertionError("unreachable: attempts is at least 1")
 

@@ -39,7 +39,7 @@ async def receiver(answers: list[int]):
 
 
 def outbox_for(store, **settings) -> WebhookOutbox:
-    s = fast_settings(webhook_secret=SECRET, allow_private_urls=True, **settings)
+    s = fast_settings(**{"webhook_secret": SECRET, "allow_private_urls": True, **settings})
     return WebhookOutbox(s, store, round_attempts=1, base_delay=0.01, round_backoff=0.01)
 
 
@@ -91,6 +91,32 @@ async def test_a_failing_receiver_is_retried_later_with_the_same_id(store):
         assert json.loads(got[-1][1])["type"] == "video_job.failed"
         assert await _delivered(store, job_id)
         assert row["error"] == "bad input"
+
+
+async def test_a_refused_webhook_address_is_given_up_not_retried(store):
+    async with receiver([200]) as (url, got):
+        job_id, _ = await store.enqueue({"script": []}, webhook_url=url)
+        outbox = outbox_for(store, allow_private_urls=False)  # the guard refuses loopback
+        async with running(store, scripted) as runner:
+            runner.on_finished = outbox.on_finished
+            await status_is(store, job_id, "completed")
+            await wait_for(lambda: _webhook_error(store, job_id))
+        await outbox.sweep()
+        assert got == []  # never sent, in the first round or a later one
+        row = await _webhook_error(store, job_id)
+        assert row["webhook_error"].startswith("webhook not sent: ")
+        assert row["webhook_next_at"] is None and row["webhook_attempts"] == MAX_ROUNDS
+        assert not await _due(store, job_id)
+
+
+async def _webhook_error(store, job_id) -> dict | None:
+    async with store.pool.connection() as conn:
+        cur = await conn.execute(
+            "select webhook_error, webhook_next_at, webhook_attempts from video_jobs "
+            "where id = %s and webhook_error is not null",
+            (job_id,),
+        )
+        return await cur.fetchone()
 
 
 async def _due(store, job_id) -> bool:

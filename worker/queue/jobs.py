@@ -287,11 +287,18 @@ class JobStore:
         await self._all("webhook_delivered", {"id": job_id})
 
     async def webhook_failed(
-        self, job_id: uuid.UUID, error: str, *, delay: float, max_rounds: int
+        self, job_id: uuid.UUID, error: str, *, delay: float, max_rounds: int, final: bool = False
     ) -> None:
+        """Record a failed round; `final` gives the delivery up (no later round can help)."""
         await self._all(
             "webhook_failed",
-            {"id": job_id, "error": error, "delay": delay, "max_rounds": max_rounds},
+            {
+                "id": job_id,
+                "error": error,
+                "delay": delay,
+                "max_rounds": max_rounds,
+                "final": final,
+            },
         )
 
     async def webhook_due(self, *, max_rounds: int, limit: int = 20) -> list[uuid.UUID]:

@@ -77,13 +77,18 @@ class WebhookOutbox:
         rounds = int(row["webhook_attempts"])
         delay = exponential(rounds, base=self.round_backoff, cap=6 * 3600.0)
         await self.store.webhook_failed(
-            job_id, result.error or "delivery failed", delay=delay, max_rounds=MAX_ROUNDS
+            job_id,
+            result.error or "delivery failed",
+            delay=delay,
+            max_rounds=MAX_ROUNDS,
+            final=result.final,
         )
         log.warning(
             "webhook_failed",
             job_id=str(job_id),
             error=result.error,
             round=rounds,
-            retry_in=round(delay) if rounds < MAX_ROUNDS else None,
+            retry_in=round(delay) if rounds < MAX_ROUNDS and not result.final else None,
+            final=result.final,
         )
         return False

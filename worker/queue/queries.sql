@@ -186,9 +186,13 @@ set webhook_delivered_at = now(), webhook_next_at = null, webhook_error = null
 where id = %(id)s;
 
 -- webhook_failed --
+-- A round failed. A final failure (an address the guard refuses, a bad WEBHOOK_SECRET, a 410)
+-- uses up the rounds, so no sweep tries it again; otherwise the next round is scheduled.
 update public.video_jobs
 set webhook_error = %(error)s,
-    webhook_next_at = case when webhook_attempts < %(max_rounds)s
+    webhook_attempts = case when %(final)s then greatest(webhook_attempts, %(max_rounds)s)
+                            else webhook_attempts end,
+    webhook_next_at = case when not %(final)s and webhook_attempts < %(max_rounds)s
                            then now() + make_interval(secs => %(delay)s) end
 where id = %(id)s;
 
