@@ -132,6 +132,20 @@ class S3Storage(ThreadedTransfers):
 
         await run_stoppable(delete)
 
+    async def exists(self, key: str) -> bool:
+        """Whether `key` holds an object: a HEAD request, 404 meaning no."""
+        check_key(key)
+
+        def head(stop: threading.Event) -> None:
+            with self._mapped(key):
+                self._client.head_object(Bucket=self.bucket, Key=key)
+
+        try:
+            await run_stoppable(head)
+        except ObjectNotFound:
+            return False
+        return True
+
     async def url_for(self, key: str) -> str:
         """`S3_PUBLIC_BASE_URL/key` when configured, else a GET URL presigned for 7 days."""
         check_key(key)
