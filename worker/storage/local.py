@@ -16,6 +16,8 @@ import errno
 import os
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from worker.errors import StorageError
@@ -62,12 +64,18 @@ class LocalStorage:
         """Copy `local_path` to a temporary file beside the key, then rename it into place."""
         target = self.path_for(key)
         _check_room(self.root / self.bucket, target, key)
-        size = await file_size(local_path)
-        progress = ThreadProgress(size, on_bytes)
         try:
+            size = await file_size(local_path)
+            progress = ThreadProgress(size, on_bytes)
             await run_stoppable(lambda stop: _publish(local_path, target, stop, progress))
+        except _Blocked as exc:
+            raise InvalidKeyError(
+                f"storage key {_shown(key)} cannot be written: {_reason(exc.error)}"
+            ) from exc.error
         except OSError as exc:
-            raise _write_error(exc, key) from exc
+            raise StorageError(
+                f"local storage could not write {_shown(key)}: {_reason(exc)}"
+            ) from exc
         return StoredObject(self.bucket, key, target.as_uri(), size, content_type)
 
     async def download(self, bucket: str | None, key: str, dest: Path, max_bytes: int) -> Path:
@@ -124,18 +132,27 @@ def _check_room(bucket: Path, target: Path, key: str) -> None:
             )
 
 
+class _Blocked(Exception):
+    """The file system refused the key itself (a folder or a file in the way, a name too
+    long): permanent, unlike a full disk. Raised only around mkdir and the final rename, so
+    a failure to read the source is never taken for one."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror)
+        self.error = error
+
+
 _KEY_ERRNOS = {errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 
-def _write_error(exc: OSError, key: str) -> Exception:
-    """An OSError from publishing `key` as the worker's error, without any server path.
-
-    The file system's own word on a key that cannot hold an object (a folder or a file in
-    the way, a name too long) is permanent; anything else (a full disk) may pass.
-    """
-    if exc.errno in _KEY_ERRNOS:
-        return InvalidKeyError(f"storage key {_shown(key)} cannot be written: {_reason(exc)}")
-    return StorageError(f"local storage could not write {_shown(key)}: {_reason(exc)}")
+@contextmanager
+def _key_blocks() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _KEY_ERRNOS:
+            raise _Blocked(exc) from exc
+        raise
 
 
 def _reason(exc: OSError) -> str:
@@ -157,10 +174,12 @@ def _publish(source: Path, target: Path, stop: threading.Event, progress: Thread
     stem = target.name.encode()[:100].decode(errors="ignore")
     temp = target.with_name(f".{stem}.{uuid.uuid4().hex}.part")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        with _key_blocks():
+            target.parent.mkdir(parents=True, exist_ok=True)
         _copy(source, temp, stop, progress)
         check_stop(stop)  # a cancelled job must not publish, even if the copy just ended
-        os.replace(temp, target)
+        with _key_blocks():
+            os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
 
