@@ -31,6 +31,7 @@ class FakeSupabase:
     reading: bool = False
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     fail_with: tuple[int, str] | None = None
+    fail_suffix: str | None = None  # uploads to paths ending so get a 500
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -81,6 +82,8 @@ def _routes(fake: FakeSupabase) -> web.RouteTableDef:
         if fake.fail_with:
             status, message = fake.fail_with
             return _error(status, "internal", message)
+        if fake.fail_suffix and request.match_info["path"].endswith(fake.fail_suffix):
+            return _error(500, "internal", "the disk is full")
         if request.match_info["bucket"] not in fake.public:
             return _error(404, "Bucket not found", "Bucket not found")
         return await _receive(fake, request)

@@ -57,22 +57,20 @@ class Tenancy:
         rule = f'a user\'s job reads storage:// objects only under "{self.folder}" in {where}'
         if bucket not in self.read_buckets:
             return f'the bucket "{bucket}" is not allowed: {rule}'
-        problem = self._key_problem(key) or (None if self._inside(key) else rule)
-        return f"storage://{bucket}/{_shown(key)} is not allowed: {problem}" if problem else None
+        if self._inside(key) and not self._key_problem(key):
+            return None
+        return f"storage://{bucket}/{_shown(key)} is not allowed: {self._key_problem(key)}{rule}"
 
     def write_problem(self, key: str) -> str | None:
         """Why this job may not write `key` in the output bucket, or None if it may."""
         if self.owner is None:
             return None
-        problem = self._key_problem(key)
-        if problem:
-            return problem
-        if not self._inside(key):
-            return (
-                f'a user\'s job stores objects only under "{self.folder}", like '
-                f'"{self.folder}video.mp4"'
-            )
-        return None
+        if self._inside(key) and not self._key_problem(key):
+            return None
+        return (
+            f"{self._key_problem(key)}a user's job stores objects only under "
+            f'"{self.folder}", like "{self.folder}video.mp4"'
+        )
 
     def check_write(self, key: str) -> None:
         """Raise OutsideTenant unless this job may write `key`."""
@@ -84,10 +82,11 @@ class Tenancy:
         first, slash, rest = key.partition("/")
         return first == self.owner and bool(slash) and bool(rest)
 
-    def _key_problem(self, key: str) -> str | None:
+    def _key_problem(self, key: str) -> str:
+        """A reason beyond the folder rule, as the start of a sentence, or ''."""
         if "%" in key:
-            return "'%' may not appear in a user's storage keys (nothing is percent-decoded)"
-        return None
+            return "'%' may not appear in a user's keys (nothing is percent-decoded); "
+        return ""
 
 
 def _owner_text(user_id: object) -> str | None:
