@@ -217,7 +217,11 @@ class _BotoErrors:
             raise StorageConfigError(
                 "S3 credentials are missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from exc
-        if isinstance(exc, BotoCoreError | boto3.exceptions.Boto3Error):
+        if isinstance(exc, boto3.exceptions.Boto3Error):  # its text names the local file
+            raise StorageError(
+                f"S3 storage at {self._where} failed ({type(exc).__name__})"
+            ) from exc
+        if isinstance(exc, BotoCoreError):
             raise StorageError(f"cannot reach S3 storage at {self._where}: {exc}") from exc
 
     def _from_client_error(self, error: ClientError) -> Exception:
