@@ -246,6 +246,20 @@ async def test_a_user_job_completes_inside_its_folder(store, settings, good_clip
     assert stored_path(settings, f"{U}/out.jpg").is_file()
 
 
+async def test_a_row_without_user_id_keeps_a_trusted_backends_freedom(
+    store, settings, good_clip
+) -> None:
+    payload = {
+        "clips": [{"url": src(SECRET)}, {"url": src(f"{VICTIM}/clip.mp4", "uploads")}],
+        "output": {"path": f"{VICTIM}/made-by-the-backend.mp4"},
+    }
+    async with corpus_worker(store, settings, good_clip):
+        job_id, _ = await store.enqueue(payload)
+        row = await status_is(store, job_id, *TERMINAL, timeout=60)
+    check_row(row, Expect("completed", 1))
+    assert stored_path(settings, f"{VICTIM}/made-by-the-backend.mp4").is_file()
+
+
 # The delete attack: job A makes a folder where V's poster would go, job B publishes at
 # V's key. B used to overwrite V's video, fail on the poster and delete V's video.
 
@@ -407,7 +421,19 @@ REMOTE_CASES = [
 
 
 @pytest.mark.parametrize("kind", ["s3", "supabase"])
-@pytest.mark.parametrize(("payload", "words"), REMOTE_CASES)
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    REMOTE_CASES,
+    ids=[
+        "read-other-user",
+        "read-id-prefix",
+        "read-percent-dots",
+        "read-other-bucket",
+        "write-other-user",
+        "write-id-prefix",
+        "write-percent-dots",
+    ],
+)
 async def test_remote_backends_confine_a_user_job(
     store, tmp_path, good_clip, request, kind, payload, words
 ) -> None:
