@@ -42,6 +42,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of bucket names; blanks between commas are ignored."""
+    found = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    for part in found:
+        if "/" in part or part in (".", ".."):
+            raise SettingsError(f"{name} must list bucket names separated by commas, got {part!r}")
+    return found
+
+
 def _first(env: Mapping[str, str], *names: str) -> str | None:
     for name in names:
         value = env.get(name, "").strip()
@@ -58,6 +67,7 @@ class Settings:
     supabase_url: str | None = None
     supabase_service_key: str | None = field(default=None, repr=False)
     storage_bucket: str = "generated-videos"
+    storage_read_buckets: tuple[str, ...] = ()
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_public_base_url: str | None = None
@@ -117,6 +127,7 @@ class Settings:
             supabase_url=supabase_url,
             supabase_service_key=supabase_key,
             storage_bucket=_first(env, "STORAGE_BUCKET") or "generated-videos",
+            storage_read_buckets=_names(env, "STORAGE_READ_BUCKETS"),
             s3_bucket=s3_bucket,
             s3_endpoint_url=_first(env, "S3_ENDPOINT_URL"),
             s3_public_base_url=_first(env, "S3_PUBLIC_BASE_URL"),

@@ -1,13 +1,15 @@
-"""Fixtures for the storage tests: a real S3-compatible server (moto) on 127.0.0.1."""
+"""Fixtures for the storage tests: a real S3-compatible server (moto) and a Supabase Storage
+API fake, both on 127.0.0.1."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import boto3
 import pytest
+from fake_supabase import FakeSupabase, serving
 from moto.server import ThreadedMotoServer
 
 
@@ -39,3 +41,10 @@ def bucket(s3_admin: Any) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_admin.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+async def supabase() -> AsyncIterator[FakeSupabase]:
+    """A fake Supabase Storage API on 127.0.0.1 (fake_supabase.py), fresh for each test."""
+    async with serving() as fake:
+        yield fake

@@ -9,6 +9,7 @@ from urllib.request import url2pathname
 import pytest
 from storage_helpers import make_file, wait_for
 
+from worker.errors import StorageError
 from worker.settings import Settings
 from worker.storage import InvalidKeyError, ObjectNotFound, ObjectTooLarge, make_storage
 from worker.storage.local import LocalStorage
@@ -61,6 +62,8 @@ async def test_download_delete_and_caps(tmp_path):
         "a\\..\\b",
         "./a.mp4",
         "a/\x00.mp4",
+        "a/" + "x" * 300 + ".mp4",  # over the file system's 255-byte name limit
+        "a/" + "é" * 128 + ".mp4",  # 256 bytes in UTF-8, though 132 characters
     ],
 )
 async def test_keys_that_escape_the_bucket_are_refused(tmp_path, key):
@@ -98,3 +101,22 @@ async def test_cancel_mid_upload_publishes_nothing(tmp_path):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert files_under(tmp_path / "home") == []
+
+
+async def test_a_255_byte_name_is_stored_and_long_names_fail_before_any_io(tmp_path):
+    storage = local(tmp_path)
+    longest = "u/" + "x" * 251 + ".mp4"
+    await storage.upload(make_file(tmp_path / "a.mp4", 10), longest)
+    assert files_under(tmp_path / "home") == [f"storage/videos/{longest}"]
+    with pytest.raises(InvalidKeyError, match="longer than 255 bytes") as caught:
+        await storage.upload(make_file(tmp_path / "b.mp4", 10), "u/" + "y" * 300 + ".mp4")
+    assert str(tmp_path) not in str(caught.value)
+    assert files_under(tmp_path / "home") == [f"storage/videos/{longest}"]
+
+
+async def test_write_errors_name_the_key_never_the_server_path(tmp_path):
+    storage = local(tmp_path)
+    with pytest.raises(StorageError) as caught:  # the worker's own file went missing
+        await storage.upload(tmp_path / "gone.mp4", "u/a.mp4")
+    assert str(caught.value) == "local storage could not write 'u/a.mp4': no such file or directory"
+    assert not isinstance(caught.value, InvalidKeyError)

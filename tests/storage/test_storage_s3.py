@@ -129,3 +129,11 @@ async def test_storage_input_download_is_capped(moto_endpoint, bucket, s3_admin,
     with pytest.raises(ObjectNotFound):
         await storage.download(f"{bucket}-in", "clips/none.mp4", tmp_path / "c", 10_000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+async def test_upload_errors_never_show_the_local_file(moto_endpoint, tmp_path):
+    """boto3's S3UploadFailedError names the file being uploaded: a server path."""
+    storage = s3_storage(moto_endpoint, "no-such-bucket-here")
+    with pytest.raises(StorageConfigError, match="does not exist") as caught:
+        await storage.upload(make_file(tmp_path / "out.mp4", 10), "u/a.mp4")
+    assert str(tmp_path) not in str(caught.value) and "out.mp4" not in str(caught.value)

@@ -2,7 +2,9 @@
 
 AI video apps often repeat a clip (an intro, a logo sting) or reuse one music file, so
 duplicate URLs are fetched once and every input that names them gets the same file.
-`storage://BUCKET/PATH` inputs are read through the storage backend, never over HTTP.
+`storage://BUCKET/PATH` inputs are read through the storage backend, never over HTTP, and
+only where the job's `Tenancy` allows: every storage:// input is checked before any input is
+fetched, so a user's job that names another user's object fails without touching anything.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from worker.storage.base import (
     Storage,
     parse_storage_url,
 )
+from worker.storage.tenancy import Tenancy
 
 STORAGE_SCHEME = "storage://"
 
@@ -37,16 +40,34 @@ class InputSpec:
 
 
 async def fetch_from_storage(
-    url: str, dest: Path, *, source: str, max_bytes: int, storage: Storage | None
+    url: str,
+    dest: Path,
+    *,
+    source: str,
+    max_bytes: int,
+    storage: Storage | None,
+    tenancy: Tenancy | None = None,
 ) -> Path:
     """Read a `storage://BUCKET/PATH` input through the backend, errors named by `source`."""
     if storage is None:
         raise InputError(source, "storage:// inputs need a configured storage backend")
+    bucket, key = storage_location(url, source, tenancy)
     try:
-        bucket, key = parse_storage_url(url)
         return await storage.download(bucket, key, dest, max_bytes)
     except (ObjectNotFound, ObjectTooLarge, InvalidKeyError) as exc:
         raise InputError(source, str(exc)) from exc
+
+
+def storage_location(url: str, source: str, tenancy: Tenancy | None) -> tuple[str, str]:
+    """The (bucket, key) of a storage:// input, if `tenancy` lets the job read it."""
+    try:
+        bucket, key = parse_storage_url(url)
+    except InvalidKeyError as exc:
+        raise InputError(source, str(exc)) from exc
+    problem = tenancy.read_problem(bucket, key) if tenancy is not None else None
+    if problem:
+        raise InputError(source, problem)
+    return bucket, key
 
 
 class DownloadBatch:
@@ -65,6 +86,7 @@ class DownloadBatch:
         max_bytes: int,
         allow_private: bool,
         storage: Storage | None = None,
+        tenancy: Tenancy | None = None,
         concurrency: int = 4,
         policy: FetchPolicy = DEFAULT_POLICY,
         on_progress: Callable[[int, int | None], None] | None = None,
@@ -73,6 +95,7 @@ class DownloadBatch:
         self._max_bytes = max_bytes
         self._allow_private = allow_private
         self._storage = storage
+        self._tenancy = tenancy
         self._limit = asyncio.Semaphore(concurrency)
         self._policy = policy
         self._on_progress = on_progress
@@ -82,6 +105,9 @@ class DownloadBatch:
     async def fetch_all(self, inputs: Sequence[InputSpec]) -> dict[str, Path]:
         """Fetch every input; return each `source`'s local path (shared for duplicates)."""
         first_source = _first_source_by_url(inputs)
+        for url, source in first_source.items():
+            if url.startswith(STORAGE_SCHEME):
+                storage_location(url, source, self._tenancy)  # before any input is fetched
         paths = {url: self._folder / f"input-{n:03d}" for n, url in enumerate(first_source)}
         self._folder.mkdir(parents=True, exist_ok=True)
         self._expected = {u: None for u in first_source if not u.startswith(STORAGE_SCHEME)}
@@ -115,7 +141,12 @@ class DownloadBatch:
         async with self._limit:
             if url.startswith(STORAGE_SCHEME):
                 await fetch_from_storage(
-                    url, dest, source=source, max_bytes=self._max_bytes, storage=self._storage
+                    url,
+                    dest,
+                    source=source,
+                    max_bytes=self._max_bytes,
+                    storage=self._storage,
+                    tenancy=self._tenancy,
                 )
                 return
             await download(

@@ -3,8 +3,9 @@
 Progress is weighted by stage: downloading 0–25 %, processing 25–90 %, uploading 90–99 %
 (100 % is written with the result). Anything that goes wrong with one input names it
 (`clips[2]: …`); a malformed payload names the field (`payload.clips[2].url: …`). A failed or
-cancelled job leaves nothing behind: the temp folder is removed and anything already uploaded
-is deleted.
+cancelled job leaves nothing behind: the temp folder is removed and every object this attempt
+created is deleted (never one it found and replaced: see `worker.storage.publication`). A job
+with a `user_id` touches only its owner's objects (`worker.storage.tenancy`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker.errors import PayloadError
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
@@ -28,7 +30,9 @@ from worker.payload import Payload, output_key, parse_payload
 from worker.queue.context import JobContext
 from worker.queue.models import Job, JobOutcome
 from worker.settings import Settings
-from worker.storage import Storage, StoredObject, make_storage
+from worker.storage import InvalidKeyError, Storage, StoredObject, make_storage
+from worker.storage.publication import Publication
+from worker.storage.tenancy import Tenancy
 
 DOWNLOAD = (0.0, 25.0)
 PROCESS = (25.0, 90.0)
@@ -62,7 +66,7 @@ class Attempt:
     """What one attempt made so far, so a failure can undo it."""
 
     workdir: Path
-    published: list[str] = field(default_factory=list)
+    publication: Publication
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -80,8 +84,14 @@ class Pipeline:
 
     async def __call__(self, job: Job, ctx: JobContext) -> JobOutcome:
         payload = parse_payload(job.payload, self.settings)
-        key = output_key(payload, job.id, job.user_id)
-        attempt = Attempt(Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._tmp_root())))
+        tenancy = Tenancy.for_job(
+            job.user_id, self.storage.bucket, self.settings.storage_read_buckets
+        )
+        key = _output_key(payload, job, tenancy)
+        attempt = Attempt(
+            Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._tmp_root())),
+            Publication(self.storage, tenancy),
+        )
         try:
             paths = await self._download(payload, attempt, ctx)
             clips, music = await self._probe(payload, paths, attempt, ctx)
@@ -108,6 +118,7 @@ class Pipeline:
             max_bytes=self.settings.max_input_bytes,
             allow_private=self.settings.allow_private_urls,
             storage=self.storage,
+            tenancy=attempt.publication.tenancy,
             policy=self.fetch_policy,
             on_progress=_bytes_span(report),
         )
@@ -172,9 +183,15 @@ class Pipeline:
     async def _publish(
         self, made: AssemblyResult, key: str, attempt: Attempt, ctx: JobContext
     ) -> JobOutcome:
+        """The poster first: if it cannot be stored, the video at `key` is left untouched."""
         await ctx.report(UPLOAD[0], "uploading", "Uploading the video")
         report = _span(ctx, UPLOAD, "uploading", "Uploading the video")
         with _timed(attempt, "upload"):
+            poster = None
+            if made.thumbnail is not None:
+                poster = await self._upload(
+                    made.thumbnail, _poster_key(key), "image/jpeg", attempt, None
+                )
             video = await self._upload(
                 made.output,
                 key,
@@ -182,11 +199,6 @@ class Pipeline:
                 attempt,
                 lambda done, total: report(done / total if total else 0),
             )
-            poster = None
-            if made.thumbnail is not None:
-                poster = await self._upload(
-                    made.thumbnail, _poster_key(key), "image/jpeg", attempt, None
-                )
         return JobOutcome(
             video_url=video.url,
             thumbnail_url=poster.url if poster else None,
@@ -201,14 +213,15 @@ class Pipeline:
         attempt: Attempt,
         on_bytes: Callable[[int, int], None] | None,
     ) -> StoredObject:
-        attempt.published.append(key)  # before: a cancel mid-upload must still clean up
-        return await self.storage.upload(path, key, content_type, on_bytes=on_bytes)
+        """Publish one object; a key the store cannot hold is the output path's fault."""
+        try:
+            return await attempt.publication.put(path, key, content_type, on_bytes=on_bytes)
+        except InvalidKeyError as exc:
+            raise PayloadError("payload.output.path", str(exc)) from exc
 
     async def _unpublish(self, attempt: Attempt) -> None:
         """Best effort, and shielded: it runs while the job is being cancelled."""
-        for key in attempt.published:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.storage.delete(key))
+        await attempt.publication.undo()
 
 
 def _inputs(payload: Payload) -> list[InputSpec]:
@@ -233,6 +246,15 @@ async def _probe_all(paths: dict[str, Path]) -> dict[str, MediaInfo]:
     finally:
         await asyncio.to_thread(release_memory)
     return infos
+
+
+def _output_key(payload: Payload, job: Job, tenancy: Tenancy) -> str:
+    """The video's key, refused at once if the job may not write there or at its poster."""
+    key = output_key(payload, job.id, job.user_id)
+    problem = tenancy.write_problem(key) or tenancy.write_problem(_poster_key(key))
+    if problem:
+        raise PayloadError("payload.output.path", problem)
+    return key
 
 
 def _poster_key(key: str) -> str:

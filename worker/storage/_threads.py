@@ -100,6 +100,10 @@ class ThreadedTransfers:
 
     bucket: str
 
+    def _check_key(self, key: str) -> str:
+        """The backend's rule for keys: `check_key`, and more where the SDK needs it."""
+        return check_key(key)
+
     async def url_for(self, key: str) -> str:
         raise NotImplementedError
 
@@ -121,7 +125,7 @@ class ThreadedTransfers:
     async def download(self, bucket: str | None, key: str, dest: Path, max_bytes: int) -> Path:
         """Stream object `key` of `bucket` (default: ours) to `dest`, within `max_bytes`."""
         bucket = check_bucket(bucket or self.bucket)
-        check_key(key)
+        self._check_key(key)
         part = dest.with_name(dest.name + ".part")
         try:
             await run_stoppable(lambda stop: self._download(bucket, key, part, max_bytes, stop))
@@ -139,7 +143,7 @@ class ThreadedTransfers:
         on_bytes: ByteProgress | None = None,
     ) -> StoredObject:
         """Stream `local_path` to `key` with its real content type, then return its URL."""
-        check_key(key)
+        self._check_key(key)
         size = await file_size(local_path)
         progress = ThreadProgress(size, on_bytes)
         await run_stoppable(

@@ -5,7 +5,8 @@
     ├── StorageConfigError                    missing bucket, denied access, bad key: an
     │                                         operator must fix the settings; retrying the
     │                                         job cannot, so it fails at once and says why
-    ├── InvalidKeyError                       a key that escapes the bucket or is malformed
+    ├── InvalidKeyError                       a key that escapes the bucket or is malformed,
+    │                                         or that cannot hold an object (a folder is there)
     ├── ObjectNotFound                        a storage:// input that does not exist
     └── ObjectTooLarge                        a storage:// input over the byte cap
 
@@ -29,6 +30,8 @@ SIGNED_URL_SECONDS = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 ByteProgress = Callable[[int, int], None]
 
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+MAX_KEY_BYTES = 1024  # S3's and Supabase's limit
+MAX_SEGMENT_BYTES = 255  # the longest file name ext4, XFS and APFS hold
 
 
 class StorageConfigError(PermanentError):
@@ -100,6 +103,10 @@ class Storage(Protocol):
         """Remove `key` from the output bucket; a missing object is not an error."""
         ...
 
+    async def exists(self, key: str) -> bool:
+        """Whether an object is stored at `key` in the output bucket (a folder is not one)."""
+        ...
+
     async def url_for(self, key: str) -> str:
         """The URL a browser can fetch `key` from (public, signed or file://)."""
         ...
@@ -110,7 +117,8 @@ def check_key(key: str) -> str:
 
     Refuses absolute keys, `.` and `..` segments, empty segments and control characters, so
     no backend (least of all `local`, which maps keys onto the file system) can be made to
-    write outside its bucket.
+    write outside its bucket; and segments over 255 bytes, which no file system can hold, so
+    such a key is refused before any I/O instead of failing (and being retried) mid-upload.
     """
     problem = _key_problem(key)
     if problem:
@@ -121,14 +129,16 @@ def check_key(key: str) -> str:
 def _key_problem(key: str) -> str | None:
     if not key:
         return "it is empty"
-    if len(key.encode()) > 1024:
-        return "it is longer than 1024 bytes"
+    if len(key.encode()) > MAX_KEY_BYTES:
+        return f"it is longer than {MAX_KEY_BYTES} bytes"
     if key.startswith("/") or "\\" in key:
         return "it must be a relative path with forward slashes"
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
         return "it contains control characters"
     if any(part in ("", ".", "..") for part in key.split("/")):
         return "it contains an empty, '.' or '..' segment"
+    if any(len(part.encode()) > MAX_SEGMENT_BYTES for part in key.split("/")):
+        return f"a folder or file name in it is longer than {MAX_SEGMENT_BYTES} bytes"
     return None
 
 

@@ -132,6 +132,20 @@ class S3Storage(ThreadedTransfers):
 
         await run_stoppable(delete)
 
+    async def exists(self, key: str) -> bool:
+        """Whether `key` holds an object: a HEAD request, 404 meaning no."""
+        check_key(key)
+
+        def head(stop: threading.Event) -> None:
+            with self._mapped(key):
+                self._client.head_object(Bucket=self.bucket, Key=key)
+
+        try:
+            await run_stoppable(head)
+        except ObjectNotFound:
+            return False
+        return True
+
     async def url_for(self, key: str) -> str:
         """`S3_PUBLIC_BASE_URL/key` when configured, else a GET URL presigned for 7 days."""
         check_key(key)
@@ -203,7 +217,11 @@ class _BotoErrors:
             raise StorageConfigError(
                 "S3 credentials are missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from exc
-        if isinstance(exc, BotoCoreError | boto3.exceptions.Boto3Error):
+        if isinstance(exc, boto3.exceptions.Boto3Error):  # its text names the local file
+            raise StorageError(
+                f"S3 storage at {self._where} failed ({type(exc).__name__})"
+            ) from exc
+        if isinstance(exc, BotoCoreError):
             raise StorageError(f"cannot reach S3 storage at {self._where}: {exc}") from exc
 
     def _from_client_error(self, error: ClientError) -> Exception:

@@ -9,6 +9,9 @@
   URL valid for 7 days. The bucket's `public` flag is read once, on first use, so the
   operator does not have to repeat it in a setting.
 - The service key is sent only in headers and is scrubbed from every error message.
+- Keys with `%` are refused: supabase-py percent-decodes a key before sending it (so
+  `a%2Fb` would land at `a/b`) while `remove` sends it as written, and Supabase Storage
+  allows no `%` in a key anyway.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from worker.storage._threads import (
 )
 from worker.storage.base import (
     SIGNED_URL_SECONDS,
+    InvalidKeyError,
     ObjectNotFound,
     ObjectTooLarge,
     StorageConfigError,
@@ -73,6 +77,15 @@ class SupabaseStorage(ThreadedTransfers):
             )
         return cls(settings.supabase_url, settings.supabase_service_key, settings.storage_bucket)
 
+    def _check_key(self, key: str) -> str:
+        check_key(key)
+        if "%" in key:
+            raise InvalidKeyError(
+                f"storage key {key[:200]!r} is not allowed: Supabase Storage keys may not "
+                "contain '%'"
+            )
+        return key
+
     def _upload(
         self,
         path: Path,
@@ -103,7 +116,7 @@ class SupabaseStorage(ThreadedTransfers):
 
     async def delete(self, key: str) -> None:
         """Remove `key`; Supabase answers 200 for a missing object too."""
-        check_key(key)
+        self._check_key(key)
 
         def remove(stop: threading.Event) -> None:
             with self._mapped(key):
@@ -111,9 +124,20 @@ class SupabaseStorage(ThreadedTransfers):
 
         await run_stoppable(remove)
 
+    async def exists(self, key: str) -> bool:
+        """Whether `key` holds an object, from its info (storage3 tells a missing object apart
+        from a missing bucket or a bad key there, which a bare HEAD cannot)."""
+        self._check_key(key)
+
+        def exists(stop: threading.Event) -> bool:
+            with self._mapped(key):
+                return bool(self._storage.from_(self.bucket).exists(key))
+
+        return await run_stoppable(exists)
+
     async def url_for(self, key: str) -> str:
         """The public URL for a public bucket, else a signed URL valid for 7 days."""
-        check_key(key)
+        self._check_key(key)
         return await run_stoppable(lambda stop: self._url_for(key))
 
     def _url_for(self, key: str) -> str:
