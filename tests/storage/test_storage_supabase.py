@@ -41,6 +41,12 @@ async def test_missing_bucket_is_a_configuration_error(supabase, tmp_path):
         await backend(supabase, "nope").upload(make_file(tmp_path / "a", 10), "u/a.mp4")
 
 
+async def test_a_file_over_the_size_limit_fails_for_good_saying_which_setting(supabase, tmp_path):
+    supabase.fail_with = (413, "The object exceeded the maximum allowed size")
+    with pytest.raises(StorageConfigError, match=r"file size limit.*Storage settings"):
+        await backend(supabase).upload(make_file(tmp_path / "a", 10), "u/a.mp4")
+
+
 async def test_errors_never_show_the_service_key(supabase, tmp_path):
     supabase.fail_with = (500, f"database exploded near token {KEY}")
     with pytest.raises(StorageError) as caught:

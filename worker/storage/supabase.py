@@ -176,6 +176,13 @@ class SupabaseStorage(ThreadedTransfers):
                 f"the Supabase Storage bucket {bucket!r} does not exist: create it or fix "
                 "STORAGE_BUCKET"
             )
+        if status == "413" or "exceeded the maximum allowed size" in text.lower():
+            # retrying cannot shrink the file: the limit is a setting of the project or bucket
+            return StorageConfigError(
+                f"the file is larger than Supabase Storage accepts for the bucket {bucket!r}: "
+                "raise the project's global file size limit or the bucket's file_size_limit "
+                "(Storage settings; 50 MB on the Free plan)"
+            )
         if status in ("401", "403") or "jwt" in text.lower():
             return StorageConfigError(
                 self._scrub(
