@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from worker.errors import PayloadError
-from worker.media.probe import MediaInfo
+from worker.media.info import MediaInfo
 from worker.media.specs import ClipSpec, Join, MusicSpec, OutputSpec
 
 COPY_VIDEO_CODEC = "h264"

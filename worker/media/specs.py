@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from worker.media.probe import MediaInfo
+from worker.media.info import MediaInfo
 
 Fit = Literal["pad", "crop"]
 Join = Literal["copy", "reencode"]
