@@ -269,6 +269,8 @@ def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
+    import worker.media.probe  # noqa: F401  (PyAV's own footprint is not the file's cost)
+
     config = json.loads(argv[0])
     _confine(config)
     limits = ProbeLimits(**{k: config[k] for k in ProbeLimits.__dataclass_fields__})

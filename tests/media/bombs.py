@@ -1,0 +1,74 @@
+"""Hostile media made cheaply: what would cost a worker hours or gigabytes costs a test
+kilobytes and a second to make.
+
+- `png_in_mov`: one PNG frame whose header says `side` x `side`, its rows all zero (zlib
+  shrinks them ~1000:1), wrapped in a MOV by stream copy. 16000x16000 is a 250 KB file.
+- `endless_mkv`: black video without a Duration element (`-live 1`): one second is encoded,
+  then stream-copied over and over (`-stream_loop`), so an hour costs a few seconds to make.
+- `lying_mkv`: the same, finished normally, then its Duration element rewritten to claim
+  less than the file holds.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+from tests.media.conftest import ffmpeg
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Matroska's Duration element: ID 0x4489, size 8 (0x88), a big-endian double in ms.
+MKV_DURATION = b"\x44\x89\x88"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data)
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    """An 8-bit greyscale PNG of zero rows: tiny on disk, `width * height` bytes decoded."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte + pixels
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return PNG_MAGIC + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def png_in_mov(folder: Path, side: int) -> Path:
+    image = folder / f"bomb{side}.png"
+    image.write_bytes(png_bytes(side, side))
+    target = folder / f"bomb{side}.mov"
+    ffmpeg(["-i", str(image), "-c", "copy"], target)
+    image.unlink()
+    return target
+
+
+def _black_second(folder: Path, size: str) -> Path:
+    one = folder / f"black-{size}.mkv"
+    if not one.exists():
+        ffmpeg(["-f", "lavfi", "-i", f"color=black:s={size}:r=30:d=1",
+                "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-f", "matroska"],
+               one)  # fmt: skip
+    return one
+
+
+def endless_mkv(folder: Path, seconds: int, size: str = "320x240") -> Path:
+    """`seconds` of black video in a Matroska file that declares no duration."""
+    target = folder / f"endless-{seconds}-{size}.mkv"
+    loop = ["-stream_loop", str(seconds - 1), "-i", str(_black_second(folder, size))]
+    ffmpeg([*loop, "-c", "copy", "-f", "matroska", "-live", "1"], target)
+    return target
+
+
+def lying_mkv(folder: Path, seconds: int, declared: float) -> Path:
+    """`seconds` of black video whose Duration element says `declared` seconds."""
+    target = folder / f"lying-{seconds}-{declared:g}.mkv"
+    loop = ["-stream_loop", str(seconds - 1), "-i", str(_black_second(folder, "320x240"))]
+    ffmpeg([*loop, "-c", "copy", "-f", "matroska"], target)
+    data = bytearray(target.read_bytes())
+    at = data.index(MKV_DURATION) + len(MKV_DURATION)
+    data[at : at + 8] = struct.pack(">d", declared * 1000)  # TimestampScale is 1 ms
+    target.write_bytes(bytes(data))
+    return target
