@@ -27,22 +27,41 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
-def png_bytes(width: int, height: int) -> bytes:
-    """An 8-bit greyscale PNG of zero rows: tiny on disk, `width * height` bytes decoded."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+def png_bytes(width: int, height: int, rgb: bool = False) -> bytes:
+    """An 8-bit grey (or RGB) PNG of zero rows: tiny on disk, 1 (or 3) bytes a pixel decoded."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2 if rgb else 0, 0, 0, 0)
     packer = zlib.compressobj(9)
-    row = b"\x00" * (width + 1)  # filter byte + pixels
+    row = b"\x00" * (width * (3 if rgb else 1) + 1)  # filter byte + pixels
     data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
     return PNG_MAGIC + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
 
 
-def png_in_mov(folder: Path, side: int) -> Path:
+def png_in_mov(folder: Path, side: int, *, rgb: bool = False,
+               declare: tuple[int, int] | None = None) -> Path:  # fmt: skip
+    """A MOV holding one `side` x `side` PNG; `declare` rewrites the size the MOV's headers
+    (track header and sample description) state, so only the PNG itself tells the truth."""
     image = folder / f"bomb{side}.png"
-    image.write_bytes(png_bytes(side, side))
-    target = folder / f"bomb{side}.mov"
+    image.write_bytes(png_bytes(side, side, rgb))
+    suffix = f"-as-{declare[0]}x{declare[1]}" if declare else ""
+    target = folder / f"bomb{side}{'-rgb' if rgb else ''}{suffix}.mov"
     ffmpeg(["-i", str(image), "-c", "copy"], target)
     image.unlink()
+    if declare:
+        target.write_bytes(_declare_size(target.read_bytes(), side, *declare))
     return target
+
+
+def _declare_size(mov: bytes, side: int, width: int, height: int) -> bytes:
+    data = bytearray(mov)
+    # tkhd ends with width and height as 16.16 fixed point
+    tkhd = data.index(b"tkhd") - 4
+    end = tkhd + struct.unpack(">I", data[tkhd : tkhd + 4])[0]
+    data[end - 8 : end] = struct.pack(">II", width << 16, height << 16)
+    # the visual sample entry: fourcc, 6 reserved, 2 data-ref index, 16 pre-defined, w, h
+    entry = data.index(b"png ", data.index(b"stsd")) + 4 + 6 + 2 + 16
+    assert struct.unpack(">HH", data[entry : entry + 4]) == (side, side)
+    data[entry : entry + 4] = struct.pack(">HH", width, height)
+    return bytes(data)
 
 
 def _black_second(folder: Path, size: str) -> Path:
