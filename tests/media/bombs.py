@@ -3,7 +3,7 @@ kilobytes and a second to make.
 
 - `png_in_mov`: one PNG frame whose header says `side` x `side`, its rows all zero (zlib
   shrinks them ~1000:1), wrapped in a MOV by stream copy. 16000x16000 is a 250 KB file.
-- `endless_mkv`: black video without a Duration element (`-live 1`): one second is encoded,
+- `endless_mkv`: black video without a Duration element (`-live 1`): ten seconds are encoded,
   then stream-copied over and over (`-stream_loop`), so an hour costs a few seconds to make.
 - `lying_mkv`: the same, finished normally, then its Duration element rewritten to claim
   less than the file holds.
@@ -64,28 +64,37 @@ def _declare_size(mov: bytes, side: int, width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def _black_second(folder: Path, size: str) -> Path:
-    one = folder / f"black-{size}.mkv"
-    if not one.exists():
-        ffmpeg(["-f", "lavfi", "-i", f"color=black:s={size}:r=30:d=1",
-                "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-f", "matroska"],
-               one)  # fmt: skip
-    return one
+CHUNK_SECONDS = 10
+
+
+def _black_chunk(folder: Path, size: str) -> Path:
+    """Ten seconds of black, one keyframe: looped, it costs a few hundred bytes a second."""
+    chunk = folder / f"black-{size}.mkv"
+    if not chunk.exists():
+        ffmpeg(["-f", "lavfi", "-i", f"color=black:s={size}:r=30:d={CHUNK_SECONDS}",
+                "-c:v", "libx264", "-preset", "veryfast", "-g", str(30 * CHUNK_SECONDS),
+                "-f", "matroska"], chunk)  # fmt: skip
+    return chunk
+
+
+def _looped(folder: Path, seconds: int, size: str) -> list[str]:
+    assert seconds % CHUNK_SECONDS == 0, f"a multiple of {CHUNK_SECONDS} s"
+    loops = seconds // CHUNK_SECONDS - 1
+    return ["-stream_loop", str(loops), "-i", str(_black_chunk(folder, size))]
 
 
 def endless_mkv(folder: Path, seconds: int, size: str = "320x240") -> Path:
     """`seconds` of black video in a Matroska file that declares no duration."""
     target = folder / f"endless-{seconds}-{size}.mkv"
-    loop = ["-stream_loop", str(seconds - 1), "-i", str(_black_second(folder, size))]
-    ffmpeg([*loop, "-c", "copy", "-f", "matroska", "-live", "1"], target)
+    ffmpeg([*_looped(folder, seconds, size), "-c", "copy", "-f", "matroska", "-live", "1"],
+           target)  # fmt: skip
     return target
 
 
 def lying_mkv(folder: Path, seconds: int, declared: float) -> Path:
     """`seconds` of black video whose Duration element says `declared` seconds."""
     target = folder / f"lying-{seconds}-{declared:g}.mkv"
-    loop = ["-stream_loop", str(seconds - 1), "-i", str(_black_second(folder, "320x240"))]
-    ffmpeg([*loop, "-c", "copy", "-f", "matroska"], target)
+    ffmpeg([*_looped(folder, seconds, "320x240"), "-c", "copy", "-f", "matroska"], target)
     data = bytearray(target.read_bytes())
     at = data.index(MKV_DURATION) + len(MKV_DURATION)
     data[at : at + 8] = struct.pack(">d", declared * 1000)  # TimestampScale is 1 ms
