@@ -77,8 +77,9 @@ MAX_AUDIO_CHANNELS = 32
 MAX_SAMPLE_RATE = 384_000
 
 
-def probe(path: Path, source: str, kind: Kind = "clip", limits: ProbeLimits | None = None
-          ) -> MediaInfo:  # fmt: skip
+def probe(
+    path: Path, source: str, kind: Kind = "clip", limits: ProbeLimits | None = None
+) -> MediaInfo:
     """Describe `path`, or raise `InputError(source, …)` if it cannot be used as a `kind`.
 
     A clip must have a decodable picture from its first frame to its end (sound optional); an
@@ -91,9 +92,9 @@ def probe(path: Path, source: str, kind: Kind = "clip", limits: ProbeLimits | No
     with _open(path, source, limits) as container:
         target = _target(container, source, kind)
         first = _first_frame_facts(container)
-        lengths = _measure_end(container, target, source)
+        lengths = _measure_end(container, target)
         info = _describe(container, path, size, first, lengths)
-        _check_decodes(container, target, info, first, lengths, source)
+        _check_decodes(container, target, first, lengths, source)
     return info
 
 
@@ -335,7 +336,7 @@ class _Lengths:
     error: str | None = None
 
 
-def _measure_end(container: Any, target: Any, source: str) -> _Lengths:
+def _measure_end(container: Any, target: Any) -> _Lengths:
     """Demux (without decoding) from the last declared second, or from the start when nothing
     is declared, to the end of the file: the packets' timestamps give the real length.
 
@@ -462,8 +463,9 @@ def _stream_seconds(stream: Any) -> float | None:
     return float(stream.duration * stream.time_base)
 
 
-def _check_decodes(container: Any, stream: Any, info: MediaInfo, first: _FirstFrame | None,
-                   lengths: _Lengths, source: str) -> None:  # fmt: skip
+def _check_decodes(
+    container: Any, stream: Any, first: _FirstFrame | None, lengths: _Lengths, source: str
+) -> None:
     """The first frame and the tail must decode, and the packets must reach the declared end:
     a cut-off download fails one of them."""
     what = "picture" if stream.type == "video" else "sound"
