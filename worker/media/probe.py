@@ -72,6 +72,10 @@ END_TOLERANCE_SECONDS = 0.5
 # decode from the last keyframe to show the end decodes: a fixed budget, whatever the file says.
 FIRST_FRAME_PACKETS = 600
 TAIL_DECODE_PACKETS = 150
+# ... fewer for large pictures: the tail decode costs about as much as 150 frames of 1080p
+# (an 8K clip gets 9 packets), so a legitimate 8K file stays well inside PROBE_TIMEOUT.
+TAIL_DECODE_PIXELS = TAIL_DECODE_PACKETS * 1920 * 1088
+MIN_TAIL_PACKETS = 8
 # Sound beyond these is no recording a user makes (22.2 is 24 channels), only a cost.
 MAX_AUDIO_CHANNELS = 32
 MAX_SAMPLE_RATE = 384_000
@@ -497,12 +501,20 @@ def _check_decodes(
         )  # fmt: skip
 
 
+def _tail_budget(stream: Any) -> int:
+    cc = stream.codec_context
+    pixels = cc.width * cc.height if stream.type == "video" and cc is not None else 0
+    if not pixels:
+        return TAIL_DECODE_PACKETS
+    return max(MIN_TAIL_PACKETS, min(TAIL_DECODE_PACKETS, TAIL_DECODE_PIXELS // pixels))
+
+
 class _Undecodable(Exception):
     """A decoding or demuxing failure found earlier, reported with the tail check's words."""
 
 
 def _decode_tail(container: Any, stream: Any, lengths: _Lengths) -> int:
-    """Decode at most TAIL_DECODE_PACKETS packets from the last keyframe: the frames decoded.
+    """Decode a fixed budget of packets from the last keyframe: the frames decoded.
 
     Decoding from the last keyframe rather than the last declared second keeps the cost fixed
     when the declared length lies: the old way decoded the whole real length of such a file.
@@ -511,9 +523,9 @@ def _decode_tail(container: Any, stream: Any, lengths: _Lengths) -> int:
         container.seek(lengths.target_keyframe, stream=stream, backward=True)
     else:
         _seek(container, stream, max(0.0, lengths.declared - END_CHECK_SECONDS))
-    decoded = 0
+    decoded, budget = 0, _tail_budget(stream)
     for count, packet in enumerate(container.demux(stream)):
-        if count >= TAIL_DECODE_PACKETS:
+        if count >= budget:
             break
         decoded += len(packet.decode())
     if decoded == 0:
