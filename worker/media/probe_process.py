@@ -191,10 +191,9 @@ class ProbeSession:
         self._stderr.cancel()
 
     async def _reap(self) -> int:
-        """Wait for the killed child, shielded: a second cancellation must not leave a zombie."""
-        wait = asyncio.ensure_future(self.proc.wait())
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(wait)
+        """Wait for the killed child (a matter of milliseconds). Shielded, so a second
+        cancellation goes on at once while the event loop still reaps the child."""
+        await asyncio.shield(self.proc.wait())
         return self.proc.returncode if self.proc.returncode is not None else -signal.SIGKILL
 
     async def _stderr_tail(self) -> str:
