@@ -85,6 +85,9 @@ class Settings:
     max_clips: int = 100
     max_input_bytes: int = 2 * GIB
     max_output_seconds: int = 1800
+    max_input_pixels: int = 4096 * 4096 * 2  # every 4K size and 8K UHD; the 16000² bomb is 256 Mpx
+    probe_timeout: float = 20.0
+    probe_memory_mb: int = 1024
     webhook_secret: str | None = field(default=None, repr=False)
     log_format: str = "auto"
     stats_token: str | None = field(default=None, repr=False)
@@ -145,6 +148,9 @@ class Settings:
             max_clips=_int(env, "MAX_CLIPS", 100, minimum=1),
             max_input_bytes=_int(env, "MAX_INPUT_BYTES", 2 * GIB, minimum=1),
             max_output_seconds=_int(env, "MAX_OUTPUT_SECONDS", 1800, minimum=1),
+            max_input_pixels=_max_pixels(env),
+            probe_timeout=_int(env, "PROBE_TIMEOUT", 20, minimum=1),
+            probe_memory_mb=_int(env, "PROBE_MEMORY_MB", 1024, minimum=256),
             webhook_secret=_first(env, "WEBHOOK_SECRET"),
             log_format=log_format,
             stats_token=_first(env, "STATS_TOKEN"),
@@ -169,6 +175,16 @@ class Settings:
                 value = redact_url(value) if value else "embedded"
             shown[f.name] = str(value) if isinstance(value, Path) else value
         return shown
+
+
+PIXEL_CEILING = 8192 * 8192  # FFmpeg's -max_pixels on every input (worker/media/ffmpeg.py)
+
+
+def _max_pixels(env: Mapping[str, str]) -> int:
+    value = _int(env, "MAX_INPUT_PIXELS", 4096 * 4096 * 2, minimum=64 * 64)
+    if value > PIXEL_CEILING:
+        raise SettingsError(f"MAX_INPUT_PIXELS must be at most {PIXEL_CEILING} (8192x8192)")
+    return value
 
 
 def _storage_backend(

@@ -9,7 +9,8 @@ import pytest
 
 from tests.media.conftest import Media, ffmpeg
 from worker.errors import InputError
-from worker.media.probe import probe, probe_async
+from worker.media.probe import probe
+from worker.media.probe_process import probe_async
 
 
 def test_reads_what_the_join_decision_needs(media: Media) -> None:
@@ -40,7 +41,7 @@ def test_reads_rotation_depth_and_hdr(media: Media) -> None:
     assert media.info("h264_30_silent").audio is None
 
 
-async def test_probe_async_runs_in_a_thread(media: Media) -> None:
+async def test_probe_async_answers_from_a_child_process(media: Media) -> None:
     info = await probe_async(media.path("vp9"), "clips[0]")
     assert info.video is not None and info.video.codec == "vp9"
     assert info.audio is not None and info.audio.codec == "opus"

@@ -31,8 +31,9 @@ from worker.media.ffmpeg import (
     run_ffmpeg,
 )
 from worker.media.filters import SAMPLE_RATE, ClipJob, audio_job, video_job
+from worker.media.info import MediaInfo
 from worker.media.plan import Plan, make_plan
-from worker.media.probe import MediaInfo, describe, release_memory
+from worker.media.probe_process import describe_async
 from worker.media.progress import WeightedProgress
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 
@@ -80,8 +81,7 @@ async def assemble(
                 thumbnail = await make_poster(final, poster, plan.duration, scratch)
             progress.finish("thumbnail")
         with _timed(timings, "probe_output"):
-            info = await asyncio.to_thread(describe, final, "output")
-            await asyncio.to_thread(release_memory)
+            info = await describe_async(final, "output")
     except BaseException:
         final.unlink(missing_ok=True)
         poster.unlink(missing_ok=True)

@@ -2,6 +2,9 @@
 
 Every FFmpeg call in the worker goes through `run_ffmpeg`, so three guarantees hold everywhere:
 
+- FFmpeg decodes no picture over `PIXEL_CEILING` (`-max_pixels` on every input): the probe
+  refuses larger inputs from their headers first; this is the second line, for a file whose
+  container declares one size and whose stream holds another.
 - FFmpeg reads local files only (`-protocol_whitelist file`) through real media demuxers
   (`-format_whitelist`), so a crafted HLS playlist or ffconcat list saved as `.mp4` cannot make
   it read another file (or a URL) into the output video.
@@ -32,6 +35,11 @@ MEDIA_FORMATS: tuple[str, ...] = (
 )  # fmt: skip
 # Our own concat lists, read only where we join files that we wrote or probed ourselves.
 CONCAT_FORMATS: tuple[str, ...] = ("concat", *MEDIA_FORMATS)
+
+# MAX_INPUT_PIXELS' default (every 4K size and 8K UHD, 7680x4320, in either orientation) and
+# the most it may be set to (8192x8192), which every FFmpeg input gets as `-max_pixels`.
+DEFAULT_MAX_PIXELS = 4096 * 4096 * 2
+PIXEL_CEILING = 8192 * 8192
 
 KILL_AFTER_SECONDS = 2.0
 STDERR_TAIL_BYTES = 4096
@@ -74,12 +82,14 @@ def input_args(
 
     The path is given as `file:` + absolute path, so a name that starts with `-` or contains a
     `:` can never be read as an option or another protocol. `before` holds per-input options
-    such as `-ss`, which must precede `-i`.
+    such as `-ss`, which must precede `-i`. Every decoder of the input refuses pictures over
+    `PIXEL_CEILING`.
     """
     location = "file:" + str(Path(path).resolve())
     return [
         "-protocol_whitelist", "file",
         "-format_whitelist", ",".join(formats),
+        "-max_pixels", str(PIXEL_CEILING),
         *before,
         "-i", location,
     ]  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from worker.errors import PayloadError
-from worker.media.probe import MediaInfo
+from worker.media.info import MediaInfo
 from worker.media.specs import ClipSpec, Join, MusicSpec, OutputSpec
 
 COPY_VIDEO_CODEC = "h264"
@@ -104,13 +104,15 @@ def _clip_length(info: MediaInfo) -> float:
 
 
 def output_geometry(first: MediaInfo, output: OutputSpec) -> Geometry:
-    """Output size and rate: as asked, else the first clip's (as displayed, after rotation).
+    """Output size and rate: as asked, else the first clip's (as displayed, after rotation),
+    within the payload's limits either way (`max_side`, `max_fps`).
 
     Sizes are rounded down to even numbers: 4:2:0 chroma needs them, and x264 refuses odd ones.
     """
     assert first.video is not None, "probe guarantees a clip has video"
     src_w, src_h = first.video.display_size
-    src_w = round(src_w * first.video.sample_aspect_ratio)
+    src_w = max(1, round(src_w * first.video.sample_aspect_ratio))
+    src_h = max(1, src_h)
     if output.width and output.height:
         width, height = output.width, output.height
     elif output.width:
@@ -119,8 +121,18 @@ def output_geometry(first: MediaInfo, output: OutputSpec) -> Geometry:
         width, height = round(output.height * src_w / src_h), output.height
     else:
         width, height = src_w, src_h
+    width, height = fit_within(width, height, output.max_side)
     fps = to_fraction(output.fps) if output.fps else first.video.frame_rate
+    fps = min(max(fps, Fraction(1)), Fraction(output.max_fps))
     return Geometry(_even(width), _even(height), fps)
+
+
+def fit_within(width: int, height: int, side: int) -> tuple[int, int]:
+    """Scale down (keeping the aspect ratio) so neither side is over `side`."""
+    longest = max(width, height)
+    if longest <= side:
+        return width, height
+    return max(1, round(width * side / longest)), max(1, round(height * side / longest))
 
 
 def to_fraction(fps: float | Fraction) -> Fraction:
@@ -168,6 +180,10 @@ def _output_blockers(first: MediaInfo, output: OutputSpec) -> list[str]:
         reasons.append("output size differs from the clips")
     if output.fps and to_fraction(output.fps) != first.video.frame_rate:
         reasons.append("output frame rate differs from the clips")
+    if max(width, height) > output.max_side:
+        reasons.append(f"the clips are larger than {output.max_side} px")
+    if first.video.frame_rate > output.max_fps:
+        reasons.append(f"the clips are faster than {output.max_fps} frames a second")
     return reasons
 
 

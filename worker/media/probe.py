@@ -1,156 +1,108 @@
 """Probing an input with PyAV: what it holds, and whether it is a usable video or audio file.
 
 Everything the join decision needs (codec, profile, size, pixel format, time base, frame rate,
-rotation, audio layout, parameter sets) is read here once, into frozen dataclasses. Inputs that
-cannot work are refused with an `InputError` whose sentence tells the user what is wrong with
-which input, before any FFmpeg run: a web page saved as `.mp4`, an image, a playlist, an empty
-or truncated file, a clip with no picture, a voice-over with no sound.
+rotation, audio layout, parameter sets) is read here once, into the frozen values of `info.py`.
+Inputs that cannot work are refused with an `InputError` whose sentence tells the user what is
+wrong with which input, before any FFmpeg run: a web page saved as `.mp4`, an image, a playlist,
+an empty or truncated file, a clip with no picture, a voice-over with no sound.
 
-PyAV opens files with the same protocol and demuxer whitelists as the FFmpeg command lines.
+Inputs are hostile, so every cost is bounded before it is spent (`ProbeLimits`):
+
+- pixel counts, stream counts and audio channels are checked from the headers, before any
+  frame is decoded, and every decoder gets FFmpeg's own `max_pixels` limit as a second line
+  (a container may declare a small picture around a huge one);
+- lengths are measured from demuxed packet timestamps, which cost no decoding, so a file that
+  holds more than it declares (or declares nothing) shows its real length;
+- decoding for the checks reads a bounded number of packets: the start, and the tail from the
+  last keyframe.
+
+This module runs inside the probe's child process (`probe_process.py`), which adds the time and
+memory limits; PyAV opens files with the same protocol and demuxer whitelists as the FFmpeg
+command lines.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
-import ctypes.util
 import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import av
 import av.error
+import av.logging
 
 from worker.errors import InputError
 from worker.media.ffmpeg import MEDIA_FORMATS
+from worker.media.info import (
+    FIELD_ORDERS,
+    HDR_TRANSFERS,
+    INTERLACED,
+    MATRICES,
+    PRIMARIES,
+    TRANSFERS,
+    AudioInfo,
+    Kind,
+    MediaInfo,
+    VideoInfo,
+)
+from worker.media.probe_process import ProbeLimits
 
-Kind = Literal["clip", "audio"]
+__all__ = [
+    "HDR_TRANSFERS",
+    "INTERLACED",
+    "AudioInfo",
+    "Kind",
+    "MediaInfo",
+    "ProbeLimits",
+    "VideoInfo",
+    "describe",
+    "probe",
+]
 
 # Where the end of a file must still be decodable, and how far short of its declared duration
-# the last packet may end before we call the file truncated.
+# the last packet may end before we call the file truncated (or past it, before we call the
+# declared duration a lie and use the packets' word instead).
 END_CHECK_SECONDS = 1.0
 END_TOLERANCE_SECONDS = 0.5
-# How many packets we read from the start looking for a first decodable frame.
+# How many packets we read from the start looking for a first decodable frame, and how many we
+# decode from the last keyframe to show the end decodes: a fixed budget, whatever the file says.
 FIRST_FRAME_PACKETS = 600
-
-_TRANSFER = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
-             13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
-             18: "arib-std-b67"}  # fmt: skip
-_PRIMARIES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020",
-              11: "smpte431", 12: "smpte432"}  # fmt: skip
-_MATRIX = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc",
-           10: "bt2020c"}  # fmt: skip
-_FIELD_ORDER = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
-HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
-INTERLACED = frozenset({"tt", "bb", "tb", "bt"})
+TAIL_DECODE_PACKETS = 150
+# ... fewer for large pictures: the tail decode costs about as much as 150 frames of 1080p
+# (an 8K clip gets 9 packets), so a legitimate 8K file stays well inside PROBE_TIMEOUT.
+TAIL_DECODE_PIXELS = TAIL_DECODE_PACKETS * 1920 * 1088
+MIN_TAIL_PACKETS = 8
+# Sound beyond these is no recording a user makes (22.2 is 24 channels), only a cost.
+MAX_AUDIO_CHANNELS = 32
+MAX_SAMPLE_RATE = 384_000
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """The first video stream. `rotation` is the display matrix angle in degrees (0/90/180/270)."""
-
-    index: int
-    codec: str
-    profile: str | None
-    width: int
-    height: int
-    pix_fmt: str
-    bit_depth: int
-    avg_frame_rate: Fraction | None
-    r_frame_rate: Fraction | None
-    time_base: Fraction
-    rotation: int
-    sample_aspect_ratio: Fraction
-    color_transfer: str | None
-    color_primaries: str | None
-    color_space: str | None
-    field_order: str | None
-    duration: float | None
-    extradata_sha1: str
-
-    @property
-    def frame_rate(self) -> Fraction:
-        """The rate to plan with: the average one, else the real base rate, else 30."""
-        return self.avg_frame_rate or self.r_frame_rate or Fraction(30)
-
-    @property
-    def display_size(self) -> tuple[int, int]:
-        """Width and height as shown, after the rotation a player (and FFmpeg) applies."""
-        if self.rotation in (90, 270):
-            return self.height, self.width
-        return self.width, self.height
-
-    @property
-    def interlaced(self) -> bool:
-        """Coded as fields (top or bottom first), as camcorders and broadcast record."""
-        return self.field_order in INTERLACED
-
-    @property
-    def is_hdr(self) -> bool:
-        """PQ or HLG: needs tone mapping, not just a bit-depth cut, to look right in 8-bit."""
-        return self.color_transfer in HDR_TRANSFERS
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """The first audio stream."""
-
-    index: int
-    codec: str
-    profile: str | None
-    sample_rate: int
-    channels: int
-    layout: str
-    duration: float | None
-    extradata_sha1: str
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """One probed local file: the container, and its first video and audio streams."""
-
-    path: Path
-    format: str
-    duration: float
-    size: int
-    stream_count: int
-    video: VideoInfo | None
-    audio: AudioInfo | None
-
-
-async def probe_async(path: Path, source: str, kind: Kind = "clip") -> MediaInfo:
-    """`probe` in a worker thread: it decodes frames, which must not stall the event loop."""
-    return await asyncio.to_thread(probe, path, source, kind)
-
-
-def release_memory() -> None:
-    """Hand freed heap back to the OS after decoding (glibc keeps it otherwise: a 4K probe
-    leaves tens of MB in the worker's RSS for good). A no-op where malloc_trim is missing."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return
-
-
-def probe(path: Path, source: str, kind: Kind = "clip") -> MediaInfo:
+def probe(
+    path: Path, source: str, kind: Kind = "clip", limits: ProbeLimits | None = None
+) -> MediaInfo:
     """Describe `path`, or raise `InputError(source, …)` if it cannot be used as a `kind`.
 
     A clip must have a decodable picture from its first frame to its end (sound optional); an
     audio input (voice-over, music) must have decodable sound, a picture is ignored.
     """
+    limits = limits or ProbeLimits()
     path = Path(path)
     size = _size(path, source)
     _reject_by_content(path, source)
-    with _open(path, source) as container:
-        info = _describe(container, path, size)
-        _check_usable(container, info, source, kind)
+    with _open(path, source, limits) as container:
+        target = _target(container, source, kind)
+        first = _first_frame_facts(container)
+        lengths = _measure_end(container, target)
+        info = _describe(container, path, size, first, lengths)
+        _check_decodes(container, target, first, lengths, source)
     return info
 
 
-def describe(path: Path, source: str) -> MediaInfo:
+def describe(path: Path, source: str, limits: ProbeLimits | None = None) -> MediaInfo:
     """Headers and first frame only, without the usability checks: for files we just wrote.
 
     Checking our own output's end would decode up to a whole GOP again for nothing; this
@@ -158,8 +110,9 @@ def describe(path: Path, source: str) -> MediaInfo:
     """
     path = Path(path)
     size = _size(path, source)
-    with _open(path, source) as container:
-        return _describe(container, path, size)
+    with _open(path, source, limits or ProbeLimits()) as container:
+        first = _first_frame_facts(container)
+        return _describe(container, path, size, first, None)
 
 
 def _size(path: Path, source: str) -> int:
@@ -221,36 +174,112 @@ def _looks_like_text(head: bytes) -> bool:
     return printable >= 0.95 * max(1, len(decoded))
 
 
-def _open(path: Path, source: str) -> Any:
-    """Open with the FFmpeg command lines' restrictions: the file protocol, media demuxers."""
+_PIXEL_REFUSAL = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+
+
+def _open(path: Path, source: str, limits: ProbeLimits) -> Any:
+    """Open with the FFmpeg command lines' restrictions and the header checks.
+
+    Opening already decodes a frame where the headers leave a parameter out (a PNG's pixel
+    format), so the decoders get `max_pixels` from the start; FFmpeg's log is read during
+    the open only, to name the size it refused.
+    """
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(MEDIA_FORMATS)}
+    av.logging.set_level(av.logging.WARNING)
     try:
-        return av.open(str(path.resolve()), mode="r", container_options=options)
+        with av.logging.Capture() as logs:
+            container = av.open(str(path.resolve()), mode="r", container_options=options,
+                                options=_decoder_options(limits))  # fmt: skip
     except av.error.ArgumentError:
         raise InputError(
             source, "is not in a supported format; use MP4, MOV, WebM or MKV (video), "
             "or MP3, M4A, WAV, OGG or FLAC (audio)"
         ) from None  # fmt: skip
     except av.error.FFmpegError as exc:
+        _reraise_memory(exc)
+        _check_refused_pixels(logs, source, limits)
         raise InputError(
             source, f"could not be read: the file is damaged, incomplete or not a media file "
             f"({exc.strerror or exc}); upload it again"
         ) from None  # fmt: skip
+    finally:
+        av.logging.set_level(None)
+    try:
+        _check_refused_pixels(logs, source, limits)
+        _check_headers(container, source, limits)
+    except BaseException:
+        container.close()
+        raise
+    for stream in container.streams:
+        if stream.codec_context is not None:
+            stream.codec_context.options = _decoder_options(limits)
+            stream.codec_context.thread_count = 1
+    return container
 
 
-def _describe(container: Any, path: Path, size: int) -> MediaInfo:
-    video = next((s for s in container.streams.video if not _is_cover_art(s)), None)
+def _decoder_options(limits: ProbeLimits) -> dict[str, str]:
+    """One thread: we decode a few frames, and a thread per core would multiply memory."""
+    return {"max_pixels": str(limits.max_pixels), "threads": "1"}
+
+
+def _reraise_memory(exc: BaseException) -> None:
+    """Out of memory is the probe's limit speaking, not a damaged file: let it through."""
+    if isinstance(exc, MemoryError):
+        raise exc
+
+
+def _check_refused_pixels(logs: Iterable[Any], source: str, limits: ProbeLimits) -> None:
+    for _level, _name, message in logs:
+        found = _PIXEL_REFUSAL.search(message or "")
+        if found:
+            _refuse_size(int(found[1]), int(found[2]), source, limits)
+
+
+def _refuse_size(width: int, height: int, source: str, limits: ProbeLimits) -> None:
+    raise InputError(
+        source, f"its picture is {width}x{height} ({width * height / 1e6:.1f} megapixels), over "
+        f"the limit of {limits.max_pixels / 1e6:.1f} megapixels (MAX_INPUT_PIXELS); "
+        "use a video of at most 8K"
+    )  # fmt: skip
+
+
+def _check_headers(container: Any, source: str, limits: ProbeLimits) -> None:
+    """Refuse from the headers alone what would cost too much to decode or mix."""
+    streams = container.streams
+    if len(streams) > limits.max_streams:
+        raise InputError(source, f"has {len(streams)} streams; at most {limits.max_streams} "
+                                 "are allowed in one file")  # fmt: skip
+    for video in streams.video:
+        cc = video.codec_context
+        if cc is not None and cc.width * cc.height > limits.max_pixels:
+            _refuse_size(cc.width, cc.height, source, limits)
+    for audio in streams.audio:
+        cc = audio.codec_context
+        if cc is None:
+            continue
+        if cc.channels > MAX_AUDIO_CHANNELS or cc.sample_rate > MAX_SAMPLE_RATE:
+            raise InputError(
+                source, f"has sound with {cc.channels} channels at {cc.sample_rate} Hz; at "
+                f"most {MAX_AUDIO_CHANNELS} channels at {MAX_SAMPLE_RATE} Hz are supported"
+            )  # fmt: skip
+
+
+def _target(container: Any, source: str, kind: Kind) -> Any:
+    """The stream `kind` needs, or the refusal saying it is missing."""
+    video = _main_video(container)
     audio = next(iter(container.streams.audio), None)
-    duration = container.duration / 1_000_000 if container.duration else 0.0
-    return MediaInfo(
-        path=path,
-        format=container.format.name,
-        duration=duration,
-        size=size,
-        stream_count=len(container.streams),
-        video=_video_info(container, video) if video is not None else None,
-        audio=_audio_info(audio) if audio is not None else None,
-    )
+    if kind == "clip":
+        if video is None:
+            what = "an audio file" if audio is not None else "a file without a picture"
+            raise InputError(source, f"has no video stream (it is {what}); a clip must be a video")
+        return video
+    if audio is None:
+        raise InputError(source, "has no audio stream; a voice-over or music must have sound")
+    return audio
+
+
+def _main_video(container: Any) -> Any:
+    return next((s for s in container.streams.video if not _is_cover_art(s)), None)
 
 
 def _is_cover_art(stream: Any) -> bool:
@@ -258,7 +287,130 @@ def _is_cover_art(stream: Any) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def _video_info(container: Any, stream: Any) -> VideoInfo:
+@dataclass(frozen=True)
+class _FirstFrame:
+    """What decoding the first picture showed: whether it decodes, and its rotation."""
+
+    decoded: bool
+    rotation: int
+    error: str | None = None
+
+
+def _first_frame_facts(container: Any) -> _FirstFrame | None:
+    """Decode the main video's first frame once, for its rotation and for `_check_decodes`.
+
+    The frame itself is not kept: holding a 4K frame through the tail check costs ~12 MB.
+    """
+    stream = _main_video(container)
+    if stream is None:
+        return None
+    try:
+        frame = _first_frame(container, stream)
+    except av.error.FFmpegError as exc:
+        _reraise_memory(exc)
+        return _FirstFrame(False, 0, exc.strerror or str(exc))
+    if frame is None:
+        return _FirstFrame(False, 0)
+    return _FirstFrame(True, round(frame.rotation) % 360)
+
+
+def _first_frame(container: Any, stream: Any) -> Any:
+    """The first decodable frame of `stream` from the start of the file, or None."""
+    container.seek(0, any_frame=False, backward=True)
+    for count, packet in enumerate(container.demux(stream)):
+        if count >= FIRST_FRAME_PACKETS:
+            break
+        for frame in packet.decode():
+            return frame
+    return None
+
+
+@dataclass(frozen=True)
+class _Lengths:
+    """Where each stream's packets end (seconds from the file's start), from demuxing only.
+
+    `ends` holds the streams that have packets after the tail check's starting point;
+    `target_keyframe` is the pts of the target stream's last keyframe, where the tail decode
+    starts; `error` is a demuxing failure (a cut-off file).
+    """
+
+    declared: float
+    ends: dict[int, float]
+    target_keyframe: int | None
+    error: str | None = None
+
+
+def _measure_end(container: Any, target: Any) -> _Lengths:
+    """Demux (without decoding) from the last declared second, or from the start when nothing
+    is declared, to the end of the file: the packets' timestamps give the real length.
+
+    This reads every packet past that point, so it is bounded by the file's bytes, and a file
+    that declares one second but holds an hour is measured rather than believed.
+    """
+    declared = _declared(container, target)
+    start = max(0.0, declared - END_CHECK_SECONDS)
+    origin = (container.start_time or 0) / 1_000_000
+    ends: dict[int, float] = {}
+    keyframe = None
+    try:
+        _seek(container, target, start)
+        for packet in container.demux():
+            if packet.pts is None or packet.time_base is None:
+                continue
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - origin
+            index = packet.stream_index
+            ends[index] = max(ends.get(index, 0.0), end)
+            if index == target.index and packet.is_keyframe:
+                keyframe = packet.pts
+    except av.error.FFmpegError as exc:
+        _reraise_memory(exc)
+        return _Lengths(declared, ends, keyframe, exc.strerror or str(exc))
+    return _Lengths(declared, ends, keyframe)
+
+
+def _declared(container: Any, stream: Any) -> float:
+    if container.duration:
+        return float(container.duration / 1_000_000)
+    return _stream_seconds(stream) or 0.0
+
+
+def _seek(container: Any, stream: Any, seconds: float) -> None:
+    if stream.time_base is not None:
+        container.seek(int(seconds / stream.time_base), stream=stream, backward=True)
+    else:
+        container.seek(0, backward=True)
+
+
+def _describe(container: Any, path: Path, size: int, first: _FirstFrame | None,
+              lengths: _Lengths | None) -> MediaInfo:  # fmt: skip
+    video = _main_video(container)
+    audio = next(iter(container.streams.audio), None)
+    declared = container.duration / 1_000_000 if container.duration else 0.0
+    measured = max(lengths.ends.values(), default=0.0) if lengths else 0.0
+    return MediaInfo(
+        path=path,
+        format=container.format.name,
+        duration=_real(declared, measured) or 0.0,
+        size=size,
+        stream_count=len(container.streams),
+        video=_video_info(video, first, lengths) if video is not None else None,
+        audio=_audio_info(audio, lengths) if audio is not None else None,
+    )
+
+
+def _real(declared: float | None, measured: float | None) -> float | None:
+    """The declared length, unless the packets run past it (or it is missing)."""
+    if measured and (not declared or measured > declared + END_TOLERANCE_SECONDS):
+        return measured
+    return declared
+
+
+def _stream_real(stream: Any, lengths: _Lengths | None) -> float | None:
+    measured = lengths.ends.get(stream.index) if lengths else None
+    return _real(_stream_seconds(stream), measured)
+
+
+def _video_info(stream: Any, first: _FirstFrame | None, lengths: _Lengths | None) -> VideoInfo:
     cc = stream.codec_context
     pix_fmt = cc.format.name if cc.format is not None else "unknown"
     return VideoInfo(
@@ -272,18 +424,18 @@ def _video_info(container: Any, stream: Any) -> VideoInfo:
         avg_frame_rate=_fraction(stream.average_rate),
         r_frame_rate=_fraction(stream.base_rate),
         time_base=_fraction(stream.time_base) or Fraction(1, 1000),
-        rotation=_first_frame_rotation(container, stream),
+        rotation=first.rotation if first is not None else 0,
         sample_aspect_ratio=_fraction(cc.sample_aspect_ratio) or Fraction(1),
-        color_transfer=_TRANSFER.get(cc.color_trc),
-        color_primaries=_PRIMARIES.get(cc.color_primaries),
-        color_space=_MATRIX.get(cc.colorspace),
-        field_order=_FIELD_ORDER.get(cc.field_order),
-        duration=_stream_seconds(stream),
+        color_transfer=TRANSFERS.get(cc.color_trc),
+        color_primaries=PRIMARIES.get(cc.color_primaries),
+        color_space=MATRICES.get(cc.colorspace),
+        field_order=FIELD_ORDERS.get(cc.field_order),
+        duration=_stream_real(stream, lengths),
         extradata_sha1=hashlib.sha1(cc.extradata or b"", usedforsecurity=False).hexdigest(),
     )
 
 
-def _audio_info(stream: Any) -> AudioInfo:
+def _audio_info(stream: Any, lengths: _Lengths | None) -> AudioInfo:
     cc = stream.codec_context
     return AudioInfo(
         index=stream.index,
@@ -292,7 +444,7 @@ def _audio_info(stream: Any) -> AudioInfo:
         sample_rate=cc.sample_rate,
         channels=cc.channels,
         layout=cc.layout.name,
-        duration=_stream_seconds(stream),
+        duration=_stream_real(stream, lengths),
         extradata_sha1=hashlib.sha1(cc.extradata or b"", usedforsecurity=False).hexdigest(),
     )
 
@@ -315,57 +467,33 @@ def _stream_seconds(stream: Any) -> float | None:
     return float(stream.duration * stream.time_base)
 
 
-def _first_frame_rotation(container: Any, stream: Any) -> int:
-    """The display matrix rotation, which PyAV exposes on decoded frames, not on streams.
-
-    This also proves the first picture decodes; `_check_usable` reports a failure properly.
-    """
-    try:
-        frame = _first_frame(container, stream)
-    except av.error.FFmpegError:
-        return 0
-    return round(frame.rotation) % 360 if frame is not None else 0
-
-
-def _first_frame(container: Any, stream: Any) -> Any:
-    """The first decodable frame of `stream` from the start of the file, or None."""
-    container.seek(0, any_frame=False, backward=True)
-    for count, packet in enumerate(container.demux(stream)):
-        if count >= FIRST_FRAME_PACKETS:
-            break
-        for frame in packet.decode():
-            return frame
-    return None
-
-
-def _check_usable(container: Any, info: MediaInfo, source: str, kind: Kind) -> None:
-    """Refuse a file without the stream `kind` needs, or whose stream fails to decode."""
-    if kind == "clip":
-        if info.video is None:
-            what = "an audio file" if info.audio is not None else "a file without a picture"
-            raise InputError(source, f"has no video stream (it is {what}); a clip must be a video")
-        target = container.streams[info.video.index]
-    else:
-        if info.audio is None:
-            raise InputError(source, "has no audio stream; a voice-over or music must have sound")
-        target = container.streams[info.audio.index]
-    _check_decodes(container, target, info, source)
-
-
-def _check_decodes(container: Any, stream: Any, info: MediaInfo, source: str) -> None:
-    """Decode the first frame and the last second: a cut-off download fails one of them."""
+def _check_decodes(
+    container: Any, stream: Any, first: _FirstFrame | None, lengths: _Lengths, source: str
+) -> None:
+    """The first frame and the tail must decode, and the packets must reach the declared end:
+    a cut-off download fails one of them."""
     what = "picture" if stream.type == "video" else "sound"
     try:
-        # keep only whether it decoded: holding a 4K frame through the tail decode costs ~12 MB
-        first_decodes = _first_frame(container, stream) is not None
-        declared = info.duration or _stream_seconds(stream) or 0.0
-        ends_at, decoded = _decode_tail(container, stream, declared)
-    except av.error.FFmpegError as exc:
+        if stream.type == "video":
+            assert first is not None, "a video target has first-frame facts"
+            if first.error is not None:
+                raise _Undecodable(first.error)
+            first_decodes = first.decoded
+        else:
+            first_decodes = _first_frame(container, stream) is not None
+        if lengths.error is not None:
+            raise _Undecodable(lengths.error)
+        decoded = _decode_tail(container, stream, lengths)
+    except (av.error.FFmpegError, _Undecodable) as exc:
+        _reraise_memory(exc)
+        detail = exc.strerror if isinstance(exc, av.error.FFmpegError) else str(exc)
         raise InputError(
-            source, f"is truncated or damaged: its {what} cannot be decoded ({exc.strerror or exc})"
+            source, f"is truncated or damaged: its {what} cannot be decoded ({detail or exc})"
         ) from None
     if not first_decodes:
         raise InputError(source, f"is damaged: no {what} could be decoded from its start")
+    declared = lengths.declared
+    ends_at = lengths.ends.get(stream.index, 0.0)
     if decoded == 0 or (declared and ends_at < declared - END_TOLERANCE_SECONDS):
         raise InputError(
             source, f"is truncated or damaged: its {what} stops at {ends_at:.1f} s of "
@@ -373,16 +501,33 @@ def _check_decodes(container: Any, stream: Any, info: MediaInfo, source: str) ->
         )  # fmt: skip
 
 
-def _decode_tail(container: Any, stream: Any, declared: float) -> tuple[float, int]:
-    """Seek to the last second and decode to the end: (where the packets end, frames decoded)."""
-    start = max(0.0, declared - END_CHECK_SECONDS)
-    if stream.time_base is not None:
-        container.seek(int(start / stream.time_base), stream=stream, backward=True)
-    origin = (container.start_time or 0) / 1_000_000
-    ends_at, decoded = 0.0, 0
-    for packet in container.demux(stream):
-        if packet.pts is not None and stream.time_base is not None:
-            end = (packet.pts + (packet.duration or 0)) * stream.time_base
-            ends_at = max(ends_at, float(end) - origin)
+def _tail_budget(stream: Any) -> int:
+    cc = stream.codec_context
+    pixels = cc.width * cc.height if stream.type == "video" and cc is not None else 0
+    if not pixels:
+        return TAIL_DECODE_PACKETS
+    return max(MIN_TAIL_PACKETS, min(TAIL_DECODE_PACKETS, TAIL_DECODE_PIXELS // pixels))
+
+
+class _Undecodable(Exception):
+    """A decoding or demuxing failure found earlier, reported with the tail check's words."""
+
+
+def _decode_tail(container: Any, stream: Any, lengths: _Lengths) -> int:
+    """Decode a fixed budget of packets from the last keyframe: the frames decoded.
+
+    Decoding from the last keyframe rather than the last declared second keeps the cost fixed
+    when the declared length lies: the old way decoded the whole real length of such a file.
+    """
+    if lengths.target_keyframe is not None:
+        container.seek(lengths.target_keyframe, stream=stream, backward=True)
+    else:
+        _seek(container, stream, max(0.0, lengths.declared - END_CHECK_SECONDS))
+    decoded, budget = 0, _tail_budget(stream)
+    for count, packet in enumerate(container.demux(stream)):
+        if count >= budget:
+            break
         decoded += len(packet.decode())
-    return ends_at, decoded
+    if decoded == 0:
+        decoded += len(stream.codec_context.decode(None))  # frames a decoder still holds
+    return decoded

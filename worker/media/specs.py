@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from worker.media.probe import MediaInfo
+from worker.media.info import MediaInfo
 
 Fit = Literal["pad", "crop"]
 Join = Literal["copy", "reencode"]
@@ -40,6 +40,8 @@ class OutputSpec:
     """Size, frame rate and fit of the result; absent values follow the first clip.
 
     `max_duration` is the MAX_OUTPUT_SECONDS limit, checked before anything is encoded.
+    `max_side` and `max_fps` are the payload's own limits on `output`, which the result keeps
+    even when it follows the first clip: an input's size or rate is the uploader's to choose.
     """
 
     width: int | None = None
@@ -48,6 +50,8 @@ class OutputSpec:
     fit: Fit = "pad"
     thumbnail: bool = False
     max_duration: float = 1800.0
+    max_side: int = 4096
+    max_fps: int = 120
 
 
 @dataclass(frozen=True)

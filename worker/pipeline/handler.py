@@ -24,7 +24,8 @@ from worker.errors import PayloadError
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
-from worker.media.probe import Kind, MediaInfo, probe_async, release_memory
+from worker.media.info import Kind, MediaInfo
+from worker.media.probe_process import MIB, ProbeLimits, probe_all
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 from worker.payload import Payload, output_key, parse_payload
 from worker.queue.context import JobContext
@@ -130,7 +131,7 @@ class Pipeline:
     ) -> tuple[list[ClipSpec], MusicSpec | None]:
         await ctx.report(DOWNLOAD[1], "processing", "Checking the inputs")
         with _timed(attempt, "probe"):
-            infos = await _probe_all(paths)
+            infos = await _probe_all(paths, self.settings)
         clips = [
             ClipSpec(
                 path=paths[f"clips[{i}]"],
@@ -235,17 +236,19 @@ def _inputs(payload: Payload) -> list[InputSpec]:
     return inputs
 
 
-async def _probe_all(paths: dict[str, Path]) -> dict[str, MediaInfo]:
-    """Probe every input, one at a time: probing decodes frames inside this process, and two
-    4K decoders at once would double the worker's peak memory for a few tenths of a second."""
-    infos = {}
-    try:
-        for source, path in paths.items():
-            kind: Kind = "clip" if source.startswith("clips[") and "." not in source else "audio"
-            infos[source] = await probe_async(path, source, kind)
-    finally:
-        await asyncio.to_thread(release_memory)
-    return infos
+async def _probe_all(paths: dict[str, Path], settings: Settings) -> dict[str, MediaInfo]:
+    """Probe every input, one at a time, in a child process this job kills when it ends or is
+    cancelled, within the operator's time, memory and pixel limits (probe_process.py)."""
+    limits = ProbeLimits(
+        max_pixels=settings.max_input_pixels,
+        timeout=settings.probe_timeout,
+        memory_bytes=settings.probe_memory_mb * MIB,
+    )
+    inputs: list[tuple[str, Path, Kind]] = [
+        (source, path, "clip" if source.startswith("clips[") and "." not in source else "audio")
+        for source, path in paths.items()
+    ]
+    return await probe_all(inputs, limits)
 
 
 def _output_key(payload: Payload, job: Job, tenancy: Tenancy) -> str:

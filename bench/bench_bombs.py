@@ -1,0 +1,304 @@
+"""Decode and pixel bombs against a real worker (by hand: `.venv/bin/python bench/bench_bombs.py`).
+
+Targets (issue 8, "Measure"):
+- peak RSS of the worker's process tree (the worker, its probe child, its FFmpeg) on the
+  16000x16000 PNG-in-MOV stays under 300 MB;
+- the tree's CPU on the duration-less Matroska (hours of black 1080p in ~20 MB) is bounded by
+  the probe's time limit (PROBE_TIMEOUT, 20 s), and CPU is back to idle within 2 s after a bomb
+  job ends, including one that times out (JOB_TIMEOUT) in the middle of its probe.
+
+What it does: makes the files (tests/media/bombs.py: the bombs cost a few MB and seconds),
+serves them from 127.0.0.1, starts a fresh embedded Postgres and the worker as a separate
+process (`python -m worker run`, concurrency 1, bench_memory.py's WorkerProcess), runs one job
+per file, and samples the tree every 50 ms: RSS (worker + every descendant, summed at each
+instant) and CPU seconds (the worker's own, its reaped children's, and its live descendants').
+A normal 1080p clip's job runs first as the baseline of the same run. Then a second worker with
+JOB_TIMEOUT=2 runs the duration-less bomb again, so the job times out while it is probed.
+
+"Back to idle" is the time from the job's end (the row's completed_at) to the end of the last
+250 ms window in which the tree used more than 0.1 core; the worker's own idle use (polling)
+is printed as the floor. MB = 10^6 bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench_memory import WorkerProcess, load, mb  # noqa: E402
+
+from tests.media.bombs import endless_mkv, png_in_mov  # noqa: E402
+from tests.media.conftest import ffmpeg  # noqa: E402
+
+RSS_TARGET = 300e6
+IDLE_TARGET_S = 2.0
+IDLE_CORES = 0.1
+WINDOW_S = 0.25
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+# ---------------------------------------------------------------- sampling the tree
+
+
+@dataclass
+class Point:
+    at: float
+    rss_worker: int
+    rss_tree: int
+    cpu: float  # cumulative CPU seconds of the tree
+    kids: int
+
+
+class TreeSampler(threading.Thread):
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.points: list[Point] = []
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self.points.append(self._sample())
+            self._stop.wait(self.interval)
+
+    def _sample(self) -> Point:
+        own = self.proc.cpu_times()
+        cpu = own.user + own.system + own.children_user + own.children_system
+        rss = worker_rss = self.proc.memory_info().rss
+        kids = self.proc.children(recursive=True)
+        for kid in kids:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                times = kid.cpu_times()
+                cpu += times.user + times.system
+                rss += kid.memory_info().rss
+        return Point(time.time(), worker_rss, rss, cpu, len(kids))
+
+    def between(self, start: float, end: float) -> list[Point]:
+        return [p for p in list(self.points) if start <= p.at <= end]
+
+
+def cpu_rate(points: list[Point]) -> float:
+    if len(points) < 2 or points[-1].at <= points[0].at:
+        return 0.0
+    return (points[-1].cpu - points[0].cpu) / (points[-1].at - points[0].at)
+
+
+def back_to_idle(points: list[Point], end: float) -> float:
+    """Seconds from `end` to the end of the last busy 250 ms window after it (0: never busy)."""
+    last_busy = end
+    after = [p for p in points if p.at >= end - WINDOW_S]
+    for i, p in enumerate(after):
+        window = [q for q in after[: i + 1] if q.at >= p.at - WINDOW_S]
+        if p.at > end and cpu_rate(window) > IDLE_CORES:
+            last_busy = p.at
+    return max(0.0, last_busy - end)
+
+
+# ---------------------------------------------------------------- files and server
+
+
+def make_files(folder: Path, hours: float) -> dict[str, Path]:
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    normal = folder / "normal-1080p.mp4"
+    if not normal.exists():
+        ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=1920x1080:r=30:d=4", "-f", "lavfi",
+                "-i", "sine=f=440:r=48000:d=4", "-c:v", "libx264", "-preset", "ultrafast",
+                "-pix_fmt", "yuv420p", "-c:a", "aac"], normal)  # fmt: skip
+    files = {
+        "normal": normal,
+        "pixels": png_in_mov(folder, 16000, rgb=True),
+        "endless": endless_mkv(folder, round(hours * 360) * 10, "1920x1080", "veryfast"),
+    }
+    print(f"files made in {time.perf_counter() - started:.1f} s:")
+    for name, path in files.items():
+        print(f"  {name:8} {path.name}: {mb(path.stat().st_size)}")
+    return files
+
+
+async def serve(files: dict[str, Path]) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    for name, path in files.items():
+        app.router.add_get(f"/{name}{path.suffix}", lambda _r, p=path: web.FileResponse(p))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@dataclass
+class Run:
+    name: str
+    file: str
+    row: dict[str, Any] = field(default_factory=dict)
+    enqueued: float = 0.0
+    ended: float = 0.0
+    points: list[Point] = field(default_factory=list)
+    after: list[Point] = field(default_factory=list)
+
+
+async def run_job(run: Run, url: str, store: Any, sampler: TreeSampler, limit: float) -> None:
+    run.enqueued = time.time()
+    job_id, _ = await store.enqueue({"clips": [{"url": url}]}, max_attempts=1)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        run.row = dict(await store.get(job_id) or {})
+        if run.row.get("status") in TERMINAL:
+            break
+        await asyncio.sleep(0.05)
+    done = run.row.get("completed_at")
+    run.ended = done.timestamp() if done is not None else time.time()
+    await asyncio.sleep(5.0)  # what the tree does after the job
+    run.points = sampler.between(run.enqueued, run.ended)
+    run.after = sampler.between(run.ended - WINDOW_S, run.ended + 5.0)
+
+
+def report(runs: list[Run], idle_cores: float, probe_timeout: float) -> bool:
+    ok = True
+    print(f"\nworker idle CPU (floor): {idle_cores:.3f} cores")
+    for run in runs:
+        points = run.points or [Point(run.ended, 0, 0, 0.0, 0)]
+        peak = max(points, key=lambda p: p.rss_tree)
+        cpu = (run.after[-1].cpu if run.after else points[-1].cpu) - points[0].cpu
+        job_cpu = points[-1].cpu - points[0].cpu
+        idle_s = back_to_idle(points + run.after, run.ended)
+        timings = (run.row.get("result") or {}).get("timings") or {}
+        error = (run.row.get("error") or "")[:150]
+        print(f"\n{run.name} ({run.file}): {run.row.get('status')} in "
+              f"{run.ended - run.enqueued:.1f} s, attempts {run.row.get('attempts')}")  # fmt: skip
+        if error:
+            print(f"  error: {error}")
+        if timings:
+            print(f"  timings: probe {timings.get('probe', 0):.2f} s, "
+                  f"process {timings.get('process', 0):.2f} s")  # fmt: skip
+        print(f"  tree peak RSS: {mb(peak.rss_tree)} (worker {mb(peak.rss_worker)}, "
+              f"{peak.kids} children at that instant); worker peak "
+              f"{mb(max(p.rss_worker for p in points))}")  # fmt: skip
+        busy = [p for p in points if p.kids]
+        later = max((p.kids for p in run.after if p.at > run.ended + 0.5), default=0)
+        print(f"  children (probe, FFmpeg) alive in {len(busy)} of {len(points)} samples, the "
+              f"last {run.ended - busy[-1].at if busy else 0:.2f} s before the job's end; "
+              f"alive 0.5 s after it: {later}")  # fmt: skip
+        print(f"  tree CPU during the job: {job_cpu:.2f} s; including the 5 s after: {cpu:.2f} s")
+        print(f"  CPU back to idle {idle_s:.2f} s after the job ended "
+              f"(tree use in the 5 s after: {cpu_rate(run.after):.3f} cores)")  # fmt: skip
+        if run.name != "baseline":
+            ok &= idle_s <= IDLE_TARGET_S
+            ok &= job_cpu <= probe_timeout + 5  # the probe's budget plus start-up and plan
+        if run.file == "pixels":
+            ok &= peak.rss_tree < RSS_TARGET
+            print(f"  peak tree RSS < {mb(RSS_TARGET)}: {peak.rss_tree < RSS_TARGET}")
+    return ok
+
+
+async def phase(label: str, url: str, home: Path, log: Path, env: dict[str, str],
+                jobs: list[tuple[Run, str]], limit: float) -> float:  # fmt: skip
+    from worker.app import open_store
+    from worker.settings import Settings
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        worker = WorkerProcess(url, home, log)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    sampler: TreeSampler | None = None
+    try:
+        await asyncio.to_thread(worker.wait_ready, 120)
+        sampler = TreeSampler(worker.proc.pid)
+        sampler.start()
+        await asyncio.sleep(3.0)
+        start = time.time()
+        await asyncio.sleep(3.0)
+        idle = cpu_rate(sampler.between(start, time.time()))
+        shown = " ".join(f"{k}={v}" for k, v in env.items())
+        print(f"{label}: worker pid {worker.proc.pid} {shown}")
+        async with open_store(Settings(database_url=url, home=home)) as store:
+            for run, job_url in jobs:
+                print(f"  running {run.name} … (load {load()})", flush=True)
+                await run_job(run, job_url, store, sampler, limit)
+        return idle
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        worker.stop()
+
+
+async def bench(args: argparse.Namespace, work: Path) -> int:
+    print(f"bomb benchmark: {os.cpu_count()} cores, load {load()} at start; work folder {work}")
+    files = make_files(work / "media", args.hours)
+    runner, base = await serve(files)
+    pg = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            pg = pgserver.get_server(work / "pgdata", cleanup_mode="stop")
+        url = pg.get_uri()
+        link = {name: f"{base}/{name}{path.suffix}" for name, path in files.items()}
+        runs = [Run("baseline", "normal"), Run("pixel bomb", "pixels"),
+                Run("duration-less bomb", "endless")]  # fmt: skip
+        idle = await phase("default settings", url, work / "home", work / "worker.log", {},
+                           [(r, link[r.file]) for r in runs], args.limit)  # fmt: skip
+        timed_out = Run("duration-less bomb, JOB_TIMEOUT=2", "endless")
+        await phase("short job timeout", url, work / "home2", work / "worker2.log",
+                    {"JOB_TIMEOUT": "2"}, [(timed_out, link["endless"])], args.limit)  # fmt: skip
+        passed = report([*runs, timed_out], idle, probe_timeout=20.0)
+        print(f"\nload average at the end: {load()}")
+        print(
+            f"verdict (tree RSS < 300 MB on the pixel bomb; bomb CPU <= probe limit + 5 s; "
+            f"idle within {IDLE_TARGET_S:g} s): {'PASS' if passed else 'FAIL'}"
+        )
+        return 0 if passed else 1
+    finally:
+        await runner.cleanup()
+        if pg is not None:
+            pg.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=None, help="work folder (default: tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--hours", type=float, default=2.3,
+                        help="black 1080p in the duration-less bomb (2.3 h is ~20 MB)")  # fmt: skip
+    parser.add_argument("--limit", type=float, default=300, help="seconds to wait for a job")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-bombs-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(bench(args, work))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

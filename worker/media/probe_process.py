@@ -1,0 +1,292 @@
+"""Probing in a child process the worker can kill, with a time limit and a memory limit.
+
+    worker (asyncio)                           child: python -m worker.media.probe_process
+    ProbeSession.start(limits, inputs) ─spawn─▶ RLIMIT_AS, RLIMIT_CPU, dies with its parent
+      .ask(source, path, mode) ── JSON line ──▶ probe() / describe() (probe.py)
+      ◀── JSON line: {"info": …} | {"refused": "…"} | {"limit": "memory"} | {"failed": "…"}
+      per-input deadline; cancel, timeout, failure or end ──▶ SIGKILL the child, reap it
+
+Why a process: PyAV decodes in C, and a Python thread running it cannot be stopped. A probe in
+`asyncio.to_thread` kept burning cores for 15 minutes after its job had timed out, with the
+job's slot already given to the next job. A child process dies the moment its job is
+cancelled, and the kernel enforces its limits even where our code cannot look.
+
+One child serves all inputs of a job (starting Python and PyAV costs ~0.2 s), one input at a
+time. Any failure fails the job, so a child is never reused after one. The child gets a bare
+environment (no database URL, no storage keys) since it parses files an attacker wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import worker
+from worker.errors import InputError
+from worker.log import get_logger
+from worker.media.ffmpeg import DEFAULT_MAX_PIXELS
+from worker.media.info import Kind, MediaInfo, info_from_json, info_to_json
+
+Mode = Literal["clip", "audio", "describe"]
+
+MIB = 1024 * 1024
+CHILD_MODULE = "worker.media.probe_process"
+STDERR_TAIL_BYTES = 4096
+REPLY_LIMIT_BYTES = 1024 * 1024
+# Extra CPU seconds the child may use past its per-input budget (start-up, imports).
+CPU_SLACK_SECONDS = 5
+# glibc gives each thread a 64 MB malloc arena; under an address-space limit two are plenty.
+CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "LC_ALL": "C.UTF-8"}
+
+log = get_logger("video-worker.probe")
+
+
+@dataclass(frozen=True)
+class ProbeLimits:
+    """What probing one input may cost.
+
+    `max_pixels` (MAX_INPUT_PIXELS) and `max_streams` are checked from the headers inside the
+    child; `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
+    (PROBE_MEMORY_MB, the child's address space) are enforced around it.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_streams: int = 64
+    timeout: float = 20.0
+    memory_bytes: int = 1024 * MIB
+
+
+async def probe_async(
+    path: Path, source: str, kind: Kind = "clip", limits: ProbeLimits | None = None
+) -> MediaInfo:
+    """`probe` one input in a child process; see `probe_all`."""
+    infos = await probe_all([(source, Path(path), kind)], limits)
+    return infos[source]
+
+
+async def probe_all(
+    inputs: Sequence[tuple[str, Path, Kind]], limits: ProbeLimits | None = None
+) -> dict[str, MediaInfo]:
+    """Probe every input, one at a time, in one child: {source: MediaInfo}.
+
+    Raises the first input's `InputError` (a refusal, or a limit it went over); cancelling the
+    caller kills the child before the cancellation goes on.
+    """
+    limits = limits or ProbeLimits()
+    infos: dict[str, MediaInfo] = {}
+    async with probe_session(limits, len(inputs)) as session:
+        for source, path, kind in inputs:
+            infos[source] = await session.ask(source, Path(path), kind)
+    return infos
+
+
+async def describe_async(path: Path, source: str, limits: ProbeLimits | None = None) -> MediaInfo:
+    """`describe` (headers and first frame, for files we wrote) in a child process."""
+    async with probe_session(limits or ProbeLimits(), 1) as session:
+        return await session.ask(source, Path(path), "describe")
+
+
+@contextlib.asynccontextmanager
+async def probe_session(limits: ProbeLimits, inputs: int) -> AsyncIterator[ProbeSession]:
+    """A child for `inputs` probes; it is killed and reaped on the way out, whatever happens."""
+    session = await ProbeSession.start(limits, inputs)
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+class ProbeSession:
+    """One child process and the line protocol to it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, limits: ProbeLimits) -> None:
+        self.proc = proc
+        self.limits = limits
+        assert proc.stderr is not None
+        self._stderr = asyncio.ensure_future(_read_tail(proc.stderr, STDERR_TAIL_BYTES))
+
+    @classmethod
+    async def start(cls, limits: ProbeLimits, inputs: int) -> ProbeSession:
+        config = {**asdict(limits), "inputs": max(1, inputs), "parent": os.getpid()}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", CHILD_MODULE, json.dumps(config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_child_env(),
+            start_new_session=True,  # its own group: a terminal's Ctrl-C is the worker's alone
+            limit=REPLY_LIMIT_BYTES,
+        )  # fmt: skip
+        return cls(proc, limits)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def ask(self, source: str, path: Path, mode: Mode) -> MediaInfo:
+        """Probe one file; raise `InputError(source, …)` for a refusal or a limit."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        request = {"source": source, "path": str(path), "mode": mode}
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            await self.proc.stdin.drain()
+            line = await asyncio.wait_for(self.proc.stdout.readline(), self.limits.timeout)
+        except TimeoutError:
+            self.kill()
+            log.warning("probe_timeout", source=source, seconds=self.limits.timeout)
+            raise InputError(source, f"could not be checked within {self.limits.timeout:g} s; "
+                                     "the file is too complex or damaged") from None  # fmt: skip
+        except (ConnectionError, ValueError):  # the child is gone, or sent an endless line
+            line = b""
+        if not line:
+            raise InputError(source, await self._death(source))
+        return self._reply(source, path, line)
+
+    def _reply(self, source: str, path: Path, line: bytes) -> MediaInfo:
+        try:
+            reply = json.loads(line)
+            if "info" in reply:
+                return info_from_json(reply["info"], path)
+            if "refused" in reply and isinstance(reply["refused"], str):
+                raise InputError(source, reply["refused"][:1000])
+            if reply.get("limit") == "memory":
+                mb = self.limits.memory_bytes // MIB
+                raise InputError(
+                    source, f"could not be checked within the memory limit of {mb} MB; "
+                    "the file is too complex or damaged"
+                )  # fmt: skip
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("probe_bad_reply", source=source, error=str(exc)[:300])
+        else:
+            log.warning("probe_failed", source=source, reply=line[:300].decode("utf-8", "replace"))
+        raise InputError(source, "could not be checked: the file is damaged or not supported")
+
+    async def _death(self, source: str) -> str:
+        """Why the child stopped answering, as a sentence for the row; details go to the log."""
+        self.kill()
+        code = await self._reap()
+        tail = await self._stderr_tail()
+        log.warning("probe_died", source=source, returncode=code, stderr=tail[-1000:])
+        if code == -signal.SIGXCPU:
+            return "could not be checked within its CPU time limit; the file is too complex"
+        return "could not be checked: reading it stopped the checker; the file is damaged"
+
+    def kill(self) -> None:
+        """SIGKILL the child's group now (no await: this must happen even while cancelled)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    async def close(self) -> None:
+        self.kill()
+        await self._reap()
+        self._stderr.cancel()
+
+    async def _reap(self) -> int:
+        """Wait for the killed child (a matter of milliseconds). Shielded, so a second
+        cancellation goes on at once while the event loop still reaps the child."""
+        await asyncio.shield(self.proc.wait())
+        return self.proc.returncode if self.proc.returncode is not None else -signal.SIGKILL
+
+    async def _stderr_tail(self) -> str:
+        with contextlib.suppress(Exception):
+            return await asyncio.wait_for(asyncio.shield(self._stderr), 1.0)
+        return ""
+
+
+def _child_env() -> dict[str, str]:
+    """A bare environment: the child reads hostile files and needs none of the worker's secrets."""
+    root = str(Path(worker.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**CHILD_ENV, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": path}
+
+
+async def _read_tail(stream: asyncio.StreamReader, limit: int) -> str:
+    """Drain stderr (so the child never blocks on a full pipe), keeping its last `limit` bytes."""
+    tail = bytearray()
+    while chunk := await stream.read(65536):
+        tail += chunk
+        del tail[:-limit]
+    return tail.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- the child's side
+
+
+def _confine(config: dict[str, Any]) -> None:
+    """Limits the kernel enforces on this process, set before any input is opened.
+
+    Address space bounds memory (FFmpeg's allocations fail, and we report the limit); CPU time
+    is a backstop for a child that outlives its parent's deadline; the child writes no files
+    and leaves no core dumps; and it dies with the worker, so no probe is ever orphaned.
+    """
+    import resource
+
+    memory = int(config["memory_bytes"])
+    cpu = math.ceil(float(config["timeout"])) * int(config["inputs"]) + CPU_SLACK_SECONDS
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _die_with_parent(int(config["parent"]))
+
+
+def _die_with_parent(parent: int) -> None:
+    import ctypes
+    import ctypes.util
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(1)
+
+
+def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
+    from worker.media.probe import describe, probe
+
+    source, path, mode = str(request["source"]), Path(request["path"]), request["mode"]
+    try:
+        if mode == "describe":
+            info = describe(path, source, limits)
+        else:
+            info = probe(path, source, "audio" if mode == "audio" else "clip", limits)
+    except InputError as exc:
+        return {"refused": exc.problem}
+    except MemoryError:
+        return {"limit": "memory"}
+    return {"info": info_to_json(info)}
+
+
+def main(argv: Sequence[str]) -> int:
+    import worker.media.probe  # noqa: F401  (PyAV's own footprint is not the file's cost)
+
+    config = json.loads(argv[0])
+    _confine(config)
+    limits = ProbeLimits(**{k: config[k] for k in ProbeLimits.__dataclass_fields__})
+    for line in sys.stdin:
+        try:
+            reply = _answer(json.loads(line), limits)
+        except MemoryError:
+            reply = {"limit": "memory"}
+        except Exception as exc:  # a bug or an unforeseen file: say so, keep the trace in the log
+            import traceback
+
+            traceback.print_exc()
+            reply = {"failed": f"{type(exc).__name__}: {exc}"[:500]}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
