@@ -164,3 +164,17 @@ def test_the_worker_refuses_a_reply_that_would_reach_a_filter_graph(media: Media
     sneaky = info_to_json(dataclasses.replace(info, format="mov\nX"))
     with pytest.raises(ValueError, match="not a plain name"):
         info_from_json(sneaky, info.path)
+
+
+def test_the_worker_process_never_loads_the_decoder():
+    """Decoding happens in the probe's child only: the worker, its pipeline and its commands
+    import no PyAV (which would also cost ~20 MB of the worker's memory for nothing)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, worker.app, worker.cli, worker.commands, worker.pipeline.handler; "
+        "print(sorted(m for m in sys.modules if m == 'av' or m.startswith('av.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

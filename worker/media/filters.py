@@ -14,7 +14,7 @@ from pathlib import Path
 
 from worker.media.ffmpeg import input_args
 from worker.media.plan import ClipWindow, Geometry
-from worker.media.probe import MediaInfo, VideoInfo
+from worker.media.info import MediaInfo, VideoInfo
 from worker.media.specs import ClipSpec, Fit
 
 SAMPLE_RATE = 48_000
