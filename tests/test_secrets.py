@@ -195,6 +195,11 @@ def test_row_error_sentences():
     assert text == UNEXPECTED.format(kind="OSError: File name too long")
     own = StorageError("could not write /var/lib/video-worker/storage/b/k.mp4: disk full")
     assert row_error(own, home) == f"could not write {PATH_MARK}: disk full"
+    quoted = StorageError(
+        "local storage could not write v.mp4: [Errno 21] Is a directory: "
+        "'/var/lib/video-worker/storage/b/v.mp4' -> '/var/lib/video-worker/storage/b/.v.part'"
+    )
+    assert row_error(quoted, home) == "local storage could not write v.mp4: Is a directory"
     user_words = PermanentError("clips[0]: https://example.com/tmp/a.mp4 returned 404")
     assert row_error(user_words, home) == str(user_words)  # a URL's path is not ours
 

@@ -9,7 +9,8 @@ stays in the operator's log, where the runner logs the exception with its traceb
 - Anything else is a bug or an outage we did not foresee: a fixed sentence naming its kind.
 
 Then, as a second line, absolute paths under the worker's home, the temporary directory and
-the working directory are replaced by a mark, whichever message they slipped into.
+the working directory are replaced by a mark, whichever message they slipped into (and an
+OSError's `[Errno N] …: '<path>'` quoted in one of our messages is cut to its wording).
 """
 
 from __future__ import annotations
@@ -56,7 +57,15 @@ def scrub_paths(text: str, home: Path | None = None) -> str:
     """`text` with every absolute path under the worker's own directories replaced."""
     for root in _roots(home):
         text = re.sub(_AT_START + re.escape(root) + _REST, PATH_MARK, text)
-    return text
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    """An OSError's text inside one of our messages, `[Errno 21] Is a directory: '…' -> '…'`,
+    read as its plain wording once the paths are gone: `Is a directory`."""
+    mark = re.escape(f"'{PATH_MARK}'")
+    text = re.sub(rf"(?::\s*{mark})(?:\s*->\s*{mark})?", "", text)
+    return re.sub(r"\[Errno -?\d+\]\s*", "", text)
 
 
 def _roots(home: Path | None) -> list[str]:
