@@ -149,7 +149,7 @@ def _refusal(request: web.Request, token: str | None) -> web.Response | None:
     scheme, _, given = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return _answer(401, "unauthorized", "send Authorization: Bearer <token>")
-    if not hmac.compare_digest(given.strip().encode("ascii"), token.encode("ascii")):
+    if not hmac.compare_digest(given.strip().encode("ascii"), token.encode()):
         return _answer(401, "invalid_token", "the token was refused")
     return None
 
