@@ -266,3 +266,76 @@ async def test_recent_failures_show_the_error_as_text(store, browser):
         )
         assert seen.dialogs == []
         assert seen.problems() == []
+
+
+STATE = """() => ({login: !document.getElementById('login').hidden,
+                  board: !document.getElementById('board').hidden,
+                  problem: document.getElementById('login-problem').textContent,
+                  stored: sessionStorage.getItem('video-worker.stats-token'),
+                  local: localStorage.length, cookie: document.cookie})"""
+FAILED_ROW = (
+    "(id) => [...document.querySelectorAll('#failures code')].some(c => c.textContent === id)"
+)
+
+
+async def test_with_a_stats_token_the_page_asks_for_it_then_works(store, browser, tmp_path: Path):
+    token = "dash-T0ken-0123456789abcdef"
+    job_id, _ = await store.enqueue({"script": [{"fail": "clips[0]: the URL returned 404"}]})
+    async with (
+        running(store, scripted, stats_token=token) as runner,
+        dashboard(browser, runner) as (page, seen),
+    ):
+        await status_is(store, job_id, "failed")
+        # it asks first, shows no board, and has fetched nothing (no 401 was needed to know)
+        await until(page, f"() => ({STATE})().login", what="the token form")
+        state = await page.evaluate(STATE)
+        assert (state["board"], state["stored"]) == (False, None)
+        assert await page.locator("#token").get_attribute("type") == "password"
+        shot = Path(os.environ.get("DASHBOARD_LOGIN_SCREENSHOT") or tmp_path / "login.png")
+        await page.screenshot(path=str(shot), full_page=True)
+        assert seen.problems() == []
+
+        # a wrong token: refused, forgotten, asked again
+        await page.fill("#token", "not-the-token")
+        await page.click("#login button[type=submit]")
+        await until(page, f"() => ({STATE})().problem.includes('refused')", what="refused")
+        state = await page.evaluate(STATE)
+        assert (state["login"], state["board"], state["stored"]) == (True, False, None)
+        [refused] = seen.failed_requests
+        assert refused.endswith("/stats: HTTP 401")
+        seen.failed_requests.clear()
+        seen.console_errors.clear()  # Chromium logs the 401 it was just shown
+
+        # not something a header can carry: refused in the page, nothing sent
+        await page.fill("#token", "tök en")
+        await page.click("#login button[type=submit]")
+        await until(page, f"() => ({STATE})().problem.includes('ASCII')", what="the ASCII hint")
+
+        # the right token: the board fills in, and the token lives in this tab only
+        await page.fill("#token", token)
+        await page.click("#login button[type=submit]")
+        await until(page, FAILED_ROW, str(job_id), what=f"job {job_id} under Recent failures")
+        await until(page, f"() => ({CARDS})().failed === '1'", what="the failed card at 1")
+        state = await page.evaluate(STATE)
+        assert (state["login"], state["board"], state["stored"]) == (False, True, token)
+        assert (state["local"], state["cookie"]) == (0, "")
+        assert token not in page.url
+
+        # a reload in the same tab keeps it; "Forget the token" asks again
+        await page.reload()
+        await until(page, FAILED_ROW, str(job_id), what="the board after a reload")
+        # a refresh in flight when the page reloaded is aborted by the browser: not a problem
+        seen.failed_requests[:] = [r for r in seen.failed_requests if "ERR_ABORTED" not in r]
+        await page.click("#forget")
+        await until(page, f"() => ({STATE})().login", what="the token form again")
+        assert (await page.evaluate(STATE))["stored"] is None
+
+        # another tab (a fresh browsing context) has no token and asks
+        other = await page.context.browser.new_context()
+        try:
+            fresh = await other.new_page()
+            await fresh.goto(page.url)
+            await until(fresh, f"() => ({STATE})().login", what="the form in a new tab")
+        finally:
+            await other.close()
+        assert seen.problems() == []

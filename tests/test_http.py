@@ -145,3 +145,142 @@ def test_secrets_never_reach_logs(secret_env, capsys):
     line = json.loads(out.getvalue())
     assert secret not in out.getvalue() and "***" in line["error"]
     assert secret not in json.dumps(settings.describe())
+
+
+# ---- the public surface: tokens, bad headers, response headers --------------------------
+
+TOKEN = "stats-T0ken-abcdef"
+METRICS = "metrics-T0ken-uvwxyz"
+
+
+async def raw_get(port: int, path: str, *header_lines: bytes) -> tuple[int, bytes]:
+    """One GET written as raw bytes (what no client library would send), and the raw answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = [f"GET {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", *header_lines]
+    writer.write(b"\r\n".join([*head, b"Connection: close", b"", b""]))
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+@contextlib.asynccontextmanager
+async def public_port(runner: Runner):
+    site = await serve(create_app(runner), 0, host="127.0.0.1")
+    try:
+        yield bound_port(site)
+    finally:
+        await site.cleanup()
+
+
+BAD_AUTHORIZATION = [
+    (b"Authorization: Bearer \xc3\xa9t\xc3\xa9", 400),  # UTF-8 bytes
+    (b"Authorization: Bearer \xff\xfe" + TOKEN.encode(), 400),  # not even UTF-8
+    (b"Authorization: \xe2\x80\x8bBearer " + TOKEN.encode(), 400),  # a zero-width space first
+    (b"Authorization: Bearer " + TOKEN.encode() + b"\x7f", 400),  # DEL
+    (b"Authorization: Bearer \x01\x02", 400),  # refused by aiohttp's parser
+    (b"Authorization: Bearer " + b"a" * 9000, 400),  # past aiohttp's 8190-byte line
+    (b"Authorization: Bearer " + b"a" * 8000, 401),  # long, but a header: just wrong
+    (b"Authorization: Bearer", 401),
+    (b"Authorization: Bearer ", 401),
+    (b"Authorization: Basic " + TOKEN.encode(), 401),
+    (b"Authorization: " + TOKEN.encode(), 401),
+    (b"Authorization: Bearer " + TOKEN.encode()[:-1], 401),
+    (b"Authorization: Bearer " + TOKEN.encode() + b"x", 401),
+    (b"Authorization: Bearer " + TOKEN.encode() + b" extra", 401),
+    (b"Authorization:", 401),
+]
+
+
+@pytest.mark.parametrize(("header", "status"), BAD_AUTHORIZATION)
+async def test_a_bad_authorization_header_gets_4xx_never_a_traceback(store, header, status):
+    import io
+    import json
+
+    from worker import log as worker_log
+
+    out = io.StringIO()
+    worker_log.configure("json", stream=out)
+    runner = Runner(fast_settings(stats_token=TOKEN), store, scripted)
+    try:
+        async with public_port(runner) as port:
+            for path in ("/stats", "/metrics"):
+                got, answer = await raw_get(port, path, header)
+                assert got == status, answer[:300]
+                assert b"Traceback" not in answer and b"Server got itself in trouble" not in answer
+            good = f"Authorization: Bearer {TOKEN}".encode()
+            assert (await raw_get(port, "/stats", good))[0] == 200
+    finally:
+        worker_log.configure("console")
+    logged = out.getvalue()
+    assert "Traceback" not in logged and TOKEN not in logged
+    for line in map(json.loads, logged.splitlines()):  # a refused request: one line at most
+        assert line["event"] == "http_bad_request" and "aaaa" not in line["reason"], line
+
+
+async def test_metrics_take_their_own_token_or_the_stats_token(store):
+    async def status(port: int, path: str, token: str | None = None) -> int:
+        header = [f"Authorization: Bearer {token}".encode()] if token else []
+        return (await raw_get(port, path, *header))[0]
+
+    cases = [
+        # (STATS_TOKEN, METRICS_TOKEN) → which tokens open /stats and /metrics
+        ((None, None), {"/stats": [None], "/metrics": [None]}),
+        ((TOKEN, None), {"/stats": [TOKEN], "/metrics": [TOKEN]}),
+        ((TOKEN, METRICS), {"/stats": [TOKEN], "/metrics": [METRICS]}),
+        ((None, METRICS), {"/stats": [None], "/metrics": [METRICS]}),
+    ]
+    for (stats_token, metrics_token), opens in cases:
+        settings = fast_settings(stats_token=stats_token, metrics_token=metrics_token)
+        runner = Runner(settings, store, scripted)
+        async with public_port(runner) as port:
+            for path, [key] in opens.items():
+                assert await status(port, path, key) == 200, (stats_token, metrics_token, path)
+                for other in {None, TOKEN, METRICS} - {key}:
+                    if key is not None:  # an open endpoint ignores whatever is sent
+                        assert await status(port, path, other) == 401, (path, key, other)
+            assert await status(port, "/health") == 200  # the platform's check stays open
+            assert await status(port, "/") == 200  # the page holds no data
+
+
+async def test_every_response_carries_the_security_headers(store):
+    runner = Runner(fast_settings(stats_token=TOKEN), store, scripted)
+    async with http(runner) as session:
+        for path in ("/", "/health", "/stats", "/metrics", "/no-such-page"):
+            async with session.get(path) as resp:
+                assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+                assert resp.headers["Cache-Control"] == "no-store", path
+                assert resp.headers["X-Frame-Options"] == "DENY", path
+                csp = resp.headers["Content-Security-Policy"]
+                assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp, path
+        async with session.get("/stats") as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")  # no Basic dialog
+        async with session.get("/") as resp:
+            csp = resp.headers["Content-Security-Policy"]
+            html = await resp.text()
+    # only the page's own inline script and style run, by hash
+    assert csp.count("'sha256-") == 2 and "connect-src 'self'" in csp
+    assert '<meta name="stats-auth" content="token">' in html
+    assert "test-worker" not in html  # no data in the page itself
+
+
+async def test_stats_masks_secrets_and_paths_in_stored_errors(store, tmp_path):
+    # rows written before errors were scrubbed (or by another program) still show neither
+    secret = "sk_live_0123456789abcdef"
+    home = tmp_path / "home"
+    job_id, _ = await store.enqueue({})
+    error = f"OSError: [Errno 36] File name too long: '{home}/storage/x' key {secret}"
+    async with store.pool.connection() as conn:
+        await conn.execute(
+            "update video_jobs set status = 'failed', error = %s, completed_at = now() "
+            "where id = %s",
+            (error, job_id),
+        )
+    settings = fast_settings(webhook_secret=secret, home=home)
+    async with http(Runner(settings, store, scripted)) as session:
+        status, body = await get(session, "/stats")
+    [failure] = body["recent_failures"]
+    assert status == 200 and failure["id"] == str(job_id)
+    assert secret not in failure["error"] and str(home) not in failure["error"]
+    assert "File name too long" in failure["error"]

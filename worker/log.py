@@ -17,7 +17,11 @@ MASK = "***"
 
 
 class SecretMasker:
-    """A processor that replaces every known secret value in every string field of an event."""
+    """A processor that replaces every known secret value in every field of an event.
+
+    Nested lists and dicts are walked; values of other types (an exception, a Path) are turned
+    into the text the renderer would print, and masked, since the renderer would not mask them.
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
@@ -28,14 +32,39 @@ class SecretMasker:
                 text = text.replace(secret, MASK)
         return text
 
+    def mask_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, dict):
+            return {k: self.mask_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.mask_value(v) for v in value]
+        return self.mask(repr(value))
+
     def __call__(
         self, _logger: Any, _name: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         if self.secrets:
             for key, value in event.items():
-                if isinstance(value, str):
-                    event[key] = self.mask(value)
+                event[key] = self.mask_value(value)
         return event
+
+
+class _FromStdlib(logging.Handler):
+    """Lines that libraries log with the standard `logging` module (psycopg's pool, aiohttp's
+    server), passed through the same processors, so they are masked and rendered like ours.
+    Without it, Python's last-resort handler prints them raw to stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+            if record.exc_info and record.exc_info[0] is not None:
+                fields["exc_info"] = record.exc_info
+            get_logger(record.name).log(record.levelno, "library_log", **fields)
+        except Exception:
+            self.handleError(record)
 
 
 class _Stderr:
@@ -78,7 +107,17 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib(level)
     return masker
+
+
+def _route_stdlib(level: int) -> None:
+    """One `_FromStdlib` on the root logger (configure may run more than once), at WARNING or
+    above: libraries' INFO lines are chatter."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _FromStdlib)]:
+        root.removeHandler(handler)
+    root.addHandler(_FromStdlib(max(level, logging.WARNING)))
 
 
 def get_logger(name: str = "video-worker") -> Any:

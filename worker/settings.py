@@ -6,10 +6,15 @@ The names are part of the public contract (shared/spec/video-jobs.md) and never 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from psycopg import Error as PsycopgError
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 GIB = 1024**3
 
@@ -91,6 +96,7 @@ class Settings:
     webhook_secret: str | None = field(default=None, repr=False)
     log_format: str = "auto"
     stats_token: str | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
     retention_days: int = 7
     retry_base_seconds: float = 10.0
     event_loop: str = "auto"
@@ -107,9 +113,9 @@ class Settings:
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line, an error or /stats."""
         found = [self.supabase_service_key, self.aws_secret_access_key, self.webhook_secret]
-        found.append(self.stats_token)
+        found.extend([self.stats_token, self.metrics_token])
         found.extend(_url_passwords(self.database_url))
-        return [s for s in found if s and len(s) >= 4]
+        return [s for s in found if s and len(s) >= MIN_SECRET_LENGTH]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,7 +130,7 @@ class Settings:
         if event_loop not in {"auto", "uvloop", "asyncio"}:
             raise SettingsError(f"EVENT_LOOP must be auto, uvloop or asyncio, got {event_loop!r}")
         return cls(
-            database_url=_first(env, "DATABASE_URL"),
+            database_url=_database_url(env),
             home=Path(_first(env, "VIDEO_WORKER_HOME") or ".video-worker"),
             storage_backend=_storage_backend(env, supabase_url, supabase_key, s3_bucket),
             supabase_url=supabase_url,
@@ -153,7 +159,8 @@ class Settings:
             probe_memory_mb=_int(env, "PROBE_MEMORY_MB", 1024, minimum=256),
             webhook_secret=_first(env, "WEBHOOK_SECRET"),
             log_format=log_format,
-            stats_token=_first(env, "STATS_TOKEN"),
+            stats_token=_token(env, "STATS_TOKEN"),
+            metrics_token=_token(env, "METRICS_TOKEN"),
             retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1),
             retry_base_seconds=_int(env, "RETRY_BASE_MS", 10_000, minimum=0) / 1000,
             event_loop=event_loop,
@@ -169,6 +176,7 @@ class Settings:
                 "aws_secret_access_key",
                 "webhook_secret",
                 "stats_token",
+                "metrics_token",
             }:
                 value = "set" if value else None
             elif f.name == "database_url":
@@ -185,6 +193,27 @@ def _max_pixels(env: Mapping[str, str]) -> int:
     if value > PIXEL_CEILING:
         raise SettingsError(f"MAX_INPUT_PIXELS must be at most {PIXEL_CEILING} (8192x8192)")
     return value
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL, refused at start-up if libpq cannot parse it: later, libpq's error (and a
+    traceback) would quote the string, password and all."""
+    url = _first(env, "DATABASE_URL")
+    if url:
+        try:
+            conninfo_to_dict(url)
+        except PsycopgError as exc:
+            problem = mask_database_url(str(exc).strip(), url)
+            raise SettingsError(f"DATABASE_URL cannot be parsed: {problem}") from None
+    return url
+
+
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    """A bearer token: printable ASCII without spaces, as an Authorization header can carry it."""
+    token = _first(env, name)
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        raise SettingsError(f"{name} must be printable ASCII without spaces")
+    return token
 
 
 def _storage_backend(
@@ -205,30 +234,94 @@ def _storage_backend(
     return "local"
 
 
-def _url_passwords(url: str | None) -> list[str]:
-    from urllib.parse import urlsplit
+# libpq's connection parameters that hold a secret.
+SECRET_PARAMS = ("password", "sslpassword")
+MASK = "***"
+# Shorter values are not masked in free text: they would garble every line they occur in.
+MIN_SECRET_LENGTH = 4
+UNPARSEABLE = "<a connection string libpq cannot parse>"
 
+# How a password may be written in a DATABASE_URL, parseable or not: the URI's userinfo
+# (`://user:PASSWORD@`, up to the first or the last `@`), a query parameter (`?password=`),
+# or a keyword (`password = 'x y'`, `password=x`). For a string libpq cannot parse, everything
+# from `password=` to the next `key=` too: libpq's own error may echo any piece of it.
+_WRITTEN_IN_URI = (
+    re.compile(r"://[^:/@\s]*:([^@\s]*)@"),
+    re.compile(r"://[^:/@\s]*:(\S*)@"),
+    re.compile(r"[?&](?:ssl)?password=([^&#\s]*)", re.IGNORECASE),
+)
+_WRITTEN_AS_KEYWORD = (
+    re.compile(r"\b(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE),
+)
+_RUN_AFTER = re.compile(
+    r"\b(?:ssl)?password\s*=\s*(.*?)(?=\s+\w+\s*=|$)", re.IGNORECASE | re.DOTALL
+)
+
+
+def parse_conninfo(url: str) -> dict[str, str] | None:
+    """libpq's reading of a connection string (URI or keyword/value), or None if it has none."""
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except PsycopgError:
+        return None
+
+
+def _url_passwords(url: str | None) -> list[str]:
+    """Every spelling of DATABASE_URL's passwords that a log line or an error could carry: as
+    libpq reads them, as written (quoted, percent-encoded) and decoded."""
     if not url:
         return []
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return []
-    return [password] if password else []
+    params = parse_conninfo(url)
+    found = {(params or {}).get(key, "") for key in SECRET_PARAMS}
+    for pattern in _WRITTEN_IN_URI if "://" in url else _WRITTEN_AS_KEYWORD:
+        for written in pattern.findall(url):
+            found.update(_spellings(written))
+    if params is None:  # malformed: libpq's error may quote any word of the password's run
+        for run in _RUN_AFTER.findall(url):
+            found.update(_spellings(run))
+            found.update(run.split())
+    return sorted(s for s in found if s)
+
+
+def _spellings(written: str) -> set[str]:
+    """A password as written, unquoted, unescaped and percent-decoded."""
+    found = {written, unquote(written)}
+    if written.startswith("'"):
+        inner = written[1:-1] if written.endswith("'") and len(written) > 1 else written[1:]
+        found.update({inner, re.sub(r"\\(.)", r"\1", inner)})
+    return found
 
 
 def redact_url(url: str) -> str:
-    """A connection string or URL with its password and query removed, fit for a log line."""
-    from urllib.parse import urlsplit, urlunsplit
-
+    """A connection string (URI or keyword/value) with every password replaced by a mark, fit
+    for a log line; a string libpq cannot parse is not shown at all."""
+    params = parse_conninfo(url)
+    if params is None:
+        return UNPARSEABLE
+    if "://" not in url:
+        shown = {k: (MASK if k in SECRET_PARAMS else v) for k, v in params.items()}
+        return make_conninfo("", **shown)
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "<unparseable url>"
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    if parts.username:
-        secret = ":***" if parts.password else ""
-        netloc = f"{parts.username}{secret}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return UNPARSEABLE
+    user, at, host = parts.netloc.rpartition("@")
+    if at:
+        name, colon, _password = user.partition(":")
+        host = f"{name}{colon and ':' + MASK}@{host}"
+    query = urlencode(
+        [
+            (k, MASK if k.lower() in SECRET_PARAMS else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*/",
+    )
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+def mask_database_url(text: str, url: str | None) -> str:
+    """`text` with every spelling of `url`'s passwords replaced by the mark."""
+    for secret in sorted(_url_passwords(url), key=len, reverse=True):
+        if len(secret) >= MIN_SECRET_LENGTH:
+            text = text.replace(secret, MASK)
+    return text

@@ -2,30 +2,94 @@
 
 `create_app(runner)` builds the aiohttp application; `serve(app, port)` starts it. /health is
 what the platform's health check calls: it answers fast and checks what matters (the claim
-loop is alive, the database answers). /stats may be protected by STATS_TOKEN.
+loop is alive, the database answers), and stays open.
+
+On a platform the service is public. With STATS_TOKEN set, /stats asks for
+`Authorization: Bearer <token>`, and so does /metrics (with METRICS_TOKEN when that is set,
+else the same STATS_TOKEN: one setting protects everything but /health). The page at / holds
+no data: it asks for the token and keeps it in the tab's sessionStorage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import hmac
+import logging
+import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from worker.log import SecretMasker, get_logger
 from worker.queue.runner import Runner
+from worker.row_error import scrub_paths
+from worker.settings import Settings
 
 HEALTH_DB_TIMEOUT = 3.0
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 RUNNER_KEY: web.AppKey[Runner] = web.AppKey("runner", Runner)
+log = get_logger("video-worker")
+
+# Every response: no sniffing, no framing, no caching, no referrer; JSON and text may load
+# nothing at all. The page sets its own policy (see `Page`).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+# In dashboard.html; replaced when the page must ask for the token before it fetches /stats.
+PAGE_OPEN = '<meta name="stats-auth" content="open">'
+PAGE_ASKS = '<meta name="stats-auth" content="token">'
+
+
+@dataclass(frozen=True)
+class Page:
+    """The dashboard as served, and a Content-Security-Policy that lets only its own inline
+    script and style run (by hash), fetch only this origin, and submit no form anywhere."""
+
+    html: str
+    csp: str
+
+    @classmethod
+    def load(cls, *, ask_token: bool) -> Page:
+        html = DASHBOARD.read_text()
+        if ask_token:
+            html = html.replace(PAGE_OPEN, PAGE_ASKS)
+        csp = (
+            "default-src 'none'; "
+            f"script-src {_hashes(html, 'script')}; style-src {_hashes(html, 'style')}; "
+            "connect-src 'self'; img-src data:; form-action 'none'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        )
+        return cls(html, csp)
+
+
+PAGE_KEY: web.AppKey[Page] = web.AppKey("page", Page)
+MASKER_KEY: web.AppKey[SecretMasker] = web.AppKey("masker", SecretMasker)
+
+
+def _hashes(html: str, tag: str) -> str:
+    found = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+    digests = [base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() for b in found]
+    return " ".join(f"'sha256-{d}'" for d in digests) or "'none'"
 
 
 def create_app(runner: Runner) -> web.Application:
     app = web.Application()
     app[RUNNER_KEY] = runner
+    app[PAGE_KEY] = Page.load(ask_token=bool(runner.settings.stats_token))
+    app[MASKER_KEY] = SecretMasker(runner.settings.secrets())
+    app.on_response_prepare.append(_security_headers)
+    _log_bad_requests_in_one_line()
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
@@ -67,18 +131,57 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if problems else 200)
 
 
-def _authorized(request: web.Request, token: str | None) -> bool:
+def metrics_token(settings: Settings) -> str | None:
+    """METRICS_TOKEN, else STATS_TOKEN: setting STATS_TOKEN alone closes /metrics too."""
+    return settings.metrics_token or settings.stats_token
+
+
+def _refusal(request: web.Request, token: str | None) -> web.Response | None:
+    """None when the request may pass; else 401 (no token, another scheme, a wrong token) or
+    400 (a header that is not printable ASCII, which no token of ours can be)."""
     if not token:
-        return True
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        return None
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if header is None:
+        return _answer(401, "unauthorized", "send Authorization: Bearer <token>")
+    if not (header.isascii() and header.isprintable()):
+        return _answer(400, "invalid_request", "the Authorization header must be printable ASCII")
+    scheme, _, given = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return _answer(401, "unauthorized", "send Authorization: Bearer <token>")
+    if not hmac.compare_digest(given.strip().encode("ascii"), token.encode()):
+        return _answer(401, "invalid_token", "the token was refused")
+    return None
+
+
+def _answer(status: int, error: str, detail: str) -> web.Response:
+    challenge = 'Bearer realm="video-worker"'
+    if error != "unauthorized":
+        challenge += f', error="{error}"'
+    return web.json_response(
+        {"error": error, "detail": detail},
+        status=status,
+        headers={hdrs.WWW_AUTHENTICATE: challenge},
+    )
 
 
 async def stats(request: web.Request) -> web.Response:
     runner = request.app[RUNNER_KEY]
-    if not _authorized(request, runner.settings.stats_token):
-        return web.json_response({"error": "unauthorized"}, status=401)
-    return web.json_response(await collect_stats(runner))
+    refused = _refusal(request, runner.settings.stats_token)
+    if refused is not None:
+        return refused
+    body = await collect_stats(runner)
+    return web.json_response(_shown(body, request.app[MASKER_KEY], runner.settings))
+
+
+def _shown(body: dict[str, Any], masker: SecretMasker, settings: Settings) -> dict[str, Any]:
+    """/stats as served: errors (some written by older versions) masked and path-free."""
+    for failure in body["recent_failures"]:
+        if failure.get("error"):
+            failure["error"] = scrub_paths(masker.mask(failure["error"]), settings.home)
+    if body.get("queue_error"):
+        body["queue_error"] = masker.mask(body["queue_error"])
+    return body
 
 
 async def collect_stats(runner: Runner) -> dict[str, Any]:
@@ -126,6 +229,9 @@ def _iso(ts: float | None) -> str | None:
 
 async def metrics(request: web.Request) -> web.Response:
     runner = request.app[RUNNER_KEY]
+    refused = _refusal(request, metrics_token(runner.settings))
+    if refused is not None:
+        return refused
     m = runner.metrics
     m.in_flight.set(len(runner.in_flight))
     m.up.set(1 if runner.db_ok else 0)
@@ -146,5 +252,33 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def dashboard(_request: web.Request) -> web.Response:
-    return web.Response(text=DASHBOARD.read_text(), content_type="text/html")
+async def dashboard(request: web.Request) -> web.Response:
+    page = request.app[PAGE_KEY]
+    return web.Response(
+        text=page.html, content_type="text/html", headers={"Content-Security-Policy": page.csp}
+    )
+
+
+async def _security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+class _BadRequestLine(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header too long, a control character) with a
+    traceback at ERROR; on a public port that is a scanner's noise, not our error. One line
+    instead, naming the problem without quoting the request's bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = str(exc.message).split(":", 1)[0].strip()[:120]
+            log.info("http_bad_request", status=exc.code, reason=reason)
+            return False
+        return True
+
+
+def _log_bad_requests_in_one_line() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _BadRequestLine) for f in server_log.filters):
+        server_log.addFilter(_BadRequestLine())

@@ -51,6 +51,9 @@ class FFmpegError(RuntimeError):
     Not a `PermanentError`: inputs are probed before FFmpeg sees them, so a failure here is a
     bug or a passing condition (disk full, OOM kill), which the queue retries a bounded number
     of times.
+
+    Its text (for the operator's log) quotes the last lines of stderr, which name server paths;
+    `public_message` is what the job's row shows instead (see worker.row_error).
     """
 
     def __init__(self, returncode: int, stderr: str) -> None:
@@ -59,6 +62,19 @@ class FFmpegError(RuntimeError):
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         summary = " | ".join(lines[-3:])[-600:] or "no error output"
         super().__init__(f"ffmpeg exited with status {returncode}: {summary}")
+
+    @property
+    def public_message(self) -> str:
+        """What failed, in a sentence with nothing of the server in it."""
+        if self.returncode < 0:
+            what = f"FFmpeg was stopped by signal {-self.returncode} while making the video"
+            if -self.returncode == signal.SIGKILL:
+                what += " (the worker may have run out of memory)"
+        elif "No space left on device" in self.stderr:
+            what = "FFmpeg ran out of disk space while making the video"
+        else:
+            what = f"FFmpeg failed while making the video (exit status {self.returncode})"
+        return f"{what}; the operator's log has FFmpeg's output"
 
 
 @functools.cache

@@ -38,6 +38,7 @@ from worker.queue.context import JobContext, ProgressReporter
 from worker.queue.jobs import Finished, JobStore
 from worker.queue.listener import Listener, ListenerState
 from worker.queue.models import Job, JobOutcome, Status
+from worker.row_error import row_error
 from worker.settings import Settings
 
 Handler = Callable[[Job, JobContext], Coroutine[Any, Any, JobOutcome | None]]
@@ -424,13 +425,10 @@ class Runner:
         return self._grace_end() + HANDBACK_WINDOW
 
     def _message(self, exc: BaseException) -> str:
-        """The row's `error`: our own errors as they are, others with their type; any known
-        secret (service keys, the database password, the webhook secret) masked."""
-        if isinstance(exc, PermanentError) or type(exc).__module__.startswith("worker"):
-            text = str(exc) or type(exc).__name__
-        else:
-            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return self._mask(text)[:2000]
+        """The row's `error`: one sentence for the job's owner, no server paths or FFmpeg
+        output (see worker.row_error; the detail goes to the log with the traceback), and any
+        known secret (service keys, the database password, the webhook secret) masked."""
+        return self._mask(row_error(exc, self.settings.home))[:2000]
 
     def _abort(self, job_id: uuid.UUID, reason: Abort) -> None:
         running = self.in_flight.get(job_id)
