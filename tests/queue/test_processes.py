@@ -220,8 +220,10 @@ async def test_sigterm_during_a_database_outage_still_exits_in_time(tmp_path: Pa
             worker.stop()
     events = [e["event"] for e in worker.events()]
     assert "final_write_abandoned" in events
-    # grace 1 s + hand-back window 4 s + the handler's abort and the pool's close
-    assert elapsed < 12, elapsed
+    # grace 1 s + hand-back window 4 s + the handler's abort and the pool's close: about 6 s.
+    # The bound only has to tell that from the bug (retrying for the 60 s lease), with room
+    # for a loaded machine.
+    assert elapsed < 30, elapsed
     assert noticed < 12, noticed
 
 
