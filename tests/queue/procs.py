@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Replica:
-    def __init__(self, db_url: str, name: str, tmp: Path, **env: Any) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        name: str,
+        tmp: Path,
+        *,
+        handler: str = "tests.handlers:scripted",
+        args: Sequence[str] = (),
+        **env: Any,
+    ) -> None:
         self.name = name
         self.log_path = tmp / f"{name}.log"
         settings = {
@@ -33,7 +43,7 @@ class Replica:
         full_env = {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
         self.log_file = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run", "--handler", "tests.handlers:scripted"],
+            [sys.executable, "-m", "worker", "run", "--handler", handler, *args],
             cwd=ROOT,
             env=full_env,
             stdout=self.log_file,
