@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -117,3 +118,49 @@ def runs(tmp: Path) -> list[tuple[str, int, str]]:
         job_id, attempt, worker = line.split()
         out.append((job_id, int(attempt), worker))
     return out
+
+
+class OwnPostgres:
+    """An embedded Postgres of a test's own, which the test may stop and start at will.
+
+    Its data folder is a temporary folder of its own under the system's temp dir, not under
+    pytest's `tmp_path`: run as root, pgserver starts Postgres as the user `pgserver`, which
+    must be able to reach the folder, and pytest keeps its folders private to their owner.
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        import pgserver
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="vw-own-pg-")
+        self.server = pgserver.get_server(Path(self._tmp.name) / "pgdata", cleanup_mode="delete")
+        self.url: str = self.server.get_uri()
+
+    def stop(self) -> None:
+        """A fast shutdown, as a restart does: clients are disconnected, nothing is lost."""
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        """Start it again with its own socket and options. On a loaded machine pg_ctl sometimes
+        reports a failed start while the old postmaster is still letting go: retry."""
+        for attempt in range(5):
+            try:
+                self.server.ensure_postgres_running()
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
+                time.sleep(1)
+
+    def close(self) -> None:
+        try:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.stop()  # fast: pgserver's own stop would wait for every client to leave
+            self.server.cleanup()
+        finally:
+            self._tmp.cleanup()
