@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -159,8 +158,6 @@ class OwnPostgres:
 
     def close(self) -> None:
         try:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self.stop()  # fast: pgserver's own stop would wait for every client to leave
-            self.server.cleanup()
+            self.server.cleanup()  # stops it (if running) and removes the data folder
         finally:
             self._tmp.cleanup()

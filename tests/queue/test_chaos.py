@@ -563,7 +563,7 @@ async def test_a_replica_frozen_in_maintenance_blocks_rescue(store, db_url):
                 (job_id,),
             )
         async with running(store, scripted, lease_seconds=2):
-            await status_is(store, job_id, "completed", timeout=8)
+            await status_is(store, job_id, "completed", timeout=6)
     finally:
         frozen.cancel()
         with contextlib.suppress(asyncio.CancelledError):
