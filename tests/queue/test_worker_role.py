@@ -141,6 +141,7 @@ DUMMIES: dict[str, Any] = {
     "delay": 1.0,
     "final": False,
     "exact_below": 10_000,
+    "max_payload_bytes": 1_000_000,  # the claim of sql/004 (queue branch)
 }
 # The statements the role is deliberately not allowed to run (docs/worker-role.md, "Not granted").
 NOT_GRANTED = {"enqueue"}
