@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Replica:
-    def __init__(self, db_url: str, name: str, tmp: Path, **env: Any) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        name: str,
+        tmp: Path,
+        *,
+        handler: str = "tests.handlers:scripted",
+        args: Sequence[str] = (),
+        **env: Any,
+    ) -> None:
         self.name = name
         self.log_path = tmp / f"{name}.log"
         settings = {
@@ -33,7 +43,7 @@ class Replica:
         full_env = {**os.environ, **settings, "PYTHONPATH": str(ROOT)}
         self.log_file = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run", "--handler", "tests.handlers:scripted"],
+            [sys.executable, "-m", "worker", "run", "--handler", handler, *args],
             cwd=ROOT,
             env=full_env,
             stdout=self.log_file,
@@ -107,3 +117,47 @@ def runs(tmp: Path) -> list[tuple[str, int, str]]:
         job_id, attempt, worker = line.split()
         out.append((job_id, int(attempt), worker))
     return out
+
+
+class OwnPostgres:
+    """An embedded Postgres of a test's own, which the test may stop and start at will.
+
+    Its data folder is a temporary folder of its own under the system's temp dir, not under
+    pytest's `tmp_path`: run as root, pgserver starts Postgres as the user `pgserver`, which
+    must be able to reach the folder, and pytest keeps its folders private to their owner.
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        import pgserver
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="vw-own-pg-")
+        self.server = pgserver.get_server(Path(self._tmp.name) / "pgdata", cleanup_mode="delete")
+        self.url: str = self.server.get_uri()
+
+    def stop(self) -> None:
+        """A fast shutdown, as a restart does: clients are disconnected, nothing is lost."""
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
+
+    def start(self) -> None:
+        """Start it again with its own socket and options. On a loaded machine pg_ctl sometimes
+        reports a failed start while the old postmaster is still letting go: retry."""
+        for attempt in range(5):
+            try:
+                self.server.ensure_postgres_running()
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
+                time.sleep(1)
+
+    def close(self) -> None:
+        try:
+            self.server.cleanup()  # stops it (if running) and removes the data folder
+        finally:
+            self._tmp.cleanup()
