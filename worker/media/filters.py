@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.media.ffmpeg import input_args
-from worker.media.plan import ClipWindow, Geometry
 from worker.media.info import MediaInfo, VideoInfo
+from worker.media.plan import ClipWindow, Geometry
 from worker.media.specs import ClipSpec, Fit
 
 SAMPLE_RATE = 48_000

@@ -10,7 +10,6 @@ with a `user_id` touches only its owner's objects (`worker.storage.tenancy`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import tempfile

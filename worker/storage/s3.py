@@ -64,13 +64,11 @@ class S3Storage(ThreadedTransfers):
         *,
         public_base_url: str | None = None,
         transfer: TransferConfig = DEFAULT_TRANSFER,
-        endpoint: str | None = None,
     ) -> None:
         self._client = client
         self.bucket = check_bucket(bucket)
         self._public_base = public_base_url.rstrip("/") if public_base_url else None
         self._transfer = transfer
-        self._where = endpoint or "AWS S3"
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> S3Storage:
@@ -83,7 +81,6 @@ class S3Storage(ThreadedTransfers):
             client,
             settings.s3_bucket,
             public_base_url=settings.s3_public_base_url,
-            endpoint=settings.s3_endpoint_url,
             **kwargs,
         )
 
@@ -161,7 +158,7 @@ class S3Storage(ThreadedTransfers):
             )
 
     def _mapped(self, key: str, bucket: str | None = None) -> _BotoErrors:
-        return _BotoErrors(bucket or self.bucket, key, self._where)
+        return _BotoErrors(bucket or self.bucket, key)
 
 
 def make_client(settings: Settings) -> Any:
@@ -201,8 +198,8 @@ def _stream_capped(
 class _BotoErrors:
     """Maps botocore and boto3 errors to the worker's tree, at this edge and nowhere else."""
 
-    def __init__(self, bucket: str, key: str, where: str) -> None:
-        self._bucket, self._key, self._where = bucket, key, where
+    def __init__(self, bucket: str, key: str) -> None:
+        self._bucket, self._key = bucket, key
 
     def __enter__(self) -> None:
         return None
@@ -218,19 +215,19 @@ class _BotoErrors:
                 "S3 credentials are missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from exc
         if isinstance(exc, boto3.exceptions.Boto3Error):  # its text names the local file
-            raise StorageError(
-                f"S3 storage at {self._where} failed ({type(exc).__name__})"
-            ) from exc
+            raise StorageError(f"S3 storage failed ({type(exc).__name__})") from exc
         if isinstance(exc, BotoCoreError):
-            raise StorageError(f"cannot reach S3 storage at {self._where}: {exc}") from exc
+            # botocore's text names the endpoint and the object's URL: internals, kept for the
+            # log (the exception is chained), out of the row's error
+            raise StorageError(f"cannot reach S3 storage ({type(exc).__name__})") from exc
 
     def _from_client_error(self, error: ClientError) -> Exception:
         code = str(error.response.get("Error", {}).get("Code", ""))
         bucket = self._bucket
         if code == "NoSuchBucket":
             return StorageConfigError(
-                f"the S3 bucket {bucket!r} does not exist at {self._where}: create it or "
-                "fix S3_BUCKET"
+                f"the S3 bucket {bucket!r} does not exist: create it or fix S3_BUCKET "
+                "(or S3_ENDPOINT_URL)"
             )
         if code in _DENIED:
             return StorageConfigError(
@@ -239,7 +236,7 @@ class _BotoErrors:
             )
         if code in _MISSING_KEY:
             return ObjectNotFound(bucket, self._key)
-        return StorageError(f"S3 storage at {self._where} failed ({code or 'unknown error'})")
+        return StorageError(f"S3 storage failed ({code or 'unknown error'})")
 
 
 def _find_client_error(exc: BaseException) -> ClientError | None:

@@ -163,9 +163,7 @@ class SupabaseStorage(ThreadedTransfers):
         except StorageApiError as exc:
             raise self._from_api_error(exc, bucket or self.bucket, key) from exc
         except httpx.TransportError as exc:
-            raise StorageError(
-                self._scrub(f"cannot reach Supabase Storage at {self._url}: {type(exc).__name__}")
-            ) from exc
+            raise StorageError(f"cannot reach Supabase Storage ({type(exc).__name__})") from exc
         except (StorageException, httpx.HTTPError) as exc:
             raise StorageError(self._scrub(f"Supabase Storage failed: {exc}")) from exc
 
