@@ -176,27 +176,18 @@ class JobStore:
     async def release(self, job: Job) -> bool:
         return bool(await self._all("release", {"id": job.id, "token": job.lease_token}))
 
-    async def cancel_pending(self) -> list[Finished]:
-        rows = await self._all("cancel_pending")
-        return [Finished(r["id"], Status.CANCELLED, r["webhook_url"]) for r in rows]
-
     async def maintain(self, lease_seconds: int) -> Maintenance:
-        """Rescue expired leases and end cancelled pending jobs, one replica at a time."""
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(Q["maintenance_lock"])
-            row = await cur.fetchone()
-            if not (row and row["locked"]):
-                return Maintenance([], [], locked=False)
-            cur = await conn.execute(Q["rescue"], {"lease_seconds": lease_seconds})
-            rescued = [
-                Finished(r["id"], Status(r["status"]), r["webhook_url"])
-                for r in await cur.fetchall()
-            ]
-            cur = await conn.execute(Q["cancel_pending"])
-            cancelled = [
-                Finished(r["id"], Status.CANCELLED, r["webhook_url"]) for r in await cur.fetchall()
-            ]
-        return Maintenance(rescued, cancelled, locked=True)
+        """Rescue expired leases and end cancelled pending jobs, one replica at a time, in one
+        statement (see `maintain` in queries.sql for why not a transaction of three)."""
+        rows = await self._all("maintain", {"lease_seconds": lease_seconds})
+        found: dict[str, list[Finished]] = {"rescued": [], "cancelled": []}
+        locked = False
+        for r in rows:
+            if r["kind"] == "lock":
+                locked = bool(r["locked"])
+            else:
+                found[r["kind"]].append(Finished(r["id"], Status(r["status"]), r["webhook_url"]))
+        return Maintenance(found["rescued"], found["cancelled"], locked=locked)
 
     async def analyze_if_stale(self) -> bool:
         """ANALYZE video_jobs when its statistics are stale (see `stats_stale`); one replica

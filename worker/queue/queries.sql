@@ -28,14 +28,6 @@ where j.id = ready.id
 returning j.id, j.payload, j.attempts, j.max_attempts, j.lease_token, j.user_id, j.priority,
           j.webhook_url, j.created_at;
 
--- cancel_pending --
--- A pending job whose cancellation was requested never starts.
-update public.video_jobs
-set status = 'cancelled', stage = 'cancelled', message = 'Cancelled before it started',
-    completed_at = now()
-where status = 'pending' and cancel_requested_at is not null
-returning id, webhook_url;
-
 -- heartbeat --
 -- Renew the leases this replica holds. A job missing from the result has lost its lease.
 update public.video_jobs j
@@ -99,33 +91,56 @@ set status = 'pending', run_at = now(), attempts = greatest(attempts - 1, 0), pr
 where id = %(id)s and lease_token = %(token)s and status = 'processing'
 returning id;
 
--- rescue --
+-- maintain --
+-- One replica at a time rescues expired leases and ends cancelled pending jobs, in one
+-- autocommit statement. The advisory lock is a transaction lock (safe behind poolers) that
+-- lives only as long as this statement: a replica frozen between round trips (SIGSTOP, a VM
+-- pause, a partition that keeps its socket open) can never sit on it while the others wait,
+-- as it could when lock, rescue and cancel were three statements of one transaction.
+-- The first row says whether this replica got the lock; the others are the jobs it ended.
+with lock as materialized (
+    select pg_try_advisory_xact_lock(7238561029384756) as locked
+),
 -- Leases whose heartbeat is older than the lease: the replica died. Back to pending, or failed
 -- when attempts are used up (a job that kills its worker every time must end), or cancelled.
-update public.video_jobs
-set status = case when cancel_requested_at is not null then 'cancelled'
-                  when attempts >= max_attempts then 'failed' else 'pending' end,
-    run_at = now(),
-    completed_at = case when cancel_requested_at is not null or attempts >= max_attempts
-                        then now() else null end,
-    progress = case when cancel_requested_at is not null or attempts >= max_attempts
-                    then progress else 0 end,
-    stage = case when cancel_requested_at is not null then 'cancelled'
-                 when attempts >= max_attempts then 'failed' else 'queued' end,
-    error = case when cancel_requested_at is not null then error
-                 else 'The worker running this job stopped responding (attempt '
-                      || attempts || ' of ' || max_attempts || ')' end,
-    errors = case when cancel_requested_at is not null then errors
-                  else errors || jsonb_build_array(jsonb_build_object(
-                      'attempt', attempts, 'at', now(), 'worker_id', worker_id,
-                      'error', 'lease expired: the worker stopped responding')) end,
-    lease_token = null, heartbeat_at = null, worker_id = null
-where status = 'processing' and heartbeat_at < now() - make_interval(secs => %(lease_seconds)s)
-returning id, status, webhook_url;
-
--- maintenance_lock --
--- One replica at a time does maintenance. A transaction-level lock is safe behind poolers.
-select pg_try_advisory_xact_lock(7238561029384756) as locked;
+rescued as (
+    update public.video_jobs
+    set status = case when cancel_requested_at is not null then 'cancelled'
+                      when attempts >= max_attempts then 'failed' else 'pending' end,
+        run_at = now(),
+        completed_at = case when cancel_requested_at is not null or attempts >= max_attempts
+                            then now() else null end,
+        progress = case when cancel_requested_at is not null or attempts >= max_attempts
+                        then progress else 0 end,
+        stage = case when cancel_requested_at is not null then 'cancelled'
+                     when attempts >= max_attempts then 'failed' else 'queued' end,
+        error = case when cancel_requested_at is not null then error
+                     else 'The worker running this job stopped responding (attempt '
+                          || attempts || ' of ' || max_attempts || ')' end,
+        errors = case when cancel_requested_at is not null then errors
+                      else errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', attempts, 'at', now(), 'worker_id', worker_id,
+                          'error', 'lease expired: the worker stopped responding')) end,
+        lease_token = null, heartbeat_at = null, worker_id = null
+    where (select locked from lock)
+      and status = 'processing'
+      and heartbeat_at < now() - make_interval(secs => %(lease_seconds)s)
+    returning id, status, webhook_url
+),
+-- A pending job whose cancellation was requested never starts.
+cancelled as (
+    update public.video_jobs
+    set status = 'cancelled', stage = 'cancelled', message = 'Cancelled before it started',
+        completed_at = now()
+    where (select locked from lock) and status = 'pending' and cancel_requested_at is not null
+    returning id, webhook_url
+)
+select 'lock' as kind, null::uuid as id, null::text as status, null::text as webhook_url,
+       (select locked from lock) as locked
+union all
+select 'rescued', id, status, webhook_url, true from rescued
+union all
+select 'cancelled', id, 'cancelled', webhook_url, true from cancelled;
 
 -- analyze_lock --
 select pg_try_advisory_xact_lock(7238561029384757) as locked;
