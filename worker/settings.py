@@ -62,7 +62,7 @@ def _first(env: Mapping[str, str], *names: str) -> str | None:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
-    home: Path = Path(".video-worker")
+    home: Path = field(default_factory=lambda: default_home())
     storage_backend: str = "local"
     supabase_url: str | None = None
     supabase_service_key: str | None = field(default=None, repr=False)
@@ -91,6 +91,7 @@ class Settings:
     retention_days: int = 7
     retry_base_seconds: float = 10.0
     event_loop: str = "auto"
+    allow_embedded_database: bool = False
 
     @property
     def heartbeat_interval(self) -> float:
@@ -122,7 +123,8 @@ class Settings:
             raise SettingsError(f"EVENT_LOOP must be auto, uvloop or asyncio, got {event_loop!r}")
         return cls(
             database_url=_first(env, "DATABASE_URL"),
-            home=Path(_first(env, "VIDEO_WORKER_HOME") or ".video-worker"),
+            home=_home(_first(env, "VIDEO_WORKER_HOME")),
+            allow_embedded_database=_bool(env, "ALLOW_EMBEDDED_DATABASE"),
             storage_backend=_storage_backend(env, supabase_url, supabase_key, s3_bucket),
             supabase_url=supabase_url,
             supabase_service_key=supabase_key,
@@ -169,6 +171,19 @@ class Settings:
                 value = redact_url(value) if value else "embedded"
             shown[f.name] = str(value) if isinstance(value, Path) else value
         return shown
+
+
+def default_home() -> Path:
+    """One state folder per user (e.g. ~/.local/share/video-worker on Linux), wherever the
+    command runs: a folder relative to the working directory gave every directory its own,
+    empty embedded database."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("video-worker", appauthor=False))
+
+
+def _home(given: str | None) -> Path:
+    return Path(given).expanduser().resolve() if given else default_home()
 
 
 def _storage_backend(
