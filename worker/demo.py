@@ -90,7 +90,7 @@ async def _run(settings: Settings, base: str, started: float, keep: bool) -> int
             row = await _follow(store, job_id, worker)
         code = report(row, time.monotonic() - started)
         if keep and not worker.done():
-            print(f"Dashboard still at {dashboard}; press Enter (or Ctrl-C) to stop.")
+            print(f"Dashboard still at {dashboard}; press Enter (or Ctrl-C) to stop.", flush=True)
             await _until_enter(worker)
         else:
             print("The worker and its dashboard have stopped (`demo --keep` keeps them up).")
