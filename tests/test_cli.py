@@ -117,6 +117,7 @@ async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
     text = out.decode()
     assert proc.returncode == 0, text + err.decode()
     assert "50%  processing: half" in text  # plain lines when not a terminal
+    assert "no worker seems to be running" not in text  # one was running
     assert ": completed (attempt 1 of 3, progress 100%)" in text
     assert "video_url: file:///out/" in text
 
