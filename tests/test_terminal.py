@@ -107,3 +107,12 @@ def test_a_pending_job_shows_no_clock():
     out = io.StringIO()
     JobFollower(out).update(row(status="pending", stage="queued", message=None))
     assert "[" not in out.getvalue()
+
+
+def test_the_estimate_rounds_up_so_it_never_says_nothing_is_left_before_the_end():
+    out, clock = io.StringIO(), Clock()
+    follower = JobFollower(out, clock=clock)
+    follower.update(row(progress=0))
+    clock.now += 2.4
+    follower.update(row(progress=84))
+    assert out.getvalue().splitlines()[-1].endswith("[0:02, ~0:01 left]")

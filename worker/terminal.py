@@ -7,6 +7,7 @@ since then. The clock is this process's: the database's clock may differ from ou
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -53,7 +54,7 @@ class JobFollower:
         made = progress - self._start_progress
         if made < ETA_FROM_PERCENT or elapsed < ETA_AFTER_SECONDS or progress >= 100:
             return clock_text(elapsed)
-        left = elapsed * (100 - progress) / made
+        left = math.ceil(elapsed * (100 - progress) / made)  # never "~0:00 left" before the end
         return f"{clock_text(elapsed)}, ~{clock_text(left)} left"
 
     def update(self, row: dict[str, Any]) -> None:
