@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from tests.queue.procs import ROOT
+from worker.preflight import deployment
 from worker.settings import Settings
 
 DEADLINE = 60.0
@@ -158,32 +159,27 @@ def test_the_default_home_is_one_folder_per_user_wherever_the_command_runs(scrat
             proc.terminate()
 
 
-def test_a_command_ended_by_sigterm_or_sighup_stops_the_server(home):
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+def test_no_server_outlives_a_command_ended_by_sigterm_sighup_or_sigkill(home):
+    """SIGTERM and SIGHUP: the command stops the server itself. SIGKILL: nothing can run in
+    the process, so its handle stays behind; the next command prunes it and, being the last
+    user, stops the server the killed one leaked."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
         proc = start(home, "enqueue", "https://cdn.example.com/a.mp4", "--wait")
         try:
             read_until(proc, "stdout", "enqueued ")
             assert len(servers_on(home / "pgdata")) == 1
             proc.send_signal(sig)
-            assert proc.wait(DEADLINE) == 128 + sig
+            assert proc.wait(DEADLINE) == (128 + sig if sig != signal.SIGKILL else -sig)
         finally:
             proc.kill()
             proc.wait()
         assert "Traceback" not in proc.stderr.read()  # type: ignore[union-attr]
+        if sig == signal.SIGKILL:
+            assert len(servers_on(home / "pgdata")) == 1
+            assert handles(home / "pgdata") == [proc.pid]
+            after = run_cli(home, "status")
+            assert after.returncode == 0 and after.stdout.startswith("pending 3"), after.stderr
         assert servers_on(home / "pgdata") == [] and handles(home / "pgdata") == [], sig
-
-
-def test_the_next_command_stops_a_server_a_killed_process_left_running(home):
-    proc = start(home, "enqueue", "https://cdn.example.com/a.mp4", "--wait")
-    try:
-        read_until(proc, "stdout", "enqueued ")
-    finally:
-        proc.kill()  # SIGKILL: no handler runs, its handle stays behind
-        proc.wait()
-    assert len(servers_on(home / "pgdata")) == 1 and handles(home / "pgdata") == [proc.pid]
-    after = run_cli(home, "status")
-    assert after.returncode == 0 and after.stdout.startswith("pending 1"), after.stderr
-    assert servers_on(home / "pgdata") == [] and handles(home / "pgdata") == []
 
 
 def test_run_refuses_the_embedded_database_without_a_terminal(home):
@@ -194,14 +190,16 @@ def test_run_refuses_the_embedded_database_without_a_terminal(home):
     assert not (home / "pgdata").exists()  # refused before the server was started
 
 
-@pytest.mark.parametrize(
-    ("variable", "platform"),
-    [("RENDER", "Render"), ("KUBERNETES_SERVICE_HOST", "Kubernetes"), ("DYNO", "Heroku")],
-)
-def test_run_refuses_the_embedded_database_on_a_container_platform(home, variable, platform):
-    proc = run_cli(home, "run", **{variable: "10.0.0.1"})
-    assert proc.returncode == 2 and f"{platform} ({variable} is set)" in proc.stderr
+def test_run_refuses_the_embedded_database_on_a_container_platform(home):
+    proc = run_cli(home, "run", RENDER="true")
+    assert proc.returncode == 2 and "Render (RENDER is set)" in proc.stderr
     assert not (home / "pgdata").exists()
+    for variable, platform in [
+        ("KUBERNETES_SERVICE_HOST", "Kubernetes"),
+        ("FLY_APP_NAME", "Fly.io"),
+        ("DYNO", "Heroku"),
+    ]:
+        assert deployment({variable: "x"}) == f"{platform} ({variable} is set)"
 
 
 def test_run_on_the_embedded_database_when_allowed_then_stopped_by_a_signal(home):

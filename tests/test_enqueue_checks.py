@@ -139,3 +139,9 @@ async def test_wait_says_once_that_no_worker_runs_then_follows_when_one_starts(s
     assert proc.returncode == 0, text + err.decode()
     assert text.count("no worker seems to be running") == 1
     assert ": completed (attempt 1 of 3, progress 100%)" in text
+
+
+def test_a_payload_that_is_not_json_says_so():
+    parsed = build_parser().parse_args(["enqueue", "--payload", "{clips: []}"])
+    with pytest.raises(ValueError, match=r"^--payload is not valid JSON: Expecting property"):
+        checked_payload(parsed, Settings())

@@ -253,7 +253,10 @@ def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
         text = args.payload
         if text.startswith("@"):
             text = Path(text[1:]).read_text()
-        payload: dict[str, Any] = json.loads(text)
+        try:
+            payload: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--payload is not valid JSON: {exc}") from None
         return payload
     if not args.clips:
         raise ValueError("give at least one clip URL, or --payload")
