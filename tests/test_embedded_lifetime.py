@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tests.queue.procs import ROOT
-from worker.preflight import deployment
+from worker.db.preflight import deployment
 from worker.settings import Settings
 
 DEADLINE = 60.0

@@ -15,9 +15,9 @@ from typing import Any
 
 from worker import __version__
 from worker.db.embedded import stop_all
+from worker.db.preflight import PreflightError
 from worker.errors import PayloadError, PermanentError
 from worker.log import configure
-from worker.preflight import PreflightError
 from worker.settings import Settings, SettingsError
 
 # The variables --help lists; every one is described in the README's Configuration table.

@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from worker import preflight
 from worker.app import apply_migrations, load_handler, run_worker
+from worker.db import preflight
 from worker.db.connection import make_pool
+from worker.db.preflight import Database
 from worker.liveness import scheduled_later, worker_seen
 from worker.log import get_logger
-from worker.preflight import Database
 from worker.queue.jobs import JobStore
 from worker.queue.models import Status
 from worker.settings import Settings

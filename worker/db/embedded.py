@@ -1,7 +1,7 @@
 """An embedded Postgres for machines that have none: the pgserver wheel ships the binaries.
 
 Used when DATABASE_URL is unset: a development convenience (`demo`, trying commands out),
-which `run` refuses where it looks deployed (worker/preflight.py). The data lives under
+which `run` refuses where it looks deployed (worker/db/preflight.py). The data lives under
 VIDEO_WORKER_HOME/pgdata; several processes with the same home share one server, which stops
 when the last of them exits.
 
