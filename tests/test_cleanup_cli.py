@@ -75,3 +75,23 @@ async def test_a_job_whose_files_cannot_be_deleted_keeps_its_row(store, db_url, 
     assert "removed 1 finished job(s) older than 7 day(s)" in proc.stdout
     assert f"kept 1 job(s) whose files could not be deleted: {bad}: " in proc.stdout
     assert not good_file.exists() and await job_ids(store) == {bad}
+
+
+async def test_an_object_a_newer_job_rewrote_is_left_to_that_job(store, db_url, tmp_path):
+    """An app that renders to the same output.path again: the old job's row goes, the
+    object (now the new job's video) stays."""
+    video = write(tmp_path / "storage" / "videos" / "u/profile.mp4", 10)
+    old = await finished_job(store, days_ago=10, result=stored("u/profile.mp4", 10, "videos"))
+    new = await finished_job(store, days_ago=0.1, result=stored("u/profile.mp4", 10, "videos"))
+    proc = cli(
+        db_url,
+        "cleanup",
+        "--delete-files",
+        VIDEO_WORKER_HOME=str(tmp_path),
+        STORAGE_BACKEND="local",
+    )
+    assert proc.stdout.strip() == (
+        "removed 1 finished job(s) older than 7 day(s) and 0 stored object(s), freeing 0 "
+        "bytes; left 1 object(s) that newer jobs still use"
+    )
+    assert video.exists() and await job_ids(store) == {new} and old != new

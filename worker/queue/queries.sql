@@ -262,3 +262,16 @@ limit %(limit)s;
 delete from public.video_jobs
 where id = any(%(ids)s::uuid[]) and status in ('completed', 'failed', 'cancelled')
 returning id;
+
+-- cleanup_keys_in_use --
+-- Of these stored keys, those that a job outside the batch also records: a later job that
+-- wrote the same output.path owns the object now, and deleting it would break that job's
+-- video. One scan of the table per batch (no index holds result keys); the bucket is not
+-- compared, which can only keep an object, never delete one in use.
+with used as (
+    select j.id, v.key
+    from public.video_jobs j
+    cross join lateral (values (j.result->>'storage_path'), (j.result->>'thumbnail_path')) as v(key)
+    where v.key = any(%(keys)s::text[])
+)
+select distinct key from used where id <> all(%(ids)s::uuid[]);
