@@ -28,6 +28,7 @@ ENVIRONMENT = [
     ("STORAGE_BACKEND", "supabase, s3 or local"),
     ("SUPABASE_URL, SUPABASE_SERVICE_KEY", "Supabase project and service-role key"),
     ("STORAGE_BUCKET", "bucket for outputs (generated-videos)"),
+    ("STORAGE_READ_BUCKETS", "more buckets a user's job may read storage:// inputs from"),
     ("S3_BUCKET, S3_ENDPOINT_URL, S3_PUBLIC_BASE_URL", "S3 or an S3-compatible store"),
     ("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION", "S3 credentials"),
     ("POLL_INTERVAL", "ms between polls without a notification (5000)"),
