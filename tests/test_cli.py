@@ -89,7 +89,7 @@ def test_cancel_then_cleanup(db_url):
     job_id = cli(db_url, "enqueue", "https://x.example/a.mp4").stdout.split()[1]
     assert "cancellation requested" in cli(db_url, "cancel", job_id).stdout
     assert cli(db_url, "cancel", str(uuid.uuid4()), check=False).returncode == 1
-    assert cli(db_url, "cleanup", "--days", "1").stdout.strip() == "removed 0 finished job(s)"
+    assert cli(db_url, "cleanup", "--days", "1").stdout.startswith("removed 0 finished job(s)")
 
 
 async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
@@ -106,6 +106,7 @@ async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
             "enqueue",
             "--payload",
             payload,
+            "--no-check",  # a scripted handler's payload, not a video payload
             "--wait",
             cwd=ROOT,
             env={**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)},
@@ -116,6 +117,7 @@ async def test_enqueue_wait_follows_the_job_to_the_end(store, db_url):
     text = out.decode()
     assert proc.returncode == 0, text + err.decode()
     assert "50%  processing: half" in text  # plain lines when not a terminal
+    assert "no worker seems to be running" not in text  # one was running
     assert ": completed (attempt 1 of 3, progress 100%)" in text
     assert "video_url: file:///out/" in text
 
@@ -145,3 +147,45 @@ def test_run_refuses_incomplete_storage_settings_at_start(db_url):
     proc = cli(db_url, "run", check=False, STORAGE_BACKEND="s3", PORT="0")
     assert proc.returncode == 2
     assert "S3_BUCKET is not set" in proc.stderr
+
+
+def test_help_lists_every_environment_variable_the_readme_documents():
+    import re
+
+    from worker.cli import build_parser
+
+    text = build_parser().format_help()
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])
+    }
+    assert {"DATABASE_URL", "VIDEO_WORKER_HOME", "ALLOW_EMBEDDED_DATABASE"} <= names
+    assert "environment variables" in text
+    assert sorted(n for n in names if n not in text) == []
+
+
+async def test_status_json_gives_every_timestamp_in_one_format(store, db_url):
+    import re
+
+    job_id, _ = await store.enqueue({"clips": [{"url": "https://x.example/a.mp4"}]})
+    async with store.pool.connection() as conn:
+        await conn.execute("set time zone 'Asia/Kolkata'")
+        await conn.execute(
+            "update video_jobs set status = 'failed', completed_at = now(), errors ="
+            " jsonb_build_array(jsonb_build_object('attempt', 1, 'at', now(), 'error', 'x'),"
+            " jsonb_build_object('attempt', 2, 'at', '2026-01-01T12:00:00+02:00', 'error', 'y'))"
+            " where id = %s",
+            (job_id,),
+        )
+        await conn.execute("reset time zone")
+    row = json.loads(cli(db_url, "status", str(job_id), "--json").stdout)
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    stamps = {k: row[k] for k in ("created_at", "run_at", "updated_at", "completed_at")}
+    stamps.update({f"errors[{n}].at": e["at"] for n, e in enumerate(row["errors"])})
+    assert all(iso.match(v) for v in stamps.values()), stamps
+    assert row["errors"][1]["at"] == "2026-01-01T10:00:00.000Z"
+    assert row["heartbeat_at"] is None and "lease_token" not in row

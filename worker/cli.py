@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -12,14 +14,71 @@ from pathlib import Path
 from typing import Any
 
 from worker import __version__
-from worker.errors import PermanentError
+from worker.db.embedded import stop_all
+from worker.db.preflight import PreflightError
+from worker.errors import PayloadError, PermanentError
 from worker.log import configure
 from worker.settings import Settings, SettingsError
+
+# The variables --help lists; every one is described in the README's Configuration table.
+ENVIRONMENT = [
+    ("DATABASE_URL", "Postgres connection string; unset: an embedded one (development only)"),
+    ("VIDEO_WORKER_HOME", "local state: embedded database, local storage, temp files"),
+    ("ALLOW_EMBEDDED_DATABASE", "true lets `run` use the embedded database where deployed"),
+    ("STORAGE_BACKEND", "supabase, s3 or local"),
+    ("SUPABASE_URL, SUPABASE_SERVICE_KEY", "Supabase project and service-role key"),
+    ("STORAGE_BUCKET", "bucket for outputs (generated-videos)"),
+    ("STORAGE_READ_BUCKETS", "more buckets a user's job may read storage:// inputs from"),
+    ("S3_BUCKET, S3_ENDPOINT_URL, S3_PUBLIC_BASE_URL", "S3 or an S3-compatible store"),
+    ("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION", "S3 credentials"),
+    ("POLL_INTERVAL", "ms between polls without a notification (5000)"),
+    ("WORKER_CONCURRENCY", "jobs one replica runs at once (1)"),
+    ("WORKER_ID", "name of this replica (host-pid)"),
+    ("PORT", "HTTP port for /health, /stats, /metrics, / (3001)"),
+    ("ALLOW_PRIVATE_URLS", "true lets job URLs reach loopback and private addresses"),
+    ("LEASE_SECONDS", "a running job's lease (60)"),
+    ("JOB_TIMEOUT", "longest a job may run, seconds (1800)"),
+    ("SHUTDOWN_GRACE", "seconds jobs get to finish after SIGTERM (25)"),
+    ("MAX_CLIPS, MAX_INPUT_BYTES, MAX_OUTPUT_SECONDS", "limits on one job"),
+    ("MAX_INPUT_PIXELS", "largest picture an input may have, in pixels (4096x4096x2)"),
+    ("PROBE_TIMEOUT, PROBE_MEMORY_MB", "limits on checking one input (20 s, 1024 MB)"),
+    ("WEBHOOK_SECRET", "key that signs webhook deliveries"),
+    ("LOG_FORMAT", "json or console"),
+    ("STATS_TOKEN", "bearer token /stats (and /metrics) require when set"),
+    ("METRICS_TOKEN", "bearer token /metrics requires instead of STATS_TOKEN"),
+    ("RETENTION_DAYS", "cleanup's default age in days (7)"),
+    ("RETRY_BASE_MS", "first retry delay (10000)"),
+    ("EVENT_LOOP", "auto, uvloop or asyncio"),
+]
+
+
+def environment_epilog() -> str:
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    lines = [f"  {name.ljust(width)}  {meaning}" for name, meaning in ENVIRONMENT]
+    return "environment variables (read once at start):\n" + "\n".join(lines)
+
+
+def _days(text: str) -> int:
+    """`cleanup --days`: a whole number of days, at least 1. 0 used to mean 7 and -1 deleted
+    jobs that had just finished."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {text!r}") from None
+    if days < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 1 (jobs that finished less than a day ago are never removed), "
+            f"got {days}"
+        )
+    return days
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="video-worker", description="Assemble videos from a Postgres job queue."
+        prog="video-worker",
+        description="Assemble videos from a Postgres job queue.",
+        epilog=environment_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"video-worker {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,11 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-migrate", action="store_true", help="do not apply pending migrations at start"
     )
+    run.add_argument(
+        "--embedded-ok",
+        action="store_true",
+        help="run on the embedded database even where this looks deployed "
+        "(same as ALLOW_EMBEDDED_DATABASE=true)",
+    )
 
     sub.add_parser("migrate", help="apply the SQL migrations in sql/")
 
     demo = sub.add_parser("demo", help="run one whole job end to end on embedded defaults")
-    demo.add_argument("--keep", action="store_true", help="keep the demo's work folder")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep serving the dashboard after the job ends, until Enter or Ctrl-C",
+    )
 
     enq = sub.add_parser("enqueue", help="insert a job from clip URLs")
     enq.add_argument("clips", nargs="*", help="clip URLs (http(s):// or storage://bucket/key)")
@@ -56,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     enq.add_argument("--webhook-url")
     enq.add_argument("--user-id", type=uuid.UUID)
     enq.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    enq.add_argument(
+        "--no-check",
+        action="store_true",
+        help="insert the payload unchecked (for workers run with a custom --handler)",
+    )
 
     status = sub.add_parser("status", help="one job's state, or the queue's counts")
     status.add_argument("job_id", nargs="?", type=uuid.UUID)
@@ -66,7 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id", type=uuid.UUID)
 
     cleanup = sub.add_parser("cleanup", help="delete finished jobs older than N days")
-    cleanup.add_argument("--days", type=int, default=None)
+    cleanup.add_argument(
+        "--days", type=_days, default=None, help="age in days, at least 1 (RETENTION_DAYS)"
+    )
+    cleanup.add_argument(
+        "--delete-files",
+        action="store_true",
+        help="also delete each removed job's stored video and poster",
+    )
     return parser
 
 
@@ -78,14 +159,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"video-worker: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_format, settings.secrets())
+    exit_on_signals()
     try:
-        return run_coroutine(_dispatch(args, settings), settings.event_loop)
+        code = run_coroutine(_dispatch(args, settings), settings.event_loop)
+        sys.stdout.flush()  # a closed pipe shows here, not as a warning at exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `status | head -1`: the reader left; say nothing more and keep Python quiet at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except PreflightError as exc:
+        print(f"video-worker: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, PermanentError) as exc:
         # bad arguments or configuration (e.g. a storage backend without its bucket)
         print(f"video-worker: {exc}", file=sys.stderr)
         return 2
+    finally:
+        stop_all()  # leave (and, if last, stop) the embedded database
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP end a command as an exception does, so `finally` blocks and exit
+    hooks run (and the embedded database is stopped); Python's default for both is to die on
+    the spot. `run` replaces the SIGTERM handler with its graceful shutdown while it runs."""
+
+    def exit_now(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, exit_now)
 
 
 def run_coroutine(coro: Coroutine[Any, Any, int], choice: str = "auto") -> int:
@@ -119,17 +224,49 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return result
 
 
+def checked_payload(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The payload to insert, refused with the worker's own message when it cannot work."""
+    from worker.payload import parse_payload
+
+    payload = payload_from_args(args)
+    if args.no_check:
+        return payload
+    try:
+        parse_payload(payload, settings)
+    except PayloadError as exc:
+        raise ValueError(f"{exc}{_local_file_hint(payload)}") from None
+    return payload
+
+
+def _local_file_hint(payload: dict[str, Any]) -> str:
+    """A clip given as a path on this machine: say how to make it reachable."""
+    clips = payload.get("clips") if isinstance(payload, dict) else None
+    for clip in clips if isinstance(clips, list) else []:
+        url = clip.get("url") if isinstance(clip, dict) else None
+        if isinstance(url, str) and "://" not in url and Path(url).exists():
+            return (
+                f" ({url} is a file on this machine: the worker fetches clips by URL, so serve "
+                "it over http(s) or upload it and use storage://BUCKET/PATH)"
+            )
+    return ""
+
+
 def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The payload `enqueue` inserts: --payload as given, else built from the clip URLs."""
     if args.payload:
         text = args.payload
         if text.startswith("@"):
             text = Path(text[1:]).read_text()
-        payload: dict[str, Any] = json.loads(text)
+        try:
+            payload: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--payload is not valid JSON: {exc}") from None
         return payload
     if not args.clips:
         raise ValueError("give at least one clip URL, or --payload")
     payload = {"clips": [{"url": url} for url in args.clips]}
+    if not args.audio and (args.volume is not None or args.duck):
+        raise ValueError("--volume and --duck set the music: give it with --audio URL")
     if args.audio:
         audio: dict[str, Any] = {"url": args.audio, "duck": bool(args.duck)}
         if args.volume is not None:

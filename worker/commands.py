@@ -5,33 +5,93 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
+import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from worker.app import apply_migrations, load_handler, open_store, run_worker
-from worker.db.embedded import resolve_database_url
+from worker.app import apply_migrations, load_handler, run_worker
+from worker.db import preflight
+from worker.db.connection import make_pool
+from worker.db.preflight import Database
+from worker.liveness import scheduled_later, worker_seen
+from worker.log import get_logger
 from worker.queue.jobs import JobStore
 from worker.queue.models import Status
 from worker.settings import Settings
 from worker.terminal import JobFollower
 
 FOLLOW_EVERY = 0.5
+# `--wait` says nobody is working when its job has been ready this long with no sign of a
+# replica (a heartbeat, a claim or a finished job) within NO_WORKER_WINDOW.
+NO_WORKER_AFTER = 5.0
+NO_WORKER_WINDOW = 60
+
+log = get_logger("video-worker")
+
+
+def say(text: str) -> None:
+    """A line for the operator, on stderr: stdout stays parseable (`status --json | jq`)."""
+    print(f"video-worker: {text}", file=sys.stderr, flush=True)
+
+
+async def checked_database(settings: Settings, *, need_schema: bool = True) -> Database:
+    """The database a short command uses, named on stderr and checked within seconds."""
+    db = preflight.database(settings)
+    say(f"database: {db.label}")
+    await preflight.check(db, need_schema=need_schema)
+    return db
+
+
+@asynccontextmanager
+async def open_checked_store(
+    settings: Settings, *, migrate: bool = False
+) -> AsyncIterator[JobStore]:
+    """A small pool on the checked database; `migrate` applies pending migrations first
+    (`enqueue` works on a fresh database), else the schema must be there already."""
+    db = await checked_database(settings, need_schema=not migrate)
+    if migrate:
+        await apply_migrations(db.url)
+    pool = make_pool(db.url, max_size=2)
+    await pool.open(wait=True, timeout=2 * preflight.CONNECT_SECONDS)
+    try:
+        yield JobStore(pool)
+    finally:
+        await pool.close()
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    # before anything starts: the embedded server is not even started where it is refused
+    if not settings.database_url:
+        preflight.refuse_embedded_when_deployed(settings, allowed=args.embedded_ok)
+    db = preflight.database(settings)
+    if db.embedded:
+        log.warning("embedded_database", database=db.label, home=str(settings.home))
+    else:
+        log.info("database", database=db.label)
+    await preflight.check(db, need_schema=args.no_migrate)
     if args.handler:
         handler = load_handler(args.handler)
     else:
         from worker.pipeline import Pipeline
 
         handler = Pipeline(settings)  # builds the storage client now: bad settings fail at start
-    await run_worker(settings, handler, run_migrations=not args.no_migrate)
+    await run_worker(settings, handler, run_migrations=not args.no_migrate, started=_stop_on_hangup)
     return 0
 
 
+def _stop_on_hangup(runner: Any, _port: int) -> None:
+    """SIGHUP (a closed terminal) stops the daemon as gracefully as SIGTERM does."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, runner.request_stop)
+
+
 async def migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    applied = await apply_migrations(resolve_database_url(settings.database_url, settings.home))
+    db = await checked_database(settings, need_schema=False)
+    applied = await apply_migrations(db.url)
     print("applied: " + ", ".join(applied) if applied else "up to date")
     return 0
 
@@ -43,11 +103,10 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.cli import payload_from_args
+    from worker.cli import checked_payload
 
-    payload = payload_from_args(args)
-    await apply_migrations(resolve_database_url(settings.database_url, settings.home))
-    async with open_store(settings) as store:
+    payload = checked_payload(args, settings)
+    async with open_checked_store(settings, migrate=True) as store:
         job_id, created = await store.enqueue(
             payload,
             user_id=args.user_id,
@@ -56,14 +115,14 @@ async def enqueue(args: argparse.Namespace, settings: Settings) -> int:
             idempotency_key=args.idempotency_key,
             webhook_url=args.webhook_url,
         )
-        print(f"{'enqueued' if created else 'already enqueued'} {job_id}")
+        print(f"{'enqueued' if created else 'already enqueued'} {job_id}", flush=True)
         if args.wait:
             return await follow(store, job_id)
     return 0
 
 
 async def status(args: argparse.Namespace, settings: Settings) -> int:
-    async with open_store(settings) as store:
+    async with open_checked_store(settings) as store:
         if args.job_id is None:
             counts = await store.counts()
             if args.json:
@@ -78,7 +137,7 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"no job {args.job_id}", file=sys.stderr)
             return 1
         print(
-            json.dumps(_public(row), indent=2, default=str)
+            json.dumps(public_row(row), indent=2, default=str)
             if args.json
             else JobFollower(sys.stdout).summary(row)
         )
@@ -86,25 +145,44 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cancel(args: argparse.Namespace, settings: Settings) -> int:
-    async with open_store(settings) as store:
+    async with open_checked_store(settings) as store:
         if await store.request_cancel(args.job_id):
             print(f"cancellation requested for {args.job_id}")
             return 0
-        print(f"job {args.job_id} is not pending or processing", file=sys.stderr)
-        return 1
+        row = await store.get(args.job_id)
+    if row is None:
+        print(f"no job {args.job_id}: nothing to cancel (check the id)", file=sys.stderr)
+    else:
+        ended = row["status"]
+        print(f"job {args.job_id} already ended {ended}; nothing to cancel", file=sys.stderr)
+    return 1
 
 
 async def cleanup(args: argparse.Namespace, settings: Settings) -> int:
-    async with open_store(settings) as store:
-        removed = await store.cleanup(args.days or settings.retention_days)
-    print(f"removed {removed} finished job(s)")
-    return 0
+    from worker.cleanup import delete_finished
+
+    days = args.days if args.days is not None else settings.retention_days
+    async with open_checked_store(settings) as store:
+        if not args.delete_files:
+            removed = await store.cleanup(days)
+            print(f"removed {removed} finished job(s) older than {days} day(s)")
+            return 0
+        freed = await delete_finished(store, settings, days)
+    print(freed.summary(days))
+    return 1 if freed.failed else 0
 
 
 async def watch(
-    store: JobStore, job_id: uuid.UUID, follower: JobFollower, every: float = FOLLOW_EVERY
+    store: JobStore,
+    job_id: uuid.UUID,
+    follower: JobFollower,
+    every: float = FOLLOW_EVERY,
+    *,
+    notice_idle: bool = False,
 ) -> dict[str, Any] | None:
-    """Show a job's progress until it ends; its final row, or None if there is no such job."""
+    """Show a job's progress until it ends; its final row, or None if there is no such job.
+    With `notice_idle`, say once when the job waits and no replica shows signs of life."""
+    idle = IdleNotice(store) if notice_idle else None
     while True:
         row = await store.get(job_id)
         if row is None:
@@ -112,13 +190,43 @@ async def watch(
         follower.update(row)
         if Status(row["status"]).terminal:
             return row
+        if idle is not None and (text := await idle.check(row)):
+            follower.note(text)
         await asyncio.sleep(every)
+
+
+class IdleNotice:
+    """Notices a job nobody picks up: ready for NO_WORKER_AFTER seconds while the database
+    shows no replica at work (see `worker_seen` in queries.sql). Says so once."""
+
+    def __init__(self, store: JobStore, after: float = NO_WORKER_AFTER) -> None:
+        self.store = store
+        self.after = after
+        self.waiting_since: float | None = None
+        self.said = False
+
+    async def check(self, row: dict[str, Any]) -> str | None:
+        if self.said or row["status"] != Status.PENDING or row.get("cancel_requested_at"):
+            self.waiting_since = None
+            return None
+        now = time.monotonic()
+        self.waiting_since = self.waiting_since or now
+        if now - self.waiting_since < self.after or await worker_seen(self.store, NO_WORKER_WINDOW):
+            return None
+        if await scheduled_later(self.store, row["id"]):
+            return None  # a retry's backoff or a future run_at: nobody should take it yet
+        self.said = True
+        return (
+            f"no worker seems to be running: no replica has claimed or renewed a job in the "
+            f"last {NO_WORKER_WINDOW} s. Start one with `video-worker run` against this "
+            "database; still waiting (Ctrl-C stops waiting, the job stays queued)."
+        )
 
 
 async def follow(store: JobStore, job_id: uuid.UUID) -> int:
     """`--wait`: follow the job, then its summary; exit 0 only when it completed."""
     follower = JobFollower(sys.stdout)
-    row = await watch(store, job_id, follower)
+    row = await watch(store, job_id, follower, notice_idle=True)
     if row is None:
         print(f"no job {job_id}", file=sys.stderr)
         return 1
@@ -126,5 +234,25 @@ async def follow(store: JobStore, job_id: uuid.UUID) -> int:
     return 0 if row["status"] == Status.COMPLETED else 1
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k != "lease_token"}
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for `status --json`: no lease token, every timestamp in one format (UTC, ISO
+    8601 with milliseconds and Z), including those inside `errors`."""
+    shown = {k: _timestamp(v) for k, v in row.items() if k != "lease_token"}
+    if isinstance(shown.get("errors"), list):
+        shown["errors"] = [_error_entry(e) for e in shown["errors"]]
+    return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in shown.items()}
+
+
+def _timestamp(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
+
+
+def _error_entry(entry: Any) -> Any:
+    if isinstance(entry, dict) and isinstance(entry.get("at"), str):
+        try:
+            return {**entry, "at": _timestamp(datetime.fromisoformat(entry["at"]))}
+        except ValueError:
+            return entry
+    return entry

@@ -3,7 +3,8 @@
 It makes three sample clips (landscape with sound, square without sound, portrait with sound)
 and a music track, serves them from a local HTTP server, enqueues a job that joins them with the
 music ducked under the clips' sound, runs the worker on it with a live progress bar, and prints
-where the video and its poster are. The worker's dashboard is up while it runs.
+where the video and its poster are. The worker's dashboard is up while it runs, and after
+the job ends too with `--keep`, until Enter.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -53,17 +55,18 @@ async def run_demo(settings: Settings, *, keep: bool = False) -> int:
     )
     configure(settings.log_format, settings.secrets(), level=logging.WARNING)
     started = time.monotonic()
+    print(f"Database: embedded Postgres in {(settings.home / 'pgdata').resolve()}")
     samples = settings.home / "demo" / "samples"
     print(f"Making sample clips in {samples} …")
     await make_samples(samples)
     server, base = await serve_folder(samples)
     try:
-        return await _run(settings, base, started)
+        return await _run(settings, base, started, keep)
     finally:
         await server.cleanup()
 
 
-async def _run(settings: Settings, base: str, started: float) -> int:
+async def _run(settings: Settings, base: str, started: float, keep: bool) -> int:
     holder: dict[str, Any] = {}
     ready = asyncio.Event()
 
@@ -78,19 +81,56 @@ async def _run(settings: Settings, base: str, started: float) -> int:
     )
     if worker.done():
         worker.result()  # raises what stopped it
-    print(f"Worker running; dashboard at http://127.0.0.1:{holder['port']}/")
+    dashboard = f"http://127.0.0.1:{holder['port']}/"
+    print(f"Worker running; dashboard at {dashboard} (while the demo runs)")
     try:
         async with open_store(settings) as store:
             job_id, _ = await store.enqueue(demo_payload(base))
             print(f"Enqueued job {job_id}")
-            follower = JobFollower(sys.stdout)
-            row = await watch(store, job_id, follower, every=0.25)
-            if follower.tty:
-                sys.stdout.write("\n")
+            row = await _follow(store, job_id, worker)
+        code = report(row, time.monotonic() - started)
+        if keep and not worker.done():
+            print(f"Dashboard still at {dashboard}; press Enter (or Ctrl-C) to stop.", flush=True)
+            await _until_enter(worker)
+        else:
+            print("The worker and its dashboard have stopped (`demo --keep` keeps them up).")
+        return code
     finally:
         holder["runner"].request_stop()
         await worker
-    return report(row, time.monotonic() - started)
+
+
+async def _follow(store: Any, job_id: Any, worker: asyncio.Task[Any]) -> dict[str, Any] | None:
+    """The job's final row; None if the worker stopped first (SIGTERM hands the job back)."""
+    follower = JobFollower(sys.stdout)
+    watcher = asyncio.create_task(watch(store, job_id, follower, every=0.25))
+    await asyncio.wait({watcher, worker}, return_when=asyncio.FIRST_COMPLETED)
+    if follower.tty:
+        sys.stdout.write("\n")
+    if not watcher.done():
+        watcher.cancel()
+        print("The worker stopped before the job ended.")
+        return None
+    return watcher.result()
+
+
+async def _until_enter(worker: asyncio.Task[Any]) -> None:
+    """Return on Enter, end of input, or the worker stopping (SIGTERM). The read runs on a
+    daemon thread: one left blocked in readline must not hold the process open at exit."""
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[None] = loop.create_future()
+
+    def read() -> None:
+        sys.stdin.readline()
+        loop.call_soon_threadsafe(_resolve, entered)
+
+    threading.Thread(target=read, daemon=True).start()
+    await asyncio.wait({entered, worker}, return_when=asyncio.FIRST_COMPLETED)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def demo_payload(base: str) -> dict[str, Any]:
@@ -109,7 +149,7 @@ def demo_payload(base: str) -> dict[str, Any]:
 
 def report(row: dict[str, Any] | None, elapsed: float) -> int:
     if row is None:
-        print("The demo job disappeared from the queue (was the database reset?)")
+        print("The demo job did not finish (the worker stopped, or the database was reset).")
         return 1
     if row["status"] != Status.COMPLETED:
         print(f"The job ended {row['status']}: {row['error']}")

@@ -67,7 +67,7 @@ def _first(env: Mapping[str, str], *names: str) -> str | None:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
-    home: Path = Path(".video-worker")
+    home: Path = field(default_factory=lambda: default_home())
     storage_backend: str = "local"
     supabase_url: str | None = None
     supabase_service_key: str | None = field(default=None, repr=False)
@@ -100,6 +100,7 @@ class Settings:
     retention_days: int = 7
     retry_base_seconds: float = 10.0
     event_loop: str = "auto"
+    allow_embedded_database: bool = False
 
     @property
     def heartbeat_interval(self) -> float:
@@ -131,7 +132,8 @@ class Settings:
             raise SettingsError(f"EVENT_LOOP must be auto, uvloop or asyncio, got {event_loop!r}")
         return cls(
             database_url=_database_url(env),
-            home=Path(_first(env, "VIDEO_WORKER_HOME") or ".video-worker"),
+            home=_home(_first(env, "VIDEO_WORKER_HOME")),
+            allow_embedded_database=_bool(env, "ALLOW_EMBEDDED_DATABASE"),
             storage_backend=_storage_backend(env, supabase_url, supabase_key, s3_bucket),
             supabase_url=supabase_url,
             supabase_service_key=supabase_key,
@@ -195,6 +197,9 @@ def _max_pixels(env: Mapping[str, str]) -> int:
     return value
 
 
+DATABASE_URL_SHAPE = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+
+
 def _database_url(env: Mapping[str, str]) -> str | None:
     """DATABASE_URL, refused at start-up if libpq cannot parse it: later, libpq's error (and a
     traceback) would quote the string, password and all."""
@@ -204,7 +209,10 @@ def _database_url(env: Mapping[str, str]) -> str | None:
             conninfo_to_dict(url)
         except PsycopgError as exc:
             problem = mask_database_url(str(exc).strip(), url)
-            raise SettingsError(f"DATABASE_URL cannot be parsed: {problem}") from None
+            raise SettingsError(
+                f"DATABASE_URL is not a Postgres connection string (it cannot be parsed: "
+                f"{problem}); it should look like {DATABASE_URL_SHAPE}"
+            ) from None
     return url
 
 
@@ -214,6 +222,19 @@ def _token(env: Mapping[str, str], name: str) -> str | None:
     if token and not (token.isascii() and token.isprintable() and " " not in token):
         raise SettingsError(f"{name} must be printable ASCII without spaces")
     return token
+
+
+def default_home() -> Path:
+    """One state folder per user (e.g. ~/.local/share/video-worker on Linux), wherever the
+    command runs: a folder relative to the working directory gave every directory its own,
+    empty embedded database."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("video-worker", appauthor=False))
+
+
+def _home(given: str | None) -> Path:
+    return Path(given).expanduser().resolve() if given else default_home()
 
 
 def _storage_backend(

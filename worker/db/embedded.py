@@ -1,17 +1,29 @@
 """An embedded Postgres for machines that have none: the pgserver wheel ships the binaries.
 
-Used when DATABASE_URL is unset. The data lives under VIDEO_WORKER_HOME/pgdata; several
-processes with the same home share one server, which stops when the last of them exits.
+Used when DATABASE_URL is unset: a development convenience (`demo`, trying commands out),
+which `run` refuses where it looks deployed (worker/db/preflight.py). The data lives under
+VIDEO_WORKER_HOME/pgdata; several processes with the same home share one server, which stops
+when the last of them exits.
+
+pgserver counts its users in a list of process ids (pgdata/.handle_pids.json) and stops the
+server when the last one leaves, at exit. A process killed by a signal never leaves, so its
+id stayed in the list and the server ran on forever. Two fixes: the CLI turns SIGTERM and
+SIGHUP into an ordinary exit (worker/cli.py), and ids of processes that are gone are pruned
+here whenever a process joins or leaves, so the next command to end stops a server that
+earlier ones leaked.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 _servers: dict[Path, Any] = {}
+HANDLES = ".handle_pids.json"
 
 
 def embedded_url(home: Path) -> str:
@@ -24,9 +36,49 @@ def embedded_url(home: Path) -> str:
             warnings.simplefilter("ignore")
             import pgserver
 
+            prune_stale_handles(pgdata)
             _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
     return str(_servers[pgdata].get_uri())
 
 
 def resolve_database_url(database_url: str | None, home: Path) -> str:
     return database_url or embedded_url(home)
+
+
+def stop_all() -> None:
+    """Leave every embedded server this process joined; the last process to leave stops it.
+
+    Called when a command ends (normally or by SIGTERM/SIGHUP); pgserver's own atexit hook
+    does the same again harmlessly."""
+    while _servers:
+        pgdata, server = _servers.popitem()
+        prune_stale_handles(pgdata)
+        server.cleanup()
+
+
+def prune_stale_handles(pgdata: Path) -> list[int]:
+    """Drop the ids of processes that no longer run from pgserver's handle list, under its
+    inter-process lock; returns the ids removed."""
+    path = pgdata / HANDLES
+    if not path.exists():
+        return []
+    from pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            pids = []
+        alive = [p for p in pids if p == os.getpid() or _running(p)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+    return [p for p in pids if p not in alive]
+
+
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -246,3 +246,47 @@ select (c.reltuples < 0 and exists (select 1 from public.video_jobs))
 from pg_class as c
 left join pg_stat_user_tables as s on s.relid = c.oid
 where c.oid = 'public.video_jobs'::regclass;
+
+-- worker_seen --
+-- Signs that some replica works on this queue: a claim or heartbeat on a running job (both
+-- set heartbeat_at), or a job that ended, within the window. Both use existing indexes
+-- (status, finished). An idle replica leaves no trace, but it would claim a ready job at
+-- once, so a ready job that nobody takes while nothing else happens means nobody is there.
+select exists (
+           select 1 from public.video_jobs
+           where status = 'processing'
+             and heartbeat_at > now() - make_interval(secs => %(seconds)s))
+       or exists (
+           select 1 from public.video_jobs
+           where status in ('completed', 'failed', 'cancelled')
+             and completed_at > now() - make_interval(secs => %(seconds)s)) as seen;
+
+-- job_scheduled_later --
+select run_at > now() as later from public.video_jobs where id = %(id)s;
+
+-- cleanup_candidates --
+-- Finished jobs older than the retention, oldest first, with what they stored. Rows are
+-- deleted only after their files (cleanup_delete), so a failed delete leaves the row to retry.
+select id, result, video_url from public.video_jobs
+where status in ('completed', 'failed', 'cancelled')
+  and completed_at < now() - make_interval(days => %(days)s)
+order by completed_at
+limit %(limit)s;
+
+-- cleanup_delete --
+delete from public.video_jobs
+where id = any(%(ids)s::uuid[]) and status in ('completed', 'failed', 'cancelled')
+returning id;
+
+-- cleanup_keys_in_use --
+-- Of these stored keys, those that a job outside the batch also records: a later job that
+-- wrote the same output.path owns the object now, and deleting it would break that job's
+-- video. One scan of the table per batch (no index holds result keys); the bucket is not
+-- compared, which can only keep an object, never delete one in use.
+with used as (
+    select j.id, v.key
+    from public.video_jobs j
+    cross join lateral (values (j.result->>'storage_path'), (j.result->>'thumbnail_path')) as v(key)
+    where v.key = any(%(keys)s::text[])
+)
+select distinct key from used where id <> all(%(ids)s::uuid[]);
