@@ -531,6 +531,8 @@ MALFORMED_COMPOSITION: list[tuple[str, object, str, str]] = [
      '"bottom", "center", "top"'),
     ("captions-size", _captions(size=0.9), "payload.captions.size", "from 0.01 to 0.5"),
     ("captions-color-name", _captions(color="white"), "payload.captions.color", "#RRGGBB"),
+    ("captions-color-newline", _captions(color="#FFFFFF\n"), "payload.captions.color",
+     "#RRGGBB"),
     ("captions-color-short", _captions(highlight_color="#FFF"),
      "payload.captions.highlight_color", "#RRGGBB"),
     ("captions-max-words", _captions(max_words=0), "payload.captions.max_words", "from 1 to 20"),
@@ -586,7 +588,10 @@ def test_malformed_composition_names_the_field(raw: object, field: str, sentence
     assert "\n" not in str(error) and "Input should" not in str(error)
 
 
-BAD_URLS = ["ftp://x/a", "file:///etc/passwd", "", "https:///a", "storage://b/../../k", 7]
+BAD_URLS = [
+    "ftp://x/a", "file:///etc/passwd", "", "https:///a", "storage://b/../../k",
+    "https://x/a\x01b", 7,
+]  # fmt: skip
 URL_FIELDS: list[tuple[str, object, str]] = [
     ("layer", lambda url: _clip(audio=[{"url": url}]), "payload.clips[2].audio[0].url"),
     ("srt", lambda url: _captions(srt_url=url), "payload.captions.srt_url"),
@@ -688,3 +693,14 @@ def test_every_field_answers_junk_with_a_sentence_of_ours(field: str, build) -> 
             assert not error.problem.startswith("must be valid ("), (value, str(error))
             # transcripts are read by worker.media.captions, whose sentences may say "needs"
             assert re.search(r"must|is required|has \d+|needs", error.problem), (value, str(error))
+
+
+def test_an_echoed_value_stays_on_one_line() -> None:
+    """Enum values are echoed to help; a newline or quote in one must not break the message."""
+    for raw in (_output(fit='pad"\n'), _captions(style="bold\r\nX: y"), _clip(motion="\x1b[2J")):
+        with pytest.raises(PayloadError) as caught:
+            parse_payload(raw, SETTINGS)
+        message = str(caught.value)
+        assert "\n" not in message and "\r" not in message and "\x1b" not in message, message
+    with pytest.raises(PayloadError, match=r'got "pad\\"\\n"$'):
+        parse_payload(_output(fit='pad"\n'), SETTINGS)

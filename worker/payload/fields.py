@@ -12,7 +12,9 @@ translation into `PayloadError` (worker/payload/__init__.py) appends it to the f
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,8 @@ HTTP_SCHEMES = frozenset({"http", "https"})
 URL_EXAMPLE = 'like "https://cdn.example.com/a.mp4" or "storage://BUCKET/PATH"'
 URL_PATTERN = r"^([Hh][Tt][Tt][Pp][Ss]?|storage)://"  # for the schema; the check is stricter
 COLOUR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
+_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # one search, not a Python loop over a long URL
 
 
 def problem(text: str, at: str = "") -> PydanticCustomError:
@@ -76,7 +80,8 @@ def describe(value: object, *, echo: bool = False) -> str:
     if isinstance(value, int | float):
         return number_text(value)
     if isinstance(value, str):
-        return f'"{value[:40]}"' if echo and len(value) <= 40 else "a string"
+        # JSON-quoted, so a newline or a quote in it cannot break the one-line message
+        return json.dumps(value, ensure_ascii=False) if echo and len(value) <= 40 else "a string"
     if isinstance(value, list | tuple):
         return "an array"
     if isinstance(value, Mapping):
@@ -126,12 +131,7 @@ def check_flag(value: object) -> bool:
 
 
 def check_colour(value: object) -> str:
-    if (
-        not isinstance(value, str)
-        or len(value) != 7
-        or value[0] != "#"
-        or any(c not in "0123456789abcdefABCDEF" for c in value[1:])
-    ):
+    if not isinstance(value, str) or not _COLOUR.fullmatch(value):
         raise problem(
             f'must be a colour "#RRGGBB" like "#FFD400", got {describe(value, echo=True)}'
         )
@@ -180,7 +180,7 @@ def url_problem(url: str) -> str | None:
         return "it is empty"
     if len(url) > MAX_URL_LENGTH:
         return f"it is longer than {MAX_URL_LENGTH} characters"
-    if url != url.strip() or any(ord(c) < 32 or ord(c) == 127 for c in url):
+    if url != url.strip() or _CONTROL.search(url):
         return "it has surrounding spaces or control characters"
     if url.startswith(STORAGE_PREFIX):
         return _storage_url_problem(url[len(STORAGE_PREFIX) :])
