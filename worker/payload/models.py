@@ -212,8 +212,8 @@ def _transcript(value: object, info: ValidationInfo) -> tuple[Word, ...]:
     The job's words in all are bounded too: once a job is over the limit, later transcripts are
     refused without being read.
     """
-    if isinstance(value, tuple):  # already words: a model built in Python
-        return value
+    if isinstance(value, tuple) and all(isinstance(w, Word) for w in value):
+        return value  # already words: a model built in Python
     left = context_value(info, "caption_words_left")
     if left is not None and left < 0:
         raise problem(f"must be left out: the job is over its {MAX_CAPTION_WORDS} caption words")
