@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+from pydantic import ValidationError
 
 from worker.errors import PayloadError, PermanentError
 from worker.media.captions import Word
@@ -693,6 +694,14 @@ def test_every_field_answers_junk_with_a_sentence_of_ours(field: str, build) -> 
             assert not error.problem.startswith("must be valid ("), (value, str(error))
             # transcripts are read by worker.media.captions, whose sentences may say "needs"
             assert re.search(r"must|is required|has \d+|needs", error.problem), (value, str(error))
+
+
+def test_models_built_in_python_are_checked_too() -> None:
+    """Code that builds a payload itself (the CLI, tests) gets the same checks."""
+    assert Clip(url="https://x/a", transcript=(Word("a", 0, 1),)).transcript == (Word("a", 0, 1),)
+    for fields in ({"url": "ftp://x/a"}, {"url": "https://x/a", "transcript": ("x",)}):
+        with pytest.raises(ValidationError):
+            Clip(**fields)
 
 
 def test_an_echoed_value_stays_on_one_line() -> None:

@@ -87,6 +87,7 @@ REFUSED_BY_BOTH = [
     ("overlays.0.opacity", -0.1),
     ("overlays.0.position", "middle"),
     ("overlays.1.text", ""),
+    ("overlays.1", {"text": "x", "image": "https://x/l.png"}),
     ("output.fade_in", -1),
     ("output", {"width": 1081, "height": 1920}),
     ("output", {"fit": "fill"}),

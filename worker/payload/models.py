@@ -34,15 +34,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     PlainValidator,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from typing_extensions import (
-    TypeAliasType,
-    TypedDict,
-)  # pydantic needs TypedDict from here on Python < 3.12
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict on Python 3.11
 
 from worker.errors import PayloadError
 from worker.media.captions import CaptionStyle, Word, words_from_transcript
@@ -543,9 +543,22 @@ def _overlay(value: object, info: ValidationInfo) -> ImageOverlay | TextOverlay:
     return kind.model_validate(value, context=info.context)
 
 
+class _OneKind:
+    """Schema note: an overlay is exactly one kind. Both accept extra keys, so pydantic's
+    `anyOf` would let an object with both `image` and `text` pass; `oneOf` refuses it."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["oneOf"] = schema.pop("anyOf")
+        return schema
+
+
 Overlay = Annotated[
     ImageOverlay | TextOverlay,
     PlainValidator(_overlay, json_schema_input_type=ImageOverlay | TextOverlay),
+    _OneKind(),
 ]
 
 
