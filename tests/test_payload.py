@@ -8,13 +8,24 @@ import re
 import uuid
 
 import pytest
+from pydantic import ValidationError
 
 from worker.errors import PayloadError, PermanentError
+from worker.media.captions import Word
 from worker.payload import (
+    MAX_AUDIO_LAYERS,
+    MAX_CAPTION_WORDS,
+    MAX_OVERLAYS,
+    MAX_TEXT_CHARS,
     Audio,
+    AudioLayer,
+    Captions,
     Clip,
+    ImageOverlay,
     Output,
     Payload,
+    TextOverlay,
+    Transition,
     default_output_key,
     output_key,
     parse_payload,
@@ -302,3 +313,403 @@ def test_default_output_key() -> None:
     assert output_key(minimal, job, None) == f"anonymous/{job}.mp4"
     full = parse_payload(SPEC_EXAMPLE, SETTINGS)
     assert output_key(full, job, user) == "user-123/campaign-9.mp4"
+
+
+# --- composition (shared/spec/video-jobs.md, "Composition (additions to version 1)") ----------
+
+# The composition example in the contract, verbatim.
+COMPOSITION_EXAMPLE = json.loads("""
+{
+  "clips": [
+    {"url": "https://cdn.example.com/shot1.mp4", "volume": 0.8,
+     "audio": [{"url": "https://cdn.example.com/rain.mp3", "volume": 0.5, "loop": true,
+                "start": 0, "fade_in": 0.5, "fade_out": 0.5}],
+     "transcript": {"words": [{"word": "Hello", "start": 0.2, "end": 0.5}]},
+     "transition": {"type": "fade", "duration": 0.5}},
+    {"url": "https://cdn.example.com/first-frame.png", "duration": 3, "motion": "zoom_in",
+     "zoom": 0.15,
+     "voice_url": "https://cdn.example.com/vo2.mp3",
+     "voice_transcript": {"words": [{"word": "World", "start": 0.1, "end": 0.6}]}}
+  ],
+  "captions": {"style": "highlight", "position": "bottom", "size": 0.06, "color": "#FFFFFF",
+               "highlight_color": "#FFD400", "uppercase": false, "max_words": 4,
+               "outline": true, "box": false, "vtt": true},
+  "overlays": [
+    {"image": "https://cdn.example.com/logo.png", "position": "top_right", "width": 0.15,
+     "opacity": 0.8, "margin": 0.03, "start": 0, "end": null},
+    {"text": "Summer sale", "position": "center", "size": 0.08, "color": "#FFFFFF",
+     "box": true, "start": 0, "end": 2}
+  ],
+  "output": {"fade_in": 0.5, "fade_out": 0.8}
+}
+""")
+
+WORD = {"word": "hi", "start": 0.0, "end": 0.5}
+TWO = [OK_CLIP, OK_CLIP]
+
+
+def test_composition_example_parses_to_the_expected_values() -> None:
+    payload = parse_payload(COMPOSITION_EXAMPLE, SETTINGS)
+    first, second = payload.clips
+    assert first.volume == 0.8 and first.start == 0.0 and first.end is None
+    assert first.audio == (
+        AudioLayer(
+            url="https://cdn.example.com/rain.mp3",
+            volume=0.5,
+            loop=True,
+            start=0.0,
+            fade_in=0.5,
+            fade_out=0.5,
+        ),
+    )
+    assert first.transcript == (Word("Hello", 0.2, 0.5),)
+    assert first.transition == Transition(type="fade", duration=0.5)
+    assert (second.duration, second.motion, second.zoom) == (3.0, "zoom_in", 0.15)
+    assert second.voice_transcript == (Word("World", 0.1, 0.6),)
+    assert second.transition is None and second.audio == () and second.volume == 1.0
+    assert payload.captions == Captions(style="highlight", highlight_color="#FFD400", vtt=True)
+    assert payload.overlays == (
+        ImageOverlay(image="https://cdn.example.com/logo.png", opacity=0.8),
+        TextOverlay(text="Summer sale", size=0.08, box=True, end=2.0),
+    )
+    assert (payload.output.fade_in, payload.output.fade_out) == (0.5, 0.8)
+    assert payload.inputs() == (
+        ("clips[0]", "https://cdn.example.com/shot1.mp4"),
+        ("clips[0].audio[0]", "https://cdn.example.com/rain.mp3"),
+        ("clips[1]", "https://cdn.example.com/first-frame.png"),
+        ("clips[1].voice_url", "https://cdn.example.com/vo2.mp3"),
+        ("overlays[0].image", "https://cdn.example.com/logo.png"),
+    )
+
+
+def test_a_version_1_payload_means_what_it_meant_before() -> None:
+    payload = parse_payload(SPEC_EXAMPLE, SETTINGS)
+    assert payload.captions is None and payload.overlays == ()
+    assert (payload.output.fade_in, payload.output.fade_out) == (0.0, 0.0)
+    for clip in payload.clips:
+        assert (clip.duration, clip.motion, clip.volume, clip.audio) == (None, "none", 1.0, ())
+        assert (clip.transcript, clip.voice_transcript, clip.transition) == (None, None, None)
+
+
+def test_composition_nulls_count_as_absent() -> None:
+    raw = {
+        "clips": [
+            {**OK_CLIP, "duration": None, "motion": None, "zoom": None, "volume": None,
+             "audio": None, "transcript": None, "transition": None},
+        ],
+        "captions": {"style": None, "color": None, "words": None},
+        "overlays": None,
+        "output": {"fade_in": None},
+    }  # fmt: skip
+    payload = parse_payload(raw, SETTINGS)
+    assert payload.clips == (Clip(url=OK_CLIP["url"]),)
+    assert payload.captions == Captions()
+    assert payload.overlays == () and payload.output == Output()
+
+
+def test_transcripts_in_every_shape_the_contract_names() -> None:
+    openai = {"text": "Hello world", "words": [WORD, {"word": "you", "start": 0.5, "end": 1}]}
+    whisper = {
+        "segments": [{"words": [WORD]}, {"words": [{"word": "you", "start": 0.5, "end": 1}]}]
+    }
+    elevenlabs = {
+        "words": [
+            {"text": "hi", "start": 0, "end": 0.5, "type": "word"},
+            {"text": " ", "start": 0.5, "end": 0.5, "type": "spacing"},
+            {"text": "you", "start": 0.5, "end": 1, "type": "word"},
+        ]
+    }
+    bare = [WORD, {"text": "you", "start": 0.5, "end": 1.0}]
+    expected = (Word("hi", 0.0, 0.5), Word("you", 0.5, 1.0))
+    for transcript in (openai, whisper, elevenlabs, bare):
+        clip = {**OK_CLIP, "transcript": transcript, "voice_url": "https://x/v.mp3",
+                "voice_transcript": transcript}  # fmt: skip
+        parsed = parse_payload({"clips": [clip], "captions": {"words": transcript}}, SETTINGS)
+        assert parsed.clips[0].transcript == expected
+        assert parsed.clips[0].voice_transcript == expected
+        assert parsed.captions is not None and parsed.captions.words == expected
+
+
+def test_caption_words_are_limited_per_transcript_and_per_job() -> None:
+    many = [WORD] * MAX_CAPTION_WORDS
+    assert len(parse_payload(_clip(transcript=many), SETTINGS).clips[2].transcript or ()) == len(
+        many
+    )
+    with pytest.raises(PayloadError) as caught:
+        parse_payload(_clip(transcript=[*many, WORD]), SETTINGS)
+    assert str(caught.value).startswith(
+        f"payload.clips[2].transcript: has {MAX_CAPTION_WORDS + 1} words; at most"
+    )
+    half = [WORD] * (MAX_CAPTION_WORDS // 2)
+    raw = {
+        "clips": [{**OK_CLIP, "transcript": half}, {**OK_CLIP, "transcript": half}],
+        "captions": {"words": [WORD]},
+    }
+    with pytest.raises(PayloadError) as caught:
+        parse_payload(raw, SETTINGS)
+    assert str(caught.value) == (
+        f"payload.captions.words: has 1 words, which brings the job's caption words to "
+        f"{MAX_CAPTION_WORDS + 1}; at most {MAX_CAPTION_WORDS} are allowed in one job "
+        "(all transcripts and captions.words together)"
+    )
+    # each parse has its own budget: the same payload without the extra word parses twice
+    del raw["captions"]
+    for _ in range(2):
+        parse_payload(raw, SETTINGS)
+
+
+def _overlay(**fields: object) -> dict[str, object]:
+    return {"clips": [OK_CLIP], "overlays": [{"text": "ok"}, fields]}
+
+
+def _layer(**fields: object) -> dict[str, object]:
+    return _clip(audio=[{"url": "https://x/rain.mp3"}, fields])
+
+
+def _captions(**fields: object) -> dict[str, object]:
+    return {"clips": [OK_CLIP], "captions": fields}
+
+
+MALFORMED_COMPOSITION: list[tuple[str, object, str, str]] = [
+    # (case id, raw payload, exact field path, a part of the sentence)
+    ("duration-zero", _clip(duration=0), "payload.clips[2].duration", "greater than 0"),
+    ("duration-string", _clip(duration="3s"), "payload.clips[2].duration", "number of seconds"),
+    ("motion-unknown", _clip(motion="spin"), "payload.clips[2].motion", '"zoom_in"'),
+    ("zoom-high", _clip(zoom=2), "payload.clips[2].zoom", "from 0 to 1, got 2"),
+    ("clip-volume-neg", _clip(volume=-1), "payload.clips[2].volume", "from 0 to 1"),
+    ("audio-object", _clip(audio={"url": "https://x/a.mp3"}), "payload.clips[2].audio",
+     "must be a list of audio layers"),
+    ("audio-too-many", _clip(audio=[{"url": "https://x/a.mp3"}] * (MAX_AUDIO_LAYERS + 1)),
+     "payload.clips[2].audio", f"at most {MAX_AUDIO_LAYERS} are allowed per clip"),
+    ("layer-string", _clip(audio=["https://x/a.mp3"]), "payload.clips[2].audio[0]",
+     "JSON object"),
+    ("layer-url-missing", _layer(volume=1), "payload.clips[2].audio[1].url", "is required"),
+    ("layer-url-ftp", _layer(url="ftp://x/a.mp3"), "payload.clips[2].audio[1].url", "'ftp'"),
+    ("layer-loop-string", _layer(url="https://x/a", loop="yes"),
+     "payload.clips[2].audio[1].loop", "true or false"),
+    ("layer-start-neg", _layer(url="https://x/a", start=-2), "payload.clips[2].audio[1].start",
+     "0 or more"),
+    ("layer-fade-nan", _layer(url="https://x/a", fade_out=float("nan")),
+     "payload.clips[2].audio[1].fade_out", "got NaN"),
+    ("transcript-string", _clip(transcript="hello"), "payload.clips[2].transcript",
+     "transcript object"),
+    ("transcript-word-missing", _clip(transcript={"words": [WORD, {"start": 0, "end": 1}]}),
+     "payload.clips[2].transcript.words[1].word", "is required"),
+    ("transcript-end-first", _clip(transcript=[{"word": "a", "start": 2, "end": 1}]),
+     "payload.clips[2].transcript[0].end", "must not be before start"),
+    ("segments-words-null", _clip(transcript={"segments": [{"words": None}]}),
+     "payload.clips[2].transcript.segments[0].words", "must be a list"),
+    ("voice-transcript-alone", _clip(voice_transcript=[WORD]),
+     "payload.clips[2].voice_transcript", "voice_url"),
+    ("transition-string", {"clips": [{**OK_CLIP, "transition": "fade"}, OK_CLIP]},
+     "payload.clips[0].transition", "JSON object"),
+    ("transition-type-unknown",
+     {"clips": [{**OK_CLIP, "transition": {"type": "spin", "duration": 1}}, OK_CLIP]},
+     "payload.clips[0].transition.type", '"fade", "fadeblack"'),
+    ("transition-type-missing",
+     {"clips": [{**OK_CLIP, "transition": {"duration": 1}}, OK_CLIP]},
+     "payload.clips[0].transition.type", "is required"),
+    ("transition-duration-zero",
+     {"clips": [{**OK_CLIP, "transition": {"type": "fade", "duration": 0}}, OK_CLIP]},
+     "payload.clips[0].transition.duration", "greater than 0"),
+    ("transition-duration-missing",
+     {"clips": [{**OK_CLIP, "transition": {"type": "fade"}}, OK_CLIP]},
+     "payload.clips[0].transition.duration", "is required"),
+    ("transition-on-last",
+     {"clips": [OK_CLIP, {**OK_CLIP, "transition": {"type": "fade", "duration": 1}}]},
+     "payload.clips[1].transition", "left out on the last clip"),
+    ("captions-array", {"clips": [OK_CLIP], "captions": []}, "payload.captions", "JSON object"),
+    ("captions-two-sources", _captions(words=[WORD], srt_url="https://x/a.srt"),
+     "payload.captions.srt_url", "give one of words, srt_url and vtt_url"),
+    ("captions-srt-bad", _captions(srt_url="a.srt"), "payload.captions.srt_url", "URL"),
+    ("captions-vtt-bad", _captions(vtt_url="storage://b/../x.vtt"), "payload.captions.vtt_url",
+     "URL"),
+    ("captions-words-bad", _captions(words={"words": 5}), "payload.captions.words.words",
+     "must be a list"),
+    ("captions-style", _captions(style="bold"), "payload.captions.style",
+     '"static", "highlight", "karaoke", got "bold"'),
+    ("captions-position", _captions(position="left"), "payload.captions.position",
+     '"bottom", "center", "top"'),
+    ("captions-size", _captions(size=0.9), "payload.captions.size", "from 0.01 to 0.5"),
+    ("captions-color-name", _captions(color="white"), "payload.captions.color", "#RRGGBB"),
+    ("captions-color-newline", _captions(color="#FFFFFF\n"), "payload.captions.color",
+     "#RRGGBB"),
+    ("captions-color-short", _captions(highlight_color="#FFF"),
+     "payload.captions.highlight_color", "#RRGGBB"),
+    ("captions-max-words", _captions(max_words=0), "payload.captions.max_words", "from 1 to 20"),
+    ("captions-max-words-frac", _captions(max_words=2.5), "payload.captions.max_words",
+     "whole number"),
+    ("captions-vtt-string", _captions(vtt="yes"), "payload.captions.vtt", "true or false"),
+    ("overlays-object", {"clips": [OK_CLIP], "overlays": {"text": "x"}}, "payload.overlays",
+     "must be a list of overlays"),
+    ("overlays-too-many", {"clips": [OK_CLIP], "overlays": [{"text": "x"}] * (MAX_OVERLAYS + 1)},
+     "payload.overlays", f"at most {MAX_OVERLAYS} are allowed in one job"),
+    ("overlay-neither", _overlay(position="top"), "payload.overlays[1]", "has neither"),
+    ("overlay-both", _overlay(image="https://x/l.png", text="hi"), "payload.overlays[1]",
+     "not both"),
+    ("overlay-number", {"clips": [OK_CLIP], "overlays": [3]}, "payload.overlays[0]",
+     "JSON object"),
+    ("overlay-image-bad", _overlay(image="javascript:alert(1)"), "payload.overlays[1].image",
+     "URL"),
+    ("overlay-position", _overlay(image="https://x/l.png", position="middle"),
+     "payload.overlays[1].position", '"top_left"'),
+    ("overlay-width", _overlay(image="https://x/l.png", width=0), "payload.overlays[1].width",
+     "from 0.01 to 1"),
+    ("overlay-opacity", _overlay(image="https://x/l.png", opacity=1.5),
+     "payload.overlays[1].opacity", "from 0 to 1"),
+    ("overlay-margin", _overlay(image="https://x/l.png", margin=0.6),
+     "payload.overlays[1].margin", "from 0 to 0.5"),
+    ("overlay-end-first", _overlay(image="https://x/l.png", start=3, end=1),
+     "payload.overlays[1].end", "greater than start (3 s)"),
+    ("overlay-text-number", _overlay(text=5), "payload.overlays[1].text", "string"),
+    ("overlay-text-blank", _overlay(text="  \n "), "payload.overlays[1].text", "not blank"),
+    ("overlay-text-long", _overlay(text="x" * (MAX_TEXT_CHARS + 1)), "payload.overlays[1].text",
+     f"at most {MAX_TEXT_CHARS} characters"),
+    ("overlay-text-color", _overlay(text="hi", color="#GGGGGG"), "payload.overlays[1].color",
+     "#RRGGBB"),
+    ("overlay-text-size", _overlay(text="hi", size=-1), "payload.overlays[1].size", "from 0.01"),
+    ("overlay-text-box", _overlay(text="hi", box=1), "payload.overlays[1].box", "true or false"),
+    ("fade-in-neg", _output(fade_in=-1), "payload.output.fade_in", "0 or more"),
+    ("fade-out-string", _output(fade_out="1"), "payload.output.fade_out", "number of seconds"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "sentence"),
+    [(raw, field, sentence) for _, raw, field, sentence in MALFORMED_COMPOSITION],
+    ids=[case for case, _, _, _ in MALFORMED_COMPOSITION],
+)
+def test_malformed_composition_names_the_field(raw: object, field: str, sentence: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_payload(raw, SETTINGS)
+    error = caught.value
+    assert error.field == field, str(error)
+    assert sentence in error.problem, str(error)
+    assert re.search(r"must|is required|has \d+", error.problem), str(error)
+    assert "\n" not in str(error) and "Input should" not in str(error)
+
+
+BAD_URLS = [
+    "ftp://x/a", "file:///etc/passwd", "", "https:///a", "storage://b/../../k",
+    "https://x/a\x01b", 7,
+]  # fmt: skip
+URL_FIELDS: list[tuple[str, object, str]] = [
+    ("layer", lambda url: _clip(audio=[{"url": url}]), "payload.clips[2].audio[0].url"),
+    ("srt", lambda url: _captions(srt_url=url), "payload.captions.srt_url"),
+    ("vtt", lambda url: _captions(vtt_url=url), "payload.captions.vtt_url"),
+    ("overlay", lambda url: _overlay(image=url), "payload.overlays[1].image"),
+]
+
+
+@pytest.mark.parametrize(("build", "field"), [(b, f) for _, b, f in URL_FIELDS],
+                         ids=[n for n, _, _ in URL_FIELDS])  # fmt: skip
+def test_new_urls_follow_the_clip_url_rules(build, field) -> None:
+    for url in BAD_URLS:
+        with pytest.raises(PayloadError) as new:
+            parse_payload(build(url), SETTINGS)
+        with pytest.raises(PayloadError) as clip:
+            parse_payload(_clip(url=url), SETTINGS)
+        assert new.value.field == field
+        assert new.value.problem == clip.value.problem  # the same rule, the same sentence
+    for url in ("https://cdn.example.com/a?token=1", "storage://media/u/a.png"):
+        parse_payload(build(url), SETTINGS)
+
+
+def test_first_error_is_the_one_the_sequential_checks_reported() -> None:
+    """With several errors, the first in document order is named, as before the models:
+    version, clips (each clip: url, start, end against start, voice_url, then the composition
+    fields), audio, output (the width/height pair first), captions, overlays."""
+    cases: list[tuple[object, str]] = [
+        ({"version": 2}, "payload.version"),
+        ({"version": 2, "clips": []}, "payload.version"),
+        ({"clips": [], "audio": "x", "output": 1}, "payload.clips"),
+        ({"clips": [{"start": -1}]}, "payload.clips[0].url"),
+        ({"clips": [{**OK_CLIP, "start": "a", "end": "b"}]}, "payload.clips[0].start"),
+        ({"clips": [{**OK_CLIP, "start": 3, "end": 1, "voice_url": 5}]}, "payload.clips[0].end"),
+        ({"clips": [{**OK_CLIP, "end": 1, "voice_url": 5, "zoom": 9}]},
+         "payload.clips[0].voice_url"),
+        ({"clips": [{**OK_CLIP, "zoom": 9, "transition": 1}, {"url": 1}]}, "payload.clips[0].zoom"),
+        ({"clips": [OK_CLIP, {"url": 1}], "audio": {"volume": 3}}, "payload.clips[1].url"),
+        ({"clips": [OK_CLIP], "audio": {"volume": 3}, "output": {"fit": "x"}},
+         "payload.audio.url"),
+        ({"clips": [OK_CLIP], "output": {"width": 10, "fps": 0}}, "payload.output.height"),
+        ({"clips": [OK_CLIP], "output": {"width": 11, "height": 10, "fps": 0}},
+         "payload.output.width"),
+        ({"clips": [OK_CLIP], "output": {"fps": 0, "path": 1}}, "payload.output.fps"),
+        ({"clips": [OK_CLIP], "output": {"fade_in": -1}, "captions": {"size": 9}},
+         "payload.output.fade_in"),
+        ({"clips": [OK_CLIP], "captions": {"size": 9}, "overlays": 1}, "payload.captions.size"),
+        ({"clips": [OK_CLIP], "overlays": [{"text": ""}, 1]}, "payload.overlays[0].text"),
+    ]  # fmt: skip
+    for raw, field in cases:
+        with pytest.raises(PayloadError) as caught:
+            parse_payload(raw, SETTINGS)
+        assert caught.value.field == field, (raw, str(caught.value))
+
+
+JUNK: list[object] = [
+    None, "", "x", "#FFFFFF", -1, 0, 0.5, 3, 1e6, float("nan"), float("inf"), 10**400, True,
+    [], [1], {}, {"url": 1},
+]  # fmt: skip
+
+
+def _every_field() -> list[tuple[str, object]]:
+    """(path, payload builder) for every field of every model, on a payload valid without it."""
+    places: list[tuple[str, type, object]] = [
+        ("payload", Payload, lambda f, v: {"clips": [OK_CLIP], f: v}),
+        ("payload.clips[0]", Clip, lambda f, v: {"clips": [{**OK_CLIP, f: v}, OK_CLIP]}),
+        ("payload.clips[0].audio[0]", AudioLayer,
+         lambda f, v: {"clips": [{**OK_CLIP, "audio": [{"url": "https://x/a", f: v}]}]}),
+        ("payload.clips[0].transition", Transition,
+         lambda f, v: {"clips": [{**OK_CLIP, "transition": {"type": "fade", "duration": 1, f: v}},
+                                 OK_CLIP]}),
+        ("payload.audio", Audio, lambda f, v: {"clips": [OK_CLIP], "audio": {**OK_CLIP, f: v}}),
+        ("payload.output", Output, lambda f, v: {"clips": [OK_CLIP], "output": {f: v}}),
+        ("payload.captions", Captions, lambda f, v: {"clips": [OK_CLIP], "captions": {f: v}}),
+        ("payload.overlays[0]", ImageOverlay,
+         lambda f, v: {"clips": [OK_CLIP], "overlays": [{"image": "https://x/l.png", f: v}]}),
+        ("payload.overlays[0]", TextOverlay,
+         lambda f, v: {"clips": [OK_CLIP], "overlays": [{"text": "hi", f: v}]}),
+    ]  # fmt: skip
+    return [
+        (f"{where}.{name}", lambda v, build=build, name=name: build(name, v))
+        for where, model, build in places
+        for name in model.model_fields
+    ]
+
+
+@pytest.mark.parametrize(("field", "build"), _every_field(), ids=[f for f, _ in _every_field()])
+def test_every_field_answers_junk_with_a_sentence_of_ours(field: str, build) -> None:
+    """No junk value gets past the checks or reaches the user as pydantic's own wording."""
+    for value in JUNK:
+        try:
+            parse_payload(build(value), SETTINGS)
+        except PayloadError as error:
+            if field.endswith((".image", ".text")) and value in (None, {}):
+                pass  # an overlay without its image/text is named by the overlay itself
+            elif field in ("payload.output.width", "payload.output.height"):
+                assert error.field in ("payload.output.width", "payload.output.height")  # a pair
+            else:
+                assert error.field.startswith(field), (value, str(error))
+            assert not error.problem.startswith("must be valid ("), (value, str(error))
+            # transcripts are read by worker.media.captions, whose sentences may say "needs"
+            assert re.search(r"must|is required|has \d+|needs", error.problem), (value, str(error))
+
+
+def test_models_built_in_python_are_checked_too() -> None:
+    """Code that builds a payload itself (the CLI, tests) gets the same checks."""
+    assert Clip(url="https://x/a", transcript=(Word("a", 0, 1),)).transcript == (Word("a", 0, 1),)
+    for fields in ({"url": "ftp://x/a"}, {"url": "https://x/a", "transcript": ("x",)}):
+        with pytest.raises(ValidationError):
+            Clip(**fields)
+
+
+def test_an_echoed_value_stays_on_one_line() -> None:
+    """Enum values are echoed to help; a newline or quote in one must not break the message."""
+    for raw in (_output(fit='pad"\n'), _captions(style="bold\r\nX: y"), _clip(motion="\x1b[2J")):
+        with pytest.raises(PayloadError) as caught:
+            parse_payload(raw, SETTINGS)
+        message = str(caught.value)
+        assert "\n" not in message and "\r" not in message and "\x1b" not in message, message
+    with pytest.raises(PayloadError, match=r'got "pad\\"\\n"$'):
+        parse_payload(_output(fit='pad"\n'), SETTINGS)

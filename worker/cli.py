@@ -148,11 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also delete each removed job's stored video and poster",
     )
+
+    sub.add_parser("schema", help="print the payload's JSON Schema (docs/payload.schema.json)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "schema":  # needs no settings, database or storage
+        from worker.payload.schema import schema_json
+
+        sys.stdout.write(schema_json())
+        return 0
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

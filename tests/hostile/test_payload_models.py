@@ -1,0 +1,71 @@
+"""Hostile payloads in the composition fields (issue 9): each fails its row at once with the
+field named, without fetching anything, and the worker then completes a good job.
+
+The payload comes from an end user's browser, so these are what a user can write: sizes meant
+to exhaust the worker (words, overlays, layers, text), strings aimed at FFmpeg's filter syntax
+(a transition, a colour, a motion), and URLs aimed at files or other schemes. URLs are never
+echoed in the error (a signed URL carries its token); a short enum or colour value is, JSON-quoted.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.hostile.harness import Expect, corpus_settings, run_case
+
+CLIP = {"url": "https://example.com/a.mp4"}
+WORD = {"word": "hi", "start": 0, "end": 0.5}
+
+# (case id, payload, words the row's error must hold, words it must not)
+CASES: list[tuple[str, object, tuple[str, ...], tuple[str, ...]]] = [
+    ("transcript-20001-words", {"clips": [{**CLIP, "transcript": [WORD] * 20_001}]},
+     ("payload.clips[0].transcript: ", "has 20001 words"), ()),
+    ("caption-words-over-the-job", {"clips": [{**CLIP, "transcript": [WORD] * 15_000}] * 2},
+     ("payload.clips[1].transcript: ", "at most 20000 are allowed in one job"), ()),
+    ("eleven-overlays", {"clips": [CLIP], "overlays": [{"text": "x"}] * 11},
+     ("payload.overlays: ", "has 11 overlays"), ()),
+    ("nine-audio-layers", {"clips": [{**CLIP, "audio": [{"url": CLIP["url"]}] * 9}]},
+     ("payload.clips[0].audio: ", "has 9 audio layers"), ()),
+    ("overlay-text-100k", {"clips": [CLIP], "overlays": [{"text": "A" * 100_000}]},
+     ("payload.overlays[0].text: ", "at most 500 characters"), ("AAAA",)),
+    ("overlay-image-file", {"clips": [CLIP], "overlays": [{"image": "file:///etc/passwd"}]},
+     ("payload.overlays[0].image: ", "'file'"), ("passwd",)),
+    ("srt-gopher", {"clips": [CLIP], "captions": {"srt_url": "gopher://127.0.0.1:6379/_x"}},
+     ("payload.captions.srt_url: ",), ("6379",)),
+    ("layer-storage-escape",
+     {"clips": [{**CLIP, "audio": [{"url": "storage://../etc/passwd?token=s3cr3t"}]}]},
+     ("payload.clips[0].audio[0].url: ",), ("s3cr3t", "passwd")),
+    ("transition-custom-expr",
+     {"clips": [{**CLIP, "transition": {"type": "custom", "duration": 1, "expr": "A"}}, CLIP]},
+     ("payload.clips[0].transition.type: ", "xfade"), ()),
+    ("transition-filter-injection",
+     {"clips": [{**CLIP, "transition": {"type": "fade:offset=0,movie=/etc/passwd",
+                                        "duration": 1}}, CLIP]},
+     ("payload.clips[0].transition.type: ", "xfade"), ()),
+    ("colour-filter-injection",
+     {"clips": [CLIP], "captions": {"color": "#FFFFFF:drawtext=textfile=/etc/passwd"}},
+     ("payload.captions.color: ", "#RRGGBB"), ()),
+    ("motion-filter-injection", {"clips": [{**CLIP, "motion": "zoom_in;[0:v]null"}]},
+     ("payload.clips[0].motion: ", '"zoom_in"'), ()),
+    ("transition-on-last-clip",
+     {"clips": [CLIP, {**CLIP, "transition": {"type": "fade", "duration": 1}}]},
+     ("payload.clips[1].transition: ", "last clip"), ()),
+    ("overlay-image-and-text",
+     {"clips": [CLIP], "overlays": [{"image": CLIP["url"], "text": "x"}]},
+     ("payload.overlays[0]: ", "not both"), ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("payload", "words", "absent"),
+    [(p, w, a) for _, p, w, a in CASES],
+    ids=[case for case, _, _, _ in CASES],
+)
+async def test_a_hostile_composition_field_fails_at_once(
+    store, tmp_path, good_clip, payload, words, absent
+):
+    settings = corpus_settings(tmp_path)
+    row = await run_case(
+        store, settings, good_clip, payload, Expect(error=words, not_in_error=absent)
+    )
+    assert "\n" not in row["error"]

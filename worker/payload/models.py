@@ -1,0 +1,631 @@
+"""The payload's models: version 1 and its composition additions (shared/spec/video-jobs.md).
+
+Rules every model follows (`Model`):
+
+- `null` counts as absent for optional fields: JavaScript apps often send `"audio": null`.
+- Unknown keys are ignored at every level, so an app may send keys a newer worker reads;
+  a `version` other than 1, though, is refused, since its meaning could differ.
+- Fields are declared in the order the checks should run: when a payload has several errors,
+  the first one reported is the first in document order (clips before audio before output;
+  within a clip, url before start before end …), as the sequential checks before these models
+  reported it.
+- Frozen: a parsed payload is a value; assigning to a field raises AttributeError.
+
+Choices where the contract is silent:
+
+- `output.width`/`height` are whole numbers from 16 to 4096, given together, and must be
+  even: H.264 with 4:2:0 chroma needs even sizes, and rounding would quietly give the app a
+  size it did not ask for. 4096 covers 4K (3840x2160) and DCI 4K in either orientation.
+- `output.fps` is any number from 1 to 120 (29.97 is a real frame rate).
+- `start` defaults to 0 and `end` to the clip's end; the duration limit is checked after
+  probing, by the pipeline (so is a transition's length against its clips' lengths).
+- One caption source on the output timeline: `captions.words`, `srt_url` or `vtt_url`.
+- A `voice_transcript` needs the clip's `voice_url`: it is timed on that voice-over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict on Python 3.11
+
+from worker.errors import PayloadError
+from worker.media.captions import CaptionStyle, Word, words_from_transcript
+from worker.payload.fields import (
+    FLAG,
+    OUTPUT_PATH,
+    Choice,
+    Colour,
+    Items,
+    Number,
+    Seconds,
+    Text,
+    Url,
+    Whole,
+    context_value,
+    describe,
+    is_number,
+    number_text,
+    problem,
+)
+
+PAYLOAD_VERSION = 1
+MAX_CAPTION_WORDS = 20_000  # word entries per transcript, and words per job in all
+MAX_OVERLAYS = 10
+MAX_AUDIO_LAYERS = 8  # per clip
+MAX_TEXT_CHARS = 500  # a text overlay
+
+Fit = Literal["pad", "crop"]
+Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
+CaptionStyleName = Literal["static", "highlight", "karaoke"]
+CaptionPosition = Literal["bottom", "center", "top"]
+Position = Literal[
+    "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
+    "bottom_right",
+]  # fmt: skip
+# FFmpeg's xfade transitions (all of them but `custom`, which takes expressions).
+TransitionType = Literal[
+    "fade", "fadeblack", "fadewhite", "fadegrays", "fadefast", "fadeslow", "dissolve",
+    "wipeleft", "wiperight", "wipeup", "wipedown", "wipetl", "wipetr", "wipebl", "wipebr",
+    "slideleft", "slideright", "slideup", "slidedown",
+    "smoothleft", "smoothright", "smoothup", "smoothdown",
+    "coverleft", "coverright", "coverup", "coverdown",
+    "revealleft", "revealright", "revealup", "revealdown",
+    "circleopen", "circleclose", "circlecrop", "rectcrop", "radial", "distance",
+    "vertopen", "vertclose", "horzopen", "horzclose",
+    "diagtl", "diagtr", "diagbl", "diagbr",
+    "hlslice", "hrslice", "vuslice", "vdslice", "hlwind", "hrwind", "vuwind", "vdwind",
+    "squeezeh", "squeezev", "zoomin", "pixelize", "hblur",
+]  # fmt: skip
+
+FITS: tuple[Fit, ...] = get_args(Fit)
+MOTIONS: tuple[Motion, ...] = get_args(Motion)
+CAPTION_STYLES: tuple[CaptionStyleName, ...] = get_args(CaptionStyleName)
+CAPTION_POSITIONS: tuple[CaptionPosition, ...] = get_args(CaptionPosition)
+POSITIONS: tuple[Position, ...] = get_args(Position)
+TRANSITIONS: tuple[TransitionType, ...] = get_args(TransitionType)
+
+# The field types, by what they hold (fields.py has their checks).
+UrlText = Annotated[str, Url()]
+Secs = Annotated[float, Seconds()]
+Length = Annotated[float, Seconds(positive=True)]
+Side = Annotated[int, Whole(16, 4096, even=True)]
+
+
+class Model(BaseModel):
+    """What every payload object shares: a JSON object, null as absent, frozen, extras ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    _names: ClassVar[tuple[str, ...]] = ()
+    _required: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._names = tuple(cls.model_fields)
+        cls._required = frozenset(n for n, f in cls.model_fields.items() if f.is_required())
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        """Positional arguments in field order too, as the dataclasses these models replaced."""
+        if len(args) > len(self._names):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self._names)} arguments")
+        super().__init__(**dict(zip(self._names, args, strict=False)), **fields)
+
+    # Validation calls a model's own __init__ only when it is not pydantic's, and then drops the
+    # validation context (the clip limit); this mark (pydantic-settings uses it too) says this
+    # one only maps positional arguments, so validation keeps building models directly.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: build a new one instead")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_object(cls, data: Any) -> Any:
+        """Only a JSON object; its known keys, with null dropped (so the defaults apply).
+
+        A required field left out or null reaches its check as None, which says "is required"
+        (fields.py `_before`), in field order like every other error.
+        """
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, Mapping):
+            raise problem(f"must be a JSON object, got {describe(data)}")
+        present = {name: data[name] for name in cls._names if data.get(name) is not None}
+        for name in cls._required:
+            present.setdefault(name, None)
+        cls._check_together(present)
+        return present
+
+    @classmethod
+    def _check_together(cls, fields: dict[str, Any]) -> None:
+        """Checks that need several fields before each is checked alone (none by default)."""
+
+
+def _after_start(end: float | None, info: ValidationInfo) -> float | None:
+    """`end` after `start` (when start itself was valid: otherwise its error is the one shown)."""
+    start = info.data.get("start")
+    if end is not None and isinstance(start, float) and end <= start:
+        raise problem(
+            f"must be greater than start ({number_text(start)} s), got {number_text(end)} s"
+        )
+    return end
+
+
+# --- transcripts ------------------------------------------------------------------------------
+
+
+class TranscriptWord(TypedDict):
+    """One timed word: `word` (or `text`), `start` and `end` in seconds. Entries whose `type` is
+    "spacing" or "audio_event" (ElevenLabs Scribe) are skipped."""
+
+    word: NotRequired[str]
+    text: NotRequired[str]
+    start: float
+    end: float
+    type: NotRequired[str]
+
+
+class TranscriptSegment(TypedDict):
+    """A segment of a Whisper or OpenAI `verbose_json` transcript; only its words are used."""
+
+    words: list[TranscriptWord]
+
+
+class WordsTranscript(TypedDict):
+    """OpenAI or Whisper `verbose_json` with word timestamps, or ElevenLabs Scribe."""
+
+    words: list[TranscriptWord]
+
+
+class SegmentsTranscript(TypedDict):
+    """Whisper `verbose_json` with segments, each with its words."""
+
+    segments: list[TranscriptSegment]
+
+
+# Named, so the schema (and the TypeScript generated from it) calls this shape `Transcript`.
+Transcript = TypeAliasType(
+    "Transcript", list[TranscriptWord] | WordsTranscript | SegmentsTranscript
+)
+
+
+def _transcript(value: object, info: ValidationInfo) -> tuple[Word, ...]:
+    """The words of a transcript, by the caption module's own reader (worker.media.captions).
+
+    The job's words in all are bounded too: once a job is over the limit, later transcripts are
+    refused without being read.
+    """
+    if isinstance(value, tuple) and all(isinstance(w, Word) for w in value):
+        return value  # already words: a model built in Python
+    left = context_value(info, "caption_words_left")
+    if left is not None and left < 0:
+        raise problem(f"must be left out: the job is over its {MAX_CAPTION_WORDS} caption words")
+    try:
+        words = words_from_transcript(value, "", max_words=MAX_CAPTION_WORDS)
+    except PayloadError as exc:
+        raise problem(exc.problem, at=exc.field) from None
+    if left is not None:
+        assert isinstance(info.context, dict)
+        info.context["caption_words_left"] = left = left - len(words)
+        if left < 0:
+            raise problem(
+                f"has {len(words)} words, which brings the job's caption words to "
+                f"{MAX_CAPTION_WORDS - left}; at most {MAX_CAPTION_WORDS} are allowed in one job "
+                "(all transcripts and captions.words together)"
+            )
+    return tuple(words)
+
+
+TranscriptWords = Annotated[
+    tuple[Word, ...],
+    PlainValidator(
+        _transcript,
+        json_schema_input_type=Transcript,
+    ),
+    Field(
+        description='Timed words: {"words": [...]}, {"segments": [{"words": [...]}]} '
+        "(Whisper, OpenAI verbose_json, ElevenLabs Scribe) or a bare list of words."
+    ),
+]
+
+
+# --- clips ------------------------------------------------------------------------------------
+
+
+class AudioLayer(Model):
+    """An extra sound (ambient, effect) mixed only inside its clip's window."""
+
+    url: Annotated[str, Url(), Field(description="The sound: an http(s) or storage:// URL.")]
+    volume: Annotated[float, Number(0, 1), Field(description="0 (silent) to 1.")] = 1.0
+    loop: Annotated[bool, FLAG, Field(description="Repeat it to fill the clip.")] = False
+    start: Annotated[
+        float, Seconds(), Field(description="Where it starts inside the clip, in seconds.")
+    ] = 0.0
+    fade_in: Annotated[float, Seconds(), Field(description="Fade-in, in seconds.")] = 0.0
+    fade_out: Annotated[float, Seconds(), Field(description="Fade-out, in seconds.")] = 0.0
+
+
+class Transition(Model):
+    """How this clip leads into the next one (FFmpeg's xfade); the sound crossfades with it."""
+
+    type: Annotated[
+        TransitionType,
+        Choice(
+            TRANSITIONS,
+            "must be one of FFmpeg's xfade transitions: "
+            + ", ".join(f'"{t}"' for t in TRANSITIONS),
+        ),
+        Field(description="The xfade transition."),
+    ]
+    duration: Annotated[
+        float,
+        Seconds(positive=True),
+        Field(description="Seconds, more than 0 and at most half of the shorter clip."),
+    ]
+
+
+class Clip(Model):
+    """One clip, played in order: a video, or a still image (PNG, JPEG, WebP) with `duration`."""
+
+    url: Annotated[
+        str, Url(), Field(description="The video or image: an http(s) or storage:// URL.")
+    ]
+    start: Annotated[
+        float, Seconds(), Field(description="Trim: where the clip starts, in seconds.")
+    ] = 0.0
+    end: Annotated[
+        Secs | None,
+        AfterValidator(_after_start),
+        Field(description="Trim: where the clip ends, in seconds (null: at its end)."),
+    ] = None
+    voice_url: Annotated[UrlText | None, Field(description="A voice-over laid on this clip.")] = (
+        None
+    )
+    duration: Annotated[
+        Length | None,
+        Field(description="How long a still image is shown, in seconds (required for images)."),
+    ] = None
+    motion: Annotated[Motion, Choice(MOTIONS), Field(description="How a still image moves.")] = (
+        "none"
+    )
+    zoom: Annotated[
+        float,
+        Number(0, 1),
+        Field(description="How far the motion goes: zoom_in scales from 1 to 1 + zoom."),
+    ] = 0.15
+    volume: Annotated[
+        float, Number(0, 1), Field(description="The clip's own sound: 0 mutes it, 1 as it is.")
+    ] = 1.0
+    audio: Annotated[
+        tuple[AudioLayer, ...],
+        Items("audio layers", MAX_AUDIO_LAYERS, "per clip"),
+        Field(description="Extra sounds mixed inside this clip's window."),
+    ] = ()
+    transcript: Annotated[
+        TranscriptWords | None,
+        Field(description="Captions timed on this clip's source (trims cut and shift them)."),
+    ] = None
+    voice_transcript: Annotated[
+        TranscriptWords | None,
+        Field(description="Captions timed from the start of this clip's voice-over."),
+    ] = None
+    transition: Annotated[
+        Transition | None, Field(description="A transition into the next clip.")
+    ] = None
+
+    @field_validator("voice_transcript")
+    @classmethod
+    def _needs_voice(cls, words: tuple[Word, ...] | None, info: ValidationInfo) -> Any:
+        if words is not None and "voice_url" in info.data and info.data["voice_url"] is None:
+            raise problem("must come with the clip's voice_url (it is timed on that voice-over)")
+        return words
+
+
+def _clip_list(value: object, info: ValidationInfo) -> object:
+    if value is None:
+        raise problem('is required: a list of clips like [{"url": "https://…"}]')
+    if not isinstance(value, list | tuple):
+        raise problem(f"must be a list of clip objects, got {describe(value)}")
+    if not value:
+        raise problem("must list at least one clip")
+    max_clips = context_value(info, "max_clips")
+    if max_clips is not None and len(value) > max_clips:
+        raise problem(f"has {len(value)} clips; at most {max_clips} are allowed in one job")
+    return value
+
+
+def _no_transition_after_last(clips: tuple[Clip, ...]) -> tuple[Clip, ...]:
+    if clips and clips[-1].transition is not None:
+        raise problem(
+            "must be left out on the last clip: a transition leads into the next clip",
+            at=f"[{len(clips) - 1}].transition",
+        )
+    return clips
+
+
+# --- music, output ----------------------------------------------------------------------------
+
+
+class Audio(Model):
+    """A background track under the whole video, looped or cut to its length."""
+
+    url: Annotated[str, Url(), Field(description="The music: an http(s) or storage:// URL.")]
+    volume: Annotated[
+        float,
+        Number(0, 1),
+        Field(description="Relative to the loudness target: 1 is as loud as the foreground."),
+    ] = 1.0
+    duck: Annotated[
+        bool, FLAG, Field(description="Lower it by at least 10 dB under speech and clip sound.")
+    ] = False
+
+
+class Output(Model):
+    """How the result looks and where it goes; sizes and fps left out follow the first clip."""
+
+    width: Annotated[
+        Side | None,
+        Field(description="Pixels, even, 16 to 4096; give it with height."),
+    ] = None
+    height: Annotated[
+        Side | None,
+        Field(description="Pixels, even, 16 to 4096; give it with width."),
+    ] = None
+    fps: Annotated[
+        Annotated[float, Number(1, 120)] | None, Field(description="Frames per second.")
+    ] = None
+    fit: Annotated[
+        Fit,
+        Choice(FITS, 'must be "pad" (letterbox to the size) or "crop" (fill and cut the edges)'),
+        Field(description="pad: letterbox to the size; crop: fill it and cut the edges."),
+    ] = "pad"
+    path: Annotated[
+        Annotated[str, OUTPUT_PATH] | None,
+        Field(
+            description="The storage key, ending in .mp4 "
+            "(default: {user_id or 'anonymous'}/{job id}.mp4)."
+        ),
+    ] = None
+    thumbnail: Annotated[
+        bool, FLAG, Field(description="Also store a poster image beside the video.")
+    ] = True
+    fade_in: Annotated[
+        float, Seconds(), Field(description="Seconds of picture from black and sound from silence.")
+    ] = 0.0
+    fade_out: Annotated[
+        float, Seconds(), Field(description="Seconds of picture to black and sound to silence.")
+    ] = 0.0
+
+    @classmethod
+    def _check_together(cls, fields: dict[str, Any]) -> None:
+        """Both sides or neither: one side alone leaves the aspect ratio undefined."""
+        if "width" in fields and "height" not in fields:
+            raise problem("is required when width is given (give both)", at=".height")
+        if "height" in fields and "width" not in fields:
+            raise problem("is required when height is given (give both)", at=".width")
+
+
+# --- captions, overlays -----------------------------------------------------------------------
+
+
+class Captions(Model):
+    """Burned-in captions: where the words come from (besides clip transcripts) and their look."""
+
+    words: Annotated[
+        TranscriptWords | None, Field(description="Words timed on the output timeline.")
+    ] = None
+    srt_url: Annotated[
+        UrlText | None, Field(description="An SRT file timed on the output timeline.")
+    ] = None
+    vtt_url: Annotated[
+        UrlText | None, Field(description="A WebVTT file timed on the output timeline.")
+    ] = None
+    style: Annotated[
+        CaptionStyleName,
+        Choice(CAPTION_STYLES),
+        Field(
+            description="static: lines as they are; highlight: the spoken word in "
+            "highlight_color; karaoke: the line fills as it is spoken."
+        ),
+    ] = "static"
+    position: Annotated[
+        CaptionPosition, Choice(CAPTION_POSITIONS), Field(description="Where the lines sit.")
+    ] = "bottom"
+    size: Annotated[
+        float, Number(0.01, 0.5), Field(description="Text height as a fraction of the frame's.")
+    ] = 0.06
+    color: Annotated[str, Colour(), Field(description="Text colour, #RRGGBB.")] = "#FFFFFF"
+    highlight_color: Annotated[
+        str, Colour(), Field(description="The spoken word's colour, #RRGGBB.")
+    ] = "#FFD400"
+    uppercase: Annotated[bool, FLAG, Field(description="Show the words in capitals.")] = False
+    max_words: Annotated[int, Whole(1, 20), Field(description="Words per caption line.")] = 4
+    outline: Annotated[bool, FLAG, Field(description="A dark outline around the text.")] = True
+    box: Annotated[bool, FLAG, Field(description="A dark box behind the text.")] = False
+    vtt: Annotated[
+        bool,
+        FLAG,
+        Field(description="Also store a WebVTT file beside the video (result.captions_path)."),
+    ] = False
+
+    @classmethod
+    def _check_together(cls, fields: dict[str, Any]) -> None:
+        given = [name for name in ("words", "srt_url", "vtt_url") if name in fields]
+        if len(given) > 1:
+            raise problem(
+                f"must not be given with {given[0]}: give one of words, srt_url and vtt_url",
+                at=f".{given[1]}",
+            )
+
+    def caption_style(self) -> CaptionStyle:
+        """The look, as the caption renderer (worker.media.captions) takes it."""
+        return CaptionStyle(
+            style=self.style,
+            position=self.position,
+            size=self.size,
+            color=self.color,
+            highlight_color=self.highlight_color,
+            uppercase=self.uppercase,
+            max_words=self.max_words,
+            outline=self.outline,
+            box=self.box,
+        )
+
+
+_START = Field(description="When it appears, in seconds on the output timeline.")
+_END = Field(description="When it goes, in seconds on the output timeline (null: at the end).")
+
+
+class ImageOverlay(Model):
+    """An image (a logo, a watermark) over the whole timeline, transitions included."""
+
+    image: Annotated[str, Url(), Field(description="The image: an http(s) or storage:// URL.")]
+    position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = (
+        "top_right"
+    )
+    width: Annotated[
+        float, Number(0.01, 1), Field(description="Its width as a fraction of the frame's.")
+    ] = 0.15
+    opacity: Annotated[float, Number(0, 1), Field(description="0 (invisible) to 1.")] = 1.0
+    margin: Annotated[
+        float,
+        Number(0, 0.5),
+        Field(description="Distance from the edges, a fraction of the frame."),
+    ] = 0.03
+    start: Annotated[Secs, _START] = 0.0
+    end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+
+
+class TextOverlay(Model):
+    """A line of text (a title) over the whole timeline, transitions included."""
+
+    text: Annotated[str, Text(MAX_TEXT_CHARS), Field(description="The text, shown literally.")]
+    position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = "center"
+    size: Annotated[
+        float, Number(0.01, 0.5), Field(description="Text height as a fraction of the frame's.")
+    ] = 0.06
+    color: Annotated[str, Colour(), Field(description="Text colour, #RRGGBB.")] = "#FFFFFF"
+    box: Annotated[bool, FLAG, Field(description="A dark box behind the text.")] = False
+    start: Annotated[Secs, _START] = 0.0
+    end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+
+
+def _overlay(value: object, info: ValidationInfo) -> ImageOverlay | TextOverlay:
+    """An overlay is an image overlay when it has `image`, a text overlay when it has `text`."""
+    if isinstance(value, ImageOverlay | TextOverlay):
+        return value
+    if not isinstance(value, Mapping):
+        raise problem(f"must be a JSON object, got {describe(value)}")
+    has_image, has_text = value.get("image") is not None, value.get("text") is not None
+    if has_image == has_text:
+        raise problem(
+            'must have either "image" (a URL) or "text", '
+            + ("not both" if has_image else "and has neither")
+        )
+    kind = ImageOverlay if has_image else TextOverlay
+    return kind.model_validate(value, context=info.context)
+
+
+class _OneKind:
+    """Schema note: an overlay is exactly one kind. Both accept extra keys, so pydantic's
+    `anyOf` would let an object with both `image` and `text` pass; `oneOf` refuses it."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["oneOf"] = schema.pop("anyOf")
+        return schema
+
+
+Overlay = Annotated[
+    ImageOverlay | TextOverlay,
+    PlainValidator(_overlay, json_schema_input_type=ImageOverlay | TextOverlay),
+    _OneKind(),
+]
+
+
+# --- the payload ------------------------------------------------------------------------------
+
+
+def _version(value: object) -> int:
+    if is_number(value) and value == PAYLOAD_VERSION:
+        return PAYLOAD_VERSION
+    raise problem(
+        f"must be {PAYLOAD_VERSION} (the only payload version this worker understands) "
+        f"or left out, got {describe(value)}"
+    )
+
+
+class Payload(Model):
+    """A video_jobs row's `payload` (version 1): clips played in order, optional music, the
+    output's look and place, and the composition additions (captions, overlays, transitions,
+    stills, audio layers, fades). Unknown keys are ignored; null counts as absent."""
+
+    version: Annotated[
+        Literal[1],
+        BeforeValidator(_version),
+        Field(description="The payload version: 1 (or left out)."),
+    ] = 1
+    clips: Annotated[
+        tuple[Clip, ...],
+        Field(min_length=1, description="The clips, played in order (at least one)."),
+        BeforeValidator(_clip_list),
+        AfterValidator(_no_transition_after_last),
+    ]
+    audio: Annotated[
+        Audio | None, Field(description="A background track under the whole video.")
+    ] = None
+    output: Annotated[Output, Field(default_factory=Output, description="The result.")]
+    captions: Annotated[
+        Captions | None,
+        Field(description="Captions: burned in whenever a transcript or caption source is given."),
+    ] = None
+    overlays: Annotated[
+        tuple[Overlay, ...],
+        Items("overlays", MAX_OVERLAYS, "in one job"),
+        Field(description="Images and text over the whole timeline."),
+    ] = ()
+
+    def inputs(self) -> tuple[tuple[str, str], ...]:
+        """Every input as (source, url), sources named as the contract names them in errors.
+
+        `clips[N]`, `clips[N].voice_url`, `clips[N].audio[K]`, `audio`, `captions.srt_url`,
+        `captions.vtt_url`, `overlays[N].image`: in playing order, then the timeline's own.
+        """
+        found: list[tuple[str, str]] = []
+        for n, clip in enumerate(self.clips):
+            found.append((f"clips[{n}]", clip.url))
+            if clip.voice_url is not None:
+                found.append((f"clips[{n}].voice_url", clip.voice_url))
+            found.extend(
+                (f"clips[{n}].audio[{k}]", layer.url) for k, layer in enumerate(clip.audio)
+            )
+        if self.audio is not None:
+            found.append(("audio", self.audio.url))
+        if self.captions is not None:
+            for name in ("srt_url", "vtt_url"):
+                url = getattr(self.captions, name)
+                if url is not None:
+                    found.append((f"captions.{name}", url))
+        for n, overlay in enumerate(self.overlays):
+            if isinstance(overlay, ImageOverlay):
+                found.append((f"overlays[{n}].image", overlay.image))
+        return tuple(found)
