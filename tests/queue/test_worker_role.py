@@ -142,6 +142,8 @@ DUMMIES: dict[str, Any] = {
     "final": False,
     "exact_below": 10_000,
     "max_payload_bytes": 1_000_000,  # the claim of sql/004 (queue branch)
+    "seconds": 60,  # worker_seen: is any replica alive (enqueue --wait)
+    "keys": [],  # cleanup_keys_in_use
 }
 # The statements the role is deliberately not allowed to run (docs/worker-role.md, "Not granted").
 NOT_GRANTED = {"enqueue"}
