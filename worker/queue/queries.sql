@@ -238,11 +238,16 @@ from public.video_jobs_complete_and_claim(%(id)s, %(token)s, %(video_url)s, %(th
 -- sorts them all on every claim instead of walking the claim index. Autovacuum gets there within
 -- a minute or so; this check closes that window after a burst of inserts. Row counts reach
 -- pg_stat up to a few seconds late, so a never-analyzed table with rows (reltuples < 0 since
--- PostgreSQL 14) counts as stale on its own.
-select (c.reltuples < 0 and exists (select 1 from public.video_jobs))
-       or (coalesce(s.n_mod_since_analyze > greatest(500, 0.1 * s.n_live_tup), false)
-           and coalesce(greatest(s.last_analyze, s.last_autoanalyze)
-                        < now() - interval '10 seconds', true)) as stale
+-- PostgreSQL 14) counts as stale on its own. Only a role that may ANALYZE the table (its owner,
+-- or one with MAINTAIN since PostgreSQL 17) does it: for any other, such as the least-privilege
+-- role of docs/worker-role.md, ANALYZE only warns and skips, and autovacuum is left to it.
+select ((c.reltuples < 0 and exists (select 1 from public.video_jobs))
+        or (coalesce(s.n_mod_since_analyze > greatest(500, 0.1 * s.n_live_tup), false)
+            and coalesce(greatest(s.last_analyze, s.last_autoanalyze)
+                         < now() - interval '10 seconds', true)))
+       and (pg_has_role(c.relowner, 'USAGE')
+            or case when current_setting('server_version_num')::int >= 170000
+                    then has_table_privilege(c.oid, 'MAINTAIN') else false end) as stale
 from pg_class as c
 left join pg_stat_user_tables as s on s.relid = c.oid
 where c.oid = 'public.video_jobs'::regclass;
