@@ -13,6 +13,7 @@ from worker.db.embedded import resolve_database_url
 from worker.db.migrate import migrate
 from worker.http.server import bound_port, create_app, serve
 from worker.log import get_logger
+from worker.pipeline.scratch import sweep_orphans
 from worker.queue.jobs import JobStore
 from worker.queue.outbox import WebhookOutbox
 from worker.queue.runner import Handler, Runner
@@ -66,6 +67,7 @@ async def run_worker(
     pool = make_pool(url, max_size=settings.concurrency + 4)
     await pool.open(wait=False)
     store = JobStore(pool)
+    await _sweep_scratch(settings, store)
     outbox = WebhookOutbox(settings, store)
     runner = Runner(
         settings,
@@ -87,3 +89,15 @@ async def run_worker(
         await site.cleanup()
         await pool.close()
     return runner
+
+
+async def _sweep_scratch(settings: Settings, store: JobStore) -> None:
+    """Remove what a killed worker left in HOME/tmp (see worker/pipeline/scratch.py); a
+    database that does not answer yet only postpones it to the next start."""
+    try:
+        removed = await sweep_orphans(settings.home, store.job_statuses)
+    except Exception as exc:
+        log.warning("scratch_sweep_skipped", error=f"{type(exc).__name__}")
+        return
+    if removed:
+        log.info("scratch_swept", folders=len(removed))

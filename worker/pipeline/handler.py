@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from worker.media.info import Kind, MediaInfo
 from worker.media.probe_process import MIB, ProbeLimits, probe_all
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 from worker.payload import Payload, output_key, parse_payload
+from worker.pipeline.scratch import attempt_folder
 from worker.queue.context import JobContext
 from worker.queue.models import Job, JobOutcome
 from worker.settings import Settings
@@ -89,8 +89,7 @@ class Pipeline:
         )
         key = _output_key(payload, job, tenancy)
         attempt = Attempt(
-            Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._tmp_root())),
-            Publication(self.storage, tenancy),
+            attempt_folder(self.settings.home, job.id), Publication(self.storage, tenancy)
         )
         try:
             paths = await self._download(payload, attempt, ctx)
@@ -102,11 +101,6 @@ class Pipeline:
             raise
         finally:
             shutil.rmtree(attempt.workdir, ignore_errors=True)
-
-    def _tmp_root(self) -> Path:
-        root = self.settings.home / "tmp"
-        root.mkdir(parents=True, exist_ok=True)
-        return root
 
     async def _download(
         self, payload: Payload, attempt: Attempt, ctx: JobContext

@@ -259,6 +259,10 @@ class JobStore:
         existing = await self._all("job_by_idempotency_key", {"idempotency_key": idempotency_key})
         return existing[0]["id"], False
 
+    async def job_statuses(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        rows = await self._all("job_statuses", {"ids": list(ids)})
+        return {r["id"]: r["status"] for r in rows}
+
     async def get(self, job_id: uuid.UUID) -> dict[str, Any] | None:
         rows = await self._all("get_job", {"id": job_id})
         return rows[0] if rows else None

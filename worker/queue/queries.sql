@@ -295,3 +295,8 @@ with used as (
     where v.key = any(%(keys)s::text[])
 )
 select distinct key from used where id <> all(%(ids)s::uuid[]);
+
+-- job_statuses --
+-- The status of each job in a list (a job that is gone is missing from the answer): the sweep
+-- of scratch folders a killed worker left asks which of their jobs still run.
+select id, status from public.video_jobs where id = any(%(ids)s::uuid[]);
