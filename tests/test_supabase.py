@@ -432,7 +432,7 @@ async def test_a_user_cannot_touch_the_migrations_ledger_or_run_cleanup(supa):
             "delete from public.video_worker_migrations",
             "select public.cleanup_old_video_jobs(interval '0')",
             "select * from public.video_jobs_complete_and_claim("
-            "gen_random_uuid(), gen_random_uuid(), null, null, '{}', 'browser')",
+            "gen_random_uuid(), gen_random_uuid(), null, null, '{}', 'browser', 1000000)",
             "select * from public.video_jobs_status_counts(0)",
             "select nextval(pg_get_serial_sequence('public.video_jobs', 'seq'))",
         ):
@@ -617,7 +617,7 @@ async def test_the_worker_claims_and_completes_jobs_with_rls_on(supa, worker_rol
         await supa.rows("alter table public.video_jobs owner to video_worker_owner")
         await supa.rows(  # as if that role had run the migrations (docs/supabase.md)
             "alter function public.video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb,"
-            " text) owner to video_worker_owner"
+            " text, bigint) owner to video_worker_owner"
         )
         await supa.rows(
             "alter function public.video_jobs_status_counts(bigint) owner to video_worker_owner"

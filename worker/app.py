@@ -45,7 +45,7 @@ async def open_store(settings: Settings, *, max_size: int = 4) -> AsyncIterator[
     pool = make_pool(url, max_size=max_size)
     await pool.open(wait=True, timeout=30)
     try:
-        yield JobStore(pool)
+        yield JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     finally:
         await pool.close()
 
@@ -65,7 +65,7 @@ async def run_worker(
             log.info("migrations_applied", names=applied)
     pool = make_pool(url, max_size=settings.concurrency + 4)
     await pool.open(wait=False)
-    store = JobStore(pool)
+    store = JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     outbox = WebhookOutbox(settings, store)
     runner = Runner(
         settings,

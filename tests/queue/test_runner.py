@@ -13,6 +13,7 @@ from tests.handlers import scripted
 from tests.queue.helpers import running, status_is, wait_for
 from worker import log as worker_log
 from worker.errors import PermanentError, StorageError
+from worker.queue.jobs import JobStore
 from worker.row_error import UNEXPECTED
 
 
@@ -255,3 +256,55 @@ async def test_a_secret_in_an_exception_never_reaches_the_row(store):
         row = await status_is(store, job_id, "failed")
     assert secret not in row["error"] and "***" in row["error"]
     assert all(secret not in e["error"] for e in row["errors"])
+
+
+# --- one job's payload cannot hurt the others of its claim -------------------------------------
+
+
+async def insert_text(store, payload: str):
+    """A payload given as JSON text: Postgres stores what Python's json cannot even write."""
+    async with store.pool.connection() as conn:
+        cur = await conn.execute(
+            "insert into video_jobs (payload) values (%s::jsonb) returning id", (payload,)
+        )
+        row = await cur.fetchone()
+    return row["id"]
+
+
+async def ends(store, *ids, timeout=10.0):
+    """The rows' status, attempts, error and started_at once none is pending or processing
+    (read without the payload: psycopg's own JSON loader is what these payloads break)."""
+
+    async def check():
+        async with store.pool.connection() as conn:
+            cur = await conn.execute(
+                "select id, status, attempts, error, started_at from video_jobs where id = any(%s)",
+                (list(ids),),
+            )
+            rows = {r["id"]: r for r in await cur.fetchall()}
+        unfinished = [r for r in rows.values() if r["status"] in ("pending", "processing")]
+        return rows if not unfinished else None
+
+    return await wait_for(check, timeout)
+
+
+async def test_poisoned_payloads_fail_alone_and_the_rest_of_their_claim_runs(store):
+    small = JobStore(store.pool, max_payload_bytes=8000)
+    poisoned = {
+        await insert_text(small, "[" * 3000 + "]" * 3000): "payload: is nested more than",
+        await insert_text(small, '{"script": ' + "1" * 5000 + "}"): "5000 characters long",
+        await insert_text(small, '{"pad": "' + "x" * 9000 + '"}'): (
+            "payload: is 9011 bytes; at most 8000 are allowed"
+        ),
+    }
+    innocent = await enqueue(small, {"progress": 50})
+    async with running(small, scripted, concurrency=4) as runner:
+        rows = await ends(small, innocent, *poisoned)
+    assert rows[innocent]["status"] == "completed" and rows[innocent]["attempts"] == 1
+    for job_id, words in poisoned.items():
+        r = rows[job_id]
+        assert (r["status"], r["attempts"]) == ("failed", 1), r
+        assert words in r["error"], r["error"]
+    # one claim took all four: they share the claim's transaction time
+    assert len({r["started_at"] for r in rows.values()}) == 1
+    assert runner.db_ok and runner.counters.failed == 3 and runner.counters.processed == 1

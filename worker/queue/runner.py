@@ -259,7 +259,7 @@ class Runner:
         structlog.contextvars.bind_contextvars(job_id=str(job.id), attempt=job.attempts)
         log.info("job_started", max_attempts=job.max_attempts)
         ctx = JobContext(job, self.settings, running.reporter, log)
-        running.task = asyncio.create_task(self.handler(job, ctx), name=f"handler-{job.id}")
+        running.task = asyncio.create_task(self._handle(job, ctx), name=f"handler-{job.id}")
         try:
             done, _ = await asyncio.wait({running.task}, timeout=self.settings.job_timeout)
             if not done:
@@ -271,6 +271,10 @@ class Runner:
         finally:
             running.reporter.close()
             self.in_flight.pop(job.id, None)
+
+    async def _handle(self, job: Job, ctx: JobContext) -> JobOutcome | None:
+        job.check_payload_size()  # the claim withheld a payload over MAX_PAYLOAD_BYTES
+        return await self.handler(job, ctx)
 
     async def _settle(self, running: Running) -> None:
         """Give an aborted handler time to run its finally blocks (kill FFmpeg, clean up)."""
