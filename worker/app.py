@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +21,10 @@ from worker.queue.runner import Handler, Runner
 from worker.settings import Settings
 
 log = get_logger("video-worker")
+
+# The exit status of a replica whose job handler ignored cancellation (sysexits' EX_SOFTWARE):
+# not 0, so that the platform starts a fresh one.
+EXIT_STUCK = 70
 
 
 def load_handler(spec: str) -> Handler:
@@ -86,4 +92,16 @@ async def run_worker(
         remove_signals()
         await site.cleanup()
         await pool.close()
+    if runner.stuck:
+        exit_now(EXIT_STUCK, runner.stuck)
     return runner
+
+
+def exit_now(code: int, reason: str) -> None:
+    """End the process at once. A handler that ignored cancellation may still be running (or
+    a thread it waits on): a normal exit would wait for it, since asyncio.run cancels and
+    awaits every task and joins the default executor's threads."""
+    log.error("exiting", code=code, reason=reason)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

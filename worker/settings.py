@@ -94,6 +94,7 @@ class Settings:
     probe_timeout: float = 20.0
     probe_memory_mb: int = 1024
     max_payload_bytes: int = 1024**2
+    abort_wait: float = 10.0
     webhook_secret: str | None = field(default=None, repr=False)
     log_format: str = "auto"
     stats_token: str | None = field(default=None, repr=False)
@@ -161,6 +162,7 @@ class Settings:
             probe_timeout=_int(env, "PROBE_TIMEOUT", 20, minimum=1),
             probe_memory_mb=_int(env, "PROBE_MEMORY_MB", 1024, minimum=256),
             max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 1024**2, minimum=2),
+            abort_wait=_int(env, "ABORT_WAIT", 10, minimum=1),
             webhook_secret=_first(env, "WEBHOOK_SECRET"),
             log_format=log_format,
             stats_token=_token(env, "STATS_TOKEN"),
