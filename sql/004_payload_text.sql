@@ -94,11 +94,13 @@ $$;
 
 -- The worker calls it as the table owner or a BYPASSRLS role. On Supabase, where new functions
 -- in `public` are granted to the API roles by default, they lose it: no browser claims jobs.
+-- PUBLIC loses it there too (as sql/supabase/100_supabase.sql does; on a project migrated
+-- before this file, that file does not run again), or anon would keep it through PUBLIC.
 do $$
 begin
     if exists (select 1 from pg_roles where rolname = 'anon') then
         revoke execute on function public.video_jobs_complete_and_claim(
-            uuid, uuid, text, text, jsonb, text, bigint) from anon;
+            uuid, uuid, text, text, jsonb, text, bigint) from public, anon;
     end if;
     if exists (select 1 from pg_roles where rolname = 'authenticated') then
         revoke execute on function public.video_jobs_complete_and_claim(

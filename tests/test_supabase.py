@@ -440,6 +440,25 @@ async def test_a_user_cannot_touch_the_migrations_ledger_or_run_cleanup(supa):
                 await as_user(supa, alice if role == "authenticated" else None, query, role=role)
 
 
+async def test_a_project_migrated_before_the_hot_path_changed_keeps_it_from_the_browser(supa):
+    """A project migrated up to 003 and the Supabase file gets sql/004_payload_text.sql alone
+    (`migrate` does not run the Supabase file twice): the new function must still be out of
+    the API roles' reach, PUBLIC included (anon and authenticated are members of PUBLIC)."""
+    new = "public.video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb, text, bigint)"
+    await supa.rows(f"drop function {new}")
+    for name in ("003_hot_path.sql", SUPABASE_FILE, "004_payload_text.sql"):
+        await supa.conn.execute((SQL_DIR / name).read_text().encode())
+    for role in ("anon", "authenticated"):
+        [row] = await supa.rows(
+            "select has_function_privilege(%s, %s, 'execute') as allowed", role, new
+        )
+        assert row["allowed"] is False, role
+    [row] = await supa.rows(
+        "select has_function_privilege('service_role', %s, 'execute') as allowed", new
+    )
+    assert row["allowed"] is True
+
+
 # --- cancelling -----------------------------------------------------------------------------
 
 
