@@ -416,6 +416,16 @@ async def test_the_claim_hands_over_payloads_as_text_poisoned_ones_included(stor
     assert str(caught.value) == "payload: is 9011 bytes; at most 8000 are allowed"
 
 
+async def test_a_row_with_a_poisoned_payload_can_still_be_read(store):
+    deep = await insert_text(store, DEEP)
+    fine, _ = await store.enqueue({"clips": [{"url": "https://a.example/x.mp4"}], "n": 1.5})
+    assert (await row(store, deep))["payload"] == DEEP  # its text: `status` can show it
+    assert (await row(store, fine))["payload"] == {
+        "clips": [{"url": "https://a.example/x.mp4"}],
+        "n": 1.5,
+    }
+
+
 async def test_the_hot_path_hands_over_payloads_as_text_and_withholds_large_ones(store):
     small = JobStore(store.pool, max_payload_bytes=8000)
     first, _ = await small.enqueue({}, priority=9)

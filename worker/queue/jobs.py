@@ -19,8 +19,9 @@ from psycopg import errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from worker.errors import PayloadError
 from worker.log import get_logger
-from worker.queue.models import DEFAULT_MAX_PAYLOAD_BYTES, Job, JobOutcome, Status
+from worker.queue.models import DEFAULT_MAX_PAYLOAD_BYTES, Job, JobOutcome, Status, parse_json
 from worker.queue.queries import QUERIES as Q
 
 HOT_PATH_RETRY = 60.0  # seconds before a missing hot-path function is looked for again
@@ -278,8 +279,14 @@ class JobStore:
         return existing[0]["id"], False
 
     async def get(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+        """One job's row; its `payload` is the JSON value, or the text itself when it is over
+        the parse limits (the row of a poisoned job must still be readable)."""
         rows = await self._all("get_job", {"id": job_id})
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        row = rows[0]
+        row["payload"] = _readable(row["payload"])
+        return row
 
     async def request_cancel(self, job_id: uuid.UUID) -> bool:
         return bool(await self._all("request_cancel", {"id": job_id}))
@@ -328,6 +335,13 @@ def _completion(job: Job, outcome: JobOutcome) -> dict[str, Any]:
         "thumbnail_url": outcome.thumbnail_url,
         "result": Jsonb(outcome.result),
     }
+
+
+def _readable(text: str) -> Any:
+    try:
+        return parse_json(text)
+    except PayloadError:
+        return text
 
 
 def _finished(rows: list[dict[str, Any]], status: Status) -> Finished | None:

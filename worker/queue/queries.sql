@@ -177,7 +177,9 @@ returning id;
 select id from public.video_jobs where idempotency_key = %(idempotency_key)s;
 
 -- get_job --
-select id, user_id, payload, status, priority, run_at, attempts, max_attempts, idempotency_key,
+-- The payload as text: JobStore.get parses it within the job's limits, so that a row whose
+-- payload no parser should take can still be shown.
+select id, user_id, payload::text as payload, status, priority, run_at, attempts, max_attempts, idempotency_key,
        webhook_url, progress, stage, message, worker_id, heartbeat_at, cancel_requested_at,
        video_url, thumbnail_url, result, error, errors, created_at, started_at, completed_at,
        updated_at
