@@ -27,7 +27,7 @@ from referencing import Registry, Resource
 from worker.queue.jobs import JobStore
 from worker.queue.models import JobOutcome
 from worker.queue.queries import QUERIES
-from worker.queue.runner import ABORT_WAIT, HANDBACK_WINDOW, LAST_ATTEMPT
+from worker.queue.runner import HANDBACK_WINDOW, LAST_ATTEMPT
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +36,7 @@ KUBE = ROOT / "deploy" / "kubernetes"
 # After SIGTERM the worker waits SHUTDOWN_GRACE, then hands jobs back: within HANDBACK_WINDOW,
 # or, if a handler is slow to stop, after ABORT_WAIT plus LAST_ATTEMPT for the write. The
 # platform's kill must come later than the slower of the two, with a few seconds for the exit.
+ABORT_WAIT = Settings().abort_wait  # its default (a setting)
 STOP_AFTER_GRACE = max(HANDBACK_WINDOW, ABORT_WAIT + LAST_ATTEMPT) + 5
 
 

@@ -432,12 +432,31 @@ async def test_a_user_cannot_touch_the_migrations_ledger_or_run_cleanup(supa):
             "delete from public.video_worker_migrations",
             "select public.cleanup_old_video_jobs(interval '0')",
             "select * from public.video_jobs_complete_and_claim("
-            "gen_random_uuid(), gen_random_uuid(), null, null, '{}', 'browser')",
+            "gen_random_uuid(), gen_random_uuid(), null, null, '{}', 'browser', 1000000)",
             "select * from public.video_jobs_status_counts(0)",
             "select nextval(pg_get_serial_sequence('public.video_jobs', 'seq'))",
         ):
             with pytest.raises(errors.InsufficientPrivilege):
                 await as_user(supa, alice if role == "authenticated" else None, query, role=role)
+
+
+async def test_a_project_migrated_before_the_hot_path_changed_keeps_it_from_the_browser(supa):
+    """A project migrated up to 003 and the Supabase file gets sql/004_payload_text.sql alone
+    (`migrate` does not run the Supabase file twice): the new function must still be out of
+    the API roles' reach, PUBLIC included (anon and authenticated are members of PUBLIC)."""
+    new = "public.video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb, text, bigint)"
+    await supa.rows(f"drop function {new}")
+    for name in ("003_hot_path.sql", SUPABASE_FILE, "004_payload_text.sql"):
+        await supa.conn.execute((SQL_DIR / name).read_text().encode())
+    for role in ("anon", "authenticated"):
+        [row] = await supa.rows(
+            "select has_function_privilege(%s, %s, 'execute') as allowed", role, new
+        )
+        assert row["allowed"] is False, role
+    [row] = await supa.rows(
+        "select has_function_privilege('service_role', %s, 'execute') as allowed", new
+    )
+    assert row["allowed"] is True
 
 
 # --- cancelling -----------------------------------------------------------------------------
@@ -617,7 +636,7 @@ async def test_the_worker_claims_and_completes_jobs_with_rls_on(supa, worker_rol
         await supa.rows("alter table public.video_jobs owner to video_worker_owner")
         await supa.rows(  # as if that role had run the migrations (docs/supabase.md)
             "alter function public.video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb,"
-            " text) owner to video_worker_owner"
+            " text, bigint) owner to video_worker_owner"
         )
         await supa.rows(
             "alter function public.video_jobs_status_counts(bigint) owner to video_worker_owner"

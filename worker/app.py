@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +22,10 @@ from worker.queue.runner import Handler, Runner
 from worker.settings import Settings
 
 log = get_logger("video-worker")
+
+# The exit status of a replica whose job handler ignored cancellation (sysexits' EX_SOFTWARE):
+# not 0, so that the platform starts a fresh one.
+EXIT_STUCK = 70
 
 
 def load_handler(spec: str) -> Handler:
@@ -46,7 +52,7 @@ async def open_store(settings: Settings, *, max_size: int = 4) -> AsyncIterator[
     pool = make_pool(url, max_size=max_size)
     await pool.open(wait=True, timeout=30)
     try:
-        yield JobStore(pool)
+        yield JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     finally:
         await pool.close()
 
@@ -66,7 +72,7 @@ async def run_worker(
             log.info("migrations_applied", names=applied)
     pool = make_pool(url, max_size=settings.concurrency + 4)
     await pool.open(wait=False)
-    store = JobStore(pool)
+    store = JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     await _sweep_scratch(settings, store)
     outbox = WebhookOutbox(settings, store)
     runner = Runner(
@@ -88,6 +94,8 @@ async def run_worker(
         remove_signals()
         await site.cleanup()
         await pool.close()
+    if runner.stuck:
+        exit_now(EXIT_STUCK, runner.stuck)
     return runner
 
 
@@ -101,3 +109,13 @@ async def _sweep_scratch(settings: Settings, store: JobStore) -> None:
         return
     if removed:
         log.info("scratch_swept", folders=len(removed))
+
+
+def exit_now(code: int, reason: str) -> None:
+    """End the process at once. A handler that ignored cancellation may still be running (or
+    a thread it waits on): a normal exit would wait for it, since asyncio.run cancels and
+    awaits every task and joins the default executor's threads."""
+    log.error("exiting", code=code, reason=reason)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

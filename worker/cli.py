@@ -42,6 +42,8 @@ ENVIRONMENT = [
     ("MAX_CLIPS, MAX_INPUT_BYTES, MAX_OUTPUT_SECONDS", "limits on one job"),
     ("MAX_INPUT_PIXELS", "largest picture an input may have, in pixels (4096x4096x2)"),
     ("PROBE_TIMEOUT, PROBE_MEMORY_MB", "limits on checking one input (20 s, 1024 MB)"),
+    ("MAX_PAYLOAD_BYTES", "largest payload, as JSON text (1048576)"),
+    ("ABORT_WAIT", "seconds a stopped job gets to clean up before the worker exits (10)"),
     ("WEBHOOK_SECRET", "key that signs webhook deliveries"),
     ("LOG_FORMAT", "json or console"),
     ("STATS_TOKEN", "bearer token /stats (and /metrics) require when set"),

@@ -93,6 +93,8 @@ class Settings:
     max_input_pixels: int = 4096 * 4096 * 2  # every 4K size and 8K UHD; the 16000² bomb is 256 Mpx
     probe_timeout: float = 20.0
     probe_memory_mb: int = 1024
+    max_payload_bytes: int = 1024**2
+    abort_wait: float = 10.0
     webhook_secret: str | None = field(default=None, repr=False)
     log_format: str = "auto"
     stats_token: str | None = field(default=None, repr=False)
@@ -159,6 +161,8 @@ class Settings:
             max_input_pixels=_max_pixels(env),
             probe_timeout=_int(env, "PROBE_TIMEOUT", 20, minimum=1),
             probe_memory_mb=_int(env, "PROBE_MEMORY_MB", 1024, minimum=256),
+            max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 1024**2, minimum=2),
+            abort_wait=_int(env, "ABORT_WAIT", 10, minimum=1),
             webhook_secret=_first(env, "WEBHOOK_SECRET"),
             log_format=log_format,
             stats_token=_token(env, "STATS_TOKEN"),

@@ -55,13 +55,20 @@ revoke execute on function public.cleanup_old_video_jobs(interval) from public, 
 -- Trigger functions cannot be called directly anyway, and triggers fire without EXECUTE.
 revoke execute on function public.video_jobs_touch() from public, anon, authenticated;
 revoke execute on function public.video_jobs_notify() from public, anon, authenticated;
--- The worker's hot path (sql/003_hot_path.sql) claims jobs: never callable from the browser.
+-- The worker's hot path (sql/004_payload_text.sql; sql/003_hot_path.sql before it) claims
+-- jobs: never callable from the browser.
 do $$
 begin
     if to_regprocedure('public.video_jobs_complete_and_claim(uuid,uuid,text,text,jsonb,text)')
        is not null then
         revoke execute on function public.video_jobs_complete_and_claim(
             uuid, uuid, text, text, jsonb, text) from public, anon, authenticated;
+    end if;
+    if to_regprocedure(
+        'public.video_jobs_complete_and_claim(uuid,uuid,text,text,jsonb,text,bigint)'
+    ) is not null then
+        revoke execute on function public.video_jobs_complete_and_claim(
+            uuid, uuid, text, text, jsonb, text, bigint) from public, anon, authenticated;
     end if;
     -- The whole queue's counts (sql/005_operator_reads.sql) are for the worker's pages: a
     -- user would learn every other user's job counts from the statistics behind them.

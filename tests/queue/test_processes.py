@@ -113,6 +113,50 @@ async def test_sigterm_lets_a_short_job_finish(store, db_url, tmp_path):
     assert (await store.get(job_id))["status"] == "completed"
 
 
+async def test_a_handler_that_ignores_cancellation_makes_the_replica_exit(store, db_url, tmp_path):
+    """A job is cancelled and its handler ignores the cancellation: /health says so (503), the
+    replica stops claiming, hands its other job back after the grace period and exits non-zero
+    for the platform to start a fresh one, while the handler still runs."""
+    stubborn, _ = await store.enqueue({"script": [{"ignore_cancel": 120}]})
+    other, _ = await store.enqueue({"script": [{"sleep": 120}]})
+    a = Replica(
+        db_url,
+        "wedged",
+        tmp_path,
+        WORKER_CONCURRENCY=2,
+        ABORT_WAIT=1,
+        SHUTDOWN_GRACE=3,
+        LEASE_SECONDS=6,
+    )
+    try:
+        port = a.port()
+        for job_id in (stubborn, other):
+            a.wait_event("job_started", job_id=str(job_id))
+        waiting, _ = await store.enqueue({"script": []})
+        await store.request_cancel(stubborn)
+        reply = await wait_for(lambda: _unhealthy_reason(port), timeout=20)
+        code = await asyncio.to_thread(a.wait, 30)
+    finally:
+        a.stop()
+    assert reply == "a job handler ignored cancellation for 1 s"
+    assert code == 70, a.log_path.read_text()[-3000:]
+    r = await store.get(stubborn)
+    assert (r["status"], r["attempts"]) == ("cancelled", 1)
+    r = await store.get(other)  # handed back: another replica starts it at once
+    assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
+    r = await store.get(waiting)  # never claimed: both slots stayed taken
+    assert (r["status"], r["attempts"]) == ("pending", 0)
+    assert (await store.counts())["processing"] == 0
+    [exiting] = [e for e in a.events() if e["event"] == "exiting"]
+    assert exiting["code"] == 70
+    assert [e for e in a.events() if e["event"] == "worker_stopped"]
+
+
+async def _unhealthy_reason(port: int) -> str | None:
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/health") as resp:
+        return (await resp.json()).get("reason") if resp.status == 503 else None
+
+
 async def _health(port: int) -> int:
     try:
         async with (

@@ -4,15 +4,21 @@ concurrency, progress throttling, cancellation, timeouts, lost leases and shutdo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import json
 import time
 
+import aiohttp
+
 from tests.handlers import scripted
-from tests.queue.helpers import running, status_is, wait_for
+from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker import log as worker_log
 from worker.errors import PermanentError, StorageError
+from worker.http.server import bound_port, create_app, serve
+from worker.queue.jobs import JobStore
+from worker.queue.runner import Runner
 from worker.row_error import UNEXPECTED
 
 
@@ -255,3 +261,99 @@ async def test_a_secret_in_an_exception_never_reaches_the_row(store):
         row = await status_is(store, job_id, "failed")
     assert secret not in row["error"] and "***" in row["error"]
     assert all(secret not in e["error"] for e in row["errors"])
+
+
+# --- one job's payload cannot hurt the others of its claim -------------------------------------
+
+
+async def insert_text(store, payload: str):
+    """A payload given as JSON text: Postgres stores what Python's json cannot even write."""
+    async with store.pool.connection() as conn:
+        cur = await conn.execute(
+            "insert into video_jobs (payload) values (%s::jsonb) returning id", (payload,)
+        )
+        row = await cur.fetchone()
+    return row["id"]
+
+
+async def ends(store, *ids, timeout=10.0):
+    """The rows' status, attempts, error and started_at once none is pending or processing
+    (read without the payload: psycopg's own JSON loader is what these payloads break)."""
+
+    async def check():
+        async with store.pool.connection() as conn:
+            cur = await conn.execute(
+                "select id, status, attempts, error, started_at from video_jobs where id = any(%s)",
+                (list(ids),),
+            )
+            rows = {r["id"]: r for r in await cur.fetchall()}
+        unfinished = [r for r in rows.values() if r["status"] in ("pending", "processing")]
+        return rows if not unfinished else None
+
+    return await wait_for(check, timeout)
+
+
+async def test_poisoned_payloads_fail_alone_and_the_rest_of_their_claim_runs(store):
+    small = JobStore(store.pool, max_payload_bytes=8000)
+    poisoned = {
+        await insert_text(small, "[" * 3000 + "]" * 3000): "payload: is nested more than",
+        await insert_text(small, '{"script": ' + "1" * 5000 + "}"): "5000 characters long",
+        await insert_text(small, '{"pad": "' + "x" * 9000 + '"}'): (
+            "payload: is 9011 bytes; at most 8000 are allowed"
+        ),
+    }
+    innocent = await enqueue(small, {"progress": 50})
+    async with running(small, scripted, concurrency=4) as runner:
+        rows = await ends(small, innocent, *poisoned)
+    assert rows[innocent]["status"] == "completed" and rows[innocent]["attempts"] == 1
+    for job_id, words in poisoned.items():
+        r = rows[job_id]
+        assert (r["status"], r["attempts"]) == ("failed", 1), r
+        assert words in r["error"], r["error"]
+    # one claim took all four: they share the claim's transaction time
+    assert len({r["started_at"] for r in rows.values()}) == 1
+    assert runner.db_ok and runner.counters.failed == 3 and runner.counters.processed == 1
+
+
+# --- a handler that ignores cancellation -------------------------------------------------------
+
+
+async def test_a_handler_that_ignores_cancellation_keeps_its_slot_and_stops_the_worker(store):
+    release = asyncio.Event()
+    started = []
+
+    async def stubborn(job, ctx):
+        started.append(job.id)
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    first = await enqueue(store)
+    second = await enqueue(store)
+    settings = fast_settings(concurrency=1, job_timeout=0.5, abort_wait=0.3)
+    runner = Runner(settings, store, stubborn)
+    try:
+        # run() ends by itself: the replica stops claiming, for its process to be restarted
+        await asyncio.wait_for(runner.run(), 20)
+        assert runner.stuck == "a job handler ignored cancellation for 0.3 s"
+        rows = await ends(store, first)
+        assert (rows[first]["status"], rows[first]["attempts"]) == ("failed", 1)
+        assert "JOB_TIMEOUT" in rows[first]["error"]
+        assert list(runner.in_flight) == [first]  # its slot stays taken while it runs
+        assert started == [first]  # with concurrency 1, nothing else started
+        r = await store.get(second)
+        assert (r["status"], r["attempts"]) == ("pending", 0)
+        site = await serve(create_app(runner), 0, host="127.0.0.1")
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{bound_port(site)}/health") as resp,
+            ):
+                assert resp.status == 503
+                body = await resp.json()
+        finally:
+            await site.cleanup()
+        assert body["reason"] == "a job handler ignored cancellation for 0.3 s"
+    finally:
+        release.set()
+    await wait_for(lambda: asyncio.sleep(0, result=not runner.in_flight))  # ended: slot free

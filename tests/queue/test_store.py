@@ -13,14 +13,23 @@ import structlog.testing
 from tests.queue.helpers import wait_for
 from worker.db.connection import connect, make_pool
 from worker.db.migrate import migrate
+from worker.errors import PayloadError
 from worker.queue.jobs import JobStore
-from worker.queue.models import JobOutcome, Status
+from worker.queue.models import Job, JobOutcome, Status
 
 
 async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(query, params or None)
         return await cur.fetchall() if cur.description else []
+
+
+def claim_sql(query: str) -> str:
+    """The claim with literal values, for EXPLAIN."""
+    values = {"%(limit)s": "1", "%(worker_id)s": "'w'", "%(max_payload_bytes)s": "1048576"}
+    for name, value in values.items():
+        query = query.replace(name, value)
+    return query
 
 
 async def row(store: JobStore, job_id: uuid.UUID) -> dict:
@@ -291,7 +300,7 @@ async def test_claim_plan_uses_the_partial_index(store):
     await sql(store, "analyze video_jobs")
     from worker.queue.queries import QUERIES
 
-    claim = QUERIES["claim"].replace("%(limit)s", "1").replace("%(worker_id)s", "'w'")
+    claim = claim_sql(QUERIES["claim"])
     plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
     assert "video_jobs_claim_idx" in plan, plan
 
@@ -370,13 +379,78 @@ async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
     assert finished is not None and finished.id == low and claimed is None
 
 
+async def insert_text(store: JobStore, payload: str, priority: int = 0) -> uuid.UUID:
+    """Insert a payload given as JSON text: Postgres takes what Python's json cannot write."""
+    [r] = await sql(
+        store,
+        "insert into video_jobs (payload, priority) values (%s::jsonb, %s) returning id",
+        payload,
+        priority,
+    )
+    return r["id"]
+
+
+DEEP = "[" * 3000 + "]" * 3000  # Postgres accepts it; psycopg's JSON loader does not
+HUGE_INT = '{"n": ' + "7" * 5000 + "}"
+
+
+async def test_the_claim_hands_over_payloads_as_text_poisoned_ones_included(store):
+    small = JobStore(store.pool, max_payload_bytes=8000)
+    fine, _ = await small.enqueue({"clips": [{"url": "https://a.example/x.mp4"}]})
+    deep = await insert_text(small, DEEP)
+    huge = await insert_text(small, HUGE_INT)
+    big = await insert_text(small, '{"pad": "' + "x" * 9000 + '"}')
+    jobs = {j.id: j for j in await small.claim("w", 10)}  # decoding the claim cannot fail
+    assert set(jobs) == {fine, deep, huge, big}
+    assert jobs[fine].payload == {"clips": [{"url": "https://a.example/x.mp4"}]}
+    assert jobs[deep].payload_text == DEEP and jobs[deep].payload_bytes == 6000
+    assert jobs[huge].payload_text == HUGE_INT
+    with pytest.raises(PayloadError, match="nested more than"):
+        _ = jobs[deep].payload
+    with pytest.raises(PayloadError, match="5000 characters long"):
+        _ = jobs[huge].payload
+    # over the limit: the text stays in the database, its size comes back
+    assert jobs[big].payload_text is None and jobs[big].payload_bytes == 9011
+    with pytest.raises(PayloadError) as caught:
+        _ = jobs[big].payload
+    assert str(caught.value) == "payload: is 9011 bytes; at most 8000 are allowed"
+
+
+async def test_a_row_with_a_poisoned_payload_can_still_be_read(store):
+    deep = await insert_text(store, DEEP)
+    fine, _ = await store.enqueue({"clips": [{"url": "https://a.example/x.mp4"}], "n": 1.5})
+    assert (await row(store, deep))["payload"] == DEEP  # its text: `status` can show it
+    assert (await row(store, fine))["payload"] == {
+        "clips": [{"url": "https://a.example/x.mp4"}],
+        "n": 1.5,
+    }
+
+
+async def test_the_hot_path_hands_over_payloads_as_text_and_withholds_large_ones(store):
+    small = JobStore(store.pool, max_payload_bytes=8000)
+    first, _ = await small.enqueue({}, priority=9)
+    deep = await insert_text(small, DEEP, priority=8)
+    big = await insert_text(small, '{"pad": "' + "x" * 9000 + '"}', priority=7)
+    exact = await insert_text(small, '{"pad": "' + "x" * 7989 + '"}', priority=6)  # 8000 B
+    [job] = await small.claim("w", 1)
+    assert job.id == first
+    seen = []
+    for _ in range(3):
+        _done, claimed = await small.complete_and_claim(job, JobOutcome(), "w")
+        assert claimed is not None
+        job = claimed
+        seen.append((job.id, job.payload_text, job.payload_bytes))
+    assert seen[:2] == [(deep, DEEP, 6000), (big, None, 9011)]
+    assert seen[2][0] == exact and seen[2][2] == 8000 and job.payload == {"pad": "x" * 7989}
+
+
 async def test_stale_statistics_are_refreshed_for_the_claim_plan(store):
     """Right after a burst of inserts the planner would sort every pending row on each claim;
     the worker's once-a-second check analyzes the table and the claim walks its index again."""
     await sql(store, "insert into video_jobs (payload) select '{}' from generate_series(1, 6000)")
     from worker.queue.queries import QUERIES
 
-    claim = QUERIES["claim"].replace("%(limit)s", "1").replace("%(worker_id)s", "'w'")
+    claim = claim_sql(QUERIES["claim"])
 
     async def plan() -> str:
         return "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
@@ -435,16 +509,22 @@ async def test_complete_and_claim_leaves_the_rows_complete_then_claim_leave(stor
             finished = await store.complete(done, outcome)
             [claimed] = await store.claim("w", 1)
         assert finished is not None and finished.webhook_url == "https://h.example/x"
+        jobs.append(claimed)
         return await full(done.id), await full(nxt)
 
     async def full(job_id: uuid.UUID) -> dict:
         [r] = await sql(store, "select * from video_jobs where id = %s", job_id)
         return r
 
+    jobs: list[Job] = []
     separate = await scenario(together=False)
     together = await scenario(together=True)
     assert [shape(r) for r in together] == [shape(r) for r in separate]
     assert together[0]["updated_at"] >= together[0]["started_at"]
+    # and the claimed job is handed over the same way: payload as text, with its size
+    by_claim, by_hot_path = ({k: v for k, v in vars(j).items() if k not in VOLATILE} for j in jobs)
+    assert by_claim == by_hot_path
+    assert by_claim["payload_text"] == '{"clips": ["b"]}' and by_claim["payload_bytes"] == 16
 
 
 async def test_triggers_notify_only_when_a_row_becomes_ready_or_is_cancelled(db_url, store):
@@ -492,7 +572,7 @@ async def test_updated_at_moves_on_every_update_unless_the_update_sets_it(store)
 
 
 async def test_without_the_hot_path_function_jobs_still_finish_and_claim(store):
-    """A worker started with --no-migrate on a database that lacks sql/003_hot_path.sql:
+    """A worker started with --no-migrate on a database that lacks sql/004_payload_text.sql:
     the same writes in two statements, one warning that says what to run."""
     await sql(store, "drop function public.video_jobs_complete_and_claim")
     first, _ = await store.enqueue({})

@@ -113,6 +113,8 @@ async def health(request: web.Request) -> web.Response:
     problems: list[str] = []
     if not runner.loop_alive():
         problems.append("the claim loop has stalled")
+    if runner.stuck:  # the replica is draining to exit: a fresh one must replace it
+        problems.append(runner.stuck)
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
             await runner.store.ping()

@@ -19,8 +19,9 @@ from psycopg import errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from worker.errors import PayloadError
 from worker.log import get_logger
-from worker.queue.models import Job, JobOutcome, Status
+from worker.queue.models import DEFAULT_MAX_PAYLOAD_BYTES, Job, JobOutcome, Status, parse_json
 from worker.queue.queries import QUERIES as Q
 
 HOT_PATH_RETRY = 60.0  # seconds before a missing hot-path function is looked for again
@@ -70,8 +71,14 @@ class Maintenance:
 
 
 class JobStore:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
         self.pool = pool
+        self.max_payload_bytes = max_payload_bytes  # MAX_PAYLOAD_BYTES: larger ones stay there
         self._hot_path_retry_at = float("-inf")
 
     async def _all(
@@ -84,8 +91,15 @@ class JobStore:
             return await cur.fetchall() if cur.description else []
 
     async def claim(self, worker_id: str, limit: int) -> list[Job]:
-        rows = await self._all("claim", {"worker_id": worker_id, "limit": limit}, wait=OUTAGE_WAIT)
-        return sorted((Job.from_row(r) for r in rows), key=lambda j: -j.priority)
+        rows = await self._all(
+            "claim",
+            {"worker_id": worker_id, "limit": limit, "max_payload_bytes": self.max_payload_bytes},
+            wait=OUTAGE_WAIT,
+        )
+        return sorted((self._job(r) for r in rows), key=lambda j: -j.priority)
+
+    def _job(self, row: dict[str, Any]) -> Job:
+        return Job.from_row(row, self.max_payload_bytes)
 
     async def heartbeat(self, jobs: Sequence[Job]) -> Beat:
         rows = await self._all(
@@ -129,13 +143,18 @@ class JobStore:
         if time.monotonic() >= self._hot_path_retry_at:
             try:
                 rows = await self._all(
-                    "complete_and_claim", {**_completion(job, outcome), "worker_id": worker_id}
+                    "complete_and_claim",
+                    {
+                        **_completion(job, outcome),
+                        "worker_id": worker_id,
+                        "max_payload_bytes": self.max_payload_bytes,
+                    },
                 )
             except errors.UndefinedFunction:  # nothing ran: the statement failed to plan
                 self._hot_path_retry_at = time.monotonic() + HOT_PATH_RETRY
                 log.warning(
                     "schema_behind",
-                    missing="public.video_jobs_complete_and_claim (sql/003_hot_path.sql)",
+                    missing="public.video_jobs_complete_and_claim (sql/004_payload_text.sql)",
                     fallback="two statements per finished job",
                     fix="run `video-worker migrate`",
                 )
@@ -146,7 +165,7 @@ class JobStore:
                     if r["done_id"]
                     else None
                 )
-                return finished, Job.from_row(r) if r["id"] is not None else None
+                return finished, self._job(r) if r["id"] is not None else None
         finished = await self.complete(job, outcome)
         claimed = await self.claim(worker_id, 1)
         return finished, claimed[0] if claimed else None
@@ -264,8 +283,14 @@ class JobStore:
         return {r["id"]: r["status"] for r in rows}
 
     async def get(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+        """One job's row; its `payload` is the JSON value, or the text itself when it is over
+        the parse limits (the row of a poisoned job must still be readable)."""
         rows = await self._all("get_job", {"id": job_id})
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        row = rows[0]
+        row["payload"] = _readable(row["payload"])
+        return row
 
     async def request_cancel(self, job_id: uuid.UUID) -> bool:
         return bool(await self._all("request_cancel", {"id": job_id}))
@@ -314,6 +339,13 @@ def _completion(job: Job, outcome: JobOutcome) -> dict[str, Any]:
         "thumbnail_url": outcome.thumbnail_url,
         "result": Jsonb(outcome.result),
     }
+
+
+def _readable(text: str) -> Any:
+    try:
+        return parse_json(text)
+    except PayloadError:
+        return text
 
 
 def _finished(rows: list[dict[str, Any]], status: Status) -> Finished | None:

@@ -4,6 +4,9 @@
 -- claim --
 -- One short autocommit statement: pick ready rows (skipping rows other replicas hold), mark them
 -- ours with a fresh lease token. MATERIALIZED keeps the planner from re-running the CTE per row.
+-- The payload comes back as text, for each job to parse its own (a payload no parser accepts
+-- must not fail the decoding of the whole claim), and not at all when it is over
+-- MAX_PAYLOAD_BYTES: `payload_bytes` then tells the job how big it was.
 with ready as materialized (
     select id
     from public.video_jobs
@@ -11,22 +14,28 @@ with ready as materialized (
     order by priority desc, run_at, seq
     limit %(limit)s
     for update skip locked
+),
+claimed as (
+    update public.video_jobs j
+    set status = 'processing',
+        attempts = j.attempts + 1,
+        worker_id = %(worker_id)s,
+        lease_token = gen_random_uuid(),
+        heartbeat_at = now(),
+        started_at = coalesce(j.started_at, now()),
+        progress = 0,
+        stage = 'starting',
+        message = 'Job claimed',
+        error = null
+    from ready
+    where j.id = ready.id
+    returning j.id, j.payload::text as payload, j.attempts, j.max_attempts, j.lease_token,
+              j.user_id, j.priority, j.webhook_url, j.created_at
 )
-update public.video_jobs j
-set status = 'processing',
-    attempts = j.attempts + 1,
-    worker_id = %(worker_id)s,
-    lease_token = gen_random_uuid(),
-    heartbeat_at = now(),
-    started_at = coalesce(j.started_at, now()),
-    progress = 0,
-    stage = 'starting',
-    message = 'Job claimed',
-    error = null
-from ready
-where j.id = ready.id
-returning j.id, j.payload, j.attempts, j.max_attempts, j.lease_token, j.user_id, j.priority,
-          j.webhook_url, j.created_at;
+select id, case when octet_length(payload) <= %(max_payload_bytes)s then payload end as payload,
+       octet_length(payload) as payload_bytes, attempts, max_attempts, lease_token, user_id,
+       priority, webhook_url, created_at
+from claimed;
 
 -- heartbeat --
 -- Renew the leases this replica holds. A job missing from the result has lost its lease.
@@ -168,7 +177,9 @@ returning id;
 select id from public.video_jobs where idempotency_key = %(idempotency_key)s;
 
 -- get_job --
-select id, user_id, payload, status, priority, run_at, attempts, max_attempts, idempotency_key,
+-- The payload as text: JobStore.get parses it within the job's limits, so that a row whose
+-- payload no parser should take can still be shown.
+select id, user_id, payload::text as payload, status, priority, run_at, attempts, max_attempts, idempotency_key,
        webhook_url, progress, stage, message, worker_id, heartbeat_at, cancel_requested_at,
        video_url, thumbnail_url, result, error, errors, created_at, started_at, completed_at,
        updated_at
@@ -226,11 +237,12 @@ limit %(limit)s;
 -- complete_and_claim --
 -- The hot path: finish one job and claim the next in one round trip and one commit, through
 -- a PL/pgSQL function whose plans the server keeps (sql/003_hot_path.sql). The completion is
--- fenced like `complete`; the claim is `claim` with a limit of one.
-select done_id, done_webhook_url, id, payload, attempts, max_attempts, lease_token, user_id,
-       priority, webhook_url, created_at
+-- fenced like `complete`; the claim is `claim` with a limit of one, payload as text included
+-- (sql/004_payload_text.sql).
+select done_id, done_webhook_url, id, payload, payload_bytes, attempts, max_attempts,
+       lease_token, user_id, priority, webhook_url, created_at
 from public.video_jobs_complete_and_claim(%(id)s, %(token)s, %(video_url)s, %(thumbnail_url)s,
-                                          %(result)s, %(worker_id)s);
+                                          %(result)s, %(worker_id)s, %(max_payload_bytes)s);
 
 -- stats_stale --
 -- The claim's plan depends on fresh statistics: on a table that grew by thousands of rows since

@@ -14,6 +14,13 @@ Tasks on one event loop, all supervised (a crash in one is logged and it is rest
 
 A handler is `async def handle(job: Job, ctx: JobContext) -> JobOutcome | None`. It is stopped
 by asyncio cancellation and must clean up in `finally` (kill FFmpeg, remove temp files).
+
+A handler that is still running ABORT_WAIT seconds after it was cancelled ignored the
+cancellation (a thread it waits on cannot be stopped, say): its row gets its outcome, but its
+slot stays taken until it really ends, since it still uses the machine. The replica is then
+half-dead: /health says so (503), it stops claiming, lets its other jobs finish within the
+grace period or hands them back, and `run()` returns with `stuck` set, for the process to exit
+non-zero and the platform to start a fresh one (worker/app.py).
 """
 
 from __future__ import annotations
@@ -45,7 +52,6 @@ Handler = Callable[[Job, JobContext], Coroutine[Any, Any, JobOutcome | None]]
 FinishedHook = Callable[[Finished], Coroutine[Any, Any, None]]
 Periodic = Callable[[], Coroutine[Any, Any, None]]
 
-ABORT_WAIT = 10.0  # how long an aborted handler gets to run its finally blocks
 HANDBACK_WINDOW = 4.0  # after SHUTDOWN_GRACE, for the last writes (Render kills at 30 s)
 LAST_ATTEMPT = 2.0  # the least time a write gets once that window has passed
 MAINTENANCE_EVERY = 5.0
@@ -70,10 +76,16 @@ class Running:
     renewed: float = field(default_factory=time.monotonic)
     task: asyncio.Task[JobOutcome | None] | None = None
     abort_reason: Abort | None = None
+    # done at the first abort: wakes the job's supervisor to time how long the handler takes
+    aborted: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     def abort(self, reason: Abort) -> None:
         if self.abort_reason is None:
             self.abort_reason = reason
+        if not self.aborted.done():
+            self.aborted.set_result(None)
         if self.task is not None and not self.task.done():
             self.task.cancel(reason.value)
 
@@ -115,6 +127,7 @@ class Runner:
         self.db_ok = True
         self.db_error: str | None = None
         self.draining = False
+        self.stuck: str | None = None  # why the replica must be restarted, for /health
         self._stop_requested_at: float | None = None
         self.listener = (
             Listener(database_url, on_pending=self.wake, on_cancel=self._on_cancel_notice)
@@ -259,9 +272,16 @@ class Runner:
         structlog.contextvars.bind_contextvars(job_id=str(job.id), attempt=job.attempts)
         log.info("job_started", max_attempts=job.max_attempts)
         ctx = JobContext(job, self.settings, running.reporter, log)
-        running.task = asyncio.create_task(self.handler(job, ctx), name=f"handler-{job.id}")
+        running.task = asyncio.create_task(self._handle(job, ctx), name=f"handler-{job.id}")
+        if running.abort_reason is not None:  # aborted before its task existed
+            running.task.cancel(running.abort_reason.value)
         try:
-            done, _ = await asyncio.wait({running.task}, timeout=self.settings.job_timeout)
+            ended: set[asyncio.Future[Any]] = {running.task, running.aborted}
+            done, _ = await asyncio.wait(
+                ended,
+                timeout=self.settings.job_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if not done:
                 running.abort(Abort.TIMEOUT)
             await self._settle(running)
@@ -270,15 +290,48 @@ class Runner:
             log.exception("job_supervisor_failed")
         finally:
             running.reporter.close()
-            self.in_flight.pop(job.id, None)
+            self._free_slot_when_ended(running)
+
+    async def _handle(self, job: Job, ctx: JobContext) -> JobOutcome | None:
+        job.check_payload_size()  # the claim withheld a payload over MAX_PAYLOAD_BYTES
+        return await self.handler(job, ctx)
 
     async def _settle(self, running: Running) -> None:
-        """Give an aborted handler time to run its finally blocks (kill FFmpeg, clean up)."""
+        """Give an aborted handler ABORT_WAIT to run its finally blocks (kill FFmpeg, clean
+        up); one that takes longer ignored its cancellation."""
         assert running.task is not None
         if not running.task.done():
-            done, _ = await asyncio.wait({running.task}, timeout=ABORT_WAIT)
+            wait = self.settings.abort_wait
+            done, _ = await asyncio.wait({running.task}, timeout=wait)
             if not done:
-                log.error("handler_ignored_cancellation", waited=ABORT_WAIT)
+                self._stuck(f"a job handler ignored cancellation for {wait:g} s")
+
+    def _stuck(self, reason: str) -> None:
+        """Stop serving: a handler is out of control. Claim nothing more, let the other jobs
+        finish or hand them back, and end `run()` for the process to be restarted."""
+        log.error("handler_ignored_cancellation", reason=reason, then="drain and exit")
+        self.stuck = self.stuck or reason
+        self.request_stop()
+
+    def _free_slot_when_ended(self, running: Running) -> None:
+        """The job's slot is free when its handler has really ended, not when it was told to."""
+        task = running.task
+        if task is None or task.done():
+            self._free_slot(running)
+            return
+
+        def ended(task: asyncio.Task[JobOutcome | None]) -> None:
+            if not task.cancelled():
+                task.exception()  # its outcome is written already; only mark it retrieved
+            log.warning("stuck_handler_ended", job_id=str(running.job.id))
+            self._free_slot(running)
+
+        task.add_done_callback(ended)
+
+    def _free_slot(self, running: Running) -> None:
+        if self.in_flight.get(running.job.id) is running:
+            del self.in_flight[running.job.id]
+        self._wake.set()
 
     async def _record(self, running: Running) -> None:
         """Write the attempt's outcome to the row, fenced on the lease token."""
