@@ -15,7 +15,7 @@ import aiohttp
 from tests.handlers import scripted
 from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker import log as worker_log
-from worker.errors import PermanentError, StorageError
+from worker.errors import DownloadError, PermanentError, StorageError
 from worker.http.server import bound_port, create_app, serve
 from worker.queue.jobs import JobStore
 from worker.queue.runner import Runner
@@ -357,3 +357,51 @@ async def test_a_handler_that_ignores_cancellation_keeps_its_slot_and_stops_the_
     finally:
         release.set()
     await wait_for(lambda: asyncio.sleep(0, result=not runner.in_flight))  # ended: slot free
+
+
+async def _logged(store, handler, *, max_attempts: int, until: str) -> list[dict]:
+    """The JSON log lines of one job run by `handler` until its row is `until`."""
+    out = io.StringIO()
+    worker_log.configure("json", stream=out)
+    job_id = await enqueue(store, max_attempts=max_attempts)
+    try:
+        async with running(store, handler):
+            await status_is(store, job_id, until, timeout=10)
+            await wait_for(lambda: asyncio.sleep(0, result=f'"job_{until}"' in out.getvalue()))
+    finally:
+        worker_log.configure("console")
+    return [json.loads(x) for x in out.getvalue().splitlines() if x.startswith("{")]
+
+
+async def test_an_expected_retry_logs_one_warning_without_a_traceback(store):
+    attempts = 0
+
+    async def handler(job, ctx):
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise DownloadError("clips[0]: the server answered 503 Service Unavailable")
+
+    lines = await _logged(store, handler, max_attempts=3, until="completed")
+    events = [(x["event"], x["level"]) for x in lines if x["event"].startswith(("job_", "write"))]
+    assert events == [
+        ("job_started", "info"),
+        ("job_will_retry", "warning"),  # the reason, once; no lease was lost
+        ("job_started", "info"),
+        ("job_completed", "info"),
+    ]
+    assert not any("exception" in x for x in lines)  # no traceback for a network hiccup
+    assert "503" in next(x for x in lines if x["event"] == "job_will_retry")["error"]
+
+
+async def test_a_job_that_fails_for_good_is_an_error_and_only_the_unexpected_has_a_traceback(
+    store,
+):
+    async def handler(job, ctx):
+        raise RuntimeError("a bug")
+
+    lines = await _logged(store, handler, max_attempts=1, until="failed")
+    levels = {x["event"]: x["level"] for x in lines}
+    assert levels["job_attempt_failed"] == "error" and levels["job_failed"] == "error"
+    assert "Traceback" in next(x for x in lines if x["event"] == "job_attempt_failed")["exception"]
+    assert "write_rejected_lease_gone" not in levels and "job_will_retry" not in levels

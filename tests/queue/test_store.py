@@ -121,7 +121,8 @@ async def test_progress_never_goes_backwards_within_an_attempt(store):
 async def test_retryable_failure_backs_off_then_fails_at_max_attempts(store):
     job_id, _ = await store.enqueue({}, max_attempts=2)
     [job] = await store.claim("w", 1)
-    assert await store.fail(job, "network down", retry=True, backoff_seconds=30) is None
+    retrying = await store.fail(job, "network down", retry=True, backoff_seconds=30)
+    assert retrying is not None and retrying.status is Status.PENDING  # not a lost lease
     r = await row(store, job_id)
     assert r["status"] == "pending" and r["error"] == "network down"
     [[delay]] = [

@@ -40,7 +40,8 @@ log = get_logger("video-worker.jobs")
 
 @dataclass(frozen=True)
 class Finished:
-    """A job that reached a terminal status, for webhooks and counters."""
+    """A job whose attempt ended: a terminal status, for webhooks and counters, or (from
+    `fail` only) `pending` again, waiting for its next attempt."""
 
     id: uuid.UUID
     status: Status
@@ -183,10 +184,11 @@ class JobStore:
                 "backoff": backoff_seconds,
             },
         )
+        """The row after the write: failed for good, or pending for a retry; None when the
+        lease was gone and nothing was written."""
         if not rows:
             return None
-        status = Status(rows[0]["status"])
-        return Finished(job.id, status, rows[0]["webhook_url"]) if status.terminal else None
+        return Finished(job.id, Status(rows[0]["status"]), rows[0]["webhook_url"])
 
     async def cancelled(self, job: Job) -> Finished | None:
         rows = await self._all("cancelled", {"id": job.id, "token": job.lease_token})

@@ -37,7 +37,7 @@ from typing import Any
 
 import structlog
 
-from worker.errors import LeaseLost, PermanentError
+from worker.errors import LeaseLost, PermanentError, WorkerError
 from worker.log import SecretMasker, get_logger
 from worker.metrics import WorkerMetrics
 from worker.queue.backoff import exponential, job_retry_delay
@@ -361,11 +361,13 @@ class Runner:
         elif isinstance(exc, PermanentError):
             await self._fail(running, self._message(exc), retry=False)
         else:
-            log.error(
-                "job_attempt_failed",
-                error=self._message(exc),
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
+            if not isinstance(exc, WorkerError):  # a bug or an outage nobody foresaw
+                log.error(
+                    "job_attempt_failed",
+                    error=self._message(exc),
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                )
+            # an expected passing failure (network, storage) says so in job_will_retry alone
             await self._fail(running, self._message(exc), retry=True)
 
     async def _complete(self, job: Job, outcome: JobOutcome) -> Finished | None:
@@ -381,14 +383,15 @@ class Runner:
     async def _fail(self, running: Running, error: str, *, retry: bool) -> None:
         job = running.job
         delay = job_retry_delay(job.attempts, self.settings.retry_base_seconds)
-        finished = await self._write(
+        written = await self._write(
             lambda: self.store.fail(job, error, retry=retry, backoff_seconds=delay)
         )
-        if finished is None and retry and not job.last_attempt:
+        if written is not None and written.status is Status.PENDING:
             self.counters.retried += 1
             self.metrics.job_finished("retried", time.monotonic() - running.started)
             log.warning("job_will_retry", error=error, retry_in=round(delay, 1))
-        await self._after(running, finished, error=error)
+            return
+        await self._after(running, written, error=error)
 
     async def _finish(
         self, running: Running, write: Callable[[], Awaitable[Finished | None]]
@@ -411,7 +414,9 @@ class Runner:
         else:
             self.counters.cancelled += 1
         self.metrics.job_finished(finished.status.value, elapsed)
-        log.info(
+        # a job that failed for good is the one line an operator must see; the rest is news
+        emit = log.error if finished.status is Status.FAILED else log.info
+        emit(
             f"job_{finished.status.value}",
             elapsed=round(elapsed, 3),
             **({"error": error} if error else {}),
