@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from worker.cleanup import AutoCleanup
 from worker.db.connection import connect, make_pool
 from worker.db.embedded import resolve_database_url
 from worker.db.migrate import migrate
@@ -75,13 +76,19 @@ async def run_worker(
     store = JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     await _sweep_scratch(settings, store)
     outbox = WebhookOutbox(settings, store)
+    cleanup = AutoCleanup(settings, store)
+
+    async def periodic() -> None:
+        await outbox.sweep()
+        await cleanup.maybe_run()
+
     runner = Runner(
         settings,
         store,
         handler,
         database_url=url,
         on_finished=outbox.on_finished,
-        periodic=outbox.sweep,
+        periodic=periodic,
     )
     site = await serve(create_app(runner), settings.port)
     log.info("http_listening", port=bound_port(site))

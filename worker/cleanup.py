@@ -16,12 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worker.errors import WorkerError
+from worker.log import get_logger
 from worker.queue.jobs import JobStore
 from worker.queue.queries import QUERIES as Q
 from worker.settings import Settings
 from worker.storage import Storage, make_storage
 
 BATCH = 200
+
+log = get_logger("video-worker.cleanup")
 
 
 @dataclass
@@ -166,3 +169,31 @@ def _local_size(storage: Storage, key: str) -> int | None:
         return int(path_for(key).stat().st_size)
     except (OSError, ValueError):
         return 0
+
+
+class AutoCleanup:
+    """With AUTO_CLEANUP=true the worker itself removes finished jobs older than
+    RETENTION_DAYS together with their files, about once an hour, from its periodic sweep.
+
+    The seed's cost advice is to delete old videos, not only rows; pg_cron's scheduled SQL
+    (docs/supabase.md) can only delete rows, since storage objects are not in the database.
+    Every replica may run it: each step is idempotent (a second replica finds the rows and
+    objects already gone), so no lock is needed, and the hour is counted per replica."""
+
+    EVERY = 3600.0
+
+    def __init__(self, settings: Settings, store: JobStore, clock: Any = None) -> None:
+        import time
+
+        self._settings = settings
+        self._store = store
+        self._clock = clock or time.monotonic
+        self._last = float("-inf")
+
+    async def maybe_run(self) -> Freed | None:
+        if not self._settings.auto_cleanup or self._clock() - self._last < self.EVERY:
+            return None
+        self._last = self._clock()
+        freed = await delete_finished(self._store, self._settings, self._settings.retention_days)
+        log.info("auto_cleanup", summary=freed.summary(self._settings.retention_days))
+        return freed

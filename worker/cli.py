@@ -49,6 +49,7 @@ ENVIRONMENT = [
     ("STATS_TOKEN", "bearer token /stats (and /metrics) require when set"),
     ("METRICS_TOKEN", "bearer token /metrics requires instead of STATS_TOKEN"),
     ("RETENTION_DAYS", "cleanup's default age in days (7)"),
+    ("AUTO_CLEANUP", "true: the worker deletes old jobs and their files hourly"),
     ("RETRY_BASE_MS", "first retry delay (10000)"),
     ("EVENT_LOOP", "auto, uvloop or asyncio"),
 ]

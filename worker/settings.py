@@ -100,6 +100,7 @@ class Settings:
     stats_token: str | None = field(default=None, repr=False)
     metrics_token: str | None = field(default=None, repr=False)
     retention_days: int = 7
+    auto_cleanup: bool = False
     retry_base_seconds: float = 10.0
     event_loop: str = "auto"
     allow_embedded_database: bool = False
@@ -168,6 +169,7 @@ class Settings:
             stats_token=_token(env, "STATS_TOKEN"),
             metrics_token=_token(env, "METRICS_TOKEN"),
             retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1),
+            auto_cleanup=_bool(env, "AUTO_CLEANUP"),
             retry_base_seconds=_int(env, "RETRY_BASE_MS", 10_000, minimum=0) / 1000,
             event_loop=event_loop,
         )
