@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.hostile.harness import Expect, corpus_settings, run_case
+from worker.queue.jobs import JobStore
 
 CLIP = {"url": "https://example.com/a.mp4"}
 WORD = {"word": "hi", "start": 0, "end": 0.5}
@@ -66,8 +67,10 @@ async def test_a_hostile_composition_field_fails_at_once(
 ):
     # room for the 30,000-word transcript case (1.2 MB): the word limit, not MAX_PAYLOAD_BYTES,
     # is what that case is about (tests/hostile/test_claim.py has the size limit's own cases)
-    settings = corpus_settings(tmp_path, max_payload_bytes=4 * 1024**2)
+    room = 4 * 1024**2
+    settings = corpus_settings(tmp_path, max_payload_bytes=room)
+    roomy = JobStore(store.pool, max_payload_bytes=room)
     row = await run_case(
-        store, settings, good_clip, payload, Expect(error=words, not_in_error=absent)
+        roomy, settings, good_clip, payload, Expect(error=words, not_in_error=absent)
     )
     assert "\n" not in row["error"]
