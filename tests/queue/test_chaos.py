@@ -471,8 +471,9 @@ async def check_nothing_doubled(rows: Rows, s3: S3) -> int:
 
 def check_runs(rows: Rows, jobs: Jobs, runs: list[tuple[str, int, str]]) -> list[Any]:
     """At least once, never two runs of one attempt (a lease has one holder); the killed and
-    the frozen replica's jobs finished elsewhere in a later attempt (the frozen one, woken up,
-    wrote nothing for the attempt it had lost)."""
+    the frozen replica's jobs finished in a later attempt (the frozen one, woken up, wrote
+    nothing for the attempt it had lost; it may well be the replica that claims and finishes
+    the later attempt, once it is a live replica again)."""
     per_attempt = collections.Counter((j, a) for j, a, _ in runs)
     assert max(per_attempt.values()) == 1, [k for k, n in per_attempt.items() if n > 1]
     per_job = collections.Counter(j for j, _, _ in runs)
@@ -484,14 +485,14 @@ def check_runs(rows: Rows, jobs: Jobs, runs: list[tuple[str, int, str]]) -> list
         r = rows[j]
         finisher = [w for jid, a, w in runs if jid == str(j) and a == r["attempts"]]
         assert r["status"] == "completed" and r["attempts"] >= 2, _explain(r)
-        assert finisher and finisher != [name], (name, finisher, _explain(r))
+        assert finisher, (name, finisher, _explain(r))
     return runs
 
 
 def check_no_temp_files(fleet: Fleet, jobs: Jobs) -> None:
     """A replica that ended normally removed every temporary folder. The one killed with
-    SIGKILL could not: the folder of the job it was running stays, and nothing removes it
-    later (no replica sweeps its temp folder at start); only that folder may be there."""
+    SIGKILL could not: the folder of the job it was running stays until a worker starts again
+    on that home (tests/test_scratch.py); only that folder may be there."""
     for name in fleet.replicas:
         left = sorted(p.name for p in (fleet.home(name) / "tmp").glob("*"))
         if name == "killed":
