@@ -52,7 +52,7 @@ Handler = Callable[[Job, JobContext], Coroutine[Any, Any, JobOutcome | None]]
 FinishedHook = Callable[[Finished], Coroutine[Any, Any, None]]
 Periodic = Callable[[], Coroutine[Any, Any, None]]
 
-HANDBACK_WINDOW = 4.0  # after SHUTDOWN_GRACE, for the last writes (Render kills at 30 s)
+HANDBACK_WINDOW = 4.0  # after SHUTDOWN_GRACE, for the last writes, before the platform kills us
 LAST_ATTEMPT = 2.0  # the least time a write gets once that window has passed
 MAINTENANCE_EVERY = 5.0
 STATS_EVERY = 1.0  # a one-row look at pg_stat_user_tables
