@@ -144,7 +144,7 @@ async def run_ffmpeg(
         start_new_session=True,  # its own process group, so we can signal all of it
     )
     assert proc.stdout is not None and proc.stderr is not None
-    stderr_task = asyncio.ensure_future(_read_tail(proc.stderr, STDERR_TAIL_BYTES))
+    stderr_task = asyncio.ensure_future(read_tail(proc.stderr, STDERR_TAIL_BYTES))
     try:
         await _follow_progress(proc.stdout, _Progress(expected_duration, on_progress), on_line)
         returncode = await proc.wait()
@@ -191,8 +191,9 @@ async def _follow_progress(
             on_line(key, value)
 
 
-async def _read_tail(stream: asyncio.StreamReader, limit: int) -> str:
-    """Drain stderr (so FFmpeg never blocks on a full pipe), keeping only its last `limit` bytes."""
+async def read_tail(stream: asyncio.StreamReader, limit: int) -> str:
+    """Drain a child's stderr (so it never blocks on a full pipe), keeping its last `limit`
+    bytes; FFmpeg's and the probe child's."""
     tail = bytearray()
     while chunk := await stream.read(65536):
         tail += chunk

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import worker
 from worker.errors import InputError
 from worker.log import get_logger
-from worker.media.ffmpeg import DEFAULT_MAX_PIXELS
+from worker.media.ffmpeg import DEFAULT_MAX_PIXELS, read_tail
 from worker.media.info import Kind, MediaInfo, info_from_json, info_to_json
 
 Mode = Literal["clip", "audio", "describe"]
@@ -112,7 +112,7 @@ class ProbeSession:
         self.proc = proc
         self.limits = limits
         assert proc.stderr is not None
-        self._stderr = asyncio.ensure_future(_read_tail(proc.stderr, STDERR_TAIL_BYTES))
+        self._stderr = asyncio.ensure_future(read_tail(proc.stderr, STDERR_TAIL_BYTES))
 
     @classmethod
     async def start(cls, limits: ProbeLimits, inputs: int) -> ProbeSession:
@@ -207,15 +207,6 @@ def _child_env() -> dict[str, str]:
     root = str(Path(worker.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     return {**CHILD_ENV, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": path}
-
-
-async def _read_tail(stream: asyncio.StreamReader, limit: int) -> str:
-    """Drain stderr (so the child never blocks on a full pipe), keeping its last `limit` bytes."""
-    tail = bytearray()
-    while chunk := await stream.read(65536):
-        tail += chunk
-        del tail[:-limit]
-    return tail.decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- the child's side
