@@ -224,7 +224,10 @@ async def _gather_or_cancel(*work: Awaitable[None]) -> None:
         await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
-            task.cancel()
+            # a task gather already cancelled (this one was cancelled from outside) must not get
+            # a second cancel: it would cut short the FFmpeg stop and reap it is running
+            if not task.done() and not task.cancelling():
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
 

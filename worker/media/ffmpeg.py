@@ -220,5 +220,6 @@ async def _stop_group(proc: asyncio.subprocess.Process) -> None:
         except (TimeoutError, asyncio.CancelledError):
             pass
     _signal_group(proc, signal.SIGKILL)
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.shield(proc.wait())
+    while proc.returncode is None:  # reaped before we return, however often we are cancelled
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(proc.wait())
