@@ -100,6 +100,20 @@ class Counters:
     last_success_at: float | None = None
 
 
+async def cancel_until_done(tasks: list[asyncio.Task[None]], every: float = 0.5) -> None:
+    """Cancel `tasks` and wait until each has ended, cancelling again every `every` seconds.
+
+    One cancel() is not always enough: on Python 3.11 `asyncio.wait_for` (psycopg_pool waits
+    with it) can drop a cancellation that arrives as its inner wait completes (CPython
+    gh-86296), and the task goes on. Seen in CI: a maintenance loop cancelled a few
+    milliseconds after start slept on, and the worker never stopped."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every)
+
+
 class Runner:
     def __init__(
         self,
@@ -178,9 +192,7 @@ class Runner:
             await self._claim_loop()
             await self._drain()
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_until_done(self._tasks)
             await self._wait_hooks()
             self._stopped.set()
             log.info(
