@@ -91,10 +91,13 @@ async def run_worker(
         periodic=periodic,
     )
     site = await serve(create_app(runner), settings.port)
-    log.info("http_listening", port=bound_port(site))
     remove_signals = runner.install_signal_handlers()
     if started is not None:
         started(runner, bound_port(site))
+    # logged only once SIGTERM and SIGHUP stop the runner gracefully: whoever waits for this
+    # line (a test, a supervisor) may signal at once, and a signal before that would meet the
+    # CLI's exit-now handler in the middle of the loop
+    log.info("http_listening", port=bound_port(site))
     try:
         await runner.run()
     finally:

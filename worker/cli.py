@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings.log_format, settings.secrets())
     exit_on_signals()
     try:
-        code = run_coroutine(_dispatch(args, settings), settings.event_loop)
+        code = run_coroutine(_stopped_by_signals(_dispatch(args, settings)), settings.event_loop)
         sys.stdout.flush()  # a closed pipe shows here, not as a warning at exit
         return code
     except KeyboardInterrupt:
@@ -201,6 +201,31 @@ def exit_on_signals() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, exit_now)
+
+
+async def _stopped_by_signals(command: Coroutine[Any, Any, int]) -> int:
+    """Once the loop runs, SIGTERM and SIGHUP cancel the command (its `finally` blocks and
+    `async with` exits run) and it exits 128 + the signal; `run` replaces them with its
+    graceful shutdown once its runner exists. Raising SystemExit from a plain signal handler
+    instead lands in whatever callback the loop is running: in a connection pool's worker it
+    left the pool unable to close, and the process hung (seen in CI)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def cancel(sig: int) -> None:
+        received.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, cancel, sig)
+    try:
+        return await command
+    except asyncio.CancelledError:
+        if received:
+            return 128 + received[0]
+        raise
 
 
 def run_coroutine(coro: Coroutine[Any, Any, int], choice: str = "auto") -> int:
