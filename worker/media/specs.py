@@ -7,15 +7,51 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+from worker.media.captions import CaptionStyle, Word
 from worker.media.info import MediaInfo
 
 Fit = Literal["pad", "crop"]
-Join = Literal["copy", "reencode"]
+Join = Literal["copy", "reencode", "compose"]
+ClipKind = Literal["video", "image"]
+# the payload's own names (worker/payload/models.py)
+Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
+Position = Literal[
+    "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
+    "bottom_right",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """`clips[i].audio[k]`: an extra sound mixed only inside its clip's window (seconds are
+    on that clip's played window: `start` 0 is where the clip begins in the output)."""
+
+    path: Path
+    info: MediaInfo
+    volume: float = 1.0
+    loop: bool = False
+    start: float = 0.0
+    fade_in: float = 0.0
+    fade_out: float = 0.0
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    """`clips[i].transition`: an xfade `type` into the next clip, overlapping `duration` s."""
+
+    type: str
+    duration: float
 
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """One downloaded, probed clip, with its optional trim (seconds) and voice-over."""
+    """One downloaded, probed clip, with its optional trim (seconds) and voice-over.
+
+    The composition fields (issue 9) default to what a clip meant before them, so a ClipSpec
+    built with only the first six fields assembles exactly as it always did.
+    `kind` "image": `path` is a still (PNG, JPEG, WebP) shown for `duration` s with `motion`.
+    `transcript` is timed on the clip's source, `voice_transcript` on its voice-over; the
+    assembly places both on the output timeline, through trims and transitions."""
 
     path: Path
     info: MediaInfo
@@ -23,6 +59,56 @@ class ClipSpec:
     end: float | None = None
     voice_path: Path | None = None
     voice_info: MediaInfo | None = None
+    kind: ClipKind = "video"
+    duration: float | None = None
+    motion: Motion = "none"
+    zoom: float = 0.15
+    volume: float = 1.0
+    layers: tuple[LayerSpec, ...] = ()
+    transition: TransitionSpec | None = None
+    transcript: tuple[Word, ...] | None = None
+    voice_transcript: tuple[Word, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CaptionSpec:
+    """Burned-in captions: `words` already on the output timeline (`captions.words`, or the
+    cues of `captions.srt_url` / `vtt_url`), joined by the assembly with every clip's placed
+    transcripts; `vtt` asks for a WebVTT sidecar too."""
+
+    style: CaptionStyle
+    words: tuple[Word, ...] = ()
+    vtt: bool = False
+
+
+@dataclass(frozen=True)
+class ImageOverlaySpec:
+    """`overlays[i]` with an image: sizes are fractions of the frame, times on the output."""
+
+    path: Path
+    info: MediaInfo
+    position: Position = "top_right"
+    width: float = 0.15
+    opacity: float = 1.0
+    margin: float = 0.03
+    start: float = 0.0
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class TextOverlaySpec:
+    """`overlays[i]` with text, shown literally (never interpreted by FFmpeg or libass)."""
+
+    text: str
+    position: Position = "center"
+    size: float = 0.06
+    color: str = "#FFFFFF"
+    box: bool = False
+    start: float = 0.0
+    end: float | None = None
+
+
+OverlaySpec = ImageOverlaySpec | TextOverlaySpec
 
 
 @dataclass(frozen=True)
@@ -52,6 +138,8 @@ class OutputSpec:
     max_duration: float = 1800.0
     max_side: int = 4096
     max_fps: int = 120
+    fade_in: float = 0.0
+    fade_out: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,3 +157,4 @@ class AssemblyResult:
     audio_codec: str
     join: Join
     timings: dict[str, float] = field(default_factory=dict)
+    captions_vtt: Path | None = None  # the WebVTT sidecar, when CaptionSpec.vtt asked for one
