@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -158,3 +159,9 @@ class AssemblyResult:
     join: Join
     timings: dict[str, float] = field(default_factory=dict)
     captions_vtt: Path | None = None  # the WebVTT sidecar, when CaptionSpec.vtt asked for one
+
+
+def overlaps(clips: Sequence[ClipSpec]) -> tuple[float, ...]:
+    """Seconds each clip overlaps the next (its transition's duration, else 0): one entry per
+    join, so the output lasts the sum of the clips' windows minus the sum of these."""
+    return tuple(c.transition.duration if c.transition else 0.0 for c in clips[:-1])
