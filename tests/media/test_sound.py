@@ -23,7 +23,7 @@ from worker.media.assemble import assemble
 from worker.media.audio import SAMPLE_RATE
 from worker.media.plan import ClipWindow, Geometry, Plan
 from worker.media.probe import probe
-from worker.media.sound import layout, make_soundtrack
+from worker.media.sound import layout, make_soundtrack, overlap_samples
 from worker.media.specs import (
     ClipSpec,
     LayerSpec,
@@ -42,6 +42,12 @@ def _plan(seconds: list[float]) -> Plan:
     """A re-encode plan of whole-clip windows lasting `seconds` each, at 30 fps."""
     windows = tuple(ClipWindow(0.0, s, round(s * FPS)) for s in seconds)
     return Plan("reencode", Geometry(320, 240, Fraction(FPS)), windows, sum(seconds), ())
+
+
+def test_an_overlap_is_whole_frames_like_the_pictures() -> None:
+    assert overlap_samples(0.25, Fraction(30)) == 8 * 1600  # 7.5 frames round to 8
+    assert overlap_samples(0.001, Fraction(30)) == 1600  # never less than one frame
+    assert overlap_samples(0.0, Fraction(30)) == 0
 
 
 def _layer(media: Media, name: str, freq: int, seconds: float, **kwargs: object) -> LayerSpec:
@@ -84,20 +90,19 @@ def _rms_db(samples: array.array, rate: int, start: float, end: float) -> float:
 
 def test_transitions_lay_clips_on_two_tracks_that_never_overlap(media: Media) -> None:
     clips = [
-        media.clip("h264_30", transition=TransitionSpec("fade", 0.25)),
+        media.clip("h264_30", transition=TransitionSpec("fade", 0.2)),
         media.clip("h264_30", transition=TransitionSpec("fade", 0.5)),
         media.clip("h264_2s"),
         media.clip("h264_30"),
     ]
     slots, total = layout(clips, _plan([1.0, 1.0, 2.0, 1.0]))
 
-    second = SAMPLE_RATE
-    assert total == 5 * second - (second // 4 + second // 2)
-    assert [s.offset for s in slots] == [0, 36_000, 60_000, 156_000]
+    assert total == 5 * SAMPLE_RATE - (9_600 + 24_000)
+    assert [s.offset for s in slots] == [0, 38_400, 62_400, 158_400]
     assert [s.track for s in slots] == [0, 1, 0, 0]  # only a transition moves to the other track
-    assert [s.lead for s in slots] == [0, 36_000, 12_000, 0]
+    assert [s.lead for s in slots] == [0, 38_400, 14_400, 0]
     assert [(s.fade_in, s.fade_out) for s in slots] == [
-        (0, 12_000), (12_000, 24_000), (24_000, 0), (0, 0),
+        (0, 9_600), (9_600, 24_000), (24_000, 0), (0, 0),
     ]  # fmt: skip
     for track in (0, 1):  # each track's slots follow one another without overlapping
         end = 0

@@ -11,8 +11,9 @@ music, loudness, fades and AAC (audio.py), as one file exactly as long as the pi
 
 Every length is counted in samples at 48 kHz. A clip's window lasts its frame count at the
 output rate (so no clip's sound runs over or short of its picture and nothing drifts across
-joins), and each transition makes its two clips overlap by its duration: the output lasts the
-sum of the windows minus `overlaps(clips)`, as the picture does.
+joins), and each transition makes its two clips overlap by its duration (`overlaps(clips)`,
+in whole frames as the picture's): the output lasts the sum of the windows minus the overlaps,
+as the picture does.
 
 A transition crossfades the two clips' own sounds: the first fades out and the next fades in
 over the overlap with quarter-sine curves (equal power, so two unrelated sounds keep their
@@ -83,16 +84,25 @@ def window_samples(window: ClipWindow, fps: Fraction) -> int:
     return round(window.frames * SAMPLE_RATE / fps)
 
 
+def overlap_samples(seconds: float, fps: Fraction) -> int:
+    """A transition's overlap in samples: whole frames at the output rate first (at least one),
+    as the picture's transition counts it, so the two timelines shorten by the same amount."""
+    if seconds <= 0:
+        return 0
+    return round(max(1, round(seconds * fps)) * SAMPLE_RATE / fps)
+
+
 def layout(clips: Sequence[ClipSpec], plan: Plan) -> tuple[tuple[Slot, ...], int]:
     """Every clip's slot, and the output's length in samples (windows minus overlaps).
 
     An overlap is kept to at most half of either clip (the contract's limit on a transition,
-    which the window's rounding to frames could otherwise pass by a few samples), so a clip's
-    two crossfades never meet and slots on one track never overlap.
+    which the plan checks), so a clip's two crossfades never meet and slots on one track never
+    overlap.
     """
-    lengths = [window_samples(window, plan.geometry.fps) for window in plan.windows]
+    fps = plan.geometry.fps
+    lengths = [window_samples(window, fps) for window in plan.windows]
     joins = [
-        min(round(seconds * SAMPLE_RATE), lengths[i] // 2, lengths[i + 1] // 2)
+        min(overlap_samples(seconds, fps), lengths[i] // 2, lengths[i + 1] // 2)
         for i, seconds in enumerate(overlaps(clips))
     ]
     slots: list[Slot] = []
