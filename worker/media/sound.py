@@ -26,6 +26,8 @@ a transition goes on the other track than the clip before it, led by the silence
 at its place; since a transition is at most half of either clip, slots on one track never
 overlap. Without transitions there is one track and no lead, as before: the concat demuxer
 reads the slots one after another, so the join costs nothing however many clips there are.
+(With two tracks the leads make the slots about twice the output's length on disk: a plain
+read of more bytes, rather than a filter graph with an input per clip.)
 Slots are 32-bit float WAV: clip sound plus voice (plus layers) can go over full scale before
 normalization brings it down, and 16-bit PCM would clip it.
 """
