@@ -61,5 +61,9 @@ class StorageError(RetryableError):
     """The storage backend failed or could not be reached."""
 
 
+class ConfigError(WorkerError):
+    """A setting the worker cannot use; placeholder, see the error tree."""
+
+
 class LeaseLost(WorkerError):
     """The job's lease was taken back (expired, or the row changed): write nothing more."""

@@ -40,11 +40,11 @@ import structlog
 from worker.errors import LeaseLost, PermanentError, WorkerError
 from worker.log import SecretMasker, get_logger
 from worker.metrics import WorkerMetrics
-from worker.queue.backoff import exponential, job_retry_delay
 from worker.queue.context import JobContext, ProgressReporter
 from worker.queue.jobs import Finished, JobStore
 from worker.queue.listener import Listener, ListenerState
 from worker.queue.models import Job, JobOutcome, Status
+from worker.retry import exponential, job_retry_delay
 from worker.row_error import row_error
 from worker.settings import Settings
 
