@@ -47,9 +47,9 @@ from worker.media.info import (
     AudioInfo,
     Kind,
     MediaInfo,
+    ProbeLimits,
     VideoInfo,
 )
-from worker.media.probe_process import ProbeLimits
 
 __all__ = [
     "HDR_TRANSFERS",
