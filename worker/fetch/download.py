@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from worker.errors import DownloadError, InputError
+from worker.errors import DownloadError, InputError, RetryableError
 from worker.fetch.guard import UnsafeURLError, check_url_syntax, redact, unsafe_cause
 from worker.fetch.hostname import HostSpellingError, client_url
 from worker.fetch.session import session_scope, status_text
@@ -62,7 +62,7 @@ class _Request:
     policy: FetchPolicy
 
 
-class _Transient(Exception):
+class _Transient(RetryableError):
     """One attempt failed for a reason that may pass; `retry_after` is the server's hint."""
 
     def __init__(self, problem: str, retry_after: float | None = None) -> None:
