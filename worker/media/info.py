@@ -17,7 +17,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["clip", "audio"]
+# What an input must be: a video ("clip"), sound ("audio"), a still ("image": PNG, JPEG or
+# WebP), or either of the first and third ("visual": a clip's URL may be a video or a still,
+# and the file decides which).
+Kind = Literal["clip", "audio", "image", "visual"]
+# PyAV's names for the still-image formats the probe accepts (one per format: FFmpeg's image
+# pipe demuxers), which the assembly's FFmpeg inputs must allow for image clips and overlays.
+IMAGE_FORMATS: tuple[str, ...] = ("png_pipe", "jpeg_pipe", "webp_pipe")
 
 TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
              13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
@@ -95,6 +101,9 @@ class AudioInfo:
 class MediaInfo:
     """One probed local file: the container, and its first video and audio streams.
 
+    A still image is a MediaInfo too (`is_image`): its `video` is the picture (no frame rate,
+    no duration), `audio` is None and `duration` is 0.
+
     `duration` is the real length: the declared one, or what the packets show when the file
     holds more than it declares or declares nothing.
     """
@@ -106,6 +115,11 @@ class MediaInfo:
     stream_count: int
     video: VideoInfo | None
     audio: AudioInfo | None
+
+    @property
+    def is_image(self) -> bool:
+        """A still image (PNG, JPEG, WebP): one picture, no length of its own (`duration` 0)."""
+        return self.format in IMAGE_FORMATS
 
 
 def info_to_json(info: MediaInfo) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from worker.log import get_logger
 from worker.media.ffmpeg import DEFAULT_MAX_PIXELS, read_tail
 from worker.media.info import Kind, MediaInfo, info_from_json, info_to_json
 
-Mode = Literal["clip", "audio", "describe"]
+Mode = Literal["clip", "audio", "image", "visual", "describe"]
 
 MIB = 1024 * 1024
 CHILD_MODULE = "worker.media.probe_process"
@@ -55,12 +55,15 @@ class ProbeLimits:
     """What probing one input may cost.
 
     `max_pixels` (MAX_INPUT_PIXELS) and `max_streams` are checked from the headers inside the
-    child; `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
-    (PROBE_MEMORY_MB, the child's address space) are enforced around it.
+    child, and so is `max_image_bytes`, the most a still image (a clip or an overlay) may weigh:
+    a real photo at 8K is well under it, and a larger file is a cost, not a picture.
+    `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes` (PROBE_MEMORY_MB,
+    the child's address space) are enforced around it.
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_streams: int = 64
+    max_image_bytes: int = 64 * MIB
     timeout: float = 20.0
     memory_bytes: int = 1024 * MIB
 
@@ -250,7 +253,8 @@ def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
         if mode == "describe":
             info = describe(path, source, limits)
         else:
-            info = probe(path, source, "audio" if mode == "audio" else "clip", limits)
+            kinds: dict[str, Kind] = {"audio": "audio", "image": "image", "visual": "visual"}
+            info = probe(path, source, kinds.get(mode, "clip"), limits)
     except InputError as exc:
         return {"refused": exc.problem}
     except MemoryError:
