@@ -244,3 +244,62 @@ async def test_cancelling_mid_encode_stops_ffmpeg_and_leaves_nothing(store, tmp_
                 timeout=10,
             )
     assert row["video_url"] is None
+
+
+BROKEN_SRT = b"1\n00:00:00,000 --> 00:00:01,000\nfine\n\n2\n00:00:01 to 00:00:02\nbroken\n"
+
+
+def still_png(folder: Path) -> Path:
+    out = folder / "still.png"
+    ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1"], out)
+    return out
+
+
+async def test_the_composition_inputs_fail_naming_the_input(store, tmp_path, media):
+    """Issue 9: every new kind of input is downloaded, checked as what it claims to be, and named
+    in the error; each fails for good at its first attempt."""
+    files: dict[str, Path | int | bytes] = {
+        "/ok.mp4": media.path("h264_30"),
+        "/music.m4a": media.path("music"),
+        "/still.png": still_png(tmp_path),
+        "/broken.srt": BROKEN_SRT,
+        "/gone": 404,
+    }
+    ok = "/ok.mp4"
+    cases = [
+        ({"clips": [{"url": ok, "audio": [{"url": "/music.m4a"}, {"url": "/gone"}]}]},
+         ("clips[0].audio[1]: ", "404")),
+        ({"clips": [{"url": ok}], "captions": {"srt_url": "/gone"}}, ("captions.srt_url: ", "404")),
+        ({"clips": [{"url": ok}], "captions": {"vtt_url": "/gone"}}, ("captions.vtt_url: ", "404")),
+        ({"clips": [{"url": ok}], "overlays": [{"image": "/gone"}]},
+         ("overlays[0].image: ", "404")),
+        ({"clips": [{"url": ok}], "overlays": [{"text": "hi"}, {"image": ok}]},
+         ("overlays[1].image: is not an image",)),
+        ({"clips": [{"url": ok}, {"url": "/still.png"}]},
+         ("clips[1]: is a PNG image, not a video; a still image needs clips[1].duration",)),
+        ({"clips": [{"url": ok}], "audio": {"url": "/still.png"}}, ("audio: is a PNG image",)),
+        ({"clips": [{"url": ok}], "captions": {"srt_url": "/broken.srt"}},
+         ("captions.srt_url: line 6 is not a valid SRT time range",)),
+    ]  # fmt: skip
+    async with file_server(files) as base:
+        jobs = []
+        for payload, words in cases:
+            job_id, _ = await store.enqueue(_with_base(payload, base))
+            jobs.append((job_id, words))
+        async with worker(store, tmp_path, concurrency=2):
+            rows = [(await status_is(store, j, "completed", "failed", timeout=60), w)
+                    for j, w in jobs]  # fmt: skip
+    for row, words in rows:
+        assert row["status"] == "failed" and row["attempts"] == 1, (row["status"], row["error"])
+        assert row["error"].startswith(words[0]), row["error"]
+        assert all(w in row["error"] for w in words), row["error"]
+
+
+def _with_base(value, base: str):
+    if isinstance(value, dict):
+        return {k: _with_base(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_base(v, base) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        return base + value
+    return value
