@@ -186,11 +186,13 @@ def _first_source_by_url(inputs: Sequence[InputSpec]) -> dict[str, str]:
 
 
 def _caps_by_url(inputs: Sequence[InputSpec], default: int) -> dict[str, int]:
-    """Each distinct URL's byte cap: the smallest any input that names it asks for."""
+    """Each distinct URL's byte cap: the largest any input that names it needs. A file fetched
+    once for two inputs must fit the roomier one; the other's reader checks its own limit and
+    names its own input (an overlay image over its cap fails as `overlays[0].image`)."""
     caps: dict[str, int] = {}
     for spec in inputs:
         cap = min(default, spec.max_bytes) if spec.max_bytes is not None else default
-        caps[spec.url] = min(caps.get(spec.url, cap), cap)
+        caps[spec.url] = max(caps.get(spec.url, cap), cap)
     return caps
 
 
