@@ -14,7 +14,7 @@ from tests.media.conftest import Media, ffmpeg
 from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.fetch import FetchPolicy
 from worker.media.probe import probe
-from worker.pipeline import Pipeline
+from worker.pipeline import Pipeline, handle_job
 from worker.storage import make_storage
 
 FAST_FETCH = FetchPolicy(attempts=1, connect_timeout=2, read_timeout=5)
@@ -303,3 +303,15 @@ def _with_base(value, base: str):
     if isinstance(value, str) and value.startswith("/"):
         return base + value
     return value
+
+
+async def test_handle_job_builds_its_pipeline_from_the_jobs_settings(store, tmp_path, media):
+    """`--handler worker.pipeline.handler:handle_job`: no pipeline is cached between jobs (or
+    between settings), each is built by the composition root from the settings it runs with."""
+    async with file_server({"/a.mp4": media.path("h264_30")}) as base:
+        job_id, _ = await store.enqueue({"clips": [{"url": f"{base}/a.mp4"}]})
+        opts = settings_for(tmp_path)
+        async with running(store, handle_job, **opts):
+            row = await status_is(store, job_id, "completed", "failed", timeout=60)
+    assert row["status"] == "completed", row["error"]
+    assert (tmp_path / "home" / "storage").is_dir()  # the local storage these settings name

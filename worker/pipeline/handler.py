@@ -7,10 +7,10 @@
 Progress is weighted by stage: downloading 0–25 %, processing 25–90 %, uploading 90–99 %
 (100 % is written with the result). Anything that goes wrong with one input names it
 (`clips[2]: …`, `clips[0].audio[1]: …`, `captions.srt_url: …`, `overlays[0].image: …`); a
-malformed payload names the field (`payload.clips[2].url: …`). A failed or
-cancelled job leaves nothing behind: the temp folder is removed and every object this attempt
-created is deleted (never one it found and replaced: see `worker.storage.publication`). A job
-with a `user_id` touches only its owner's objects (`worker.storage.tenancy`).
+malformed payload names the field (`payload.clips[2].url: …`). A failed or cancelled job
+leaves nothing behind: the temp folder is removed and every object this attempt created is
+deleted (never one it found and replaced: see `worker.storage.publication`). A job with a
+`user_id` touches only its owner's objects (`worker.storage.tenancy`), whatever the input.
 """
 
 from __future__ import annotations
