@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.media.checks import decode_mono, tone_level_db
 from tests.media.conftest import Media, ffmpeg
 from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.fetch import FetchPolicy
@@ -315,3 +316,34 @@ async def test_handle_job_builds_its_pipeline_from_the_jobs_settings(store, tmp_
             row = await status_is(store, job_id, "completed", "failed", timeout=60)
     assert row["status"] == "completed", row["error"]
     assert (tmp_path / "home" / "storage").is_dir()  # the local storage these settings name
+
+
+async def test_a_job_with_audio_layers_and_fades_completes(store, tmp_path, media):
+    """The composition's sound inputs reach the assembly: a layer per clip, the clip's volume
+    and the output's fades (the picture's own additions are tested with the assembly)."""
+    files = {"/a.mp4": media.path("h264_30"), "/rain.m4a": media.path("music")}
+    async with file_server(files) as base:
+        job_id, _ = await store.enqueue(
+            {
+                "clips": [
+                    {"url": f"{base}/a.mp4", "volume": 0.5,
+                     "audio": [{"url": f"{base}/rain.m4a", "loop": True, "fade_in": 0.1}]},
+                    {"url": f"{base}/a.mp4", "audio": [{"url": f"{base}/rain.m4a"}]},
+                ],
+                # 25 fps forces a re-encode: plan.py does not yet count layers or fades as
+                # reasons not to stream-copy matching clips (it would drop them)
+                "output": {"fps": 25, "fade_in": 0.2, "fade_out": 0.2},
+            }
+        )  # fmt: skip
+        async with worker(store, tmp_path) as (_, settings):
+            row = await status_is(store, job_id, "completed", "failed", timeout=120)
+    assert row["status"] == "completed", row["error"]
+    assert row["result"]["duration"] == pytest.approx(2.0, abs=0.1)
+    assert row["result"]["captions_path"] is None
+    # the layer's 220 Hz is heard inside each clip's window while it plays (0.7 s, looped in
+    # the first clip only), and not after it stops in the second
+    samples, rate = decode_mono(stored(settings, row["result"]["storage_path"]))
+    first = tone_level_db(samples, rate, 220, 0.75, 0.95)  # looped past its 0.7 s
+    second = tone_level_db(samples, rate, 220, 1.2, 1.5)
+    after = tone_level_db(samples, rate, 220, 1.75, 1.95)
+    assert first > after + 20 and second > after + 20, (first, second, after)
