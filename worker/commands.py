@@ -71,9 +71,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.handler:
         handler = load_handler(args.handler)
     else:
-        from worker.pipeline import Pipeline
+        from worker.pipeline import build_pipeline
 
-        handler = Pipeline(settings)  # builds the storage client now: bad settings fail at start
+        handler = build_pipeline(settings)  # the storage client now: bad settings fail at start
     await run_worker(settings, handler, run_migrations=not args.no_migrate, started=_stop_on_hangup)
     return 0
 

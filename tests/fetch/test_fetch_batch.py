@@ -75,3 +75,23 @@ async def test_storage_inputs_are_read_through_the_backend(tmp_path):
     too_big = [InputSpec("audio", "storage://uploads/user-1/intro.mp4")]
     with pytest.raises(InputError, match=r"^audio: .* larger than"):
         await batch(tmp_path / "in4", storage=storage, max_bytes=3).fetch_all(too_big)
+
+
+async def test_an_input_may_have_a_tighter_byte_cap_than_the_batch(clip_server, tmp_path):
+    """A caption file or an overlay image is refused on the wire past its own, smaller cap."""
+    ok = clip_server.url("/ok")
+    small = [InputSpec("clips[0]", ok), InputSpec("captions.srt_url", clip_server.url("/chain/0"),
+                                                  max_bytes=1000)]  # fmt: skip
+    with pytest.raises(InputError, match=r"^captions\.srt_url: .*larger than"):
+        await batch(tmp_path / "a").fetch_all(small)
+    # one URL named twice is fetched once, with room for the roomier input (the other's
+    # reader checks its own limit afterwards, naming its own input)
+    shared = [InputSpec("clips[0]", ok), InputSpec("overlays[0].image", ok, max_bytes=1000)]
+    paths = await batch(tmp_path / "b").fetch_all(shared)
+    assert paths["clips[0]"] == paths["overlays[0].image"]
+    # a cap above the batch's own changes nothing
+    roomy = [InputSpec("clips[0]", ok, max_bytes=10**9)]
+    paths = await batch(tmp_path / "c", max_bytes=len(BODY)).fetch_all(roomy)
+    assert paths["clips[0]"].read_bytes() == BODY
+    with pytest.raises(InputError, match=r"^clips\[0\]: .*larger than"):
+        await batch(tmp_path / "d", max_bytes=len(BODY) - 1).fetch_all(roomy)

@@ -7,6 +7,8 @@ limit, and the 16000x16000 pixel bomb of the issue is used as is.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import psutil
 import pytest
 
 from tests.hostile.harness import Expect, LoopbackServer, corpus_settings, run_case
-from tests.media.bombs import endless_mkv, lying_mkv, png_in_mov
+from tests.media.bombs import PNG_MAGIC, _chunk, endless_mkv, lying_mkv, png_in_mov
 from tests.media.conftest import ffmpeg
 from worker.media.probe_process import CHILD_MODULE
 
@@ -166,3 +168,45 @@ async def test_music_with_too_many_channels_fails(store, tmp_path, good_clip, se
     payload = {"clips": [{"url": "/good.mp4"}], "audio": {"url": "/music.wav"}}
     expect = _refused("audio: ", "has sound with 33 channels")
     await _case(store, tmp_path, good_clip, served, {"/music.wav": wide}, payload, expect)
+
+
+def _declared_jpeg(width: int, height: int) -> bytes:
+    """A JPEG start with a frame header (SOF0) declaring `width` x `height`, and no picture."""
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 9 + sof
+
+
+def _declared_webp(width: int, height: int) -> bytes:
+    """A WebP whose VP8X chunk declares a `width` x `height` canvas, with nothing after it."""
+    canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 22) + b"WEBPVP8X" + struct.pack("<I", 10) + bytes(4) + canvas
+
+
+def _declared_png(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width` x `height` over a few zero rows (900 MB if decoded)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    data = zlib.compress(b"\x00" * (width + 1) * 4, 9)
+    return PNG_MAGIC + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "where", "words"),
+    [
+        ("still.png", _declared_png(30000, 30000), "clip", "is a 30000x30000 image (900.0"),
+        ("logo.png", _declared_png(30000, 30000), "overlay", "is a 30000x30000 image (900.0"),
+        ("still.jpg", _declared_jpeg(30000, 30000), "clip", "is a 30000x30000 image"),
+        ("logo.webp", _declared_webp(16384, 16384), "overlay", "is a 16384x16384 image"),
+    ],
+)
+async def test_an_image_bomb_fails_from_its_header(
+    store, tmp_path, good_clip, served, name, data, where, words
+):
+    """Still images (issue 9): the header's size is refused before any decoder runs."""
+    if where == "clip":
+        payload: dict[str, Any] = {"clips": [{"url": f"/{name}", "duration": 2}]}
+        source = "clips[0]: "
+    else:
+        payload = {"clips": [{"url": "/good.mp4"}], "overlays": [{"image": f"/{name}"}]}
+        source = "overlays[0].image: "
+    expect = _refused(source, words, "MAX_INPUT_PIXELS")
+    await _case(store, tmp_path, good_clip, served, {f"/{name}": data}, payload, expect)

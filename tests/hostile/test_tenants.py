@@ -158,8 +158,34 @@ async def test_a_malformed_storage_key_fails_while_the_payload_is_read(
         ),
         ({"clips": [{"url": src(f"{U}/mine.mp4")}], "audio": {"url": src(SECRET)}}, "audio"),
         ({"clips": [{"url": src(f"{U}/mine.mp4")}, {"url": src(SECRET)}]}, "clips[1]"),
+        # the composition's inputs (issue 9): audio layers, caption files, images
+        (
+            {"clips": [{"url": src(f"{U}/mine.mp4"),
+                        "audio": [{"url": src(f"{U}/mine.mp4")}, {"url": src(SECRET)}]}]},
+            "clips[0].audio[1]",
+        ),
+        (
+            {"clips": [{"url": src(f"{U}/mine.mp4")}],
+             "captions": {"srt_url": src(f"{VICTIM}/subs.srt")}},
+            "captions.srt_url",
+        ),
+        (
+            {"clips": [{"url": src(f"{U}/mine.mp4")}],
+             "captions": {"vtt_url": src(f"{VICTIM}/subs.vtt")}},
+            "captions.vtt_url",
+        ),
+        (
+            {"clips": [{"url": src(f"{U}/mine.mp4")}],
+             "overlays": [{"text": "hi"}, {"image": src(f"{VICTIM}/logo.png")}]},
+            "overlays[1].image",
+        ),
+        (
+            {"clips": [{"url": src(f"{U}/mine.mp4")},
+                       {"url": src(f"{VICTIM}/still.png"), "duration": 2}]},
+            "clips[1]",
+        ),
     ],
-)
+)  # fmt: skip
 async def test_every_input_of_a_user_job_is_confined(
     store, settings, good_clip, payload, source
 ) -> None:

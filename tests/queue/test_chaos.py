@@ -49,7 +49,7 @@ from worker.queue.queries import QUERIES
 
 BUCKET = "chaos"
 KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
-PIPELINE = "worker.pipeline.handler:handle_job"
+PIPELINE = "worker.pipeline:handle_job"
 GOOD_ATTEMPTS = 10  # enough that every fault of the soak can cost a good job an attempt
 WAVE = 7  # good jobs per phase; each phase also adds one job that fails for good
 TERMINAL = ("completed", "failed", "cancelled")

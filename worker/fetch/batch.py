@@ -33,10 +33,13 @@ STORAGE_SCHEME = "storage://"
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One input of a job: what it is called in errors and where it comes from."""
+    """One input of a job: what it is called in errors, where it comes from, and at most how
+    many bytes it may have (None: the batch's own limit). A caption file or an overlay image
+    needs far less room than a video, and a smaller cap stops an oversized one on the wire."""
 
-    source: str  # clips[0], clips[1].voice_url, audio
+    source: str  # clips[0], clips[1].voice_url, clips[0].audio[1], audio, captions.srt_url …
     url: str
+    max_bytes: int | None = None
 
 
 async def fetch_from_storage(
@@ -105,6 +108,7 @@ class DownloadBatch:
     async def fetch_all(self, inputs: Sequence[InputSpec]) -> dict[str, Path]:
         """Fetch every input; return each `source`'s local path (shared for duplicates)."""
         first_source = _first_source_by_url(inputs)
+        caps = _caps_by_url(inputs, self._max_bytes)
         for url, source in first_source.items():
             if url.startswith(STORAGE_SCHEME):
                 storage_location(url, source, self._tenancy)  # before any input is fetched
@@ -117,7 +121,7 @@ class DownloadBatch:
             read_timeout=self._policy.read_timeout,
         ) as session:
             try:
-                await self._run_all(session, first_source, paths)
+                await self._run_all(session, first_source, paths, caps)
             except BaseException:
                 for path in paths.values():
                     path.unlink(missing_ok=True)
@@ -129,22 +133,25 @@ class DownloadBatch:
         session: aiohttp.ClientSession,
         first_source: dict[str, str],
         paths: dict[str, Path],
+        caps: dict[str, int],
     ) -> None:
         try:
             async with asyncio.TaskGroup() as group:
                 for url, source in first_source.items():
-                    group.create_task(self._one(session, url, source, paths[url]))
+                    group.create_task(self._one(session, url, source, paths[url], caps[url]))
         except BaseExceptionGroup as failures:
             raise _most_telling(failures) from None
 
-    async def _one(self, session: aiohttp.ClientSession, url: str, source: str, dest: Path) -> None:
+    async def _one(
+        self, session: aiohttp.ClientSession, url: str, source: str, dest: Path, max_bytes: int
+    ) -> None:
         async with self._limit:
             if url.startswith(STORAGE_SCHEME):
                 await fetch_from_storage(
                     url,
                     dest,
                     source=source,
-                    max_bytes=self._max_bytes,
+                    max_bytes=max_bytes,
                     storage=self._storage,
                     tenancy=self._tenancy,
                 )
@@ -153,7 +160,7 @@ class DownloadBatch:
                 url,
                 dest,
                 source=source,
-                max_bytes=self._max_bytes,
+                max_bytes=max_bytes,
                 allow_private=self._allow_private,
                 session=session,
                 policy=self._policy,
@@ -176,6 +183,17 @@ def _first_source_by_url(inputs: Sequence[InputSpec]) -> dict[str, str]:
     for spec in inputs:
         first.setdefault(spec.url, spec.source)
     return first
+
+
+def _caps_by_url(inputs: Sequence[InputSpec], default: int) -> dict[str, int]:
+    """Each distinct URL's byte cap: the largest any input that names it needs. A file fetched
+    once for two inputs must fit the roomier one; the other's reader checks its own limit and
+    names its own input (an overlay image over its cap fails as `overlays[0].image`)."""
+    caps: dict[str, int] = {}
+    for spec in inputs:
+        cap = min(default, spec.max_bytes) if spec.max_bytes is not None else default
+        caps[spec.url] = max(caps.get(spec.url, cap), cap)
+    return caps
 
 
 def _most_telling(failures: BaseExceptionGroup) -> BaseException:

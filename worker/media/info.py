@@ -19,7 +19,13 @@ from typing import Any, Literal
 
 from worker.media.ffmpeg import DEFAULT_MAX_PIXELS
 
-Kind = Literal["clip", "audio"]
+# What an input must be: a video ("clip"), sound ("audio"), a still ("image": PNG, JPEG or
+# WebP), or either of the first and third ("visual": a clip's URL may be a video or a still,
+# and the file decides which).
+Kind = Literal["clip", "audio", "image", "visual"]
+# PyAV's names for the still-image formats the probe accepts (one per format: FFmpeg's image
+# pipe demuxers), which the assembly's FFmpeg inputs must allow for image clips and overlays.
+IMAGE_FORMATS: tuple[str, ...] = ("png_pipe", "jpeg_pipe", "webp_pipe")
 
 MIB = 1024 * 1024
 
@@ -99,6 +105,9 @@ class AudioInfo:
 class MediaInfo:
     """One probed local file: the container, and its first video and audio streams.
 
+    A still image is a MediaInfo too (`is_image`): its `video` is the picture (no frame rate,
+    no duration), `audio` is None and `duration` is 0.
+
     `duration` is the real length: the declared one, or what the packets show when the file
     holds more than it declares or declares nothing.
     """
@@ -110,6 +119,11 @@ class MediaInfo:
     stream_count: int
     video: VideoInfo | None
     audio: AudioInfo | None
+
+    @property
+    def is_image(self) -> bool:
+        """A still image (PNG, JPEG, WebP): one picture, no length of its own (`duration` 0)."""
+        return self.format in IMAGE_FORMATS
 
 
 def info_to_json(info: MediaInfo) -> dict[str, Any]:
@@ -248,7 +262,9 @@ class ProbeLimits:
     """What probing one input may cost; sent to the probe's child with each session.
 
     `max_pixels` (MAX_INPUT_PIXELS) and `max_streams` are checked from the headers inside the
-    child; `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
+    child, and so is `max_image_bytes`, the most a still image (a clip or an overlay) may weigh:
+    a real photo at 8K is well under it, and a larger file is a cost, not a picture.
+    `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
     (PROBE_MEMORY_MB, the child's address space) are enforced around it. Defined here, beside
     the other values both sides of the process line hold, so that probe.py (the child's work)
     and probe_process.py (which starts the child and imports probe.py in it) do not import
@@ -257,5 +273,6 @@ class ProbeLimits:
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_streams: int = 64
+    max_image_bytes: int = 64 * MIB
     timeout: float = 20.0
     memory_bytes: int = 1024 * MIB

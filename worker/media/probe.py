@@ -37,11 +37,14 @@ import av.logging
 
 from worker.errors import InputError, PermanentError
 from worker.media.ffmpeg import MEDIA_FORMATS
+from worker.media.image_header import HeaderError, ImageHeader, read_header
 from worker.media.info import (
     FIELD_ORDERS,
     HDR_TRANSFERS,
+    IMAGE_FORMATS,
     INTERLACED,
     MATRICES,
+    MIB,
     PRIMARIES,
     TRANSFERS,
     AudioInfo,
@@ -87,11 +90,21 @@ def probe(
     """Describe `path`, or raise `InputError(source, …)` if it cannot be used as a `kind`.
 
     A clip must have a decodable picture from its first frame to its end (sound optional); an
-    audio input (voice-over, music) must have decodable sound, a picture is ignored.
+    audio input (voice-over, music) must have decodable sound, a picture is ignored. An image
+    must be a PNG, JPEG or WebP within the pixel and byte limits, checked from its header before
+    it is decoded; "visual" takes either a clip or an image, and the file decides which
+    (`MediaInfo.is_image`).
     """
     limits = limits or ProbeLimits()
     path = Path(path)
     size = _size(path, source)
+    if kind in ("image", "visual"):
+        header = _image_header(path, source)
+        if header is not None:
+            return _probe_image(path, source, size, header, limits)
+        if kind == "image":
+            raise InputError(source, _not_an_image(path))
+        kind = "clip"
     _reject_by_content(path, source)
     with _open(path, source, limits) as container:
         target = _target(container, source, kind)
@@ -532,3 +545,121 @@ def _decode_tail(container: Any, stream: Any, lengths: _Lengths) -> int:
     if decoded == 0:
         decoded += len(stream.codec_context.decode(None))  # frames a decoder still holds
     return decoded
+
+
+# ---- still images ------------------------------------------------------------------------------
+
+# Packets read looking for the picture: an image pipe holds one, a few more cover odd files.
+IMAGE_PACKETS = 4
+
+
+def _image_header(path: Path, source: str) -> ImageHeader | None:
+    try:
+        return read_header(path)
+    except HeaderError as exc:
+        raise InputError(source, f"is a damaged image: {exc}") from None
+
+
+def _not_an_image(path: Path) -> str:
+    """Why a file given as an image is not one, in the words `_reject_by_content` would use."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    for magic, name in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return f"is {name}; an image must be a PNG, JPEG or WebP file"
+    lowered = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:256].lower()
+    if lowered.startswith((b"<!doctype", b"<html", b"<")):
+        return (
+            "is not an image (looks like HTML); the URL may lead to a web page, a login or an "
+            "error page instead of the image itself"
+        )
+    return "is not an image: an image must be a PNG, JPEG or WebP file"
+
+
+def _probe_image(
+    path: Path, source: str, size: int, header: ImageHeader, limits: ProbeLimits
+) -> MediaInfo:
+    """Bounded by bytes and by the header's pixel count first, then one frame decoded (with
+    `max_pixels` on the decoder too) to show that FFmpeg can read it."""
+    if size > limits.max_image_bytes:
+        raise InputError(
+            source, f"is a {size / MIB:.1f} MB image; at most {limits.max_image_bytes // MIB} MB "
+            "are allowed for one image"
+        )  # fmt: skip
+    if header.pixels > limits.max_pixels:
+        _refuse_image_size(header.width, header.height, source, limits)
+    options = {"protocol_whitelist": "file", "format_whitelist": ",".join(IMAGE_FORMATS)}
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs:
+            with av.open(str(path.resolve()), mode="r", format=f"{header.format}_pipe",
+                         container_options=options) as container:  # fmt: skip
+                stream = container.streams.video[0]
+                stream.codec_context.options = _decoder_options(limits)
+                stream.codec_context.thread_count = 1
+                frame = _image_frame(container, stream)
+                info = _image_info(container, stream, frame, path, size)
+    except av.error.FFmpegError as exc:
+        _reraise_memory(exc)
+        _check_refused_image_pixels(logs, source, limits)
+        raise InputError(
+            source, f"is a damaged image: it cannot be decoded ({exc.strerror or exc})"
+        ) from None
+    finally:
+        av.logging.set_level(None)
+    if frame is None:
+        raise InputError(source, "is a damaged image: no picture could be decoded from it")
+    if frame.width * frame.height > limits.max_pixels:
+        _refuse_image_size(frame.width, frame.height, source, limits)
+    return info
+
+
+def _image_frame(container: Any, stream: Any) -> Any:
+    for count, packet in enumerate(container.demux(stream)):
+        if count >= IMAGE_PACKETS:
+            break
+        for frame in packet.decode():
+            return frame
+    return None
+
+
+def _image_info(container: Any, stream: Any, frame: Any, path: Path, size: int) -> MediaInfo:
+    cc = stream.codec_context
+    fmt = frame.format if frame is not None else None
+    video = VideoInfo(
+        index=stream.index,
+        codec=cc.codec.canonical_name,
+        profile=None,
+        width=frame.width if frame is not None else 0,
+        height=frame.height if frame is not None else 0,
+        pix_fmt=fmt.name if fmt is not None else "unknown",
+        bit_depth=_bit_depth(fmt),
+        avg_frame_rate=None,
+        r_frame_rate=None,
+        time_base=_fraction(stream.time_base) or Fraction(1, 25),
+        rotation=0,
+        sample_aspect_ratio=Fraction(1),
+        color_transfer=None,
+        color_primaries=None,
+        color_space=None,
+        field_order=None,
+        duration=None,
+        extradata_sha1=hashlib.sha1(cc.extradata or b"", usedforsecurity=False).hexdigest(),
+    )
+    return MediaInfo(path=path, format=container.format.name, duration=0.0, size=size,
+                     stream_count=len(container.streams), video=video, audio=None)  # fmt: skip
+
+
+def _check_refused_image_pixels(logs: Iterable[Any], source: str, limits: ProbeLimits) -> None:
+    for _level, _name, message in logs:
+        found = _PIXEL_REFUSAL.search(message or "")
+        if found:
+            _refuse_image_size(int(found[1]), int(found[2]), source, limits)
+
+
+def _refuse_image_size(width: int, height: int, source: str, limits: ProbeLimits) -> None:
+    raise InputError(
+        source, f"is a {width}x{height} image ({width * height / 1e6:.1f} megapixels), over "
+        f"the limit of {limits.max_pixels / 1e6:.1f} megapixels (MAX_INPUT_PIXELS); "
+        "use a smaller image"
+    )  # fmt: skip

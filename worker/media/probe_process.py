@@ -43,7 +43,7 @@ from worker.media.info import (
     info_to_json,
 )
 
-Mode = Literal["clip", "audio", "describe"]
+Mode = Literal["clip", "audio", "image", "visual", "describe"]
 
 CHILD_MODULE = "worker.media.probe_process"
 STDERR_TAIL_BYTES = 4096
@@ -241,7 +241,8 @@ def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
         if mode == "describe":
             info = describe(path, source, limits)
         else:
-            info = probe(path, source, "audio" if mode == "audio" else "clip", limits)
+            kinds: dict[str, Kind] = {"audio": "audio", "image": "image", "visual": "visual"}
+            info = probe(path, source, kinds.get(mode, "clip"), limits)
     except InputError as exc:
         return {"refused": exc.problem}
     except MemoryError:

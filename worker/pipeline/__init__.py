@@ -1,9 +1,12 @@
 """The job handler the daemon runs by default: payload → downloads → probe → FFmpeg → storage.
 
-`handle_job(job, ctx)` is what `video-worker run` loads; `Pipeline` is the same with its storage
-and download policy passed in, for tests and embedding.
+`build_pipeline(settings)` (root.py) makes the `Pipeline` that `video-worker run` runs, from
+its parts: storage, download policy and probe limits. `Pipeline` takes those parts directly,
+for tests and embedding; `handle_job(job, ctx)` builds one per job, for `--handler`.
 """
 
-from worker.pipeline.handler import Pipeline, handle_job
+from worker.pipeline.handler import Pipeline
+from worker.pipeline.inputs import InputId, Role
+from worker.pipeline.root import build_pipeline, handle_job
 
-__all__ = ["Pipeline", "handle_job"]
+__all__ = ["InputId", "Pipeline", "Role", "build_pipeline", "handle_job"]

@@ -1,15 +1,21 @@
 """One job, end to end: validate, download, probe, assemble, upload; clean up whatever happens.
 
+    parse_payload ─▶ job_inputs (inputs.py: an InputId per file) ─▶ DownloadBatch
+      ─▶ caption file (caption_files.py) ─▶ probe_all, each input as its role requires
+      ─▶ compose (compose.py: the assembly's specs) ─▶ assemble ─▶ publish poster, captions, video
+
 Progress is weighted by stage: downloading 0–25 %, processing 25–90 %, uploading 90–99 %
 (100 % is written with the result). Anything that goes wrong with one input names it
-(`clips[2]: …`); a malformed payload names the field (`payload.clips[2].url: …`). A failed or
-cancelled job leaves nothing behind: the temp folder is removed and every object this attempt
-created is deleted (never one it found and replaced: see `worker.storage.publication`). A job
-with a `user_id` touches only its owner's objects (`worker.storage.tenancy`).
+(`clips[2]: …`, `clips[0].audio[1]: …`, `captions.srt_url: …`, `overlays[0].image: …`); a
+malformed payload names the field (`payload.clips[2].url: …`). A failed or cancelled job
+leaves nothing behind: the temp folder is removed and every object this attempt created is
+deleted (never one it found and replaced: see `worker.storage.publication`). A job with a
+`user_id` touches only its owner's objects (`worker.storage.tenancy`), whatever the input.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import time
@@ -22,17 +28,25 @@ from worker.errors import PayloadError
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
-from worker.media.info import Kind, MediaInfo
+from worker.media.captions import Word
+from worker.media.info import MediaInfo
 from worker.media.probe_process import MIB, ProbeLimits, probe_all
-from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
+from worker.media.specs import AssemblyResult
 from worker.payload import Payload, output_key, parse_payload
+from worker.pipeline.caption_files import read_caption_file
+from worker.pipeline.compose import Composition, Files, compose
+from worker.pipeline.inputs import Input, InputId, Role, job_inputs
 from worker.pipeline.scratch import attempt_folder
 from worker.queue.context import JobContext
 from worker.queue.models import Job, JobOutcome
 from worker.settings import Settings
-from worker.storage import InvalidKeyError, Storage, StoredObject, make_storage
+from worker.storage import InvalidKeyError, Storage, StoredObject
+from worker.storage.base import VIDEO_MP4
 from worker.storage.publication import Publication
 from worker.storage.tenancy import Tenancy
+
+IMAGE_JPEG = "image/jpeg"
+TEXT_VTT = "text/vtt"
 
 DOWNLOAD = (0.0, 25.0)
 PROCESS = (25.0, 90.0)
@@ -70,42 +84,70 @@ class Attempt:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def settings_probe_limits(settings: Settings) -> ProbeLimits:
+    """The operator's limits on probing one input (MAX_INPUT_PIXELS, PROBE_TIMEOUT, …)."""
+    return ProbeLimits(
+        max_pixels=settings.max_input_pixels,
+        timeout=settings.probe_timeout,
+        memory_bytes=settings.probe_memory_mb * MIB,
+    )
+
+
 class Pipeline:
+    """One job's stages over the parts it is given: the storage it reads from and publishes
+    to, the download policy and the probe's limits (root.py builds them from the settings)."""
+
     def __init__(
         self,
         settings: Settings,
-        storage: Storage | None = None,
+        storage: Storage,
         *,
         fetch_policy: FetchPolicy = DEFAULT_POLICY,
+        probe_limits: ProbeLimits | None = None,
     ) -> None:
         self.settings = settings
-        self.storage = storage if storage is not None else make_storage(settings)
+        self.storage = storage
         self.fetch_policy = fetch_policy
+        self.probe_limits = (
+            probe_limits if probe_limits is not None else settings_probe_limits(settings)
+        )
 
     async def __call__(self, job: Job, ctx: JobContext) -> JobOutcome:
         payload = parse_payload(job.payload, self.settings)
         tenancy = Tenancy.for_job(
             job.user_id, self.storage.bucket, self.settings.storage_read_buckets
         )
-        key = _output_key(payload, job, tenancy)
+        keys = _output_keys(payload, job, tenancy)
         attempt = Attempt(
             attempt_folder(self.settings.home, job.id), Publication(self.storage, tenancy)
         )
         try:
-            paths = await self._download(payload, attempt, ctx)
-            clips, music = await self._probe(payload, paths, attempt, ctx)
-            made = await self._assemble(clips, music, payload, attempt, ctx)
-            return await self._publish(made, key, attempt, ctx)
+            files = await self._gather(payload, attempt, ctx)
+            composition = compose(
+                payload, files, max_duration=float(self.settings.max_output_seconds)
+            )
+            made = await self._assemble(composition, attempt, ctx)
+            return await self._publish(made, keys, attempt, ctx)
         except BaseException:
             await self._unpublish(attempt)
             raise
         finally:
             shutil.rmtree(attempt.workdir, ignore_errors=True)
 
+    async def _gather(self, payload: Payload, attempt: Attempt, ctx: JobContext) -> Files:
+        """Download every input, read the caption file, probe the media: the job's files."""
+        inputs = job_inputs(payload)
+        paths = await self._download(inputs, attempt, ctx)
+        await ctx.report(DOWNLOAD[1], "processing", "Checking the inputs")
+        caption_words = await _caption_words(payload, paths)
+        with _timed(attempt, "probe"):
+            infos = await self._probe(paths)
+        return Files(paths=paths, infos=infos, caption_words=caption_words)
+
     async def _download(
-        self, payload: Payload, attempt: Attempt, ctx: JobContext
-    ) -> dict[str, Path]:
-        await ctx.report(DOWNLOAD[0], "downloading", f"Downloading {len(_inputs(payload))} file(s)")
+        self, inputs: list[Input], attempt: Attempt, ctx: JobContext
+    ) -> dict[InputId, Path]:
+        await ctx.report(DOWNLOAD[0], "downloading", f"Downloading {len(inputs)} file(s)")
         report = _span(ctx, DOWNLOAD, "downloading", "Downloading inputs")
         batch = DownloadBatch(
             attempt.workdir / "inputs",
@@ -116,87 +158,64 @@ class Pipeline:
             policy=self.fetch_policy,
             on_progress=_bytes_span(report),
         )
+        specs = [InputSpec(i.id.name, i.url, i.id.max_bytes) for i in inputs]
         with _timed(attempt, "download"):
-            return await batch.fetch_all(_inputs(payload))
+            by_name = await batch.fetch_all(specs)
+        return {i.id: by_name[i.id.name] for i in inputs}
 
-    async def _probe(
-        self, payload: Payload, paths: dict[str, Path], attempt: Attempt, ctx: JobContext
-    ) -> tuple[list[ClipSpec], MusicSpec | None]:
-        await ctx.report(DOWNLOAD[1], "processing", "Checking the inputs")
-        with _timed(attempt, "probe"):
-            infos = await _probe_all(paths, self.settings)
-        clips = [
-            ClipSpec(
-                path=paths[f"clips[{i}]"],
-                info=infos[f"clips[{i}]"],
-                start=clip.start or None,
-                end=clip.end,
-                voice_path=paths.get(f"clips[{i}].voice_url"),
-                voice_info=infos.get(f"clips[{i}].voice_url"),
-            )
-            for i, clip in enumerate(payload.clips)
-        ]
-        music = None
-        if payload.audio is not None:
-            music = MusicSpec(
-                path=paths["audio"],
-                info=infos["audio"],
-                volume=payload.audio.volume,
-                duck=payload.audio.duck,
-            )
-        return clips, music
+    async def _probe(self, paths: dict[InputId, Path]) -> dict[InputId, MediaInfo]:
+        """Probe every media input, one at a time, in a child process this job kills when it
+        ends or is cancelled, within the operator's limits (probe_process.py); each as its
+        role requires (a clip: a video or a still; a sound; an overlay: an image)."""
+        media = [(source, path, kind) for source, path in paths.items()
+                 if (kind := source.probe_kind) is not None]  # fmt: skip
+        by_name = await probe_all(
+            [(source.name, path, kind) for source, path, kind in media], self.probe_limits
+        )
+        return {source: by_name[source.name] for source, _, _ in media}
 
     async def _assemble(
-        self,
-        clips: list[ClipSpec],
-        music: MusicSpec | None,
-        payload: Payload,
-        attempt: Attempt,
-        ctx: JobContext,
+        self, composition: Composition, attempt: Attempt, ctx: JobContext
     ) -> AssemblyResult:
-        out = payload.output
-        spec = OutputSpec(
-            width=out.width,
-            height=out.height,
-            fps=out.fps,
-            fit=out.fit,
-            thumbnail=out.thumbnail,
-            max_duration=float(self.settings.max_output_seconds),
-        )
+        clips = list(composition.clips)
         await ctx.report(PROCESS[0], "processing", f"Joining {len(clips)} clip(s)")
         with _timed(attempt, "process"):
             made = await assemble(
                 clips,
-                audio=music,
-                output=spec,
+                audio=composition.music,
+                output=composition.output,
                 workdir=attempt.workdir / "output",
                 on_progress=_span(ctx, PROCESS, "processing", "Encoding"),
+                **_layers_on_top(composition),
             )
         return made
 
     async def _publish(
-        self, made: AssemblyResult, key: str, attempt: Attempt, ctx: JobContext
+        self, made: AssemblyResult, keys: Keys, attempt: Attempt, ctx: JobContext
     ) -> JobOutcome:
-        """The poster first: if it cannot be stored, the video at `key` is left untouched."""
+        """The poster and the captions first: if either cannot be stored, the video at its key
+        is left untouched."""
         await ctx.report(UPLOAD[0], "uploading", "Uploading the video")
         report = _span(ctx, UPLOAD, "uploading", "Uploading the video")
         with _timed(attempt, "upload"):
-            poster = None
+            poster = captions = None
             if made.thumbnail is not None:
-                poster = await self._upload(
-                    made.thumbnail, _poster_key(key), "image/jpeg", attempt, None
+                poster = await self._upload(made.thumbnail, keys.poster, IMAGE_JPEG, attempt, None)
+            if made.captions_vtt is not None:
+                captions = await self._upload(
+                    made.captions_vtt, keys.captions, TEXT_VTT, attempt, None
                 )
             video = await self._upload(
                 made.output,
-                key,
-                "video/mp4",
+                keys.video,
+                VIDEO_MP4,
                 attempt,
                 lambda done, total: report(done / total if total else 0),
             )
         return JobOutcome(
             video_url=video.url,
             thumbnail_url=poster.url if poster else None,
-            result=_result(made, video, poster, attempt.timings),
+            result=_result(made, video, poster, captions, attempt.timings),
         )
 
     async def _upload(
@@ -218,50 +237,59 @@ class Pipeline:
         await attempt.publication.undo()
 
 
-def _inputs(payload: Payload) -> list[InputSpec]:
-    inputs = []
-    for i, clip in enumerate(payload.clips):
-        inputs.append(InputSpec(f"clips[{i}]", clip.url))
-        if clip.voice_url:
-            inputs.append(InputSpec(f"clips[{i}].voice_url", clip.voice_url))
-    if payload.audio is not None:
-        inputs.append(InputSpec("audio", payload.audio.url))
-    return inputs
+def _layers_on_top(composition: Composition) -> dict[str, Any]:
+    """The captions and overlays, as keyword arguments only when the job has them: an
+    assembly without either is asked exactly what it always was."""
+    extra: dict[str, Any] = {}
+    if composition.captions is not None:
+        extra["captions"] = composition.captions
+    if composition.overlays:
+        extra["overlays"] = composition.overlays
+    return extra
 
 
-async def _probe_all(paths: dict[str, Path], settings: Settings) -> dict[str, MediaInfo]:
-    """Probe every input, one at a time, in a child process this job kills when it ends or is
-    cancelled, within the operator's time, memory and pixel limits (probe_process.py)."""
-    limits = ProbeLimits(
-        max_pixels=settings.max_input_pixels,
-        timeout=settings.probe_timeout,
-        memory_bytes=settings.probe_memory_mb * MIB,
-    )
-    inputs: list[tuple[str, Path, Kind]] = [
-        (source, path, "clip" if source.startswith("clips[") and "." not in source else "audio")
-        for source, path in paths.items()
-    ]
-    return await probe_all(inputs, limits)
+async def _caption_words(payload: Payload, paths: dict[InputId, Path]) -> tuple[Word, ...] | None:
+    """The caption file's words (parsed in a thread: a large file takes a moment), if any."""
+    source = next((s for s in paths if s.role in (Role.SRT, Role.VTT)), None)
+    if source is None:
+        return None
+    return await asyncio.to_thread(read_caption_file, source, paths[source], payload)
 
 
-def _output_key(payload: Payload, job: Job, tenancy: Tenancy) -> str:
-    """The video's key, refused at once if the job may not write there or at its poster."""
-    key = output_key(payload, job.id, job.user_id)
-    problem = tenancy.write_problem(key) or tenancy.write_problem(_poster_key(key))
-    if problem:
-        raise PayloadError("payload.output.path", problem)
-    return key
+@dataclass(frozen=True)
+class Keys:
+    """Where the job publishes: the video, its poster and its WebVTT captions."""
+
+    video: str
+    poster: str
+    captions: str
 
 
-def _poster_key(key: str) -> str:
+def _output_keys(payload: Payload, job: Job, tenancy: Tenancy) -> Keys:
+    """The video's key and its companions', refused at once if the job may not write there."""
+    video = output_key(payload, job.id, job.user_id)
+    keys = Keys(video, _companion(video, ".jpg"), _companion(video, ".vtt"))
+    wanted = [keys.video, keys.poster]
+    if payload.captions is not None and payload.captions.vtt:
+        wanted.append(keys.captions)
+    for key in wanted:
+        problem = tenancy.write_problem(key)
+        if problem:
+            raise PayloadError("payload.output.path", problem)
+    return keys
+
+
+def _companion(key: str, suffix: str) -> str:
+    """A file stored beside the video: its key with the .mp4 replaced by `suffix`."""
     stem = key[:-4] if key.lower().endswith(".mp4") else key
-    return f"{stem}.jpg"
+    return f"{stem}{suffix}"
 
 
 def _result(
     made: AssemblyResult,
     video: StoredObject,
     poster: StoredObject | None,
+    captions: StoredObject | None,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     return {
@@ -276,6 +304,7 @@ def _result(
         "audio_codec": made.audio_codec,
         "join": made.join,
         "thumbnail_path": poster.key if poster else None,
+        "captions_path": captions.key if captions else None,
         "timings": {
             **{k: round(v, 3) for k, v in timings.items()},
             **{f"ffmpeg_{k}": round(v, 3) for k, v in made.timings.items()},
@@ -290,14 +319,3 @@ def _timed(attempt: Attempt, name: str) -> Any:
         yield
     finally:
         attempt.timings[name] = time.perf_counter() - start
-
-
-_pipelines: dict[int, Pipeline] = {}
-
-
-async def handle_job(job: Job, ctx: JobContext) -> JobOutcome:
-    """The default handler: one Pipeline per settings object, made on first use."""
-    pipeline = _pipelines.get(id(ctx.settings))
-    if pipeline is None:
-        pipeline = _pipelines[id(ctx.settings)] = Pipeline(ctx.settings)
-    return await pipeline(job, ctx)

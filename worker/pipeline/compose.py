@@ -1,0 +1,200 @@
+"""From a checked payload and its downloaded, probed files to what `assemble` is asked to build.
+
+This is where the payload's words become the assembly's specs (worker/media/specs.py), and
+where a fact that only the files know is applied: whether a clip is a video or a still image
+(decided by the probed file, never by the URL's suffix), and that a still needs `duration`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.errors import InputError
+from worker.media.captions import CaptionStyle, Word
+from worker.media.info import MediaInfo
+from worker.media.specs import (
+    CaptionSpec,
+    ClipSpec,
+    ImageOverlaySpec,
+    LayerSpec,
+    MusicSpec,
+    OutputSpec,
+    OverlaySpec,
+    TextOverlaySpec,
+    TransitionSpec,
+)
+from worker.payload import Clip, ImageOverlay, Payload
+from worker.pipeline.inputs import MUSIC, InputId
+
+_IMAGE_NAMES = {"png_pipe": "a PNG", "jpeg_pipe": "a JPEG", "webp_pipe": "a WebP"}
+
+
+@dataclass(frozen=True)
+class Files:
+    """What the job's inputs turned into: local paths and probes by input, and the words of
+    the caption file when there is one."""
+
+    paths: Mapping[InputId, Path]
+    infos: Mapping[InputId, MediaInfo]
+    caption_words: tuple[Word, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Composition:
+    """Everything `assemble` is given for one job."""
+
+    clips: tuple[ClipSpec, ...]
+    music: MusicSpec | None
+    output: OutputSpec
+    captions: CaptionSpec | None = None
+    overlays: tuple[OverlaySpec, ...] = ()
+
+
+def compose(payload: Payload, files: Files, *, max_duration: float) -> Composition:
+    clips = tuple(_clip(n, clip, files) for n, clip in enumerate(payload.clips))
+    return Composition(
+        clips=clips,
+        music=_music(payload, files),
+        output=_output(payload, max_duration),
+        captions=_captions(payload, files),
+        overlays=tuple(_overlays(payload, files)),
+    )
+
+
+def _clip(n: int, clip: Clip, files: Files) -> ClipSpec:
+    source = InputId.clip(n)
+    info = files.infos[source]
+    voice = InputId.voice(n)
+    return ClipSpec(
+        path=files.paths[source],
+        info=info,
+        start=clip.start or None,
+        end=clip.end,
+        voice_path=files.paths.get(voice),
+        voice_info=files.infos.get(voice),
+        kind="image" if info.is_image else "video",
+        duration=_still_duration(n, clip, info),
+        motion=clip.motion,
+        zoom=clip.zoom,
+        volume=clip.volume,
+        layers=tuple(_layers(n, clip, files)),
+        transition=(
+            TransitionSpec(clip.transition.type, clip.transition.duration)
+            if clip.transition is not None
+            else None
+        ),
+        transcript=clip.transcript,
+        voice_transcript=clip.voice_transcript,
+    )
+
+
+def _still_duration(n: int, clip: Clip, info: MediaInfo) -> float | None:
+    """A still is shown for `duration` seconds, which it must have; a video has its own
+    length, so a `duration` given with one is left out (trims are `start` and `end`)."""
+    if not info.is_image:
+        return None
+    if clip.duration is None:
+        what = _IMAGE_NAMES.get(info.format, "an")
+        raise InputError(
+            f"clips[{n}]",
+            f"is {what} image, not a video; a still image needs clips[{n}].duration, the "
+            "seconds to show it",
+        )
+    return clip.duration
+
+
+def _layers(n: int, clip: Clip, files: Files) -> list[LayerSpec]:
+    layers = []
+    for k, layer in enumerate(clip.audio):
+        source = InputId.audio_layer(n, k)
+        layers.append(
+            LayerSpec(
+                path=files.paths[source],
+                info=files.infos[source],
+                volume=layer.volume,
+                loop=layer.loop,
+                start=layer.start,
+                fade_in=layer.fade_in,
+                fade_out=layer.fade_out,
+            )
+        )
+    return layers
+
+
+def _music(payload: Payload, files: Files) -> MusicSpec | None:
+    if payload.audio is None:
+        return None
+    return MusicSpec(
+        path=files.paths[MUSIC],
+        info=files.infos[MUSIC],
+        volume=payload.audio.volume,
+        duck=payload.audio.duck,
+    )
+
+
+def _output(payload: Payload, max_duration: float) -> OutputSpec:
+    out = payload.output
+    return OutputSpec(
+        width=out.width,
+        height=out.height,
+        fps=out.fps,
+        fit=out.fit,
+        thumbnail=out.thumbnail,
+        max_duration=max_duration,
+        fade_in=out.fade_in,
+        fade_out=out.fade_out,
+    )
+
+
+def _captions(payload: Payload, files: Files) -> CaptionSpec | None:
+    """Captions when any source has words: the output timeline's own (`captions.words` or the
+    caption file) and every clip's transcripts (placed by the assembly). The style is the
+    payload's `captions`, or the defaults when only transcripts were given."""
+    options = payload.captions
+    timeline = files.caption_words
+    if timeline is None and options is not None and options.words is not None:
+        timeline = options.words
+    transcripts = any(
+        c.transcript is not None or c.voice_transcript is not None for c in payload.clips
+    )
+    if timeline is None and not transcripts:
+        return None
+    return CaptionSpec(
+        style=options.caption_style() if options is not None else CaptionStyle(),
+        words=timeline or (),
+        vtt=options.vtt if options is not None else False,
+    )
+
+
+def _overlays(payload: Payload, files: Files) -> list[OverlaySpec]:
+    overlays: list[OverlaySpec] = []
+    for n, overlay in enumerate(payload.overlays):
+        if isinstance(overlay, ImageOverlay):
+            source = InputId.overlay(n)
+            overlays.append(
+                ImageOverlaySpec(
+                    path=files.paths[source],
+                    info=files.infos[source],
+                    position=overlay.position,
+                    width=overlay.width,
+                    opacity=overlay.opacity,
+                    margin=overlay.margin,
+                    start=overlay.start,
+                    end=overlay.end,
+                )
+            )
+        else:
+            overlays.append(
+                TextOverlaySpec(
+                    text=overlay.text,
+                    position=overlay.position,
+                    size=overlay.size,
+                    color=overlay.color,
+                    box=overlay.box,
+                    start=overlay.start,
+                    end=overlay.end,
+                )
+            )
+    return overlays
