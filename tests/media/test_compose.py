@@ -1,0 +1,343 @@
+"""The compose path, measured in the picture: transitions, stills with motion, captions,
+overlays and fades, on media generated here (320x180, a second or two each)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.media.checks import Picture, assert_contract_output, bounding_box, rgb_frames
+from tests.media.conftest import X264, ffmpeg
+from worker.errors import PayloadError
+from worker.media.assemble import assemble
+from worker.media.captions import CaptionStyle, Word
+from worker.media.info import MediaInfo, VideoInfo
+from worker.media.probe import probe
+from worker.media.specs import (
+    CaptionSpec,
+    ClipSpec,
+    ImageOverlaySpec,
+    OutputSpec,
+    TextOverlaySpec,
+    TransitionSpec,
+)
+
+FPS = 30
+SIZE = "320x180"
+AAC = ["-c:a", "aac", "-b:a", "64k"]
+
+
+class Made:
+    """Generated inputs, each made once per test session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def colour(self, name: str, seconds: float = 1.0) -> ClipSpec:
+        """A flat-colour clip with a quiet tone, H.264 + AAC."""
+        target = self.root / f"{name}-{seconds:g}.mp4"
+        if not target.exists():
+            ffmpeg(["-f", "lavfi", "-i", f"color=c={name}:s={SIZE}:r={FPS}:d={seconds}",
+                    "-f", "lavfi", "-i", f"sine=f=440:d={seconds}", *X264, *AAC,
+                    "-shortest"], target)  # fmt: skip
+        return ClipSpec(target, probe(target, name))
+
+    def image(self, name: str, source: str, size: str = "640x360") -> Path:
+        """A PNG drawn by a lavfi graph (`source` gets the size)."""
+        target = self.root / f"{name}.png"
+        if not target.exists():
+            ffmpeg(["-f", "lavfi", "-i", source.format(size=size), "-frames:v", "1"], target)
+        return target
+
+    def square(self) -> Path:
+        """A white square (a quarter of each side) in the middle of a black 640x360 picture."""
+        return self.image(
+            "square", "color=c=black:s={size},drawbox=x=240:y=135:w=160:h=90:c=white:t=fill"
+        )
+
+    def still(self, path: Path, **kwargs: object) -> ClipSpec:
+        return ClipSpec(path, image_info(path), kind="image", **kwargs)  # type: ignore[arg-type]
+
+
+def image_info(path: Path) -> MediaInfo:
+    """What the pipeline's image probe reports for a still: one picture, no sound."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        video = VideoInfo(
+            index=0, codec=stream.codec_context.name, profile=None,
+            width=stream.codec_context.width, height=stream.codec_context.height,
+            pix_fmt=stream.codec_context.pix_fmt or "rgb24", bit_depth=8,
+            avg_frame_rate=None, r_frame_rate=None, time_base=Fraction(1, 25), rotation=0,
+            sample_aspect_ratio=Fraction(1), color_transfer=None, color_primaries=None,
+            color_space=None, field_order=None, duration=None,
+            extradata_sha1=hashlib.sha1(b"").hexdigest(),
+        )  # fmt: skip
+        name = container.format.name
+    return MediaInfo(path, name, 0.0, path.stat().st_size, 1, video, None)
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
+    return Made(tmp_path_factory.mktemp("compose"))
+
+
+def _frame_at(frames: list[Picture], seconds: float) -> Picture:
+    return frames[round(seconds * FPS)]
+
+
+def _is(colour: tuple[float, float, float], rgb: tuple[int, int, int], within: float = 30) -> bool:
+    return max(abs(a - b) for a, b in zip(colour, rgb, strict=True)) <= within
+
+
+# ---- transitions -------------------------------------------------------------------------------
+
+
+async def test_transition_mixes_the_clips_and_shortens_the_video(made: Made, workdir: Path) -> None:
+    red = made.colour("red")
+    clips = [
+        ClipSpec(red.path, red.info, transition=TransitionSpec("fade", 0.4)),
+        made.colour("blue"),
+    ]
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    assert result.join == "compose"
+    assert_contract_output(result.output, 1.6, tolerance=0.05)
+    frames = rgb_frames(result.output)
+    assert len(frames) == 30 + 30 - 12
+    assert _is(frames[10].mean(), (255, 0, 0))  # before the transition: red
+    assert _is(frames[40].mean(), (0, 0, 255))  # after it: blue
+    r, g, b = frames[18 + 6].mean()  # the transition's midpoint: half of each
+    assert 80 < r < 180 and 80 < b < 180 and g < 30, (r, g, b)
+
+
+async def test_every_transition_type_is_an_xfade_ffmpeg_knows(made: Made, workdir: Path) -> None:
+    """All of the payload's transition names, in one video of short stills."""
+    from worker.payload.models import TRANSITIONS
+
+    path = made.square()
+    clips = [made.still(path, duration=0.4, transition=TransitionSpec(kind, 0.1))
+             for kind in TRANSITIONS]  # fmt: skip
+    clips.append(made.still(path, duration=0.4))
+    output = OutputSpec(width=64, height=36, fps=10)
+    result = await assemble(clips, audio=None, output=output, workdir=workdir)
+
+    assert len(rgb_frames(result.output)) == 4 * len(clips) - len(TRANSITIONS)
+
+
+# ---- stills ------------------------------------------------------------------------------------
+
+
+def _white_area(frame: Picture) -> float:
+    """How much of the frame is white, in pixels (grey edge pixels count in part)."""
+    return sum(frame.rgb[1::3]) / 255  # green stands for brightness in black and white
+
+
+async def test_a_still_lasts_its_duration_and_zooms_smoothly(made: Made, workdir: Path) -> None:
+    clips = [made.still(made.square(), duration=1.0, motion="zoom_in", zoom=0.5)]
+    output = OutputSpec(width=320, height=180, fps=FPS)
+    result = await assemble(clips, audio=None, output=output, workdir=workdir)
+
+    assert result.join == "compose"
+    assert_contract_output(result.output, 1.0, tolerance=0.05)
+    frames = rgb_frames(result.output)
+    assert len(frames) == 30
+    areas = [_white_area(f) for f in frames]
+    # the square is 80x45 in a 320x180 frame at first, and 1.5 times each side at the end
+    assert areas[0] == pytest.approx(80 * 45, rel=0.05)
+    assert areas[-1] == pytest.approx(80 * 45 * 1.5**2, rel=0.05)
+    # smooth: it grows on every frame, by steps of similar size (no whole-pixel jumps)
+    steps = [b - a for a, b in itertools.pairwise(areas)]
+    assert all(step > 0 for step in steps), steps
+    assert max(steps) < 2 * min(steps), steps
+
+
+async def test_a_pan_travels_its_zoom_of_the_frame(made: Made, workdir: Path) -> None:
+    clips = [made.still(made.square(), duration=1.0, motion="pan_right", zoom=0.2)]
+    output = OutputSpec(width=320, height=180, fps=FPS)
+    result = await assemble(clips, audio=None, output=output, workdir=workdir)
+
+    frames = rgb_frames(result.output)
+
+    def centre_x(frame: Picture) -> float:
+        x0, _, x1, _ = bounding_box(frame.where(lambda r, g, b: g > 128))
+        return (x0 + x1) / 2
+
+    # the view moves right, so the square moves left by 0.2 of the frame's width
+    assert centre_x(frames[0]) - centre_x(frames[-1]) == pytest.approx(0.2 * 320, abs=3)
+    assert _white_area(frames[0]) == pytest.approx(80 * 45 * 1.2**2, rel=0.05)
+
+
+async def test_a_still_is_fitted_like_a_video(made: Made, workdir: Path) -> None:
+    """A 640x360 picture in a square output: pad puts black bars above and below."""
+    clips = [made.still(made.image("white", "color=c=white:s={size}"), duration=0.5)]
+    output = OutputSpec(width=180, height=180, fps=FPS)
+    result = await assemble(clips, audio=None, output=output, workdir=workdir)
+
+    frame = rgb_frames(result.output)[0]
+    assert _is(frame.mean((0, 0, 180, 30)), (0, 0, 0), 10)
+    assert _is(frame.mean((0, 70, 180, 110)), (255, 255, 255), 10)
+
+
+# ---- captions ----------------------------------------------------------------------------------
+
+GREEN = (0, 255, 0)
+
+
+def _green(r: int, g: int, b: int) -> bool:
+    return g > 150 and r < 100 and b < 100
+
+
+def _white(r: int, g: int, b: int) -> bool:
+    return min(r, g, b) > 200
+
+
+async def test_highlight_colours_the_word_being_spoken(made: Made, workdir: Path) -> None:
+    words = (Word("AAA", 0.5, 1.0), Word("BBB", 1.0, 1.5))
+    style = CaptionStyle(style="highlight", position="center", size=0.2,
+                         highlight_color="#00FF00", outline=False)  # fmt: skip
+    captions = CaptionSpec(style=style, words=words)
+    clips = [made.colour("black", 2.0)]
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir,
+                            captions=captions)  # fmt: skip
+
+    frames = rgb_frames(result.output)
+    before = _frame_at(frames, 0.3)
+    assert not before.where(_green) and not before.where(_white)  # nothing before the words
+    first, second = _frame_at(frames, 0.75), _frame_at(frames, 1.25)
+    for frame, lit_left in ((first, True), (second, False)):
+        lit, plain = frame.where(_green), frame.where(_white)
+        assert len(lit) > 100 and len(plain) > 100
+        lit_x = bounding_box(lit)[2] if lit_left else bounding_box(lit)[0]
+        plain_x = bounding_box(plain)[0] if lit_left else bounding_box(plain)[2]
+        # the highlighted word is the one being spoken: left while AAA, right while BBB
+        assert (lit_x < plain_x) if lit_left else (lit_x > plain_x), (lit_x, plain_x)
+
+
+async def _caption_box(made: Made, workdir: Path, text: str) -> tuple[int, int]:
+    style = CaptionStyle(position="center", size=0.12, outline=False)
+    captions = CaptionSpec(style=style, words=(Word(text, 0.0, 1.0),))
+    result = await assemble([made.colour("black")], audio=None, output=OutputSpec(),
+                            workdir=workdir, captions=captions)  # fmt: skip
+    x0, y0, x1, y1 = bounding_box(rgb_frames(result.output)[15].where(_white))
+    return x1 - x0, y1 - y0
+
+
+async def test_caption_text_cannot_style_itself(made: Made, workdir: Path) -> None:
+    r"""`{\b1}` and `\N` in the words are drawn as characters: the line is wider than the
+    letters alone (nothing vanished as a tag) and stays one line (no break)."""
+    plain_w, plain_h = await _caption_box(made, workdir / "plain", "ABCD")
+    tagged_w, tagged_h = await _caption_box(made, workdir / "tagged", r"{\b1}AB\NCD")
+    assert tagged_w > plain_w * 1.8, (tagged_w, plain_w)
+    assert tagged_h < plain_h * 1.5, (tagged_h, plain_h)
+
+
+async def test_transcripts_follow_their_clips_and_the_vtt_sidecar(
+    made: Made, workdir: Path
+) -> None:
+    """clip 1 is trimmed to start at 0.5 s and starts 0.2 s early (a transition): its word
+    spoken at 0.6 s of its source is on the output at 1.0 - 0.2 + 0.1 = 0.9 s."""
+    red, blue = made.colour("red"), made.colour("blue", 2.0)
+    clips = [
+        ClipSpec(red.path, red.info, transition=TransitionSpec("fade", 0.2),
+                 voice_transcript=(Word("one", 0.1, 0.3),)),
+        ClipSpec(blue.path, blue.info, start=0.5,
+                 transcript=(Word("gone", 0.1, 0.4), Word("two", 0.6, 0.9))),
+    ]  # fmt: skip
+    captions = CaptionSpec(style=CaptionStyle(max_words=1), vtt=True)
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir,
+                            captions=captions)  # fmt: skip
+
+    assert result.captions_vtt == workdir / "captions.vtt"
+    vtt = result.captions_vtt.read_text(encoding="utf-8")
+    assert vtt.startswith("WEBVTT")
+    assert "00:00:00.100 --> " in vtt and "\none\n" in vtt
+    assert "00:00:00.900 --> " in vtt and "\ntwo\n" in vtt
+    assert "gone" not in vtt  # cut away with the trim
+    assert sorted(p.name for p in workdir.iterdir()) == ["captions.vtt", "output.mp4"]
+
+
+# ---- overlays ----------------------------------------------------------------------------------
+
+
+async def test_overlay_shows_only_between_start_and_end(made: Made, workdir: Path) -> None:
+    logo = made.image("logo", "color=c=white:s={size}", size="100x50")
+    overlays = [ImageOverlaySpec(logo, image_info(logo), position="top_left", width=0.25,
+                                 margin=0.05, start=0.5, end=1.5)]  # fmt: skip
+    result = await assemble([made.colour("black", 2.0)], audio=None, output=OutputSpec(),
+                            workdir=workdir, overlays=overlays)  # fmt: skip
+
+    frames = rgb_frames(result.output)
+    # 80 px wide (a quarter of 320), 40 high, 9 px (5% of 180) from the top left corner
+    region = (12, 12, 86, 46)
+    for at, shown in ((0.3, False), (1.0, True), (1.7, False)):
+        frame = _frame_at(frames, at)
+        expected = (255, 255, 255) if shown else (0, 0, 0)
+        assert _is(frame.mean(region), expected, 12), (at, frame.mean(region))
+        assert _is(frame.mean((120, 60, 320, 180)), (0, 0, 0), 6)  # the rest stays black
+
+
+async def test_text_overlay_is_drawn_literally_in_its_window(made: Made, workdir: Path) -> None:
+    overlays = [TextOverlaySpec(r"%{pts} {\b1}", position="bottom", size=0.15, start=0.0,
+                                end=1.0)]  # fmt: skip
+    result = await assemble([made.colour("black", 2.0)], audio=None, output=OutputSpec(),
+                            workdir=workdir, overlays=overlays)  # fmt: skip
+
+    frames = rgb_frames(result.output)
+    shown = _frame_at(frames, 0.5).where(_white)
+    x0, y0, x1, _ = bounding_box(shown)
+    assert y0 > 180 / 2  # at the bottom
+    assert x1 - x0 > 100  # twelve characters, not an expanded number
+    assert not _frame_at(frames, 1.5).where(_white)
+
+
+# ---- fades -------------------------------------------------------------------------------------
+
+
+async def test_fades_start_and_end_on_black(made: Made, workdir: Path) -> None:
+    output = OutputSpec(fade_in=0.3, fade_out=0.3)
+    result = await assemble([made.colour("red")], audio=None, output=output, workdir=workdir)
+
+    assert result.join == "compose"
+    frames = rgb_frames(result.output)
+    assert len(frames) == 30
+    assert _is(frames[0].mean(), (0, 0, 0), 6)
+    assert _is(frames[-1].mean(), (0, 0, 0), 6)
+    assert _is(frames[15].mean(), (255, 0, 0))
+    assert 40 < frames[4].mean()[0] < 220  # part way in
+
+
+# ---- refused before encoding -------------------------------------------------------------------
+
+
+async def test_a_transition_on_the_last_clip_is_refused(made: Made, workdir: Path) -> None:
+    red = made.colour("red")
+    clips = [red, ClipSpec(red.path, red.info, transition=TransitionSpec("fade", 0.2))]
+    with pytest.raises(PayloadError) as caught:
+        await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+    assert caught.value.field == "payload.clips[1].transition"
+    assert "leads nowhere" in str(caught.value)
+    assert not workdir.exists() or not any(workdir.iterdir())
+
+
+async def test_a_transition_over_half_the_shorter_clip_is_refused(
+    made: Made, workdir: Path
+) -> None:
+    red, still = made.colour("red"), made.still(made.square(), duration=0.5)
+    clips = [ClipSpec(red.path, red.info, transition=TransitionSpec("fade", 0.3)), still]
+    with pytest.raises(PayloadError) as caught:
+        await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+    assert caught.value.field == "payload.clips[0].transition.duration"
+    assert "half of the shorter" in str(caught.value)
+
+
+async def test_an_image_without_duration_is_refused(made: Made, workdir: Path) -> None:
+    clips = [made.colour("red"), made.still(made.square())]
+    with pytest.raises(PayloadError) as caught:
+        await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+    assert caught.value.field == "payload.clips[1].duration"
+    assert str(caught.value) == "payload.clips[1].duration: is required for an image"

@@ -1,0 +1,203 @@
+"""The picture of a composition in one FFmpeg pass: clips, stills, transitions, captions,
+overlays and fades, encoded once.
+
+    clip i (video) ─ -ss/-t trim ─ colour, fit, rate, exact frames ──┐
+    clip j (image) ─ fit once, loop, perspective motion ─────────────┤
+                                                                     ▼
+        joined in order: `xfade` over a transition (the next clip starts `overlap` frames
+        early), `concat` at a cut
+        → captions (libass, from the ASS file written beside the command)
+        → overlays (images, `drawtext`), over everything, transitions included
+        → fade from and to black → H.264 (the same x264 settings as every intermediate)
+
+One pass rather than an intermediate per clip: every frame is encoded once, and a transition
+needs both of its clips' frames at the same time anyway. The sound is made beside it and
+muxed after (assemble.py), as on the re-encode path.
+
+Transition offsets come from frame counts (the plan's windows less the overlaps before them),
+so picture, sound and captions agree on where every clip starts, to the frame.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from worker.media.captions import FONT_DIR, Line, Word, ass_document, group_lines, place
+from worker.media.ffmpeg import input_args
+from worker.media.filters import _trim, length_steps, normal_steps, video_steps, x264_args
+from worker.media.overlays import image_overlay, text_overlay
+from worker.media.plan import ClipWindow, Plan
+from worker.media.specs import (
+    CaptionSpec,
+    ClipSpec,
+    ImageOverlaySpec,
+    OutputSpec,
+    OverlaySpec,
+    TextOverlaySpec,
+)
+from worker.media.stills import IMAGE_FORMATS, image_steps
+
+CAPTIONS_NAME = "captions.ass"
+FONTS_NAME = "fonts"  # a link to FONT_DIR inside the folder the command runs in
+FONT_FILE = "SourceSansPro-Bold.ttf"
+_TRANSITION = re.compile(r"^[a-z]{2,20}$")  # xfade's names; anything else is a bug upstream
+
+
+# ---- captions ------------------------------------------------------------------------------
+
+
+def caption_lines(clips: Sequence[ClipSpec], plan: Plan, captions: CaptionSpec) -> list[Line]:
+    """Every caption source on the output timeline, broken into lines.
+
+    `captions.words` are output-timed already. A clip's `transcript` is timed on its source:
+    `place` keeps what the trim keeps and shifts it to where the clip starts on the output
+    (after the transitions before it). A `voice_transcript` is timed from the start of the
+    voice-over, which starts with its clip and stops with it.
+    """
+    words: list[Word] = list(captions.words)
+    for clip, window, start in zip(clips, plan.windows, plan.starts, strict=True):
+        offset, played = plan.seconds(start), plan.seconds(window.frames)
+        if clip.transcript:
+            words += place(clip.transcript, source_start=window.start,
+                           source_end=window.start + played, offset=offset)  # fmt: skip
+        if clip.voice_transcript:
+            words += place(clip.voice_transcript, source_start=0.0, source_end=played,
+                           offset=offset)  # fmt: skip
+    end = plan.seconds(plan.frames)
+    kept = [Word(w.text, w.start, min(w.end, end)) for w in words if w.start < end]
+    return group_lines(kept, captions.style.max_words)
+
+
+def write_captions(lines: Sequence[Line], captions: CaptionSpec, plan: Plan, folder: Path) -> str:
+    """The ASS script in `folder`, and the relative name the `ass` filter reads it by."""
+    geometry = plan.geometry
+    document = ass_document(lines, captions.style, geometry.width, geometry.height)
+    (folder / CAPTIONS_NAME).write_text(document, encoding="utf-8")
+    return CAPTIONS_NAME
+
+
+def link_fonts(folder: Path) -> None:
+    """The bundled fonts under a plain relative name, so no filter option holds a real path."""
+    link = folder / FONTS_NAME
+    if not link.exists():
+        link.symlink_to(FONT_DIR.resolve(), target_is_directory=True)
+
+
+# ---- the command -----------------------------------------------------------------------------
+
+
+def picture_args(
+    clips: Sequence[ClipSpec],
+    plan: Plan,
+    output: OutputSpec,
+    *,
+    overlays: Sequence[OverlaySpec],
+    captions: str | None,
+    texts: Sequence[str],
+    destination: Path,
+    threads: int,
+) -> list[str]:
+    """FFmpeg arguments for the whole picture, H.264 without sound, into `destination`.
+
+    Run it in the folder that holds `captions` (an ASS file name), the `texts` (one file name
+    per text overlay, in order) and the fonts link (`link_fonts`).
+    """
+    inputs: list[str] = []
+    for clip, window in zip(clips, plan.windows, strict=True):
+        inputs += clip_input(clip, window, threads)
+    graph = [clip_chain(i, clip, window, plan, output)
+             for i, (clip, window) in enumerate(zip(clips, plan.windows, strict=True))]  # fmt: skip
+    joins, label = join_parts(clips, plan)
+    graph += joins
+    if captions is not None:
+        graph.append(f"{label}ass=filename={captions}:fontsdir={FONTS_NAME}[captioned]")
+        label = "[captioned]"
+    images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
+    for overlay in images:
+        inputs += input_args(overlay.path, formats=IMAGE_FORMATS)
+    parts, label = overlay_parts(overlays, label, len(clips), texts, plan)
+    graph += parts
+    graph.append(f"{label}" + ",".join([*fade_steps(plan, output), *normal_steps(plan.geometry),
+                                        *length_steps(plan.frames)]) + "[v]")  # fmt: skip
+    return [
+        *inputs,
+        "-filter_complex", ";".join(graph),
+        "-filter_complex_threads", str(threads),
+        "-map", "[v]", *x264_args(plan.geometry, threads),
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        str(destination),
+    ]  # fmt: skip
+
+
+def clip_input(clip: ClipSpec, window: ClipWindow, threads: int) -> list[str]:
+    """One clip's `-i`: a video seeked to its trim, or a still read once as a picture."""
+    if clip.kind == "image":
+        return input_args(clip.path, formats=IMAGE_FORMATS)
+    return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
+
+
+def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan,
+               output: OutputSpec) -> str:  # fmt: skip
+    """`[index:v]` → `[c{index}]`: the clip normalized exactly as the re-encode path does."""
+    if clip.kind == "image":
+        steps = image_steps(clip, window, plan.geometry, output.fit)
+    else:
+        steps = video_steps(clip.info, plan.geometry, window.frames, output.fit)
+    return f"[{index}:v]" + ",".join(steps) + f"[c{index}]"
+
+
+def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
+    """The clips in order, `xfade` over each transition and `concat` at each cut."""
+    fps = plan.geometry.fps
+    parts, label, length = [], "[c0]", plan.windows[0].frames
+    for i in range(1, len(clips)):
+        overlap, joined = plan.overlaps[i - 1], f"[j{i}]"
+        transition = clips[i - 1].transition
+        if overlap and transition is not None:
+            if not _TRANSITION.match(transition.type):
+                raise ValueError(f"not an xfade transition: {transition.type!r}")
+            parts.append(
+                f"{label}[c{i}]xfade=transition={transition.type}"
+                f":duration={float(overlap / fps):.6f}:offset={float((length - overlap) / fps):.6f}"
+                f"{joined}"
+            )
+        else:
+            parts.append(f"{label}[c{i}]concat=n=2:v=1:a=0{joined}")
+        length += plan.windows[i].frames - overlap
+        label = joined
+    return parts, label
+
+
+def overlay_parts(
+    overlays: Sequence[OverlaySpec], label: str, first_input: int, texts: Sequence[str],
+    plan: Plan,
+) -> tuple[list[str], str]:  # fmt: skip
+    """Each overlay in order over `label`; image overlays read inputs from `first_input` on."""
+    parts: list[str] = []
+    image_input, text = first_input, 0
+    fontfile = f"{FONTS_NAME}/{FONT_FILE}"
+    for k, overlay in enumerate(overlays):
+        out = f"[o{k}]"
+        if isinstance(overlay, TextOverlaySpec):
+            parts.append(text_overlay(overlay, texts[text], fontfile, label, out, plan.geometry))
+            text += 1
+        else:
+            parts += image_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry)
+            image_input += 1
+        label = out
+    return parts, label
+
+
+def fade_steps(plan: Plan, output: OutputSpec) -> list[str]:
+    """From black over `fade_in` s, to black over `fade_out` s: the first frame is black, and so
+    is the last (the fade ends on it, not one frame after it)."""
+    steps = []
+    last = plan.seconds(plan.frames - 1)
+    if output.fade_in > 0:
+        steps.append(f"fade=t=in:st=0:d={min(output.fade_in, max(last, 0.001)):.6f}")
+    if output.fade_out > 0:
+        length = min(output.fade_out, max(last, 0.001))
+        steps.append(f"fade=t=out:st={last - length:.6f}:d={length:.6f}")
+    return steps
