@@ -141,11 +141,13 @@ class Picture:
 
 
 def rgb_frames(path: Path) -> list[Picture]:
-    """Every frame of the first video stream as RGB (BT.709, as the output is tagged)."""
+    """Every frame of the first video stream as RGB, decoded as its tags say."""
     frames = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            rgb = frame.reformat(format="rgb24")
+            rgb = frame.reformat(
+                format="rgb24", src_colorspace=frame.colorspace, src_color_range=frame.color_range
+            )
             plane = rgb.planes[0]
             data = bytes(plane)
             row = rgb.width * 3

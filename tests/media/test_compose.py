@@ -16,7 +16,7 @@ from tests.media.conftest import X264, ffmpeg
 from worker.errors import PayloadError
 from worker.media.assemble import assemble
 from worker.media.captions import CaptionStyle, Word
-from worker.media.info import MediaInfo, VideoInfo
+from worker.media.info import MATRICES, MediaInfo, VideoInfo
 from worker.media.probe import probe
 from worker.media.specs import (
     CaptionSpec,
@@ -74,7 +74,8 @@ def image_info(path: Path) -> MediaInfo:
             pix_fmt=stream.codec_context.pix_fmt or "rgb24", bit_depth=8,
             avg_frame_rate=None, r_frame_rate=None, time_base=Fraction(1, 25), rotation=0,
             sample_aspect_ratio=Fraction(1), color_transfer=None, color_primaries=None,
-            color_space=None, field_order=None, duration=None,
+            color_space=MATRICES.get(stream.codec_context.colorspace), field_order=None,
+            duration=None,
             extradata_sha1=hashlib.sha1(b"").hexdigest(),
         )  # fmt: skip
         name = container.format.name
@@ -181,6 +182,23 @@ async def test_a_still_is_fitted_like_a_video(made: Made, workdir: Path) -> None
     frame = rgb_frames(result.output)[0]
     assert _is(frame.mean((0, 0, 180, 30)), (0, 0, 0), 10)
     assert _is(frame.mean((0, 70, 180, 110)), (255, 255, 255), 10)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+async def test_png_jpeg_and_webp_stills_keep_their_colour(
+    made: Made, workdir: Path, suffix: str
+) -> None:
+    """Each still format opens through its own demuxer and converts to BT.709 correctly
+    (JPEG and WebP are BT.601; a relabelled BT.601 picture comes out greener)."""
+    path = made.root / f"flat{suffix}"
+    ffmpeg(["-f", "lavfi", "-i", "color=c=0xC83C28:s=320x180", "-frames:v", "1",
+            *(["-q:v", "1"] if suffix == ".jpg" else []),
+            *(["-lossless", "1"] if suffix == ".webp" else [])], path)  # fmt: skip
+    clips = [made.still(path, duration=0.3)]
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    assert (result.width, result.height, result.fps) == (320, 180, 30.0)
+    assert _is(rgb_frames(result.output)[0].mean(), (200, 60, 40), 5)
 
 
 # ---- captions ----------------------------------------------------------------------------------
@@ -299,10 +317,15 @@ async def test_text_overlay_is_drawn_literally_in_its_window(made: Made, workdir
 
 
 async def test_fades_start_and_end_on_black(made: Made, workdir: Path) -> None:
-    output = OutputSpec(fade_in=0.3, fade_out=0.3)
-    result = await assemble([made.colour("red")], audio=None, output=output, workdir=workdir)
+    output = OutputSpec(fade_in=0.3, fade_out=0.3, thumbnail=True)
+    seen: list[float] = []
+    result = await assemble([made.colour("red")], audio=None, output=output, workdir=workdir,
+                            on_progress=seen.append)  # fmt: skip
 
     assert result.join == "compose"
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert result.thumbnail is not None and result.thumbnail.exists()
+    assert {"plan", "compose", "soundtrack", "mux"} <= set(result.timings)
     frames = rgb_frames(result.output)
     assert len(frames) == 30
     assert _is(frames[0].mean(), (0, 0, 0), 6)
