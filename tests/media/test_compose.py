@@ -116,6 +116,20 @@ async def test_transition_mixes_the_clips_and_shortens_the_video(made: Made, wor
     assert 80 < r < 180 and 80 < b < 180 and g < 30, (r, g, b)
 
 
+async def test_cuts_and_transitions_follow_each_other(made: Made, workdir: Path) -> None:
+    """A cut, then a transition, then a cut: every clip lands where the frame counts say."""
+    red, blue = made.colour("red"), made.colour("blue")
+    clips = [red, ClipSpec(blue.path, blue.info, transition=TransitionSpec("wipeleft", 0.5)),
+             red, blue]  # fmt: skip
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    frames = rgb_frames(result.output)
+    assert len(frames) == 4 * 30 - 15
+    colours = [(255, 0, 0), (0, 0, 255), (255, 0, 0), (0, 0, 255)]
+    for at, colour in zip((10, 40, 65, 90), colours, strict=True):  # red 3 starts at 45
+        assert _is(frames[at].mean(), colour), at
+
+
 async def test_every_transition_type_is_an_xfade_ffmpeg_knows(made: Made, workdir: Path) -> None:
     """All of the payload's transition names, in one video of short stills."""
     from worker.payload.models import TRANSITIONS

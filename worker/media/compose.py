@@ -37,7 +37,7 @@ from worker.media.specs import (
     OverlaySpec,
     TextOverlaySpec,
 )
-from worker.media.stills import IMAGE_FORMATS, image_steps
+from worker.media.stills import image_input, image_steps
 
 CAPTIONS_NAME = "captions.ass"
 FONTS_NAME = "fonts"  # a link to FONT_DIR inside the folder the command runs in
@@ -79,10 +79,13 @@ def write_captions(lines: Sequence[Line], captions: CaptionSpec, plan: Plan, fol
 
 
 def link_fonts(folder: Path) -> None:
-    """The bundled fonts under a plain relative name, so no filter option holds a real path."""
-    link = folder / FONTS_NAME
+    """The bundled font under a plain relative name, so no filter option holds a real path
+    (and alone in its folder: libass tries to load every file of `fontsdir` as a font)."""
+    fonts = folder / FONTS_NAME
+    fonts.mkdir(exist_ok=True)
+    link = fonts / FONT_FILE
     if not link.exists():
-        link.symlink_to(FONT_DIR.resolve(), target_is_directory=True)
+        link.symlink_to((FONT_DIR / FONT_FILE).resolve())
 
 
 # ---- the command -----------------------------------------------------------------------------
@@ -116,7 +119,7 @@ def picture_args(
         label = "[captioned]"
     images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
     for overlay in images:
-        inputs += input_args(overlay.path, formats=IMAGE_FORMATS)
+        inputs += image_input(overlay.path, overlay.info)
     parts, label = overlay_parts(overlays, label, len(clips), texts, plan)
     graph += parts
     graph.append(f"{label}" + ",".join([*fade_steps(plan, output), *normal_steps(plan.geometry),
@@ -134,7 +137,7 @@ def picture_args(
 def clip_input(clip: ClipSpec, window: ClipWindow, threads: int) -> list[str]:
     """One clip's `-i`: a video seeked to its trim, or a still read once as a picture."""
     if clip.kind == "image":
-        return input_args(clip.path, formats=IMAGE_FORMATS)
+        return image_input(clip.path, clip.info)
     return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
 
 
@@ -163,8 +166,10 @@ def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
                 f":duration={float(overlap / fps):.6f}:offset={float((length - overlap) / fps):.6f}"
                 f"{joined}"
             )
-        else:
-            parts.append(f"{label}[c{i}]concat=n=2:v=1:a=0{joined}")
+        else:  # concat's output counts in microseconds; xfade wants both inputs at 1/fps
+            parts.append(
+                f"{label}[c{i}]concat=n=2:v=1:a=0,settb={fps.denominator}/{fps.numerator}{joined}"
+            )
         length += plan.windows[i].frames - overlap
         label = joined
     return parts, label

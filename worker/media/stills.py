@@ -14,14 +14,25 @@ a fraction of a pixel each frame, so the motion is smooth at any speed.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
+from worker.media.ffmpeg import input_args
 from worker.media.filters import fit_steps, length_steps, normal_steps
-from worker.media.info import VideoInfo
+from worker.media.info import MediaInfo, VideoInfo
 from worker.media.plan import ClipWindow, Geometry
 from worker.media.specs import ClipSpec, Fit
 
-# The demuxers a still may be read through (the probe tells PNG, JPEG and WebP apart by content).
-IMAGE_FORMATS: tuple[str, ...] = ("png_pipe", "jpeg_pipe", "webp_pipe")
+# The demuxer that reads each still's codec. It is named with `-f`: left to guess, FFmpeg takes
+# some JPEGs for an `image2` sequence, which reads `%d` in a file name as a frame pattern.
+IMAGE_DEMUXERS = {"png": "png_pipe", "mjpeg": "jpeg_pipe", "webp": "webp_pipe"}
+IMAGE_FORMATS: tuple[str, ...] = tuple(IMAGE_DEMUXERS.values())
+
+
+def image_input(path: Path, info: MediaInfo) -> list[str]:
+    """`-i` arguments for one still (a clip or an overlay), through its own image demuxer."""
+    codec = info.video.codec if info.video is not None else ""
+    forced = ["-f", IMAGE_DEMUXERS[codec]] if codec in IMAGE_DEMUXERS else []
+    return input_args(path, formats=IMAGE_FORMATS, before=forced)
 
 
 def image_steps(clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit) -> list[str]:
