@@ -348,6 +348,54 @@ async def test_fades_start_and_end_on_black(made: Made, workdir: Path) -> None:
     assert 40 < frames[4].mean()[0] < 220  # part way in
 
 
+# ---- a long timeline in pieces ----------------------------------------------------------------
+
+
+async def test_a_long_timeline_made_in_pieces_matches_one_pass(
+    made: Made, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pieces split after a transition (inside a moving still) and at a cut; captions,
+    overlays and fades keep their output times; the joined pieces equal the one-pass video."""
+    red, blue = made.colour("red"), made.colour("blue")
+    still = made.still(made.square(), duration=1.0, motion="zoom_in", zoom=0.3,
+                       transition=TransitionSpec("wipeleft", 0.3))  # fmt: skip
+    fade, slide = TransitionSpec("fade", 0.3), TransitionSpec("slideup", 0.2)
+    clips = [ClipSpec(red.path, red.info, transition=fade), still, blue,
+             ClipSpec(red.path, red.info, transition=slide), blue]  # fmt: skip
+    words = tuple(Word(f"w{n}", n * 0.3, n * 0.3 + 0.25) for n in range(14))
+    captions = CaptionSpec(style=CaptionStyle(style="highlight"), words=words)
+    overlays = [TextOverlaySpec("Title", position="top", start=0.5, end=3.5)]
+    output = OutputSpec(fade_in=0.5, fade_out=0.5)
+
+    async def make(name: str) -> list[Picture]:
+        result = await assemble(clips, audio=None, output=output, workdir=workdir / name,
+                                captions=captions, overlays=overlays)  # fmt: skip
+        assert_contract_output(result.output, 5 - 0.8, tolerance=0.05)
+        return rgb_frames(result.output)
+
+    whole = await make("whole")
+    monkeypatch.setattr("worker.media.assemble.MAX_CLIPS_PER_PASS", 2)
+    passes: list[list[str]] = []
+    monkeypatch.setattr("worker.media.assemble.run_ffmpeg", _recording(passes))
+    pieces = await make("pieces")
+
+    assert sum("-filter_complex_threads" in args for args in passes) == 3  # three pieces
+    assert len(pieces) == len(whole) == 150 - 24
+    for n, (a, b) in enumerate(zip(whole, pieces, strict=True)):
+        diff = sum(abs(x - y) for x, y in zip(a.rgb[::7], b.rgb[::7], strict=True))
+        assert diff / len(a.rgb[::7]) < 3, n  # the same picture, give or take the encoder
+
+
+def _recording(into: list[list[str]]):  # type: ignore[no-untyped-def]
+    from worker.media.ffmpeg import run_ffmpeg
+
+    async def run(args: list[str], **kwargs: object) -> None:
+        into.append(list(args))
+        await run_ffmpeg(args, **kwargs)  # type: ignore[arg-type]
+
+    return run
+
+
 # ---- refused before encoding -------------------------------------------------------------------
 
 

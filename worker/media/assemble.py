@@ -34,7 +34,15 @@ from pathlib import Path
 
 from worker.media.audio import LOUDNESS_KEY, encode_args, mix_args, normalize_gain_db
 from worker.media.captions import CaptionStyle, vtt_document
-from worker.media.compose import caption_lines, link_fonts, picture_args, write_captions
+from worker.media.compose import (
+    MAX_CLIPS_PER_PASS,
+    Piece,
+    caption_lines,
+    link_fonts,
+    picture_args,
+    split_timeline,
+    write_captions,
+)
 from worker.media.ffmpeg import (
     CONCAT_FORMATS,
     ProgressCallback,
@@ -195,24 +203,49 @@ class Assembly:
             )  # fmt: skip
 
     async def compose(self, partial: Path) -> None:
-        """The whole picture in one pass (compose.py), the soundtrack beside it, then mux."""
+        """The picture in one pass per piece of the timeline (compose.py; one piece unless
+        there are many clips), the soundtrack beside it, then mux."""
         _, threads = _parallelism(1)
         with self.timed("captions"):
-            args = self.picture_args(self.scratch / "picture.mp4", threads)
+            captions, texts = self.write_decorations()
+        pieces = split_timeline(self.clips, self.plan, MAX_CLIPS_PER_PASS)
+        files = [self.scratch / f"picture{k:03d}.mp4" for k in range(len(pieces))]
         soundtrack = self.scratch / "soundtrack.m4a"
         with self.timed("encode"):
             await _gather_or_cancel(
                 _timed_async(self.timings, "compose",
-                             self.run(args, "compose", self.plan.duration, cwd=self.scratch)),
+                             self.pictures(pieces, files, captions, texts, threads)),
                 _timed_async(self.timings, "soundtrack", self.soundtrack(soundtrack)),
             )  # fmt: skip
+        if len(files) == 1:
+            picture = input_args(files[0], formats=("mov",))
+        else:
+            listing = write_concat_list(self.scratch / "pictures", files)
+            picture = input_args(listing, formats=CONCAT_FORMATS,
+                                 before=["-f", "concat", "-safe", "1"])  # fmt: skip
         with self.timed("mux"):
-            picture = input_args(self.scratch / "picture.mp4", formats=("mov",))
             await self.mux(picture, soundtrack, partial)
 
-    def picture_args(self, destination: Path, threads: int) -> list[str]:
-        """Write what the picture pass reads (captions, texts, the fonts link) and return its
-        arguments; the captions' WebVTT waits in scratch for `place_sidecar`."""
+    async def pictures(self, pieces: list[Piece], files: list[Path], captions: str | None,
+                       texts: list[str], threads: int) -> None:  # fmt: skip
+        """Encode the pieces one after another (one at a time bounds the memory), each
+        reporting its share of the "compose" stage."""
+        stage, done = self.progress.stage("compose"), 0.0
+        for piece, destination in zip(pieces, files, strict=True):
+            args = picture_args(
+                piece, self.plan, self.output, overlays=self.overlays, captions=captions,
+                texts=texts, destination=destination, threads=threads,
+            )  # fmt: skip
+            share = piece.plan.frames / self.plan.frames
+            await run_ffmpeg(args, expected_duration=piece.plan.duration, cwd=self.scratch,
+                             on_progress=_share(stage, done, share))  # fmt: skip
+            done += share
+        self.progress.finish("compose")
+
+    def write_decorations(self) -> tuple[str | None, list[str]]:
+        """Write what the picture passes read (the captions' ASS, the overlay texts, the fonts
+        link): the ASS file's name (None without captions) and the text files' names. The
+        captions' WebVTT waits in scratch for `place_sidecar`."""
         caption_file = None
         link_fonts(self.scratch)
         if self.captions is not None:
@@ -224,10 +257,7 @@ class Assembly:
                 (self.scratch / CAPTIONS_VTT_NAME).write_text(document, encoding="utf-8")
         texts = write_texts([o for o in self.overlays if isinstance(o, TextOverlaySpec)],
                             self.scratch)  # fmt: skip
-        return picture_args(
-            self.clips, self.plan, self.output, overlays=self.overlays, captions=caption_file,
-            texts=texts, destination=destination, threads=threads,
-        )  # fmt: skip
+        return caption_file, texts
 
     def place_sidecar(self, sidecar: Path) -> Path | None:
         """Move the captions' WebVTT beside the output, if one was asked for and written."""
@@ -267,6 +297,11 @@ class Assembly:
 
     def windows(self) -> list[tuple[ClipSpec, ClipWindow]]:
         return list(zip(self.clips, self.plan.windows, strict=True))
+
+
+def _share(stage: ProgressCallback, before: float, share: float) -> ProgressCallback:
+    """A piece's own 0..1 as its share of a stage that earlier pieces took `before` of."""
+    return lambda fraction: stage(before + fraction * share)
 
 
 def _still_sound(clip: ClipSpec, window: ClipWindow, plan: Plan, output: Path) -> ClipJob:

@@ -20,8 +20,10 @@ so picture, sound and captions agree on where every clip starts, to the frame.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from worker.media.captions import FONT_DIR, Line, Word, ass_document, group_lines, place
@@ -42,6 +44,7 @@ from worker.media.stills import image_input, image_steps
 CAPTIONS_NAME = "captions.ass"
 FONTS_NAME = "fonts"  # a link to FONT_DIR inside the folder the command runs in
 FONT_FILE = "SourceSansPro-Bold.ttf"
+MAX_CLIPS_PER_PASS = 8  # inputs one FFmpeg pass decodes at once (see `split_timeline`)
 _TRANSITION = re.compile(r"^[a-z]{2,20}$")  # xfade's names; anything else is a bug upstream
 
 
@@ -88,12 +91,84 @@ def link_fonts(folder: Path) -> None:
         link.symlink_to((FONT_DIR / FONT_FILE).resolve())
 
 
+# ---- pieces of the timeline -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the output made by one FFmpeg pass: some clips (or parts of clips), with
+    the transitions between them, from output frame `offset` on.
+
+    `skips[k]` is how many frames of clip k's window an earlier piece already showed, and
+    `totals[k]` how many frames the whole clip has (a still's motion runs over all of them)."""
+
+    clips: tuple[ClipSpec, ...]
+    plan: Plan
+    offset: int
+    skips: tuple[int, ...]
+    totals: tuple[int, ...]
+
+
+def split_timeline(clips: Sequence[ClipSpec], plan: Plan, limit: int) -> list[Piece]:
+    """The timeline in pieces of at most `limit` clips each (one piece if it has no more).
+
+    A pass decodes all its inputs at once, and FFmpeg holds a few frames of every input from
+    the start (about 30 MB per 720p clip), so a long timeline in one pass could take
+    gigabytes. Pieces join by stream copy (same x264 settings, each starting on a keyframe),
+    so nothing is encoded twice. A piece ends at a cut, or just after a transition has ended,
+    so every transition is made whole inside one piece.
+    """
+    windows = plan.windows
+    if len(clips) <= limit:
+        whole = tuple(w.frames for w in windows)
+        return [Piece(tuple(clips), plan, 0, (0,) * len(clips), whole)]
+    bounds = [(0, 0)]
+    first = 0
+    while first + limit < len(clips):
+        cut = first + limit
+        if plan.overlaps[cut - 1]:  # the clip after a transition starts in both pieces
+            cut -= 1
+        bounds.append((cut, plan.overlaps[cut - 1]))
+        first = cut
+    bounds.append((len(clips), 0))
+    return [_piece(clips, plan, start, end) for start, end in itertools.pairwise(bounds)]
+
+
+def _piece(clips: Sequence[ClipSpec], plan: Plan, start: tuple[int, int],
+           end: tuple[int, int]) -> Piece:  # fmt: skip
+    """Clips from frame `start[1]` of clip `start[0]` up to frame `end[1]` of clip `end[0]`."""
+    fps = plan.geometry.fps
+    members = []
+    for j in range(start[0], min(end[0] + 1, len(clips))):
+        skip = start[1] if j == start[0] else 0
+        stop = end[1] if j == end[0] else plan.windows[j].frames
+        if stop > skip:
+            members.append((j, skip, stop))
+    parts, windows, overlaps = [], [], []
+    for k, (j, skip, stop) in enumerate(members):
+        window = plan.windows[j]
+        windows.append(ClipWindow(window.start + float(skip / fps), float((stop - skip) / fps),
+                                  stop - skip))  # fmt: skip
+        keeps = k + 1 < len(members)  # the transition out of it is inside this piece
+        parts.append(replace(clips[j], transition=clips[j].transition if keeps else None))
+        if keeps:
+            overlaps.append(plan.overlaps[j])
+    frames = sum(w.frames for w in windows) - sum(overlaps)
+    piece_plan = Plan("compose", plan.geometry, tuple(windows), float(frames / fps), (),
+                      tuple(overlaps))  # fmt: skip
+    return Piece(
+        clips=tuple(parts), plan=piece_plan, offset=plan.starts[start[0]] + start[1],
+        skips=tuple(skip for _, skip, _ in members),
+        totals=tuple(plan.windows[j].frames for j, _, _ in members),
+    )  # fmt: skip
+
+
 # ---- the command -----------------------------------------------------------------------------
 
 
 def picture_args(
-    clips: Sequence[ClipSpec],
-    plan: Plan,
+    piece: Piece,
+    timeline: Plan,
     output: OutputSpec,
     *,
     overlays: Sequence[OverlaySpec],
@@ -102,28 +177,36 @@ def picture_args(
     destination: Path,
     threads: int,
 ) -> list[str]:
-    """FFmpeg arguments for the whole picture, H.264 without sound, into `destination`.
+    """FFmpeg arguments for one piece of the picture (`timeline` is the whole output's plan),
+    H.264 without sound, into `destination`.
 
     Run it in the folder that holds `captions` (an ASS file name), the `texts` (one file name
-    per text overlay, in order) and the fonts link (`link_fonts`).
+    per text overlay, in order) and the fonts link (`link_fonts`). Captions, overlays and
+    fades are timed on the whole output: the piece's frames are stamped with their output time
+    while they are drawn on, and start from 0 again for the encoder.
     """
+    plan = piece.plan
     inputs: list[str] = []
-    for clip, window in zip(clips, plan.windows, strict=True):
+    graph = []
+    for k, (clip, window) in enumerate(zip(piece.clips, plan.windows, strict=True)):
         inputs += clip_input(clip, window, threads)
-    graph = [clip_chain(i, clip, window, plan, output)
-             for i, (clip, window) in enumerate(zip(clips, plan.windows, strict=True))]  # fmt: skip
-    joins, label = join_parts(clips, plan)
+        graph.append(clip_chain(k, clip, window, plan, output, piece.skips[k], piece.totals[k]))
+    joins, label = join_parts(piece.clips, plan)
     graph += joins
+    if piece.offset:
+        graph.append(f"{label}setpts=PTS+{piece.offset}[timed]")
+        label = "[timed]"
     if captions is not None:
         graph.append(f"{label}ass=filename={captions}:fontsdir={FONTS_NAME}[captioned]")
         label = "[captioned]"
     images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
     for overlay in images:
         inputs += image_input(overlay.path, overlay.info)
-    parts, label = overlay_parts(overlays, label, len(clips), texts, plan)
+    parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan)
     graph += parts
-    graph.append(f"{label}" + ",".join([*fade_steps(plan, output), *normal_steps(plan.geometry),
-                                        *length_steps(plan.frames)]) + "[v]")  # fmt: skip
+    steps = [*fade_steps(timeline, output), *normal_steps(plan.geometry),
+             *length_steps(plan.frames), "setpts=PTS-STARTPTS"]  # fmt: skip
+    graph.append(label + ",".join(steps) + "[v]")
     return [
         *inputs,
         "-filter_complex", ";".join(graph),
@@ -141,11 +224,11 @@ def clip_input(clip: ClipSpec, window: ClipWindow, threads: int) -> list[str]:
     return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
 
 
-def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan,
-               output: OutputSpec) -> str:  # fmt: skip
+def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan, output: OutputSpec,
+               skip: int = 0, total: int | None = None) -> str:  # fmt: skip
     """`[index:v]` → `[c{index}]`: the clip normalized exactly as the re-encode path does."""
     if clip.kind == "image":
-        steps = image_steps(clip, window, plan.geometry, output.fit)
+        steps = image_steps(clip, window, plan.geometry, output.fit, skip=skip, total=total)
     else:
         steps = video_steps(clip.info, plan.geometry, window.frames, output.fit)
     return f"[{index}:v]" + ",".join(steps) + f"[c{index}]"

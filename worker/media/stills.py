@@ -35,8 +35,14 @@ def image_input(path: Path, info: MediaInfo) -> list[str]:
     return input_args(path, formats=IMAGE_FORMATS, before=forced)
 
 
-def image_steps(clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit) -> list[str]:
-    """The filters that turn a still's one frame into `window.frames` frames of the clip."""
+def image_steps(
+    clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit, *, skip: int = 0,
+    total: int | None = None,
+) -> list[str]:  # fmt: skip
+    """The filters that turn a still's one frame into `window.frames` frames of the clip.
+
+    `window` may be a part of the clip (a long timeline is made in pieces): it starts `skip`
+    frames into a clip of `total` frames, and the motion carries on from there."""
     video = clip.info.video
     assert video is not None, "an image clip is probed as one picture"
     fps = geometry.fps
@@ -47,7 +53,7 @@ def image_steps(clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit
         f"loop=loop={window.frames - 1}:size=1:start=0",
         f"settb={fps.denominator}/{fps.numerator}",
         "setpts=N",
-        *motion_steps(clip, window.frames),
+        *motion_steps(clip, total or window.frames, skip),
         *normal_steps(geometry),
         *length_steps(window.frames),
     ]
@@ -60,17 +66,18 @@ def _as_decoded(video: VideoInfo) -> VideoInfo:
     return video
 
 
-def motion_steps(clip: ClipSpec, frames: int) -> list[str]:
+def motion_steps(clip: ClipSpec, frames: int, skip: int = 0) -> list[str]:
     """`perspective` sampling a moving rectangle of the picture onto the whole frame.
 
     `zoom_in` shows 1/(1 + zoom·p) of the picture at progress p (0 → 1 over the clip), so the
     picture scales from 1 to 1 + zoom; `zoom_out` the other way. A pan shows the picture at
     1 + zoom and travels its window across the spare `zoom` of the frame: `pan_left` looks
     further left as it goes (the picture slides right), `pan_right`, `pan_up`, `pan_down` alike.
+    The frames given start `skip` frames into the clip's `frames`.
     """
     if clip.motion == "none" or clip.zoom <= 0 or frames < 2:
         return []
-    progress = f"(in/{frames - 1})"
+    progress = f"((in+{skip})/{frames - 1})"
     z = f"{clip.zoom:.6f}"
     scale = {
         "zoom_in": f"(1+{z}*{progress})",
