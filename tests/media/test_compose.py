@@ -215,6 +215,20 @@ async def test_png_jpeg_and_webp_stills_keep_their_colour(
     assert _is(rgb_frames(result.output)[0].mean(), (200, 60, 40), 5)
 
 
+def test_the_output_follows_the_first_video_not_a_still_before_it(made: Made) -> None:
+    """A still has no frame rate, and a photo's size is rarely the video's: the first video
+    clip sets both; stills alone give their own size at 30 fps."""
+    from worker.media.plan import make_plan
+
+    still = made.still(made.square(), duration=1.0)
+    video = made.colour("red")
+    plan = make_plan([still, video], None, OutputSpec())
+    assert (plan.geometry.width, plan.geometry.height, plan.geometry.fps) == (320, 180, 30)
+    assert plan.join == "compose" and plan.frames == 60
+    alone = make_plan([still], None, OutputSpec())
+    assert (alone.geometry.width, alone.geometry.height, alone.geometry.fps) == (640, 360, 30)
+
+
 # ---- captions ----------------------------------------------------------------------------------
 
 GREEN = (0, 255, 0)
@@ -298,19 +312,24 @@ async def test_transcripts_follow_their_clips_and_the_vtt_sidecar(
 
 async def test_overlay_shows_only_between_start_and_end(made: Made, workdir: Path) -> None:
     logo = made.image("logo", "color=c=white:s={size}", size="100x50")
-    overlays = [ImageOverlaySpec(logo, image_info(logo), position="top_left", width=0.25,
-                                 margin=0.05, start=0.5, end=1.5)]  # fmt: skip
+    overlays = [
+        ImageOverlaySpec(logo, image_info(logo), position="top_left", width=0.25, margin=0.05,
+                         start=0.5, end=1.5),
+        ImageOverlaySpec(logo, image_info(logo), position="bottom_right", width=0.25,
+                         margin=0.05, opacity=0.5),
+    ]  # fmt: skip
     result = await assemble([made.colour("black", 2.0)], audio=None, output=OutputSpec(),
                             workdir=workdir, overlays=overlays)  # fmt: skip
 
     frames = rgb_frames(result.output)
-    # 80 px wide (a quarter of 320), 40 high, 9 px (5% of 180) from the top left corner
-    region = (12, 12, 86, 46)
+    # 80 px wide (a quarter of 320), 40 high, 9 px (5% of 180) from the corner
+    region, faded = (12, 12, 86, 46), (234, 134, 308, 168)
     for at, shown in ((0.3, False), (1.0, True), (1.7, False)):
         frame = _frame_at(frames, at)
         expected = (255, 255, 255) if shown else (0, 0, 0)
         assert _is(frame.mean(region), expected, 12), (at, frame.mean(region))
-        assert _is(frame.mean((120, 60, 320, 180)), (0, 0, 0), 6)  # the rest stays black
+        assert _is(frame.mean((120, 30, 200, 150)), (0, 0, 0), 6)  # the rest stays black
+        assert _is(frame.mean(faded), (128, 128, 128), 15), frame.mean(faded)  # half opaque
 
 
 async def test_text_overlay_is_drawn_literally_in_its_window(made: Made, workdir: Path) -> None:
@@ -339,7 +358,7 @@ async def test_fades_start_and_end_on_black(made: Made, workdir: Path) -> None:
     assert result.join == "compose"
     assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
     assert result.thumbnail is not None and result.thumbnail.exists()
-    assert {"plan", "compose", "soundtrack", "mux"} <= set(result.timings)
+    assert {"plan", "decorations", "compose", "soundtrack", "mux"} <= set(result.timings)
     frames = rgb_frames(result.output)
     assert len(frames) == 30
     assert _is(frames[0].mean(), (0, 0, 0), 6)

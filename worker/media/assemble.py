@@ -99,10 +99,13 @@ async def assemble(
         plan = make_plan(clips, audio, output, captions=captions, overlays=overlays)
     final, poster, scratch = _prepare(workdir)
     sidecar = workdir / CAPTIONS_VTT_NAME
+    # one compose pass uses every core; re-encodes share them, two at a time
+    parallel, threads = _parallelism(1 if plan.join == "compose" else len(clips))
     job = Assembly(
         clips=clips, audio=audio, output=output, captions=_caption_spec(clips, captions),
         overlays=tuple(overlays), plan=plan, scratch=scratch, timings=timings,
         progress=WeightedProgress(_weights(plan, output), on_progress),
+        parallel=parallel, threads=threads,
     )  # fmt: skip
     try:
         partial = scratch / OUTPUT_NAME
@@ -146,6 +149,8 @@ class Assembly:
     scratch: Path
     progress: WeightedProgress
     timings: dict[str, float] = field(default_factory=dict)
+    parallel: int = 1  # FFmpeg encodes at once
+    threads: int = 1  # threads each
 
     @property
     def geometry(self) -> Geometry:
@@ -182,17 +187,16 @@ class Assembly:
         Picture encodes run `parallel` at a time; the soundtrack (sound intermediates, music,
         ducking, loudnorm, AAC) runs beside them, since it needs only the clips' sound.
         """
-        parallel, threads = _parallelism(len(self.clips))
         videos = [
             video_job(clip, window, self.geometry, self.output.fit,
-                      self.scratch / f"video{i:03d}.mp4", threads)
+                      self.scratch / f"video{i:03d}.mp4", self.threads)
             for i, (clip, window) in enumerate(self.windows())
         ]  # fmt: skip
         soundtrack = self.scratch / "soundtrack.m4a"
         with self.timed("encode"):
             await _gather_or_cancel(
                 _timed_async(self.timings, "encode_pictures",
-                             _encode_pictures(videos, parallel, self.progress)),
+                             _encode_pictures(videos, self.parallel, self.progress)),
                 _timed_async(self.timings, "soundtrack", self.soundtrack(soundtrack)),
             )  # fmt: skip
         listing = write_concat_list(self.scratch / "pictures", [job.output for job in videos])
@@ -205,8 +209,7 @@ class Assembly:
     async def compose(self, partial: Path) -> None:
         """The picture in one pass per piece of the timeline (compose.py; one piece unless
         there are many clips), the soundtrack beside it, then mux."""
-        _, threads = _parallelism(1)
-        with self.timed("captions"):
+        with self.timed("decorations"):
             captions, texts = self.write_decorations()
         pieces = split_timeline(self.clips, self.plan, MAX_CLIPS_PER_PASS)
         files = [self.scratch / f"picture{k:03d}.mp4" for k in range(len(pieces))]
@@ -214,7 +217,7 @@ class Assembly:
         with self.timed("encode"):
             await _gather_or_cancel(
                 _timed_async(self.timings, "compose",
-                             self.pictures(pieces, files, captions, texts, threads)),
+                             self.pictures(pieces, files, captions, texts)),
                 _timed_async(self.timings, "soundtrack", self.soundtrack(soundtrack)),
             )  # fmt: skip
         if len(files) == 1:
@@ -227,14 +230,14 @@ class Assembly:
             await self.mux(picture, soundtrack, partial)
 
     async def pictures(self, pieces: list[Piece], files: list[Path], captions: str | None,
-                       texts: list[str], threads: int) -> None:  # fmt: skip
+                       texts: list[str]) -> None:  # fmt: skip
         """Encode the pieces one after another (one at a time bounds the memory), each
         reporting its share of the "compose" stage."""
         stage, done = self.progress.stage("compose"), 0.0
         for piece, destination in zip(pieces, files, strict=True):
             args = picture_args(
                 piece, self.plan, self.output, overlays=self.overlays, captions=captions,
-                texts=texts, destination=destination, threads=threads,
+                texts=texts, destination=destination, threads=self.threads,
             )  # fmt: skip
             share = piece.plan.frames / self.plan.frames
             await run_ffmpeg(args, expected_duration=piece.plan.duration, cwd=self.scratch,
@@ -268,7 +271,9 @@ class Assembly:
         return sidecar
 
     async def soundtrack(self, destination: Path) -> None:
-        """The whole sound as AAC, exactly as long as the picture (see `_soundtrack`)."""
+        """The whole sound as AAC (see `_soundtrack`). On the compose path it is the clips'
+        windows end to end, which the mux cuts to the picture's length, until the per-clip
+        sound (sound.py) crossfades it over the transitions."""
         sounds = [
             _still_sound(clip, window, self.plan, self.scratch / f"audio{i:03d}.wav")
             if clip.kind == "image"
