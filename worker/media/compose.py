@@ -11,8 +11,10 @@ overlays and fades, encoded once.
         → fade from and to black → H.264 (the same x264 settings as every intermediate)
 
 One pass rather than an intermediate per clip: every frame is encoded once, and a transition
-needs both of its clips' frames at the same time anyway. The sound is made beside it and
-muxed after (assemble.py), as on the re-encode path.
+needs both of its clips' frames at the same time anyway. A timeline of more than
+MAX_CLIPS_PER_PASS clips is made in pieces of that many (`split_timeline`), one pass each,
+joined by stream copy, because a pass holds frames of every input it has. The sound is made
+beside the picture and muxed after (assemble.py), as on the re-encode path.
 
 Transition offsets come from frame counts (the plan's windows less the overlaps before them),
 so picture, sound and captions agree on where every clip starts, to the frame.
@@ -42,7 +44,7 @@ from worker.media.specs import (
 from worker.media.stills import image_input, image_steps
 
 CAPTIONS_NAME = "captions.ass"
-FONTS_NAME = "fonts"  # a link to FONT_DIR inside the folder the command runs in
+FONTS_NAME = "fonts"  # a folder holding a link to the font, where the command runs
 FONT_FILE = "SourceSansPro-Bold.ttf"
 MAX_CLIPS_PER_PASS = 8  # inputs one FFmpeg pass decodes at once (see `split_timeline`)
 _TRANSITION = re.compile(r"^[a-z]{2,20}$")  # xfade's names; anything else is a bug upstream
