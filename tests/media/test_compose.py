@@ -187,6 +187,31 @@ async def test_a_pan_travels_its_zoom_of_the_frame(made: Made, workdir: Path) ->
     assert _white_area(frames[0]) == pytest.approx(80 * 45 * 1.2**2, rel=0.05)
 
 
+@pytest.mark.parametrize(
+    ("motion", "moves"),
+    [("zoom_out", (0, 0, -1)), ("pan_left", (1, 0, 0)), ("pan_up", (0, 1, 0)),
+     ("pan_down", (0, -1, 0))],
+)  # fmt: skip
+async def test_every_motion_goes_its_way(
+    made: Made, workdir: Path, motion: str, moves: tuple[int, int, int]
+) -> None:
+    """(x, y, size) of the square from the first frame to the last: pans move the view, so
+    the picture goes the other way; zoom_out shrinks it back to its fitted size."""
+    clips = [made.still(made.square(), duration=0.5, motion=motion, zoom=0.2)]
+    result = await assemble(clips, audio=None, output=OutputSpec(width=320, height=180),
+                            workdir=workdir)  # fmt: skip
+    frames = rgb_frames(result.output)
+    first, last = (bounding_box(f.where(lambda r, g, b: g > 128)) for f in (frames[0], frames[-1]))
+    centre_x = (last[0] + last[2] - first[0] - first[2]) / 2
+    centre_y = (last[1] + last[3] - first[1] - first[3]) / 2
+    size = (last[2] - last[0]) - (first[2] - first[0])
+    for measured, sign in zip((centre_x, centre_y, size), moves, strict=True):
+        if sign:  # moved that way by a good part of the zoom (0.2 of 320 or 180 px)
+            assert measured * sign > 10, (centre_x, centre_y, size)
+        else:  # and not along the other axes
+            assert abs(measured) <= 1, (centre_x, centre_y, size)
+
+
 async def test_a_still_is_fitted_like_a_video(made: Made, workdir: Path) -> None:
     """A 640x360 picture in a square output: pad puts black bars above and below."""
     clips = [made.still(made.image("white", "color=c=white:s={size}"), duration=0.5)]
