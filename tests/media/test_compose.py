@@ -11,7 +11,14 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.media.checks import Picture, assert_contract_output, bounding_box, rgb_frames
+from tests.media.checks import (
+    Picture,
+    assert_contract_output,
+    bounding_box,
+    decode_mono,
+    rgb_frames,
+    tone_level_db,
+)
 from tests.media.conftest import X264, ffmpeg
 from worker.errors import PayloadError
 from worker.media.assemble import assemble
@@ -210,6 +217,22 @@ async def test_every_motion_goes_its_way(
             assert measured * sign > 10, (centre_x, centre_y, size)
         else:  # and not along the other axes
             assert abs(measured) <= 1, (centre_x, centre_y, size)
+
+
+async def test_a_still_carries_its_voice_over(made: Made, workdir: Path) -> None:
+    """A still has no sound of its own; its voice-over plays over it, and stops with it."""
+    voice = made.root / "voice.mp3"
+    ffmpeg(["-f", "lavfi", "-i", "aevalsrc=0.3*sin(2*PI*1000*t):s=48000:d=1.5",
+            "-c:a", "libmp3lame"], voice)  # fmt: skip
+    still = made.still(made.square(), duration=1.0, voice_path=voice,
+                       voice_info=probe(voice, "voice", "audio"))  # fmt: skip
+    result = await assemble([still, made.colour("black")], audio=None, output=OutputSpec(),
+                            workdir=workdir)  # fmt: skip
+
+    assert_contract_output(result.output, 2.0, tolerance=0.05)
+    samples, rate = decode_mono(result.output)
+    assert tone_level_db(samples, rate, 1000, 0.2, 0.8) > -30
+    assert tone_level_db(samples, rate, 1000, 1.2, 1.8) < -60
 
 
 async def test_a_still_is_fitted_like_a_video(made: Made, workdir: Path) -> None:
