@@ -153,14 +153,17 @@ def transition_overlaps(
         if clip.transition is None:
             found.append(0)
             continue
+        field = f"payload.clips[{i}].transition.duration"
+        if not clip.transition.duration > 0:
+            raise PayloadError(field, "must be more than 0 s")
         shorter = min(windows[i].frames, windows[i + 1].frames)
         frames = max(1, round(clip.transition.duration * fps))
-        if clip.transition.duration <= 0 or frames * 2 > shorter:
+        half = float(shorter / fps) / 2
+        if clip.transition.duration > half + 1e-9 or frames * 2 > shorter:
             raise PayloadError(
-                f"payload.clips[{i}].transition.duration",
+                field,
                 f"{clip.transition.duration:g} s is more than half of the shorter of clips "
-                f"[{i}] and [{i + 1}] ({float(shorter / fps):.2f} s); use at most "
-                f"{float(shorter / fps) / 2:.2f} s",
+                f"[{i}] and [{i + 1}] ({2 * half:.2f} s); use at most {half:.2f} s",
             )
         found.append(frames)
     return tuple(found)
