@@ -3,8 +3,8 @@ and the poster.
 
     plan (plan.py) ──copy──▶ concat demuxer, -c copy, +faststart
                    ├reencode▶ pictures: each clip → identical H.264 intermediate, 2 at a time
-                   │          sound, meanwhile: each clip → WAV, then one soundtrack pass
-                   │            (music, ducking, loudnorm, AAC; audio.py)
+                   │          sound, meanwhile: each clip → WAV in its window, crossfaded
+                   │            at transitions, then music, loudness, fades, AAC (sound.py)
                    │          → mux: concat pictures + soundtrack, both copied, +faststart
                    └compose─▶ picture: one FFmpeg pass (compose.py: stills, transitions,
                               captions, overlays, fades); sound meanwhile, as above
@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.media.audio import LOUDNESS_KEY, encode_args, mix_args, normalize_gain_db
 from worker.media.captions import CaptionStyle, vtt_document
 from worker.media.compose import (
     MAX_CLIPS_PER_PASS,
@@ -49,12 +48,13 @@ from worker.media.ffmpeg import (
     input_args,
     run_ffmpeg,
 )
-from worker.media.filters import AUDIO_FORMAT, SAMPLE_RATE, ClipJob, audio_job, video_job
+from worker.media.filters import ClipJob, video_job
 from worker.media.info import MediaInfo
 from worker.media.overlays import write_texts
 from worker.media.plan import ClipWindow, Geometry, Plan, make_plan
 from worker.media.probe_process import describe_async
 from worker.media.progress import WeightedProgress
+from worker.media.sound import make_soundtrack
 from worker.media.specs import (
     AssemblyResult,
     CaptionSpec,
@@ -271,24 +271,17 @@ class Assembly:
         return sidecar
 
     async def soundtrack(self, destination: Path) -> None:
-        """The whole sound as AAC (see `_soundtrack`). On the compose path it is the clips'
-        windows end to end, which the mux cuts to the picture's length, until the per-clip
-        sound (sound.py) crossfades it over the transitions."""
-        sounds = [
-            _still_sound(clip, window, self.plan, self.scratch / f"audio{i:03d}.wav")
-            if clip.kind == "image"
-            else audio_job(clip, window, self.geometry, self.scratch / f"audio{i:03d}.wav")
-            for i, (clip, window) in enumerate(self.windows())
-        ]
-        await _soundtrack(sounds, self.audio, self.plan, self.scratch, destination, self.progress)
+        """The whole sound as AAC, as long as the picture (sound.py): each clip's sound in its
+        window, crossfaded over the transitions, with music, loudness and fades."""
+        await _soundtrack(self.clips, self.audio, self.output, self.plan, self.scratch,
+                          destination, self.progress)  # fmt: skip
 
     async def mux(self, picture: list[str], soundtrack: Path, partial: Path) -> None:
-        """The picture and the soundtrack, both copied, cut to the plan's length, +faststart."""
+        """The picture and the soundtrack (as long as each other), both copied, +faststart."""
         args = [
             *picture,
             *input_args(soundtrack),
             "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
-            *(["-t", f"{self.plan.duration:.6f}"] if self.plan.join == "compose" else []),
             "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
         ]  # fmt: skip
         await self.run(args, "join", self.plan.duration)
@@ -307,22 +300,6 @@ class Assembly:
 def _share(stage: ProgressCallback, before: float, share: float) -> ProgressCallback:
     """A piece's own 0..1 as its share of a stage that earlier pieces took `before` of."""
     return lambda fraction: stage(before + fraction * share)
-
-
-def _still_sound(clip: ClipSpec, window: ClipWindow, plan: Plan, output: Path) -> ClipJob:
-    """A still's sound for `_soundtrack`: silence, with its voice-over if it has one.
-
-    (Until the per-clip sound module takes over the compose path's sound.)"""
-    samples = round(window.frames * SAMPLE_RATE / plan.geometry.fps)
-    tail = f"apad,atrim=end_sample={samples},asetpts=N/SR/TB[a]"
-    if clip.voice_path is None:
-        inputs, graph = [], f"anullsrc=r={SAMPLE_RATE}:cl=stereo,{tail}"
-    else:
-        inputs = input_args(clip.voice_path)
-        graph = f"[0:a:0]aresample={SAMPLE_RATE},{AUDIO_FORMAT},{tail}"
-    args = [*inputs, "-filter_complex", graph, "-map", "[a]", "-c:a", "pcm_s16le",
-            "-map_metadata", "-1", str(output)]  # fmt: skip
-    return ClipJob(args=args, output=output, duration=plan.seconds(window.frames))
 
 
 def _prepare(workdir: Path) -> tuple[Path, Path, Path]:
@@ -445,35 +422,13 @@ async def _encode_pictures(jobs: list[ClipJob], parallel: int, progress: Weighte
     await _gather_or_cancel(*(run(i, job) for i, job in enumerate(jobs)))
 
 
-async def _soundtrack(sounds: list[ClipJob], audio: MusicSpec | None, plan: Plan, scratch: Path,
-                      output: Path, progress: WeightedProgress) -> None:  # fmt: skip
-    """Each clip's sound to WAV (quick: audio only), then the mixed, normalized AAC track."""
-    for job in sounds:
-        await run_ffmpeg(job.args, expected_duration=job.duration, on_progress=None)
-    listing = write_concat_list(scratch / "sound", [job.output for job in sounds])
-    samples = sum(round(w.frames * SAMPLE_RATE / plan.geometry.fps) for w in plan.windows)
-    mix, measured = scratch / "mix.wav", {}
-    stage = progress.stage("soundtrack")
-    await run_ffmpeg(
-        mix_args(listing, audio, samples, mix),
-        expected_duration=plan.duration,
-        on_progress=lambda f: stage(f / 2),
-        on_line=lambda k, v: measured.update({k: v}) if k == LOUDNESS_KEY else None,
-    )
-    gain = normalize_gain_db(_float(measured.get(LOUDNESS_KEY)))
-    await run_ffmpeg(
-        encode_args(mix, gain, samples, output),
-        expected_duration=plan.duration,
-        on_progress=lambda f: stage(0.5 + f / 2),
-    )
+async def _soundtrack(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec,
+                      plan: Plan, scratch: Path, soundtrack: Path,
+                      progress: WeightedProgress) -> None:  # fmt: skip
+    """The clips' sound and the music as one AAC file exactly as long as the plan (sound.py)."""
+    await make_soundtrack(clips, plan, audio, output, scratch, soundtrack,
+                          progress.stage("soundtrack"))  # fmt: skip
     progress.finish("soundtrack")
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 async def make_poster(video: Path, poster: Path, duration: float, scratch: Path) -> Path:
