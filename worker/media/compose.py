@@ -46,7 +46,7 @@ from worker.media.stills import image_input, image_steps
 CAPTIONS_NAME = "captions.ass"
 FONTS_NAME = "fonts"  # a folder holding a link to the font, where the command runs
 FONT_FILE = "SourceSansPro-Bold.ttf"
-MAX_CLIPS_PER_PASS = 8  # inputs one FFmpeg pass decodes at once (see `split_timeline`)
+MAX_CLIPS_PER_PASS = 6  # inputs one FFmpeg pass decodes at once (see `split_timeline`)
 _TRANSITION = re.compile(r"^[a-z]{2,20}$")  # xfade's names; anything else is a bug upstream
 
 
