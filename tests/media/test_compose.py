@@ -330,6 +330,15 @@ async def test_caption_text_cannot_style_itself(made: Made, workdir: Path) -> No
     assert tagged_h < plain_h * 1.5, (tagged_h, plain_h)
 
 
+async def test_accented_latin_is_drawn_with_its_accents(made: Made, workdir: Path) -> None:
+    """The bundled font has the glyphs: accents rise above the capitals (a missing glyph
+    would be drawn as an empty box, no taller than a capital)."""
+    plain_w, plain_h = await _caption_box(made, workdir / "plain", "EAO")
+    accented_w, accented_h = await _caption_box(made, workdir / "accented", "ÉÀÔ")
+    assert accented_h > plain_h * 1.15, (accented_h, plain_h)
+    assert abs(accented_w - plain_w) <= plain_w * 0.1, (accented_w, plain_w)
+
+
 async def test_transcripts_follow_their_clips_and_the_vtt_sidecar(
     made: Made, workdir: Path
 ) -> None:
