@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
 import uuid
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 from worker import __version__
 from worker.db.embedded import stop_all
 from worker.db.preflight import PreflightError
-from worker.errors import PayloadError, PermanentError
+from worker.errors import PermanentError
 from worker.log import configure
 from worker.settings import Settings, SettingsError
 
@@ -257,61 +255,3 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     }
     result: int = await handlers[args.command](args, settings)
     return result
-
-
-def checked_payload(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    """The payload to insert, refused with the worker's own message when it cannot work."""
-    from worker.payload import parse_payload
-
-    payload = payload_from_args(args)
-    if args.no_check:
-        return payload
-    try:
-        parse_payload(payload, settings)
-    except PayloadError as exc:
-        raise ValueError(f"{exc}{_local_file_hint(payload)}") from None
-    return payload
-
-
-def _local_file_hint(payload: dict[str, Any]) -> str:
-    """A clip given as a path on this machine: say how to make it reachable."""
-    clips = payload.get("clips") if isinstance(payload, dict) else None
-    for clip in clips if isinstance(clips, list) else []:
-        url = clip.get("url") if isinstance(clip, dict) else None
-        if isinstance(url, str) and "://" not in url and Path(url).exists():
-            return (
-                f" ({url} is a file on this machine: the worker fetches clips by URL, so serve "
-                "it over http(s) or upload it and use storage://BUCKET/PATH)"
-            )
-    return ""
-
-
-def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The payload `enqueue` inserts: --payload as given, else built from the clip URLs."""
-    if args.payload:
-        text = args.payload
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
-        try:
-            payload: dict[str, Any] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--payload is not valid JSON: {exc}") from None
-        return payload
-    if not args.clips:
-        raise ValueError("give at least one clip URL, or --payload")
-    payload = {"clips": [{"url": url} for url in args.clips]}
-    if not args.audio and (args.volume is not None or args.duck):
-        raise ValueError("--volume and --duck set the music: give it with --audio URL")
-    if args.audio:
-        audio: dict[str, Any] = {"url": args.audio, "duck": bool(args.duck)}
-        if args.volume is not None:
-            audio["volume"] = args.volume
-        payload["audio"] = audio
-    output = {
-        k: getattr(args, k)
-        for k in ("width", "height", "fps", "fit", "path")
-        if getattr(args, k) is not None
-    }
-    if output:
-        payload["output"] = output
-    return payload

@@ -7,29 +7,23 @@ import asyncio
 import json
 import signal
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from worker.app import apply_migrations, load_handler, run_worker
 from worker.db import preflight
 from worker.db.connection import make_pool
 from worker.db.preflight import Database
-from worker.liveness import scheduled_later, worker_seen
+from worker.errors import PayloadError
+from worker.follow import follow
 from worker.log import get_logger
 from worker.queue.jobs import JobStore
-from worker.queue.models import Status
 from worker.settings import Settings
 from worker.terminal import JobFollower
-
-FOLLOW_EVERY = 0.5
-# `--wait` says nobody is working when its job has been ready this long with no sign of a
-# replica (a heartbeat, a claim or a finished job) within NO_WORKER_WINDOW.
-NO_WORKER_AFTER = 5.0
-NO_WORKER_WINDOW = 60
 
 log = get_logger("video-worker")
 
@@ -103,8 +97,6 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.cli import checked_payload
-
     payload = checked_payload(args, settings)
     async with open_checked_store(settings, migrate=True) as store:
         job_id, created = await store.enqueue(
@@ -172,68 +164,6 @@ async def cleanup(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if freed.failed else 0
 
 
-async def watch(
-    store: JobStore,
-    job_id: uuid.UUID,
-    follower: JobFollower,
-    every: float = FOLLOW_EVERY,
-    *,
-    notice_idle: bool = False,
-) -> dict[str, Any] | None:
-    """Show a job's progress until it ends; its final row, or None if there is no such job.
-    With `notice_idle`, say once when the job waits and no replica shows signs of life."""
-    idle = IdleNotice(store) if notice_idle else None
-    while True:
-        row = await store.get(job_id)
-        if row is None:
-            return None
-        follower.update(row)
-        if Status(row["status"]).terminal:
-            return row
-        if idle is not None and (text := await idle.check(row)):
-            follower.note(text)
-        await asyncio.sleep(every)
-
-
-class IdleNotice:
-    """Notices a job nobody picks up: ready for NO_WORKER_AFTER seconds while the database
-    shows no replica at work (see `worker_seen` in queries.sql). Says so once."""
-
-    def __init__(self, store: JobStore, after: float = NO_WORKER_AFTER) -> None:
-        self.store = store
-        self.after = after
-        self.waiting_since: float | None = None
-        self.said = False
-
-    async def check(self, row: dict[str, Any]) -> str | None:
-        if self.said or row["status"] != Status.PENDING or row.get("cancel_requested_at"):
-            self.waiting_since = None
-            return None
-        now = time.monotonic()
-        self.waiting_since = self.waiting_since or now
-        if now - self.waiting_since < self.after or await worker_seen(self.store, NO_WORKER_WINDOW):
-            return None
-        if await scheduled_later(self.store, row["id"]):
-            return None  # a retry's backoff or a future run_at: nobody should take it yet
-        self.said = True
-        return (
-            f"no worker seems to be running: no replica has claimed or renewed a job in the "
-            f"last {NO_WORKER_WINDOW} s. Start one with `video-worker run` against this "
-            "database; still waiting (Ctrl-C stops waiting, the job stays queued)."
-        )
-
-
-async def follow(store: JobStore, job_id: uuid.UUID) -> int:
-    """`--wait`: follow the job, then its summary; exit 0 only when it completed."""
-    follower = JobFollower(sys.stdout)
-    row = await watch(store, job_id, follower, notice_idle=True)
-    if row is None:
-        print(f"no job {job_id}", file=sys.stderr)
-        return 1
-    follower.done(row)
-    return 0 if row["status"] == Status.COMPLETED else 1
-
-
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row for `status --json`: no lease token, every timestamp in one format (UTC, ISO
     8601 with milliseconds and Z), including those inside `errors`."""
@@ -256,3 +186,62 @@ def _error_entry(entry: Any) -> Any:
         except ValueError:
             return entry
     return entry
+
+
+def checked_payload(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The payload `enqueue` inserts, refused with the worker's own message when it cannot
+    work."""
+    from worker.payload import parse_payload
+
+    payload = payload_from_args(args)
+    if args.no_check:
+        return payload
+    try:
+        parse_payload(payload, settings)
+    except PayloadError as exc:
+        raise ValueError(f"{exc}{_local_file_hint(payload)}") from None
+    return payload
+
+
+def _local_file_hint(payload: dict[str, Any]) -> str:
+    """A clip given as a path on this machine: say how to make it reachable."""
+    clips = payload.get("clips") if isinstance(payload, dict) else None
+    for clip in clips if isinstance(clips, list) else []:
+        url = clip.get("url") if isinstance(clip, dict) else None
+        if isinstance(url, str) and "://" not in url and Path(url).exists():
+            return (
+                f" ({url} is a file on this machine: the worker fetches clips by URL, so serve "
+                "it over http(s) or upload it and use storage://BUCKET/PATH)"
+            )
+    return ""
+
+
+def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The payload `enqueue` inserts: --payload as given, else built from the clip URLs."""
+    if args.payload:
+        text = args.payload
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text()
+        try:
+            payload: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--payload is not valid JSON: {exc}") from None
+        return payload
+    if not args.clips:
+        raise ValueError("give at least one clip URL, or --payload")
+    payload = {"clips": [{"url": url} for url in args.clips]}
+    if not args.audio and (args.volume is not None or args.duck):
+        raise ValueError("--volume and --duck set the music: give it with --audio URL")
+    if args.audio:
+        audio: dict[str, Any] = {"url": args.audio, "duck": bool(args.duck)}
+        if args.volume is not None:
+            audio["volume"] = args.volume
+        payload["audio"] = audio
+    output = {
+        k: getattr(args, k)
+        for k in ("width", "height", "fps", "fit", "path")
+        if getattr(args, k) is not None
+    }
+    if output:
+        payload["output"] = output
+    return payload
