@@ -10,6 +10,7 @@ import math
 import re
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -105,3 +106,58 @@ def gray_frame(path: Path, index: int) -> bytes:
 def picture_distance(a: bytes, b: bytes) -> float:
     """Mean absolute difference of two same-sized luma planes (0 = identical)."""
     return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
+
+
+class Picture:
+    """One decoded frame as 8-bit RGB, for measuring what is drawn where."""
+
+    def __init__(self, width: int, height: int, rgb: bytes) -> None:
+        self.width, self.height, self.rgb = width, height, rgb
+
+    def pixel(self, x: int, y: int) -> tuple[int, int, int]:
+        at = (y * self.width + x) * 3
+        return self.rgb[at], self.rgb[at + 1], self.rgb[at + 2]
+
+    def mean(self, box: tuple[int, int, int, int] | None = None) -> tuple[float, float, float]:
+        """Mean R, G, B inside `box` (x0, y0, x1, y1, exclusive ends), or the whole frame."""
+        x0, y0, x1, y1 = box or (0, 0, self.width, self.height)
+        sums, count = [0, 0, 0], 0
+        for y in range(y0, y1):
+            row = self.rgb[(y * self.width + x0) * 3 : (y * self.width + x1) * 3]
+            for c in range(3):
+                sums[c] += sum(row[c::3])
+            count += x1 - x0
+        r, g, b = (s / max(1, count) for s in sums)
+        return r, g, b
+
+    def where(self, test: Callable[[int, int, int], bool]) -> list[tuple[int, int]]:
+        """Every (x, y) whose colour passes `test`."""
+        found = []
+        rgb, width = self.rgb, self.width
+        for n in range(self.width * self.height):
+            if test(rgb[3 * n], rgb[3 * n + 1], rgb[3 * n + 2]):
+                found.append((n % width, n // width))
+        return found
+
+
+def rgb_frames(path: Path) -> list[Picture]:
+    """Every frame of the first video stream as RGB, decoded as its tags say."""
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.reformat(
+                format="rgb24", src_colorspace=frame.colorspace, src_color_range=frame.color_range
+            )
+            plane = rgb.planes[0]
+            data = bytes(plane)
+            row = rgb.width * 3
+            packed = b"".join(data[y * plane.line_size :][:row] for y in range(rgb.height))
+            frames.append(Picture(rgb.width, rgb.height, packed))
+    return frames
+
+
+def bounding_box(points: list[tuple[int, int]]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) around `points`, ends inclusive."""
+    assert points, "nothing found to measure"
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)

@@ -1,14 +1,22 @@
-"""Assembling probed clips into one MP4: the copy path, the re-encode path, and the poster.
+"""Assembling probed clips into one MP4: the copy path, the re-encode path, the compose path,
+and the poster.
 
     plan (plan.py) ──copy──▶ concat demuxer, -c copy, +faststart
-                   └reencode▶ pictures: each clip → identical H.264 intermediate, 2 at a time
-                              sound, meanwhile: each clip → WAV, then one soundtrack pass
-                                (music, ducking, loudnorm, AAC; audio.py)
-                              → mux: concat pictures + soundtrack, both copied, +faststart
+                   ├reencode▶ pictures: each clip → identical H.264 intermediate, 2 at a time
+                   │          sound, meanwhile: each clip → WAV in its window, crossfaded
+                   │            at transitions, then music, loudness, fades, AAC (sound.py)
+                   │          → mux: concat pictures + soundtrack, both copied, +faststart
+                   └compose─▶ picture: one FFmpeg pass (compose.py: stills, transitions,
+                              captions, overlays, fades); sound meanwhile, as above
+                              → mux: picture + soundtrack, both copied, +faststart
     then: poster JPEG (optional), and the result read back by probing the output.
 
-Everything is written inside `workdir`; the output appears under its final name only when it
-is complete, and a failed or cancelled assembly removes what it wrote.
+One `Assembly` carries what every step shares (the specs, the plan, the scratch folder,
+progress, timings, how many encodes and threads), so each step is a short method.
+
+Everything is written inside `workdir`; the output (and the captions' WebVTT sidecar) appear
+under their final names only when complete, and a failed or cancelled assembly removes what it
+wrote.
 """
 
 from __future__ import annotations
@@ -21,8 +29,19 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.media.captions import CaptionStyle, vtt_document
+from worker.media.compose import (
+    MAX_CLIPS_PER_PASS,
+    Piece,
+    caption_lines,
+    link_fonts,
+    picture_args,
+    split_timeline,
+    write_captions,
+)
 from worker.media.ffmpeg import (
     CONCAT_FORMATS,
     ProgressCallback,
@@ -31,14 +50,24 @@ from worker.media.ffmpeg import (
 )
 from worker.media.filters import ClipJob, video_job
 from worker.media.info import MediaInfo
-from worker.media.plan import Plan, make_plan
+from worker.media.overlays import write_texts
+from worker.media.plan import ClipWindow, Geometry, Plan, make_plan
 from worker.media.probe_process import describe_async
 from worker.media.progress import WeightedProgress
 from worker.media.sound import make_soundtrack
-from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
+from worker.media.specs import (
+    AssemblyResult,
+    CaptionSpec,
+    ClipSpec,
+    MusicSpec,
+    OutputSpec,
+    OverlaySpec,
+    TextOverlaySpec,
+)
 
 OUTPUT_NAME = "output.mp4"
 THUMBNAIL_NAME = "thumbnail.jpg"
+CAPTIONS_VTT_NAME = "captions.vtt"
 MAX_PARALLEL_ENCODES = 2
 # Relative cost of the stages per second of video, for a progress bar that moves evenly.
 SOUNDTRACK_WEIGHT = 0.12
@@ -55,40 +84,222 @@ async def assemble(
     output: OutputSpec,
     workdir: Path,
     on_progress: ProgressCallback | None = None,
+    captions: CaptionSpec | None = None,
+    overlays: Sequence[OverlaySpec] = (),
 ) -> AssemblyResult:
-    """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`.
+    """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`, composing
+    stills, transitions, `captions`, `overlays` and output fades when there are any.
 
-    Raises `PayloadError` before any encoding for a bad trim or a result over
-    `output.max_duration`; `FFmpegError` if FFmpeg fails. On any failure or cancellation the
-    output, poster and intermediates are removed.
+    Raises `PayloadError` before any encoding for a bad trim, image clip or transition, or a
+    result over `output.max_duration`; `FFmpegError` if FFmpeg fails. On any failure or
+    cancellation the output, poster, sidecar and intermediates are removed.
     """
     timings: dict[str, float] = {}
     with _timed(timings, "plan"):
-        plan = make_plan(clips, audio, output)
+        plan = make_plan(clips, audio, output, captions=captions, overlays=overlays)
     final, poster, scratch = _prepare(workdir)
-    progress = WeightedProgress(_weights(plan, output), on_progress)
+    sidecar = workdir / CAPTIONS_VTT_NAME
+    # one compose pass uses every core; re-encodes share them, two at a time
+    parallel, threads = _parallelism(1 if plan.join == "compose" else len(clips))
+    job = Assembly(
+        clips=clips, audio=audio, output=output, captions=_caption_spec(clips, captions),
+        overlays=tuple(overlays), plan=plan, scratch=scratch, timings=timings,
+        progress=WeightedProgress(_weights(plan, output), on_progress),
+        parallel=parallel, threads=threads,
+    )  # fmt: skip
     try:
-        partial = scratch / "output.mp4"
-        if plan.join == "copy":
-            with _timed(timings, "join"):
-                await _copy_join(clips, plan, scratch, partial, progress)
-        else:
-            await _reencode(clips, audio, output, plan, scratch, partial, progress, timings)
+        partial = scratch / OUTPUT_NAME
+        await job.build(partial)
         partial.replace(final)
+        vtt = job.place_sidecar(sidecar)
         thumbnail = None
         if output.thumbnail:
-            with _timed(timings, "thumbnail"):
+            with job.timed("thumbnail"):
                 thumbnail = await make_poster(final, poster, plan.duration, scratch)
-            progress.finish("thumbnail")
-        with _timed(timings, "probe_output"):
+            job.progress.finish("thumbnail")
+        with job.timed("probe_output"):
             info = await describe_async(final, "output")
     except BaseException:
-        final.unlink(missing_ok=True)
-        poster.unlink(missing_ok=True)
+        for path in (final, poster, sidecar):
+            path.unlink(missing_ok=True)
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return _result(final, thumbnail, info, plan, timings)
+    return _result(final, thumbnail, info, plan, timings, vtt)
+
+
+def _caption_spec(clips: Sequence[ClipSpec], captions: CaptionSpec | None) -> CaptionSpec | None:
+    """The captions to burn: as asked, or in the default style when only clips' transcripts
+    are given (the contract: any transcript present means captions)."""
+    if captions is None and any(c.transcript or c.voice_transcript for c in clips):
+        return CaptionSpec(style=CaptionStyle())
+    return captions
+
+
+@dataclass
+class Assembly:
+    """One assembly in progress: its inputs, its plan, and what every step shares."""
+
+    clips: list[ClipSpec]
+    audio: MusicSpec | None
+    output: OutputSpec
+    captions: CaptionSpec | None
+    overlays: tuple[OverlaySpec, ...]
+    plan: Plan
+    scratch: Path
+    progress: WeightedProgress
+    timings: dict[str, float] = field(default_factory=dict)
+    parallel: int = 1  # FFmpeg encodes at once
+    threads: int = 1  # threads each
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.plan.geometry
+
+    def timed(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Time a step into `timings` (the job's row shows them as `ffmpeg_<name>`)."""
+        return _timed(self.timings, name)
+
+    async def build(self, partial: Path) -> None:
+        """Write the finished MP4 (not yet under its final name) by the plan's path."""
+        if self.plan.join == "copy":
+            with self.timed("join"):
+                await self.copy_join(partial)
+        elif self.plan.join == "compose":
+            await self.compose(partial)
+        else:
+            await self.reencode(partial)
+
+    async def copy_join(self, partial: Path) -> None:
+        """Stream-copy the clips one after another: only safe because the plan found them
+        equal."""
+        listing = write_concat_list(self.scratch, [clip.path for clip in self.clips])
+        args = [
+            *input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
+            "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
+            "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
+        ]  # fmt: skip
+        await self.run(args, "join", self.plan.duration)
+
+    async def reencode(self, partial: Path) -> None:
+        """Normalize every clip's picture and sound, mix the soundtrack meanwhile, then mux.
+
+        Picture encodes run `parallel` at a time; the soundtrack (sound intermediates, music,
+        ducking, loudnorm, AAC) runs beside them, since it needs only the clips' sound.
+        """
+        videos = [
+            video_job(clip, window, self.geometry, self.output.fit,
+                      self.scratch / f"video{i:03d}.mp4", self.threads)
+            for i, (clip, window) in enumerate(self.windows())
+        ]  # fmt: skip
+        soundtrack = self.scratch / "soundtrack.m4a"
+        with self.timed("encode"):
+            await _gather_or_cancel(
+                _timed_async(self.timings, "encode_pictures",
+                             _encode_pictures(videos, self.parallel, self.progress)),
+                _timed_async(self.timings, "soundtrack", self.soundtrack(soundtrack)),
+            )  # fmt: skip
+        listing = write_concat_list(self.scratch / "pictures", [job.output for job in videos])
+        with self.timed("mux"):
+            await self.mux(
+                input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
+                soundtrack, partial,
+            )  # fmt: skip
+
+    async def compose(self, partial: Path) -> None:
+        """The picture in one pass per piece of the timeline (compose.py; one piece unless
+        there are many clips), the soundtrack beside it, then mux."""
+        with self.timed("decorations"):
+            captions, texts = self.write_decorations()
+        pieces = split_timeline(self.clips, self.plan, MAX_CLIPS_PER_PASS)
+        files = [self.scratch / f"picture{k:03d}.mp4" for k in range(len(pieces))]
+        soundtrack = self.scratch / "soundtrack.m4a"
+        with self.timed("encode"):
+            await _gather_or_cancel(
+                _timed_async(self.timings, "compose",
+                             self.pictures(pieces, files, captions, texts)),
+                _timed_async(self.timings, "soundtrack", self.soundtrack(soundtrack)),
+            )  # fmt: skip
+        if len(files) == 1:
+            picture = input_args(files[0], formats=("mov",))
+        else:
+            listing = write_concat_list(self.scratch / "pictures", files)
+            picture = input_args(listing, formats=CONCAT_FORMATS,
+                                 before=["-f", "concat", "-safe", "1"])  # fmt: skip
+        with self.timed("mux"):
+            await self.mux(picture, soundtrack, partial)
+
+    async def pictures(self, pieces: list[Piece], files: list[Path], captions: str | None,
+                       texts: list[str]) -> None:  # fmt: skip
+        """Encode the pieces one after another (one at a time bounds the memory), each
+        reporting its share of the "compose" stage."""
+        stage, done = self.progress.stage("compose"), 0.0
+        for piece, destination in zip(pieces, files, strict=True):
+            args = picture_args(
+                piece, self.plan, self.output, overlays=self.overlays, captions=captions,
+                texts=texts, destination=destination, threads=self.threads,
+            )  # fmt: skip
+            share = piece.plan.frames / self.plan.frames
+            await run_ffmpeg(args, expected_duration=piece.plan.duration, cwd=self.scratch,
+                             on_progress=_share(stage, done, share))  # fmt: skip
+            done += share
+        self.progress.finish("compose")
+
+    def write_decorations(self) -> tuple[str | None, list[str]]:
+        """Write what the picture passes read (the captions' ASS, the overlay texts, the fonts
+        link): the ASS file's name (None without captions) and the text files' names. The
+        captions' WebVTT waits in scratch for `place_sidecar`."""
+        caption_file = None
+        link_fonts(self.scratch)
+        if self.captions is not None:
+            lines = caption_lines(self.clips, self.plan, self.captions)
+            if lines:
+                caption_file = write_captions(lines, self.captions, self.plan, self.scratch)
+            if self.captions.vtt:
+                document = vtt_document(lines, uppercase=self.captions.style.uppercase)
+                (self.scratch / CAPTIONS_VTT_NAME).write_text(document, encoding="utf-8")
+        texts = write_texts([o for o in self.overlays if isinstance(o, TextOverlaySpec)],
+                            self.scratch)  # fmt: skip
+        return caption_file, texts
+
+    def place_sidecar(self, sidecar: Path) -> Path | None:
+        """Move the captions' WebVTT beside the output, if one was asked for and written."""
+        made = self.scratch / CAPTIONS_VTT_NAME
+        if not made.exists():
+            return None
+        made.replace(sidecar)
+        return sidecar
+
+    async def soundtrack(self, destination: Path) -> None:
+        """The whole sound as AAC, as long as the picture (sound.py): each clip's sound in its
+        window, crossfaded over the transitions, with music, loudness and fades."""
+        await _soundtrack(self.clips, self.audio, self.output, self.plan, self.scratch,
+                          destination, self.progress)  # fmt: skip
+
+    async def mux(self, picture: list[str], soundtrack: Path, partial: Path) -> None:
+        """The picture and the soundtrack (as long as each other), both copied, +faststart."""
+        args = [
+            *picture,
+            *input_args(soundtrack),
+            "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+            "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
+        ]  # fmt: skip
+        await self.run(args, "join", self.plan.duration)
+
+    async def run(self, args: list[str], stage: str, seconds: float,
+                  cwd: Path | None = None) -> None:  # fmt: skip
+        """One FFmpeg run reporting to one progress stage, which it completes."""
+        await run_ffmpeg(args, expected_duration=seconds, on_progress=self.progress.stage(stage),
+                         cwd=cwd)  # fmt: skip
+        self.progress.finish(stage)
+
+    def windows(self) -> list[tuple[ClipSpec, ClipWindow]]:
+        return list(zip(self.clips, self.plan.windows, strict=True))
+
+
+def _share(stage: ProgressCallback, before: float, share: float) -> ProgressCallback:
+    """A piece's own 0..1 as its share of a stage that earlier pieces took `before` of."""
+    return lambda fraction: stage(before + fraction * share)
 
 
 def _prepare(workdir: Path) -> tuple[Path, Path, Path]:
@@ -99,7 +310,7 @@ def _prepare(workdir: Path) -> tuple[Path, Path, Path]:
 
 
 def _result(final: Path, thumbnail: Path | None, info: MediaInfo, plan: Plan,
-            timings: dict[str, float]) -> AssemblyResult:  # fmt: skip
+            timings: dict[str, float], captions_vtt: Path | None) -> AssemblyResult:  # fmt: skip
     """The contract's `result` facts, read from the finished file rather than assumed."""
     video, sound = info.video, info.audio
     assert video is not None, "probe refuses an output without video"
@@ -116,6 +327,7 @@ def _result(final: Path, thumbnail: Path | None, info: MediaInfo, plan: Plan,
         audio_codec=sound.codec if sound is not None else "",
         join=plan.join,
         timings={name: round(seconds, 3) for name, seconds in timings.items()},
+        captions_vtt=captions_vtt,
     )
 
 
@@ -125,8 +337,11 @@ def _weights(plan: Plan, output: OutputSpec) -> dict[str, float]:
     if plan.join == "copy":
         weights["join"] = plan.duration
     else:
-        for i, window in enumerate(plan.windows):
-            weights[f"clip{i}"] = float(window.frames / plan.geometry.fps)
+        if plan.join == "compose":
+            weights["compose"] = plan.duration
+        else:
+            for i, window in enumerate(plan.windows):
+                weights[f"clip{i}"] = float(window.frames / plan.geometry.fps)
         weights["soundtrack"] = plan.duration * SOUNDTRACK_WEIGHT
         weights["join"] = plan.duration * MUX_WEIGHT
     if output.thumbnail:
@@ -141,19 +356,6 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = time.perf_counter() - started
-
-
-async def _copy_join(clips: list[ClipSpec], plan: Plan, scratch: Path, partial: Path,
-                     progress: WeightedProgress) -> None:  # fmt: skip
-    """Stream-copy the clips one after another: only safe because the plan found them equal."""
-    listing = write_concat_list(scratch, [clip.path for clip in clips])
-    args = [
-        *input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
-        "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
-        "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
-    ]  # fmt: skip
-    await run_ffmpeg(args, expected_duration=plan.duration, on_progress=progress.stage("join"))
-    progress.finish("join")
 
 
 def write_concat_list(directory: Path, files: Sequence[Path]) -> Path:
@@ -176,30 +378,6 @@ def write_concat_list(directory: Path, files: Sequence[Path]) -> Path:
 def _safe_suffix(path: Path) -> str:
     suffix = Path(path).suffix.lower()
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".bin"
-
-
-async def _reencode(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec,
-                    plan: Plan, scratch: Path, partial: Path, progress: WeightedProgress,
-                    timings: dict[str, float]) -> None:  # fmt: skip
-    """Normalize every clip's picture and sound, mix the soundtrack meanwhile, then mux.
-
-    Picture encodes run `parallel` at a time; the soundtrack (sound intermediates, music,
-    ducking, loudnorm, AAC) runs beside them, since it needs only the clips' sound.
-    """
-    parallel, threads = _parallelism(len(clips))
-    geometry, fit = plan.geometry, output.fit
-    windows = list(zip(clips, plan.windows, strict=True))
-    videos = [video_job(clip, window, geometry, fit, scratch / f"video{i:03d}.mp4", threads)
-              for i, (clip, window) in enumerate(windows)]  # fmt: skip
-    soundtrack = scratch / "soundtrack.m4a"
-    with _timed(timings, "encode"):
-        await _gather_or_cancel(
-            _timed_async(timings, "encode_pictures", _encode_pictures(videos, parallel, progress)),
-            _timed_async(timings, "soundtrack",
-                         _soundtrack(clips, audio, output, plan, scratch, soundtrack, progress)),
-        )  # fmt: skip
-    with _timed(timings, "mux"):
-        await _mux(videos, soundtrack, plan, scratch, partial, progress)
 
 
 async def _timed_async(timings: dict[str, float], name: str, work: Awaitable[None]) -> None:
@@ -251,20 +429,6 @@ async def _soundtrack(clips: list[ClipSpec], audio: MusicSpec | None, output: Ou
     await make_soundtrack(clips, plan, audio, output, scratch, soundtrack,
                           progress.stage("soundtrack"))  # fmt: skip
     progress.finish("soundtrack")
-
-
-async def _mux(videos: list[ClipJob], soundtrack: Path, plan: Plan, scratch: Path, partial: Path,
-               progress: WeightedProgress) -> None:  # fmt: skip
-    """Join the picture intermediates and add the soundtrack, all by stream copy, +faststart."""
-    listing = write_concat_list(scratch / "pictures", [job.output for job in videos])
-    args = [
-        *input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
-        *input_args(soundtrack),
-        "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
-        "-map_metadata", "-1", "-movflags", "+faststart", str(partial),
-    ]  # fmt: skip
-    await run_ffmpeg(args, expected_duration=plan.duration, on_progress=progress.stage("join"))
-    progress.finish("join")
 
 
 async def make_poster(video: Path, poster: Path, duration: float, scratch: Path) -> Path:

@@ -79,19 +79,31 @@ def video_chain(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> s
     the chain sees the picture upright. `tpad` + `trim` make exactly `frames` frames even when
     the stream ends a little early, so video and audio stay the same length.
     """
+    return "[0:v]" + ",".join(video_steps(info, geometry, frames, fit)) + "[v]"
+
+
+def video_steps(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> list[str]:
+    """The filters of `video_chain`, for a graph that has more than one clip in it."""
     video = info.video
     assert video is not None
-    steps = [*_deinterlace_steps(video), *_colour_steps(video), *_fit_steps(video, geometry, fit)]
-    steps += [
+    steps = [*_deinterlace_steps(video), *_colour_steps(video), *fit_steps(video, geometry, fit)]
+    return [*steps, *normal_steps(geometry), *length_steps(frames)]
+
+
+def normal_steps(geometry: Geometry) -> list[str]:
+    """Square pixels at the output rate, tagged with the one colour description we write."""
+    return [
         "setsar=1",
         f"fps={geometry.fps.numerator}/{geometry.fps.denominator}",
         "format=yuv420p",
         # one colour description for every intermediate, so all share one SPS
         "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
-        "tpad=stop_mode=clone:stop=-1",
-        f"trim=end_frame={frames}",
     ]
-    return "[0:v]" + ",".join(steps) + "[v]"
+
+
+def length_steps(frames: int) -> list[str]:
+    """Exactly `frames` frames: the last one repeated if the stream ends early, then cut."""
+    return ["tpad=stop_mode=clone:stop=-1", f"trim=end_frame={frames}"]
 
 
 def _deinterlace_steps(video: VideoInfo) -> list[str]:
@@ -150,7 +162,7 @@ def _matrix_options(video: VideoInfo) -> str:
     return f"in_color_matrix={matrix}:out_color_matrix=bt709:out_range=tv"
 
 
-def _fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit) -> list[str]:
+def fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit) -> list[str]:
     """Scale to cover (crop) or fit inside (pad) the output size, keeping the aspect ratio."""
     w, h = geometry.width, geometry.height
     colour = _matrix_options(video)

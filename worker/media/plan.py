@@ -1,4 +1,5 @@
-"""Deciding how to build the video before FFmpeg runs: copy or re-encode, size, rate, lengths.
+"""Deciding how to build the video before FFmpeg runs: copy, re-encode or compose; size, rate,
+lengths.
 
 Stream copy is two orders of magnitude faster than re-encoding, but FFmpeg exits 0 on a
 mismatched copy and writes a broken file (29.97 + 30 fps doubles the duration, a first clip
@@ -6,20 +7,26 @@ without audio drops all audio, different parameter sets corrupt the picture). So
 when every property that matters is identical across clips and already what the contract asks
 for (H.264 8-bit 4:2:0 + one AAC track), and nothing (trim, voice, music, resize) needs the
 pixels or samples changed.
+
+Compose (issue 9) is chosen when the picture needs more than each clip normalized and joined end
+to end: a still image, a transition, captions, overlays or output fades. Then the whole picture
+is made in one FFmpeg pass (compose.py), and the timeline shortens by every transition's overlap.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from worker.errors import PayloadError
 from worker.media.info import MediaInfo
-from worker.media.specs import ClipSpec, Join, MusicSpec, OutputSpec
+from worker.media.specs import CaptionSpec, ClipSpec, Join, MusicSpec, OutputSpec, OverlaySpec
 
 COPY_VIDEO_CODEC = "h264"
 COPY_PIX_FMT = "yuv420p"
 COPY_AUDIO_CODEC = "aac"
+STILL_FPS = Fraction(30)  # the rate of a video made of stills only, unless `output.fps` says
 
 
 @dataclass(frozen=True)
@@ -42,21 +49,58 @@ class ClipWindow:
 
 @dataclass(frozen=True)
 class Plan:
-    """How to build the video; `copy_blockers` says why it cannot be a stream copy."""
+    """How to build the video; `copy_blockers` says why it cannot be a stream copy.
+
+    `overlaps` holds, per join, the frames the two clips share in a transition (0 for a cut):
+    clip `i` starts on the output at frame `starts[i]`, and the output has `frames` frames.
+    """
 
     join: Join
     geometry: Geometry
     windows: tuple[ClipWindow, ...]
     duration: float
     copy_blockers: tuple[str, ...]
+    overlaps: tuple[int, ...] = ()
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """The output frame at which each clip begins (a transition pulls the next one in)."""
+        starts, at = [], 0
+        for i, window in enumerate(self.windows):
+            starts.append(at)
+            at += window.frames - (self.overlaps[i] if i < len(self.overlaps) else 0)
+        return tuple(starts)
+
+    @property
+    def frames(self) -> int:
+        """The output's frame count: every window, less every transition's overlap."""
+        return sum(w.frames for w in self.windows) - sum(self.overlaps)
+
+    def seconds(self, frames: int) -> float:
+        """A frame count (or frame number) at the output rate, in seconds."""
+        return float(frames / self.geometry.fps)
 
 
-def make_plan(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec) -> Plan:
-    """Plan the assembly, or raise `PayloadError` for a bad trim or an over-long result."""
+def make_plan(
+    clips: list[ClipSpec],
+    audio: MusicSpec | None,
+    output: OutputSpec,
+    *,
+    captions: CaptionSpec | None = None,
+    overlays: Sequence[OverlaySpec] = (),
+) -> Plan:
+    """Plan the assembly, or raise `PayloadError` for a bad trim, image clip or transition, or
+    an over-long result."""
     if not clips:
         raise PayloadError("payload.clips", "must list at least one clip")
-    geometry = output_geometry(clips[0].info, output)
+    geometry = output_geometry(*_geometry_source(clips, output))
     windows = tuple(clip_window(i, clip, geometry.fps) for i, clip in enumerate(clips))
+    overlaps = transition_overlaps(clips, windows, geometry.fps)
+    reasons = compose_reasons(clips, output, captions, overlays)
+    if reasons:  # the copy blockers do not matter (and an image has no copy key)
+        duration = float((sum(w.frames for w in windows) - sum(overlaps)) / geometry.fps)
+        check_max_duration(duration, output.max_duration)
+        return Plan("compose", geometry, windows, duration, tuple(reasons), overlaps)
     blockers = tuple(copy_blockers(clips, audio, output))
     if blockers:
         duration = sum(float(w.frames / geometry.fps) for w in windows)
@@ -64,7 +108,65 @@ def make_plan(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec
         duration = sum(clip.info.duration for clip in clips)
     check_max_duration(duration, output.max_duration)
     join: Join = "reencode" if blockers else "copy"
-    return Plan(join, geometry, windows, duration, blockers)
+    return Plan(join, geometry, windows, duration, blockers, (0,) * (len(clips) - 1))
+
+
+def compose_reasons(
+    clips: Sequence[ClipSpec],
+    output: OutputSpec,
+    captions: CaptionSpec | None,
+    overlays: Sequence[OverlaySpec],
+) -> list[str]:
+    """Why the picture needs the one-pass composition; empty means copy or re-encode will do."""
+    reasons = [f"clips[{i}] is an image" for i, clip in enumerate(clips) if clip.kind == "image"]
+    reasons += [f"clips[{i}] has a transition" for i, c in enumerate(clips) if c.transition]
+    if captions is not None or any(c.transcript or c.voice_transcript for c in clips):
+        reasons.append("captions")
+    if overlays:
+        reasons.append("overlays")
+    if output.fade_in > 0 or output.fade_out > 0:
+        reasons.append("output fades")
+    return reasons
+
+
+def _geometry_source(clips: Sequence[ClipSpec], output: OutputSpec) -> tuple[MediaInfo, OutputSpec]:
+    """Whose size and rate the output follows when `output` leaves them out: the first video
+    clip's, else the first image's size at STILL_FPS (a still has no frame rate of its own)."""
+    video = next((c.info for c in clips if c.kind == "video"), None)
+    if video is not None:
+        return video, output
+    return clips[0].info, output if output.fps else replace(output, fps=STILL_FPS)
+
+
+def transition_overlaps(
+    clips: Sequence[ClipSpec], windows: Sequence[ClipWindow], fps: Fraction
+) -> tuple[int, ...]:
+    """Frames each join's transition overlaps, checked: none on the last clip, and none longer
+    than half of the shorter of its two clips (the next transition needs the other half)."""
+    last = len(clips) - 1
+    if clips[last].transition is not None:
+        raise PayloadError(
+            f"payload.clips[{last}].transition", "a transition on the last clip leads nowhere"
+        )
+    found = []
+    for i, clip in enumerate(clips[:-1]):
+        if clip.transition is None:
+            found.append(0)
+            continue
+        field = f"payload.clips[{i}].transition.duration"
+        if not clip.transition.duration > 0:
+            raise PayloadError(field, "must be more than 0 s")
+        shorter = min(windows[i].frames, windows[i + 1].frames)
+        frames = max(1, round(clip.transition.duration * fps))
+        half = float(shorter / fps) / 2
+        if clip.transition.duration > half + 1e-9 or frames * 2 > shorter:
+            raise PayloadError(
+                field,
+                f"{clip.transition.duration:g} s is more than half of the shorter of clips "
+                f"[{i}] and [{i + 1}] ({2 * half:.2f} s); use at most {half:.2f} s",
+            )
+        found.append(frames)
+    return tuple(found)
 
 
 def check_max_duration(duration: float, limit: float) -> None:
@@ -78,7 +180,11 @@ def check_max_duration(duration: float, limit: float) -> None:
 
 
 def clip_window(index: int, clip: ClipSpec, fps: Fraction) -> ClipWindow:
-    """Validate the trim against the clip's real length and count its frames at `fps`."""
+    """Validate the trim against the clip's real length and count its frames at `fps`.
+
+    A still image lasts its `duration` (required: an image has no length of its own)."""
+    if clip.kind == "image":
+        return _image_window(index, clip, fps)
     length = _clip_length(clip.info)
     start = clip.start or 0.0
     end = length if clip.end is None else min(clip.end, length)
@@ -93,6 +199,15 @@ def clip_window(index: int, clip: ClipSpec, fps: Fraction) -> ClipWindow:
         raise PayloadError(f"{field}.end", f"must be after start ({start:g} s)")
     frames = max(1, round((end - start) * fps))
     return ClipWindow(start=start, duration=end - start, frames=frames)
+
+
+def _image_window(index: int, clip: ClipSpec, fps: Fraction) -> ClipWindow:
+    if clip.duration is None:
+        raise PayloadError(f"payload.clips[{index}].duration", "is required for an image")
+    if not clip.duration > 0:
+        raise PayloadError(f"payload.clips[{index}].duration", "must be more than 0 s")
+    frames = max(1, round(clip.duration * fps))
+    return ClipWindow(start=0.0, duration=clip.duration, frames=frames)
 
 
 def _clip_length(info: MediaInfo) -> float:
@@ -169,6 +284,10 @@ def _edit_blockers(index: int, clip: ClipSpec) -> list[str]:
         reasons.append(f"clips[{index}] is trimmed")
     if clip.voice_path is not None:
         reasons.append(f"clips[{index}] has a voice-over")
+    if clip.volume != 1.0:
+        reasons.append(f"clips[{index}] has its volume changed")
+    if clip.layers:
+        reasons.append(f"clips[{index}] has audio layers")
     return reasons
 
 

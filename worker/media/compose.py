@@ -1,0 +1,293 @@
+"""The picture of a composition in one FFmpeg pass: clips, stills, transitions, captions,
+overlays and fades, encoded once.
+
+    clip i (video) ─ -ss/-t trim ─ colour, fit, rate, exact frames ──┐
+    clip j (image) ─ fit once, loop, perspective motion ─────────────┤
+                                                                     ▼
+        joined in order: `xfade` over a transition (the next clip starts `overlap` frames
+        early), `concat` at a cut
+        → captions (libass, from the ASS file written beside the command)
+        → overlays (images, `drawtext`), over everything, transitions included
+        → fade from and to black → H.264 (the same x264 settings as every intermediate)
+
+One pass rather than an intermediate per clip: every frame is encoded once, and a transition
+needs both of its clips' frames at the same time anyway. A timeline of more than
+MAX_CLIPS_PER_PASS clips is made in pieces of that many (`split_timeline`), one pass each,
+joined by stream copy, because a pass holds frames of every input it has. The sound is made
+beside the picture and muxed after (assemble.py), as on the re-encode path.
+
+Transition offsets come from frame counts (the plan's windows less the overlaps before them),
+so picture, sound and captions agree on where every clip starts, to the frame.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from worker.media.captions import FONT_DIR, Line, Word, ass_document, group_lines, place
+from worker.media.ffmpeg import input_args
+from worker.media.filters import _trim, length_steps, normal_steps, video_steps, x264_args
+from worker.media.overlays import image_overlay, text_overlay
+from worker.media.plan import ClipWindow, Plan
+from worker.media.specs import (
+    CaptionSpec,
+    ClipSpec,
+    ImageOverlaySpec,
+    OutputSpec,
+    OverlaySpec,
+    TextOverlaySpec,
+)
+from worker.media.stills import image_input, image_steps
+
+CAPTIONS_NAME = "captions.ass"
+FONTS_NAME = "fonts"  # a folder holding a link to the font, where the command runs
+FONT_FILE = "SourceSansPro-Bold.ttf"
+MAX_CLIPS_PER_PASS = 6  # inputs one FFmpeg pass decodes at once (see `split_timeline`)
+_TRANSITION = re.compile(r"^[a-z]{2,20}$")  # xfade's names; anything else is a bug upstream
+
+
+# ---- captions ------------------------------------------------------------------------------
+
+
+def caption_lines(clips: Sequence[ClipSpec], plan: Plan, captions: CaptionSpec) -> list[Line]:
+    """Every caption source on the output timeline, broken into lines.
+
+    `captions.words` are output-timed already. A clip's `transcript` is timed on its source:
+    `place` keeps what the trim keeps and shifts it to where the clip starts on the output
+    (after the transitions before it). A `voice_transcript` is timed from the start of the
+    voice-over, which starts with its clip and stops with it.
+    """
+    words: list[Word] = list(captions.words)
+    for clip, window, start in zip(clips, plan.windows, plan.starts, strict=True):
+        offset, played = plan.seconds(start), plan.seconds(window.frames)
+        if clip.transcript:
+            words += place(clip.transcript, source_start=window.start,
+                           source_end=window.start + played, offset=offset)  # fmt: skip
+        if clip.voice_transcript:
+            words += place(clip.voice_transcript, source_start=0.0, source_end=played,
+                           offset=offset)  # fmt: skip
+    end = plan.seconds(plan.frames)
+    kept = [Word(w.text, w.start, min(w.end, end)) for w in words if w.start < end]
+    return group_lines(kept, captions.style.max_words)
+
+
+def write_captions(lines: Sequence[Line], captions: CaptionSpec, plan: Plan, folder: Path) -> str:
+    """The ASS script in `folder`, and the relative name the `ass` filter reads it by."""
+    geometry = plan.geometry
+    document = ass_document(lines, captions.style, geometry.width, geometry.height)
+    (folder / CAPTIONS_NAME).write_text(document, encoding="utf-8")
+    return CAPTIONS_NAME
+
+
+def link_fonts(folder: Path) -> None:
+    """The bundled font under a plain relative name, so no filter option holds a real path
+    (and alone in its folder: libass tries to load every file of `fontsdir` as a font)."""
+    fonts = folder / FONTS_NAME
+    fonts.mkdir(exist_ok=True)
+    link = fonts / FONT_FILE
+    if not link.exists():
+        link.symlink_to((FONT_DIR / FONT_FILE).resolve())
+
+
+# ---- pieces of the timeline -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the output made by one FFmpeg pass: some clips (or parts of clips), with
+    the transitions between them, from output frame `offset` on.
+
+    `skips[k]` is how many frames of clip k's window an earlier piece already showed, and
+    `totals[k]` how many frames the whole clip has (a still's motion runs over all of them)."""
+
+    clips: tuple[ClipSpec, ...]
+    plan: Plan
+    offset: int
+    skips: tuple[int, ...]
+    totals: tuple[int, ...]
+
+
+def split_timeline(clips: Sequence[ClipSpec], plan: Plan, limit: int) -> list[Piece]:
+    """The timeline in pieces of at most `limit` clips each (one piece if it has no more).
+
+    A pass decodes all its inputs at once, and FFmpeg holds a few frames of every input from
+    the start (about 30 MB per 720p clip), so a long timeline in one pass could take
+    gigabytes. Pieces join by stream copy (same x264 settings, each starting on a keyframe),
+    so nothing is encoded twice. A piece ends at a cut, or just after a transition has ended,
+    so every transition is made whole inside one piece.
+    """
+    windows = plan.windows
+    if len(clips) <= limit:
+        whole = tuple(w.frames for w in windows)
+        return [Piece(tuple(clips), plan, 0, (0,) * len(clips), whole)]
+    bounds = [(0, 0)]
+    first = 0
+    while first + limit < len(clips):
+        cut = first + limit
+        if plan.overlaps[cut - 1]:  # the clip after a transition starts in both pieces
+            cut -= 1
+        bounds.append((cut, plan.overlaps[cut - 1]))
+        first = cut
+    bounds.append((len(clips), 0))
+    return [_piece(clips, plan, start, end) for start, end in itertools.pairwise(bounds)]
+
+
+def _piece(clips: Sequence[ClipSpec], plan: Plan, start: tuple[int, int],
+           end: tuple[int, int]) -> Piece:  # fmt: skip
+    """Clips from frame `start[1]` of clip `start[0]` up to frame `end[1]` of clip `end[0]`."""
+    fps = plan.geometry.fps
+    members = []
+    for j in range(start[0], min(end[0] + 1, len(clips))):
+        skip = start[1] if j == start[0] else 0
+        stop = end[1] if j == end[0] else plan.windows[j].frames
+        if stop > skip:
+            members.append((j, skip, stop))
+    parts, windows, overlaps = [], [], []
+    for k, (j, skip, stop) in enumerate(members):
+        window = plan.windows[j]
+        windows.append(ClipWindow(window.start + float(skip / fps), float((stop - skip) / fps),
+                                  stop - skip))  # fmt: skip
+        keeps = k + 1 < len(members)  # the transition out of it is inside this piece
+        parts.append(replace(clips[j], transition=clips[j].transition if keeps else None))
+        if keeps:
+            overlaps.append(plan.overlaps[j])
+    frames = sum(w.frames for w in windows) - sum(overlaps)
+    piece_plan = Plan("compose", plan.geometry, tuple(windows), float(frames / fps), (),
+                      tuple(overlaps))  # fmt: skip
+    return Piece(
+        clips=tuple(parts), plan=piece_plan, offset=plan.starts[start[0]] + start[1],
+        skips=tuple(skip for _, skip, _ in members),
+        totals=tuple(plan.windows[j].frames for j, _, _ in members),
+    )  # fmt: skip
+
+
+# ---- the command -----------------------------------------------------------------------------
+
+
+def picture_args(
+    piece: Piece,
+    timeline: Plan,
+    output: OutputSpec,
+    *,
+    overlays: Sequence[OverlaySpec],
+    captions: str | None,
+    texts: Sequence[str],
+    destination: Path,
+    threads: int,
+) -> list[str]:
+    """FFmpeg arguments for one piece of the picture (`timeline` is the whole output's plan),
+    H.264 without sound, into `destination`.
+
+    Run it in the folder that holds `captions` (an ASS file name), the `texts` (one file name
+    per text overlay, in order) and the fonts link (`link_fonts`). Captions, overlays and
+    fades are timed on the whole output: the piece's frames are stamped with their output time
+    while they are drawn on, and start from 0 again for the encoder.
+    """
+    plan = piece.plan
+    inputs: list[str] = []
+    graph = []
+    for k, (clip, window) in enumerate(zip(piece.clips, plan.windows, strict=True)):
+        inputs += clip_input(clip, window, threads)
+        graph.append(clip_chain(k, clip, window, plan, output, piece.skips[k], piece.totals[k]))
+    joins, label = join_parts(piece.clips, plan)
+    graph += joins
+    if piece.offset:
+        graph.append(f"{label}setpts=PTS+{piece.offset}[timed]")
+        label = "[timed]"
+    if captions is not None:
+        graph.append(f"{label}ass=filename={captions}:fontsdir={FONTS_NAME}[captioned]")
+        label = "[captioned]"
+    images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
+    for overlay in images:
+        inputs += image_input(overlay.path, overlay.info)
+    parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan)
+    graph += parts
+    steps = [*fade_steps(timeline, output), *normal_steps(plan.geometry),
+             *length_steps(plan.frames), "setpts=PTS-STARTPTS"]  # fmt: skip
+    graph.append(label + ",".join(steps) + "[v]")
+    return [
+        *inputs,
+        "-filter_complex", ";".join(graph),
+        "-filter_complex_threads", str(threads),
+        "-map", "[v]", *x264_args(plan.geometry, threads),
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        str(destination),
+    ]  # fmt: skip
+
+
+def clip_input(clip: ClipSpec, window: ClipWindow, threads: int) -> list[str]:
+    """One clip's `-i`: a video seeked to its trim, or a still read once as a picture."""
+    if clip.kind == "image":
+        return image_input(clip.path, clip.info)
+    return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
+
+
+def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan, output: OutputSpec,
+               skip: int = 0, total: int | None = None) -> str:  # fmt: skip
+    """`[index:v]` → `[c{index}]`: the clip normalized exactly as the re-encode path does."""
+    if clip.kind == "image":
+        steps = image_steps(clip, window, plan.geometry, output.fit, skip=skip, total=total)
+    else:
+        steps = video_steps(clip.info, plan.geometry, window.frames, output.fit)
+    return f"[{index}:v]" + ",".join(steps) + f"[c{index}]"
+
+
+def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
+    """The clips in order, `xfade` over each transition and `concat` at each cut."""
+    fps = plan.geometry.fps
+    parts, label, length = [], "[c0]", plan.windows[0].frames
+    for i in range(1, len(clips)):
+        overlap, joined = plan.overlaps[i - 1], f"[j{i}]"
+        transition = clips[i - 1].transition
+        if overlap and transition is not None:
+            if not _TRANSITION.match(transition.type):
+                raise ValueError(f"not an xfade transition: {transition.type!r}")
+            parts.append(
+                f"{label}[c{i}]xfade=transition={transition.type}"
+                f":duration={float(overlap / fps):.6f}:offset={float((length - overlap) / fps):.6f}"
+                f"{joined}"
+            )
+        else:  # concat's output counts in microseconds; xfade wants both inputs at 1/fps
+            parts.append(
+                f"{label}[c{i}]concat=n=2:v=1:a=0,settb={fps.denominator}/{fps.numerator}{joined}"
+            )
+        length += plan.windows[i].frames - overlap
+        label = joined
+    return parts, label
+
+
+def overlay_parts(
+    overlays: Sequence[OverlaySpec], label: str, first_input: int, texts: Sequence[str],
+    plan: Plan,
+) -> tuple[list[str], str]:  # fmt: skip
+    """Each overlay in order over `label`; image overlays read inputs from `first_input` on."""
+    parts: list[str] = []
+    image_input, text = first_input, 0
+    fontfile = f"{FONTS_NAME}/{FONT_FILE}"
+    for k, overlay in enumerate(overlays):
+        out = f"[o{k}]"
+        if isinstance(overlay, TextOverlaySpec):
+            parts.append(text_overlay(overlay, texts[text], fontfile, label, out, plan.geometry))
+            text += 1
+        else:
+            parts += image_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry)
+            image_input += 1
+        label = out
+    return parts, label
+
+
+def fade_steps(plan: Plan, output: OutputSpec) -> list[str]:
+    """From black over `fade_in` s, to black over `fade_out` s: the first frame is black, and so
+    is the last (the fade ends on it, not one frame after it)."""
+    steps = []
+    last = plan.seconds(plan.frames - 1)
+    if output.fade_in > 0:
+        steps.append(f"fade=t=in:st=0:d={min(output.fade_in, max(last, 0.001)):.6f}")
+    if output.fade_out > 0:
+        length = min(output.fade_out, max(last, 0.001))
+        steps.append(f"fade=t=out:st={last - length:.6f}:d={length:.6f}")
+    return steps
