@@ -330,14 +330,15 @@ async def test_a_job_with_audio_layers_and_fades_completes(store, tmp_path, medi
                      "audio": [{"url": f"{base}/rain.m4a", "loop": True, "fade_in": 0.1}]},
                     {"url": f"{base}/a.mp4", "audio": [{"url": f"{base}/rain.m4a"}]},
                 ],
-                # 25 fps forces a re-encode: plan.py does not yet count layers or fades as
-                # reasons not to stream-copy matching clips (it would drop them)
-                "output": {"fps": 25, "fade_in": 0.2, "fade_out": 0.2},
+                # matching H.264 clips: only the layers, volume and fades keep them from a
+                # stream copy (which would drop all three)
+                "output": {"fade_in": 0.2, "fade_out": 0.2},
             }
         )  # fmt: skip
         async with worker(store, tmp_path) as (_, settings):
             row = await status_is(store, job_id, "completed", "failed", timeout=120)
     assert row["status"] == "completed", row["error"]
+    assert row["result"]["join"] != "copy"
     assert row["result"]["duration"] == pytest.approx(2.0, abs=0.1)
     assert row["result"]["captions_path"] is None
     # the layer's 220 Hz is heard inside each clip's window while it plays (0.7 s, looped in
@@ -347,3 +348,39 @@ async def test_a_job_with_audio_layers_and_fades_completes(store, tmp_path, medi
     second = tone_level_db(samples, rate, 220, 1.2, 1.5)
     after = tone_level_db(samples, rate, 220, 1.75, 1.95)
     assert first > after + 20 and second > after + 20, (first, second, after)
+
+
+async def test_a_composition_job_completes_with_its_captions_stored_beside_it(
+    store, tmp_path, media
+):
+    """Every picture addition at once, through the queue: a still with motion, a transition,
+    highlight captions from a clip's transcript, an image and a text overlay, fades; the
+    WebVTT sidecar is stored beside the video and named in `result`."""
+    still, logo = tmp_path / "still.png", tmp_path / "logo.png"
+    ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240", "-frames:v", "1"], still)
+    ffmpeg(["-f", "lavfi", "-i", "color=c=red:size=64x32", "-frames:v", "1"], logo)
+    files = {"/a.mp4": media.path("h264_30"), "/still.png": still, "/logo.png": logo}
+    async with file_server(files) as base:
+        job_id, _ = await store.enqueue(
+            {
+                "clips": [
+                    {"url": f"{base}/a.mp4",
+                     "transcript": {"words": [{"word": "Hello", "start": 0.1, "end": 0.5},
+                                              {"word": "{\\b1}world", "start": 0.5, "end": 0.9}]},
+                     "transition": {"type": "fade", "duration": 0.5}},
+                    {"url": f"{base}/still.png", "duration": 1.5, "motion": "zoom_in"},
+                ],
+                "captions": {"style": "highlight", "vtt": True},
+                "overlays": [{"image": f"{base}/logo.png"}, {"text": "Title", "end": 1}],
+                "output": {"fade_in": 0.2, "fade_out": 0.2},
+            }
+        )  # fmt: skip
+        async with worker(store, tmp_path) as (_, settings):
+            row = await status_is(store, job_id, "completed", "failed", timeout=120)
+    assert row["status"] == "completed", row["error"]
+    result = row["result"]
+    assert result["join"] == "compose"
+    assert result["duration"] == pytest.approx(1.0 + 1.5 - 0.5, abs=0.1)  # the clip is 1 s
+    vtt = stored(settings, result["captions_path"]).read_text(encoding="utf-8")
+    assert vtt.startswith("WEBVTT") and "Hello {\\b1}world" in vtt
+    assert result["captions_path"] == result["storage_path"][:-4] + ".vtt"

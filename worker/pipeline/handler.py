@@ -186,7 +186,8 @@ class Pipeline:
                 output=composition.output,
                 workdir=attempt.workdir / "output",
                 on_progress=_span(ctx, PROCESS, "processing", "Encoding"),
-                **_layers_on_top(composition),
+                captions=composition.captions,
+                overlays=composition.overlays,
             )
         return made
 
@@ -235,17 +236,6 @@ class Pipeline:
     async def _unpublish(self, attempt: Attempt) -> None:
         """Best effort, and shielded: it runs while the job is being cancelled."""
         await attempt.publication.undo()
-
-
-def _layers_on_top(composition: Composition) -> dict[str, Any]:
-    """The captions and overlays, as keyword arguments only when the job has them: an
-    assembly without either is asked exactly what it always was."""
-    extra: dict[str, Any] = {}
-    if composition.captions is not None:
-        extra["captions"] = composition.captions
-    if composition.overlays:
-        extra["overlays"] = composition.overlays
-    return extra
 
 
 async def _caption_words(payload: Payload, paths: dict[InputId, Path]) -> tuple[Word, ...] | None:
