@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 from worker import __version__
 from worker.db.embedded import stop_all
 from worker.db.preflight import PreflightError
+from worker.enqueue_args import add_enqueue_arguments, payload_from_args
 from worker.errors import PayloadError, PermanentError
 from worker.log import configure
 from worker.settings import Settings, SettingsError
@@ -111,17 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep serving the dashboard after the job ends, until Enter or Ctrl-C",
     )
 
-    enq = sub.add_parser("enqueue", help="insert a job from clip URLs")
-    enq.add_argument("clips", nargs="*", help="clip URLs (http(s):// or storage://bucket/key)")
-    enq.add_argument("--payload", help="the whole payload as JSON, or @file.json")
-    enq.add_argument("--audio", help="background music URL")
-    enq.add_argument("--volume", type=float, help="music volume 0..1")
-    enq.add_argument("--duck", action="store_true", help="lower the music under speech")
-    enq.add_argument("--width", type=int)
-    enq.add_argument("--height", type=int)
-    enq.add_argument("--fps", type=float)
-    enq.add_argument("--fit", choices=["pad", "crop"])
-    enq.add_argument("--path", help="storage key of the output")
+    enq = sub.add_parser("enqueue", help="insert a job from clip URLs and flags, or a payload")
+    add_enqueue_arguments(enq)
     enq.add_argument("--priority", type=int, default=0)
     enq.add_argument("--max-attempts", type=int, default=3)
     enq.add_argument("--idempotency-key")
@@ -284,34 +275,3 @@ def _local_file_hint(payload: dict[str, Any]) -> str:
                 "it over http(s) or upload it and use storage://BUCKET/PATH)"
             )
     return ""
-
-
-def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The payload `enqueue` inserts: --payload as given, else built from the clip URLs."""
-    if args.payload:
-        text = args.payload
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
-        try:
-            payload: dict[str, Any] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--payload is not valid JSON: {exc}") from None
-        return payload
-    if not args.clips:
-        raise ValueError("give at least one clip URL, or --payload")
-    payload = {"clips": [{"url": url} for url in args.clips]}
-    if not args.audio and (args.volume is not None or args.duck):
-        raise ValueError("--volume and --duck set the music: give it with --audio URL")
-    if args.audio:
-        audio: dict[str, Any] = {"url": args.audio, "duck": bool(args.duck)}
-        if args.volume is not None:
-            audio["volume"] = args.volume
-        payload["audio"] = audio
-    output = {
-        k: getattr(args, k)
-        for k in ("width", "height", "fps", "fit", "path")
-        if getattr(args, k) is not None
-    }
-    if output:
-        payload["output"] = output
-    return payload
