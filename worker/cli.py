@@ -9,14 +9,13 @@ import signal
 import sys
 import uuid
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 from worker import __version__
 from worker.db.embedded import stop_all
 from worker.db.preflight import PreflightError
-from worker.enqueue_args import add_enqueue_arguments, payload_from_args
-from worker.errors import PayloadError, PermanentError
+from worker.enqueue_args import add_enqueue_arguments
+from worker.errors import PermanentError
 from worker.log import configure
 from worker.settings import Settings, SettingsError
 
@@ -248,30 +247,3 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     }
     result: int = await handlers[args.command](args, settings)
     return result
-
-
-def checked_payload(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    """The payload to insert, refused with the worker's own message when it cannot work."""
-    from worker.payload import parse_payload
-
-    payload = payload_from_args(args)
-    if args.no_check:
-        return payload
-    try:
-        parse_payload(payload, settings)
-    except PayloadError as exc:
-        raise ValueError(f"{exc}{_local_file_hint(payload)}") from None
-    return payload
-
-
-def _local_file_hint(payload: dict[str, Any]) -> str:
-    """A clip given as a path on this machine: say how to make it reachable."""
-    clips = payload.get("clips") if isinstance(payload, dict) else None
-    for clip in clips if isinstance(clips, list) else []:
-        url = clip.get("url") if isinstance(clip, dict) else None
-        if isinstance(url, str) and "://" not in url and Path(url).exists():
-            return (
-                f" ({url} is a file on this machine: the worker fetches clips by URL, so serve "
-                "it over http(s) or upload it and use storage://BUCKET/PATH)"
-            )
-    return ""

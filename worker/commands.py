@@ -12,12 +12,15 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from worker.app import apply_migrations, load_handler, run_worker
 from worker.db import preflight
 from worker.db.connection import make_pool
 from worker.db.preflight import Database
+from worker.enqueue_args import payload_from_args
+from worker.errors import PayloadError
 from worker.liveness import scheduled_later, worker_seen
 from worker.log import get_logger
 from worker.queue.jobs import JobStore
@@ -103,8 +106,6 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.cli import checked_payload
-
     payload = checked_payload(args, settings)
     async with open_checked_store(settings, migrate=True) as store:
         job_id, created = await store.enqueue(
@@ -256,3 +257,31 @@ def _error_entry(entry: Any) -> Any:
         except ValueError:
             return entry
     return entry
+
+
+def checked_payload(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The payload `enqueue` inserts, refused with the worker's own message when it cannot
+    work."""
+    from worker.payload import parse_payload
+
+    payload = payload_from_args(args)
+    if args.no_check:
+        return payload
+    try:
+        parse_payload(payload, settings)
+    except PayloadError as exc:
+        raise ValueError(f"{exc}{_local_file_hint(payload)}") from None
+    return payload
+
+
+def _local_file_hint(payload: dict[str, Any]) -> str:
+    """A clip given as a path on this machine: say how to make it reachable."""
+    clips = payload.get("clips") if isinstance(payload, dict) else None
+    for clip in clips if isinstance(clips, list) else []:
+        url = clip.get("url") if isinstance(clip, dict) else None
+        if isinstance(url, str) and "://" not in url and Path(url).exists():
+            return (
+                f" ({url} is a file on this machine: the worker fetches clips by URL, so serve "
+                "it over http(s) or upload it and use storage://BUCKET/PATH)"
+            )
+    return ""
