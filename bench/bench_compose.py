@@ -379,10 +379,23 @@ def worker_child(root: Path) -> None:
     started = time.perf_counter()
     result = asyncio.run(assemble_composition(specs, root / "worker"))
     seconds = time.perf_counter() - started
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    own = peak_rss_kib()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"seconds": seconds, "rss_kib": own, "ffmpeg_rss_kib": children,
                       "duration": result.duration, "join": result.join}))  # fmt: skip
+
+
+def peak_rss_kib() -> int:
+    """This process's own peak RSS, in KiB: VmHWM, which starts afresh at exec. RUSAGE_SELF's
+    ru_maxrss does not: Linux keeps it across fork and exec, so a child of the bench (whose
+    own RSS grows by hundreds of MB while moviepy runs in it) would report the bench's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def worker_specs(root: Path) -> dict[str, Any]:
