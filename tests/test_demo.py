@@ -73,6 +73,7 @@ def run_demo(tmp_path: Path) -> None:
     out += rest
     assert proc.returncode == 0, out + err
     assert "dashboard at http://127.0.0.1:" in out and "100%  completed" in out
+    assert "joined by compose" in out  # the still, the fade and the captions: issue 9's path
     assert "DATABASE_URL and storage settings are ignored" in out
     assert f"Database: embedded Postgres in {tmp_path / 'home' / 'pgdata'}" in out
     video = Path(next(line for line in out.splitlines() if line.startswith("Video:")).split()[1])
