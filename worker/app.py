@@ -18,9 +18,10 @@ from worker.http.server import bound_port, create_app, serve
 from worker.log import get_logger
 from worker.pipeline.scratch import sweep_orphans
 from worker.queue.jobs import JobStore
-from worker.queue.outbox import WebhookOutbox
 from worker.queue.runner import Handler, Runner
 from worker.settings import Settings
+from worker.webhooks.outbox import WebhookOutbox
+from worker.webhooks.store import OutboxStore
 
 log = get_logger("video-worker")
 
@@ -75,7 +76,7 @@ async def run_worker(
     await pool.open(wait=False)
     store = JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     await _sweep_scratch(settings, store)
-    outbox = WebhookOutbox(settings, store)
+    outbox = WebhookOutbox(settings, OutboxStore(pool))
     cleanup = AutoCleanup(settings, store)
 
     async def periodic() -> None:

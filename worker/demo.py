@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from worker.app import open_store, run_worker
-from worker.commands import watch
+from worker.follow import watch
 from worker.log import configure
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.pipeline import handle_job

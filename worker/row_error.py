@@ -4,8 +4,10 @@ The row is read by whoever enqueued the job (on Supabase, an end user's browser)
 what failed, never where: no server paths, no FFmpeg stderr, no exception reprs. The detail
 stays in the operator's log, where the runner logs the exception with its traceback.
 
-- Our own errors (`WorkerError`) are written for users: their message is the sentence.
-- An exception that carries a `public_message` (FFmpegError) gives that.
+The sentence comes from the error itself (`WorkerError.row_sentence`, see worker.errors):
+
+- Our own errors are written for users: their message is the sentence.
+- FFmpegError's message quotes FFmpeg's output, so it gives a sentence of its own instead.
 - Anything else is a bug or an outage we did not foresee: a fixed sentence naming its kind.
 
 Then, as a second line, absolute paths under the worker's home, the temporary directory and
@@ -20,11 +22,10 @@ import re
 import tempfile
 from pathlib import Path
 
-from worker.errors import WorkerError
+from worker.errors import UNEXPECTED, as_worker_error
 
-UNEXPECTED = (
-    "An unexpected error occurred in the worker ({kind}); the operator's log has the details"
-)
+__all__ = ["PATH_MARK", "UNEXPECTED", "row_error", "scrub_paths"]
+
 PATH_MARK = "[worker path]"
 # A root counts where a path starts (not inside a URL's path or a longer name) and runs to the
 # next space, quote or separator; `/tmpfoo` is not under `/tmp`.
@@ -33,24 +34,8 @@ _REST = r"(?![^/\s'\":,;)])[^\s'\":,;)]*"
 
 
 def row_error(exc: BaseException, home: Path | None = None) -> str:
-    """The sentence for `exc`, with the worker's own paths scrubbed."""
-    public = getattr(exc, "public_message", None)
-    if isinstance(exc, WorkerError):
-        text = str(exc) or type(exc).__name__
-    elif isinstance(public, str) and public:
-        text = public
-    else:
-        text = UNEXPECTED.format(kind=_kind(exc))
-    return scrub_paths(text, home)
-
-
-def _kind(exc: BaseException) -> str:
-    """The exception's class, and for an OSError the C library's fixed wording of its errno
-    (`File name too long`), never its filename."""
-    name = type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{name}: {exc.strerror}"
-    return name
+    """The sentence `exc` gives for the row, with the worker's own paths scrubbed."""
+    return scrub_paths(as_worker_error(exc).row_sentence(), home)
 
 
 def scrub_paths(text: str, home: Path | None = None) -> str:

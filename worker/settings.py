@@ -16,11 +16,18 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from psycopg import Error as PsycopgError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from worker.errors import ConfigError
+
 GIB = 1024**3
 
 
-class SettingsError(ValueError):
-    """A setting has a value the worker cannot use; the message names the variable."""
+class SettingsError(ConfigError, ValueError):
+    """A setting has a value the worker cannot use; the message names the variable.
+
+    A configuration error, outside the job sides: settings are read once, when the worker
+    starts, so it stops the start (the CLI prints it and exits 2) and never reaches a row.
+    Still a ValueError for callers that treat bad values alike.
+    """
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:

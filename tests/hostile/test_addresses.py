@@ -27,7 +27,8 @@ from tests.hostile.harness import (
     run_case,
 )
 from tests.queue.helpers import status_is
-from worker.queue.outbox import WebhookOutbox
+from worker.webhooks.outbox import WebhookOutbox
+from worker.webhooks.store import OutboxStore
 
 NOT_RETRIED = ("gave up", "connection failed", "could not be reached", "SECRET")
 UNICODE = "non-ASCII digits or dots"
@@ -155,7 +156,7 @@ async def test_a_webhook_to_a_loopback_spelling_is_not_sent(
         settings = corpus_settings(tmp_path)
         hook = f"http://{host}:{server.port}/hook?token=SECRET"
         row = await _completed_with_webhook(store, settings, good_clip, hook)
-        outbox = WebhookOutbox(settings, store, round_attempts=2, base_delay=0.01)
+        outbox = WebhookOutbox(settings, OutboxStore(store.pool), round_attempts=2, base_delay=0.01)
         assert await outbox.deliver(row["id"]) is False
     error = await _webhook_error(db_url, row["id"])
     assert error.startswith("webhook not sent: the URL's host ") and words in error

@@ -6,6 +6,7 @@ Each source is a pure tone at its own frequency (clip 440 or 1000 Hz, voice 1000
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,44 @@ async def test_loudness_is_normalized_to_about_minus_16_lufs(media: Media, workd
 
     assert source < -30  # the input is far from the target, so the test can fail
     assert integrated_loudness(result.output) == pytest.approx(-16, abs=2)
+
+
+async def _music_and_clip_db(media: Media, workdir: Path, clip: str,
+                             volume: float) -> tuple[float, float, float]:  # fmt: skip
+    """Music level, clip-sound level (dBFS, over the whole 4 s) and the output's loudness."""
+    music = MusicSpec(media.path("music"), media.info("music", "audio"), volume=volume)
+    clips = [media.clip(clip), media.clip(clip)]
+    result = await assemble(clips, audio=music, output=OutputSpec(), workdir=workdir)
+    samples, rate = decode_mono(result.output)
+    return (
+        tone_level_db(samples, rate, MUSIC_HZ, 0.2, 3.8),
+        tone_level_db(samples, rate, CLIP_HZ, 0.2, 3.8),
+        integrated_loudness(result.output),
+    )
+
+
+VOLUME_03_DB = 20 * math.log10(0.3)  # -10.46 dB
+
+
+async def test_music_volume_is_relative_to_the_target_under_silent_clips(
+    media: Media, tmp_path: Path
+) -> None:
+    loud, _, lufs = await _music_and_clip_db(media, tmp_path / "1.0", "h264_30_silent", 1.0)
+    soft, _, _ = await _music_and_clip_db(media, tmp_path / "0.3", "h264_30_silent", 0.3)
+
+    # Normalizing the whole mix used to lift both back to -16 LUFS (0 dB apart).
+    assert soft - loud == pytest.approx(VOLUME_03_DB, abs=1.5)
+    assert lufs == pytest.approx(-16, abs=1.5)  # volume 1.0 is the loudness target itself
+
+
+async def test_music_volume_is_relative_to_the_target_under_sounding_clips(
+    media: Media, tmp_path: Path
+) -> None:
+    loud, clip_loud, _ = await _music_and_clip_db(media, tmp_path / "1.0", "h264_2s", 1.0)
+    soft, clip_soft, _ = await _music_and_clip_db(media, tmp_path / "0.3", "h264_2s", 0.3)
+
+    assert soft - loud == pytest.approx(VOLUME_03_DB, abs=1.5)
+    # The foreground is normalized on its own, whatever the music does ...
+    assert clip_soft == pytest.approx(clip_loud, abs=0.5)
+    # ... and music at 1.0 is as loud as it (both tones at -16 LUFS).
+    assert loud == pytest.approx(clip_loud, abs=1.5)

@@ -12,7 +12,8 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.handlers import scripted
 from tests.queue.helpers import fast_settings, running, status_is, wait_for
-from worker.queue.outbox import MAX_ROUNDS, WebhookOutbox
+from worker.webhooks.outbox import MAX_ROUNDS, WebhookOutbox
+from worker.webhooks.store import OutboxStore
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -40,7 +41,9 @@ async def receiver(answers: list[int]):
 
 def outbox_for(store, **settings) -> WebhookOutbox:
     s = fast_settings(**{"webhook_secret": SECRET, "allow_private_urls": True, **settings})
-    return WebhookOutbox(s, store, round_attempts=1, base_delay=0.01, round_backoff=0.01)
+    return WebhookOutbox(
+        s, OutboxStore(store.pool), round_attempts=1, base_delay=0.01, round_backoff=0.01
+    )
 
 
 async def test_a_finished_job_is_delivered_signed(store):
@@ -120,7 +123,7 @@ async def _webhook_error(store, job_id) -> dict | None:
 
 
 async def _due(store, job_id) -> bool:
-    return job_id in await store.webhook_due(max_rounds=MAX_ROUNDS)
+    return job_id in await OutboxStore(store.pool).due(max_rounds=MAX_ROUNDS)
 
 
 async def test_a_delivery_lost_in_a_crash_is_recovered_by_the_sweep(store):

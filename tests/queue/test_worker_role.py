@@ -2,9 +2,9 @@
 
 The SQL blocks are read out of the markdown file and run as written (with the role's name and
 password made unique, since roles are shared by every database on the server), so the doc and
-this test cannot drift apart. Then: every statement of queries.sql runs as the role except the
-insert it is not meant to have, the real worker runs as it with --no-migrate, and it cannot
-change the schema.
+this test cannot drift apart. Then: every statement of the queue's and the webhook outbox's
+queries.sql runs as the role except the insert it is not meant to have, the real worker runs as
+it with --no-migrate, and it cannot change the schema.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from worker.db.connection import connect, make_pool
 from worker.queue.jobs import JobStore
 from worker.queue.models import JobOutcome
 from worker.queue.queries import QUERIES
+from worker.webhooks.store import QUERIES as OUTBOX_QUERIES
 
 ROLE_DOC = ROOT / "docs" / "worker-role.md"
 DOC_ROLE = "video_worker"
@@ -162,7 +163,7 @@ async def test_the_role_may_run_every_worker_statement_and_no_insert(role_db):
     try:
         cur = await conn.execute("select current_user as who")
         assert (await cur.fetchone())["who"] == role_db.role
-        for name, query in QUERIES.items():
+        for name, query in {**QUERIES, **OUTBOX_QUERIES}.items():
             try:
                 async with conn.transaction(force_rollback=True):
                     await conn.execute(query, _params(name, query))

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from worker.db.embedded import embedded_url
+from worker.errors import ConfigError
 from worker.settings import DATABASE_URL_SHAPE, Settings
 
 CONNECT_SECONDS = 5  # how long the first connection may take before we give up and say so
@@ -38,8 +39,12 @@ PLATFORM_MARKERS = {
 }
 
 
-class PreflightError(Exception):
-    """A problem an operator must fix before the command can work; the message says how."""
+class PreflightError(ConfigError):
+    """A problem an operator must fix before the command can work; the message says how.
+
+    A configuration error, outside the job sides: the check runs before a command (and the
+    worker) starts, and the CLI prints it and exits 2; no job is running to be failed.
+    """
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@
 - `check_url`, `make_session`, `UnsafeURLError` and `unsafe_cause` are the SSRF guard, for
   the webhook sender too: check a URL up front, send through a session whose resolver and
   connector reach only checked addresses, and recognise a refusal however aiohttp wraps it.
+- `session_scope` and `status_text` are the client pieces downloads and webhooks share.
 """
 
 from worker.fetch.batch import DownloadBatch, InputSpec, fetch_from_storage
@@ -22,6 +23,7 @@ from worker.fetch.guard import (
     redact,
     unsafe_cause,
 )
+from worker.fetch.session import session_scope, status_text
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -38,5 +40,7 @@ __all__ = [
     "make_session",
     "non_global_reason",
     "redact",
+    "session_scope",
+    "status_text",
     "unsafe_cause",
 ]

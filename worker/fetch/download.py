@@ -10,27 +10,20 @@ through the SSRF guard, and whatever fails or is cancelled leaves no file behind
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 
 import aiohttp
 from yarl import URL
 
-from worker.errors import DownloadError, InputError
-from worker.fetch.guard import (
-    UnsafeURLError,
-    check_url_syntax,
-    make_session,
-    redact,
-    unsafe_cause,
-)
+from worker.errors import DownloadError, InputError, RetryableError
+from worker.fetch.guard import UnsafeURLError, check_url_syntax, redact, unsafe_cause
 from worker.fetch.hostname import HostSpellingError, client_url
-from worker.queue.backoff import exponential
+from worker.fetch.session import session_scope, status_text
+from worker.retry import next_delay
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -69,7 +62,7 @@ class _Request:
     policy: FetchPolicy
 
 
-class _Transient(Exception):
+class _Transient(RetryableError):
     """One attempt failed for a reason that may pass; `retry_after` is the server's hint."""
 
     def __init__(self, problem: str, retry_after: float | None = None) -> None:
@@ -99,27 +92,16 @@ async def download(
     """
     req = _Request(url, dest, source, max_bytes, allow_private, on_bytes, policy)
     try:
-        async with _session_scope(session, allow_private, policy) as http:
+        async with session_scope(
+            session,
+            allow_private=allow_private,
+            connect_timeout=policy.connect_timeout,
+            read_timeout=policy.read_timeout,
+        ) as http:
             return await _retrying(http, req)
     except BaseException:
         _part_path(dest).unlink(missing_ok=True)
         raise
-
-
-@contextlib.asynccontextmanager
-async def _session_scope(
-    session: aiohttp.ClientSession | None, allow_private: bool, policy: FetchPolicy
-) -> AsyncIterator[aiohttp.ClientSession]:
-    """Use the caller's session, or make a guarded one that lives for this call only."""
-    if session is not None:
-        yield session
-        return
-    async with make_session(
-        allow_private=allow_private,
-        connect_timeout=policy.connect_timeout,
-        read_timeout=policy.read_timeout,
-    ) as own:
-        yield own
 
 
 async def _retrying(http: aiohttp.ClientSession, req: _Request) -> Path:
@@ -139,9 +121,13 @@ async def _retrying(http: aiohttp.ClientSession, req: _Request) -> Path:
 
 def _delay(attempt: int, retry_after: float | None, policy: FetchPolicy) -> float:
     """Server's Retry-After (capped) if given, else exponential backoff with full jitter."""
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), policy.max_retry_after)
-    return exponential(attempt, base=policy.backoff_base, cap=policy.backoff_cap)
+    return next_delay(
+        attempt,
+        retry_after,
+        base=policy.backoff_base,
+        cap=policy.backoff_cap,
+        max_retry_after=policy.max_retry_after,
+    )
 
 
 async def _attempt(http: aiohttp.ClientSession, req: _Request) -> Path:
@@ -220,17 +206,10 @@ def _raise_for_status(resp: aiohttp.ClientResponse, source: str) -> None:
         return
     if status == 429 or status >= 500:
         raise _Transient(
-            f"the server answered {_status_text(status)}",
+            f"the server answered {status_text(status)}",
             _retry_after(resp.headers.get("Retry-After")),
         )
-    raise InputError(source, f"the URL returned {_status_text(status)}{_hint(status)}")
-
-
-def _status_text(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
+    raise InputError(source, f"the URL returned {status_text(status)}{_hint(status)}")
 
 
 def _hint(status: int) -> str:

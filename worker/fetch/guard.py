@@ -32,6 +32,7 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from worker.errors import PermanentError
 from worker.fetch.hostname import HostSpellingError, client_url, literal_address, shown
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -51,10 +52,13 @@ if not hasattr(aiohttp.TCPConnector, "_wrap_create_connection"):
     raise ImportError("aiohttp.TCPConnector._wrap_create_connection is gone; update the guard")
 
 
-class UnsafeURLError(ValueError):
+class UnsafeURLError(PermanentError, ValueError):
     """A URL the guard refuses: wrong scheme, odd host spelling, or a non-global address.
 
     The message is a sentence without the URL's query string, fit for a job's `error`.
+    Permanent: the same URL is refused again. Callers name the input it belongs to (an
+    `InputError`, a webhook delivery's error); it stays a ValueError for the payload's
+    validators, which report ValueErrors as the field's problem.
     """
 
 

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
+from worker.errors import PermanentError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # UTS 46 (the IDNA mapping yarl applies) turns these into "." although NFKC does not.
@@ -37,8 +39,11 @@ _NAME = re.compile(r"[a-z0-9_.-]+", re.IGNORECASE)
 _SHOWN_MAX = 80
 
 
-class HostSpellingError(ValueError):
-    """The host is written in a form we refuse to interpret; the message says which."""
+class HostSpellingError(PermanentError, ValueError):
+    """The host is written in a form we refuse to interpret; the message says which.
+
+    Permanent, like the guard's refusals it becomes; a ValueError for the payload's validators.
+    """
 
 
 def shown(host: str) -> str:

@@ -23,18 +23,18 @@ import time
 from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 
-from worker.media.audio import LOUDNESS_KEY, encode_args, mix_args, normalize_gain_db
 from worker.media.ffmpeg import (
     CONCAT_FORMATS,
     ProgressCallback,
     input_args,
     run_ffmpeg,
 )
-from worker.media.filters import SAMPLE_RATE, ClipJob, audio_job, video_job
+from worker.media.filters import ClipJob, video_job
 from worker.media.info import MediaInfo
 from worker.media.plan import Plan, make_plan
 from worker.media.probe_process import describe_async
 from worker.media.progress import WeightedProgress
+from worker.media.sound import make_soundtrack
 from worker.media.specs import AssemblyResult, ClipSpec, MusicSpec, OutputSpec
 
 OUTPUT_NAME = "output.mp4"
@@ -191,14 +191,12 @@ async def _reencode(clips: list[ClipSpec], audio: MusicSpec | None, output: Outp
     windows = list(zip(clips, plan.windows, strict=True))
     videos = [video_job(clip, window, geometry, fit, scratch / f"video{i:03d}.mp4", threads)
               for i, (clip, window) in enumerate(windows)]  # fmt: skip
-    sounds = [audio_job(clip, window, geometry, scratch / f"audio{i:03d}.wav")
-              for i, (clip, window) in enumerate(windows)]  # fmt: skip
     soundtrack = scratch / "soundtrack.m4a"
     with _timed(timings, "encode"):
         await _gather_or_cancel(
             _timed_async(timings, "encode_pictures", _encode_pictures(videos, parallel, progress)),
             _timed_async(timings, "soundtrack",
-                         _soundtrack(sounds, audio, plan, scratch, soundtrack, progress)),
+                         _soundtrack(clips, audio, output, plan, scratch, soundtrack, progress)),
         )  # fmt: skip
     with _timed(timings, "mux"):
         await _mux(videos, soundtrack, plan, scratch, partial, progress)
@@ -246,35 +244,13 @@ async def _encode_pictures(jobs: list[ClipJob], parallel: int, progress: Weighte
     await _gather_or_cancel(*(run(i, job) for i, job in enumerate(jobs)))
 
 
-async def _soundtrack(sounds: list[ClipJob], audio: MusicSpec | None, plan: Plan, scratch: Path,
-                      output: Path, progress: WeightedProgress) -> None:  # fmt: skip
-    """Each clip's sound to WAV (quick: audio only), then the mixed, normalized AAC track."""
-    for job in sounds:
-        await run_ffmpeg(job.args, expected_duration=job.duration, on_progress=None)
-    listing = write_concat_list(scratch / "sound", [job.output for job in sounds])
-    samples = sum(round(w.frames * SAMPLE_RATE / plan.geometry.fps) for w in plan.windows)
-    mix, measured = scratch / "mix.wav", {}
-    stage = progress.stage("soundtrack")
-    await run_ffmpeg(
-        mix_args(listing, audio, samples, mix),
-        expected_duration=plan.duration,
-        on_progress=lambda f: stage(f / 2),
-        on_line=lambda k, v: measured.update({k: v}) if k == LOUDNESS_KEY else None,
-    )
-    gain = normalize_gain_db(_float(measured.get(LOUDNESS_KEY)))
-    await run_ffmpeg(
-        encode_args(mix, gain, samples, output),
-        expected_duration=plan.duration,
-        on_progress=lambda f: stage(0.5 + f / 2),
-    )
+async def _soundtrack(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec,
+                      plan: Plan, scratch: Path, soundtrack: Path,
+                      progress: WeightedProgress) -> None:  # fmt: skip
+    """The clips' sound and the music as one AAC file exactly as long as the plan (sound.py)."""
+    await make_soundtrack(clips, plan, audio, output, scratch, soundtrack,
+                          progress.stage("soundtrack"))  # fmt: skip
     progress.finish("soundtrack")
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 async def _mux(videos: list[ClipJob], soundtrack: Path, plan: Plan, scratch: Path, partial: Path,

@@ -24,6 +24,8 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from worker.errors import RetryableError
+
 ProgressCallback = Callable[[float], None]
 
 # Demuxers a downloaded clip, voice-over or music track may use. The mov demuxer's external
@@ -45,16 +47,18 @@ KILL_AFTER_SECONDS = 2.0
 STDERR_TAIL_BYTES = 4096
 
 
-class FFmpegError(RuntimeError):
+class FFmpegError(RetryableError):
     """FFmpeg exited non-zero; `stderr` holds the end of what it printed.
 
-    Not a `PermanentError`: inputs are probed before FFmpeg sees them, so a failure here is a
+    Retryable, not permanent: inputs are probed before FFmpeg sees them, so a failure here is a
     bug or a passing condition (disk full, OOM kill), which the queue retries a bounded number
     of times.
 
-    Its text (for the operator's log) quotes the last lines of stderr, which name server paths;
-    `public_message` is what the job's row shows instead (see worker.row_error).
+    Its text (for the operator's log, with the traceback) quotes the last lines of stderr,
+    which name server paths; `public_message` is what the job's row shows instead.
     """
+
+    log_traceback = True
 
     def __init__(self, returncode: int, stderr: str) -> None:
         self.returncode = returncode
@@ -75,6 +79,9 @@ class FFmpegError(RuntimeError):
         else:
             what = f"FFmpeg failed while making the video (exit status {self.returncode})"
         return f"{what}; the operator's log has FFmpeg's output"
+
+    def row_sentence(self) -> str:
+        return self.public_message
 
 
 @functools.cache

@@ -1,10 +1,8 @@
-"""FFmpeg command lines that normalize one clip into the shared intermediate formats.
+"""FFmpeg command lines that normalize one clip's picture into the shared intermediate format.
 
 Every picture intermediate is identical in everything the concat demuxer cares about: H.264
 High 8-bit yuv420p BT.709 at the output size and constant frame rate with one fixed set of x264
-settings (so one set of parameter sets). Every sound intermediate is 48 kHz stereo PCM exactly
-as long as its picture. PCM rather than AAC because AAC priming would shift each clip's sound
-by ~21 ms per join; the soundtrack pass encodes the whole sound to AAC once.
+settings (so one set of parameter sets). The sound is prepared apart, by sound.py.
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from worker.media.info import MediaInfo, VideoInfo
 from worker.media.plan import ClipWindow, Geometry
 from worker.media.specs import ClipSpec, Fit
 
-SAMPLE_RATE = 48_000
-AUDIO_FORMAT = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
 X264_PRESET = "veryfast"
 X264_CRF = 20
 
@@ -38,7 +34,7 @@ def video_job(
     """The FFmpeg arguments that turn `clip`'s picture (trimmed to `window`) into an intermediate.
 
     The trim is done by input seeking (`-ss`/`-t` before `-i`), which is frame-accurate when
-    transcoding; `audio_job` cuts the sound with the same window.
+    transcoding; sound.py cuts the sound with the same window.
     """
     inputs = input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
     args = [
@@ -47,24 +43,6 @@ def video_job(
         "-filter_complex_threads", str(threads),
         "-map", "[v]", *x264_args(geometry, threads),
         "-map_metadata", "-1", "-map_chapters", "-1",
-        str(output),
-    ]  # fmt: skip
-    return ClipJob(args=args, output=output, duration=float(window.frames / geometry.fps))
-
-
-def audio_job(clip: ClipSpec, window: ClipWindow, geometry: Geometry, output: Path) -> ClipJob:
-    """The FFmpeg arguments for `clip`'s sound (with its voice-over) as 48 kHz stereo WAV.
-
-    Sound is prepared apart from the picture so the whole soundtrack can be mixed and encoded
-    while the pictures are still encoding; only audio is decoded here, which is quick.
-    """
-    inputs = input_args(clip.path, before=_trim(clip, window))
-    if clip.voice_path is not None:
-        inputs += input_args(clip.voice_path)
-    args = [
-        *inputs,
-        "-filter_complex", audio_chain(clip, window, geometry),
-        "-map", "[a]", "-c:a", "pcm_s16le", "-map_metadata", "-1",
         str(output),
     ]  # fmt: skip
     return ClipJob(args=args, output=output, duration=float(window.frames / geometry.fps))
@@ -190,22 +168,3 @@ def _fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit) -> list[str]:
             f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
         ]
     return steps
-
-
-def audio_chain(clip: ClipSpec, window: ClipWindow, geometry: Geometry) -> str:
-    """`[a]`: the clip's sound (or silence) with its voice-over on top, as long as its video.
-
-    The length is counted in samples (`atrim=end_sample`) from the frame count, so no clip's
-    sound runs over or short of its picture and nothing drifts across joins.
-    """
-    samples = round(window.frames * SAMPLE_RATE / geometry.fps)
-    if clip.info.audio is not None:
-        base = f"[0:a:0]aresample={SAMPLE_RATE},{AUDIO_FORMAT}"
-    else:
-        base = f"anullsrc=r={SAMPLE_RATE}:cl=stereo"
-    tail = f"apad,atrim=end_sample={samples},asetpts=N/SR/TB[a]"
-    if clip.voice_path is None:
-        return f"{base},{tail}"
-    voice = f"[1:a:0]aresample={SAMPLE_RATE},{AUDIO_FORMAT}[voice]"
-    mix = "[clip][voice]amix=inputs=2:duration=first:normalize=0"
-    return f"{base}[clip];{voice};{mix},{tail}"

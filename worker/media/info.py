@@ -17,7 +17,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+from worker.media.ffmpeg import DEFAULT_MAX_PIXELS
+
 Kind = Literal["clip", "audio"]
+
+MIB = 1024 * 1024
 
 TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
              13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
@@ -237,3 +241,21 @@ def _optional_choice(value: object, allowed: Any) -> str | None:
 
 def _optional(convert: Any, value: object) -> Any:
     return None if value is None else convert(value)
+
+
+@dataclass(frozen=True)
+class ProbeLimits:
+    """What probing one input may cost; sent to the probe's child with each session.
+
+    `max_pixels` (MAX_INPUT_PIXELS) and `max_streams` are checked from the headers inside the
+    child; `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
+    (PROBE_MEMORY_MB, the child's address space) are enforced around it. Defined here, beside
+    the other values both sides of the process line hold, so that probe.py (the child's work)
+    and probe_process.py (which starts the child and imports probe.py in it) do not import
+    each other.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_streams: int = 64
+    timeout: float = 20.0
+    memory_bytes: int = 1024 * MIB

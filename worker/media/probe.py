@@ -35,7 +35,7 @@ import av
 import av.error
 import av.logging
 
-from worker.errors import InputError
+from worker.errors import InputError, PermanentError
 from worker.media.ffmpeg import MEDIA_FORMATS
 from worker.media.info import (
     FIELD_ORDERS,
@@ -47,9 +47,9 @@ from worker.media.info import (
     AudioInfo,
     Kind,
     MediaInfo,
+    ProbeLimits,
     VideoInfo,
 )
-from worker.media.probe_process import ProbeLimits
 
 __all__ = [
     "HDR_TRANSFERS",
@@ -509,8 +509,9 @@ def _tail_budget(stream: Any) -> int:
     return max(MIN_TAIL_PACKETS, min(TAIL_DECODE_PACKETS, TAIL_DECODE_PIXELS // pixels))
 
 
-class _Undecodable(Exception):
-    """A decoding or demuxing failure found earlier, reported with the tail check's words."""
+class _Undecodable(PermanentError):
+    """A decoding or demuxing failure found earlier, reported with the tail check's words
+    (as an InputError: the file will not decode on another attempt either)."""
 
 
 def _decode_tail(container: Any, stream: Any, lengths: _Lengths) -> int:

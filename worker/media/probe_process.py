@@ -26,19 +26,25 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 import worker
 from worker.errors import InputError
 from worker.log import get_logger
-from worker.media.ffmpeg import DEFAULT_MAX_PIXELS, read_tail
-from worker.media.info import Kind, MediaInfo, info_from_json, info_to_json
+from worker.media.ffmpeg import read_tail
+from worker.media.info import (
+    MIB,
+    Kind,
+    MediaInfo,
+    ProbeLimits,
+    info_from_json,
+    info_to_json,
+)
 
 Mode = Literal["clip", "audio", "describe"]
 
-MIB = 1024 * 1024
 CHILD_MODULE = "worker.media.probe_process"
 STDERR_TAIL_BYTES = 4096
 REPLY_LIMIT_BYTES = 1024 * 1024
@@ -48,21 +54,6 @@ CPU_SLACK_SECONDS = 5
 CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "LC_ALL": "C.UTF-8"}
 
 log = get_logger("video-worker.probe")
-
-
-@dataclass(frozen=True)
-class ProbeLimits:
-    """What probing one input may cost.
-
-    `max_pixels` (MAX_INPUT_PIXELS) and `max_streams` are checked from the headers inside the
-    child; `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
-    (PROBE_MEMORY_MB, the child's address space) are enforced around it.
-    """
-
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_streams: int = 64
-    timeout: float = 20.0
-    memory_bytes: int = 1024 * MIB
 
 
 async def probe_async(

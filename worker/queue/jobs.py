@@ -297,36 +297,6 @@ class JobStore:
     async def request_cancel(self, job_id: uuid.UUID) -> bool:
         return bool(await self._all("request_cancel", {"id": job_id}))
 
-    async def webhook_claim(
-        self, job_id: uuid.UUID, *, lease: float, max_rounds: int
-    ) -> dict[str, Any] | None:
-        rows = await self._all(
-            "webhook_claim", {"id": job_id, "lease": lease, "max_rounds": max_rounds}
-        )
-        return rows[0] if rows else None
-
-    async def webhook_delivered(self, job_id: uuid.UUID) -> None:
-        await self._all("webhook_delivered", {"id": job_id})
-
-    async def webhook_failed(
-        self, job_id: uuid.UUID, error: str, *, delay: float, max_rounds: int, final: bool = False
-    ) -> None:
-        """Record a failed round; `final` gives the delivery up (no later round can help)."""
-        await self._all(
-            "webhook_failed",
-            {
-                "id": job_id,
-                "error": error,
-                "delay": delay,
-                "max_rounds": max_rounds,
-                "final": final,
-            },
-        )
-
-    async def webhook_due(self, *, max_rounds: int, limit: int = 20) -> list[uuid.UUID]:
-        rows = await self._all("webhook_due", {"max_rounds": max_rounds, "limit": limit})
-        return [r["id"] for r in rows]
-
     async def ping(self) -> None:
         async with self.pool.connection() as conn:
             await conn.execute("select 1")

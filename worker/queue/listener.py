@@ -19,7 +19,7 @@ from typing import Any
 
 from worker.db.connection import connect
 from worker.log import get_logger
-from worker.queue.backoff import exponential
+from worker.retry import exponential
 
 CHANNEL = "video_jobs"
 PROBE_TIMEOUT = 3.0

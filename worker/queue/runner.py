@@ -37,14 +37,14 @@ from typing import Any
 
 import structlog
 
-from worker.errors import LeaseLost, PermanentError, WorkerError
+from worker.errors import JobTimeout, LeaseLost, as_worker_error
 from worker.log import SecretMasker, get_logger
 from worker.metrics import WorkerMetrics
-from worker.queue.backoff import exponential, job_retry_delay
 from worker.queue.context import JobContext, ProgressReporter
 from worker.queue.jobs import Finished, JobStore
 from worker.queue.listener import Listener, ListenerState
 from worker.queue.models import Job, JobOutcome, Status
+from worker.retry import exponential, job_retry_delay
 from worker.row_error import row_error
 from worker.settings import Settings
 
@@ -361,8 +361,7 @@ class Runner:
             await self._finish(running, lambda: self.store.cancelled(job))
             return
         if reason is Abort.TIMEOUT:
-            error = f"The job ran longer than JOB_TIMEOUT ({self.settings.job_timeout} s)"
-            await self._fail(running, error, retry=False)
+            await self._failed(running, JobTimeout(self.settings.job_timeout))
             return
         exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
         if exc is None:
@@ -370,17 +369,22 @@ class Runner:
             await self._finish(running, lambda: self._complete(job, outcome))
         elif isinstance(exc, LeaseLost):
             log.warning("lease_lost", elapsed=elapsed)
-        elif isinstance(exc, PermanentError):
-            await self._fail(running, self._message(exc), retry=False)
         else:
-            if not isinstance(exc, WorkerError):  # a bug or an outage nobody foresaw
-                log.error(
-                    "job_attempt_failed",
-                    error=self._message(exc),
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                )
-            # an expected passing failure (network, storage) says so in job_will_retry alone
-            await self._fail(running, self._message(exc), retry=True)
+            await self._failed(running, exc)
+
+    async def _failed(self, running: Running, exc: BaseException) -> None:
+        """Ask the error (worker.errors) what the row says and whether to try again. One that
+        wants its traceback logged (a bug, FFmpeg's output) gets it; an expected failure says
+        so in job_will_retry or job_failed alone."""
+        error = as_worker_error(exc)
+        message = self._message(error)
+        if error.log_traceback:
+            log.error(
+                "job_attempt_failed",
+                error=message,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+        await self._fail(running, message, retry=error.retryable)
 
     async def _complete(self, job: Job, outcome: JobOutcome) -> Finished | None:
         """Complete the job and, unless draining, claim the next one for this slot in the same

@@ -15,13 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from worker.errors import RetryableError
 from worker.storage.base import VIDEO_MP4, ByteProgress, StoredObject, check_bucket, check_key
 
 T = TypeVar("T")
 
 
-class Cancelled(Exception):
-    """Raised inside the worker thread when the awaiting task was cancelled."""
+class Cancelled(RetryableError):
+    """Raised inside the worker thread when the awaiting task was cancelled.
+
+    It ends the thread and goes no further: the task that awaited the thread was cancelled,
+    and that cancellation is what the runner records. Retryable, as a transfer cut short is."""
 
 
 async def run_stoppable(fn: Callable[[threading.Event], T]) -> T:

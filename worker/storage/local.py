@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from worker.errors import StorageError
+from worker.errors import PermanentError, StorageError
 from worker.storage._threads import ThreadProgress, check_stop, file_size, run_stoppable
 from worker.storage.base import (
     VIDEO_MP4,
@@ -132,7 +132,7 @@ def _check_room(bucket: Path, target: Path, key: str) -> None:
             )
 
 
-class _Blocked(Exception):
+class _Blocked(PermanentError):
     """The file system refused the key itself (a folder or a file in the way, a name too
     long): permanent, unlike a full disk. Raised only around mkdir and the final rename, so
     a failure to read the source is never taken for one."""

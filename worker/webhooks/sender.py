@@ -1,12 +1,4 @@
-"""Webhooks: a signed POST to the job's `webhook_url` when it reaches a terminal status.
-
-Signed per Standard Webhooks (shared/spec/video-jobs.md, `Webhooks`), so a web app can
-verify deliveries with any Standard Webhooks or Svix library:
-
-    webhook-id          stable for one event across retries (and across worker restarts,
-                        see `message_id`), so receivers can drop duplicates
-    webhook-timestamp   unix seconds of this attempt; the signature is recomputed each time
-    webhook-signature   "v1," + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}"))
+"""Sending one delivery round: signed POSTs to a `webhook_url`, retried quickly, never raising.
 
 Decisions where the contract leaves room:
 
@@ -16,8 +8,8 @@ Decisions where the contract leaves room:
   missing secret at once, and one that does not verify accepts forged posts either way.
   The result says `signed=False` so the caller can warn.
 - Retries: any answer other than 2xx is retried with exponential backoff and jitter (the
-  contract), as are network errors and timeouts; `Retry-After` is honoured up to
-  `max_delay`. Two answers stop at once because repeating the request cannot change them:
+  contract, `worker.retry`), as are network errors and timeouts; `Retry-After` is honoured up
+  to `max_delay`. Two answers stop at once because repeating the request cannot change them:
   410 Gone (the receiver says the endpoint is gone, as Standard Webhooks recommends) and
   3xx (redirects are never followed, so a redirect cannot reach a private address; the
   error tells the developer to use the final address).
@@ -26,8 +18,9 @@ Decisions where the contract leaves room:
   connector check the addresses it connects to (no DNS rebinding, no parser tricks).
   `allow_private` (ALLOW_PRIVATE_URLS) lifts the address checks.
 - `deliver` never raises for a failed delivery: a webhook must never change the job's
-  status. It returns a `DeliveryResult`; only cancellation propagates. Retries live in
-  this call only (no outbox): a worker stopped mid-retry drops the remaining attempts.
+  status. It returns a `DeliveryResult`; only cancellation propagates. Its retries are one
+  round, in this call; the outbox (outbox.py) keeps the delivery on the job's row and runs
+  later rounds, so a worker stopped mid-round loses nothing but that round.
 - Error strings name the URL without its query string or credentials (signed URLs and
   tokens live there) and never contain the secret: they are built from our own words,
   status codes and exception class names, never from exception text.
@@ -36,35 +29,25 @@ Decisions where the contract leaves room:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
-import enum
-import hashlib
-import hmac
-import json
-import random
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from http import HTTPStatus
-from typing import Any
 
 import aiohttp
 
-from worker.fetch import UnsafeURLError, check_url, make_session, redact, unsafe_cause
+from worker.fetch import (
+    UnsafeURLError,
+    check_url,
+    redact,
+    session_scope,
+    status_text,
+    unsafe_cause,
+)
+from worker.retry import next_delay
+from worker.webhooks.signing import WebhookSecretError, secret_bytes, signature
 
 USER_AGENT = "video-worker"
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the key format's prefix, not a key
-EVENT_STATUSES = frozenset({"completed", "failed", "cancelled"})
-DATA_KEYS = ("video_url", "thumbnail_url", "result", "error")
-
-
-class WebhookSecretError(ValueError):
-    """WEBHOOK_SECRET cannot be used as a key; the message never contains the secret."""
 
 
 @dataclass(frozen=True)
@@ -91,92 +74,6 @@ class _Attempt:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-# --- signing ------------------------------------------------------------------------------
-
-
-def secret_bytes(secret: str) -> bytes:
-    """The HMAC key: `whsec_` + base64 is decoded (as Svix keys are), raw text is UTF-8."""
-    if not secret:
-        raise WebhookSecretError("WEBHOOK_SECRET is empty")
-    if not secret.startswith(SECRET_PREFIX):
-        return secret.encode("utf-8")
-    encoded = secret[len(SECRET_PREFIX) :]
-    try:
-        # Padding is often dropped when keys are copied around; the libraries accept that.
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise WebhookSecretError(
-            "WEBHOOK_SECRET starts with whsec_ but the rest is not valid base64"
-        ) from None
-    if not key:
-        raise WebhookSecretError("WEBHOOK_SECRET has nothing after whsec_")
-    return key
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value for one attempt: `v1,` + base64 HMAC-SHA256."""
-    return _signature(secret_bytes(secret), msg_id, timestamp, body)
-
-
-def _signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
-
-
-# --- events -------------------------------------------------------------------------------
-
-
-def message_id(job_id: uuid.UUID | str, status: str) -> str:
-    """A `webhook-id` derived from the event itself, so a resend after a restart keeps it."""
-    return f"msg_{uuid.UUID(str(job_id)).hex}_{status}"
-
-
-def build_event(row: Mapping[str, Any], *, now: datetime | None = None) -> tuple[str, bytes]:
-    """The event type and JSON body for a terminal job row.
-
-    `timestamp` is when the job finished (`completed_at`), else `now`, so every retry and
-    resend of the event carries the same body. Raises ValueError for a non-terminal status:
-    that is a caller's bug, not a delivery failure.
-    """
-    status = _status_text(row["status"])
-    if status not in EVENT_STATUSES:
-        raise ValueError(f"no webhook event for status {status!r}")
-    event_type = f"video_job.{status}"
-    when = row.get("completed_at") or now or datetime.now(UTC)
-    data: dict[str, Any] = {"id": str(row["id"]), "status": status}
-    data.update({key: row.get(key) for key in DATA_KEYS})
-    event = {"type": event_type, "timestamp": _iso_utc(when), "data": data}
-    body = json.dumps(event, separators=(",", ":"), default=_json_default)
-    return event_type, body.encode("utf-8")
-
-
-def _status_text(status: object) -> str:
-    """A Status enum or its text, as the text (`Status.COMPLETED` → "completed")."""
-    if isinstance(status, enum.Enum):
-        return str(status.value)
-    return str(status)
-
-
-def _iso_utc(when: datetime) -> str:
-    """ISO 8601 in UTC with a `Z`; a naive datetime is taken as UTC (Postgres timestamptz)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _json_default(value: object) -> object:
-    """Values a row's `result` may hold that json cannot write, as JSON-friendly values."""
-    if isinstance(value, datetime):
-        return _iso_utc(value)
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    # UUID, date, Path…: better sent as a string than lost to a TypeError.
-    return str(value)
 
 
 # --- delivery -----------------------------------------------------------------------------
@@ -210,7 +107,13 @@ async def deliver(
     if refusal is not None:
         return DeliveryResult(False, 0, error=refusal, signed=key is not None, final=True)
     post = _Poster(url, body, msg_id, key, timeout, clock)
-    async with _session_scope(session, allow_private, timeout) as http:
+    async with session_scope(
+        session,
+        allow_private=allow_private,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        limit=2,
+    ) as http:
         return await _retrying(http, post, max(attempts, 1), base_delay, max_delay)
 
 
@@ -224,21 +127,6 @@ async def _refusal(url: str, allow_private: bool) -> str | None:
     except OSError:
         return None
     return None
-
-
-@contextlib.asynccontextmanager
-async def _session_scope(
-    session: aiohttp.ClientSession | None, allow_private: bool, seconds: float
-) -> AsyncIterator[aiohttp.ClientSession]:
-    """Use the caller's session, or a guarded one that lives for this delivery only."""
-    if session is not None:
-        yield session
-        return
-    own = make_session(
-        allow_private=allow_private, connect_timeout=seconds, read_timeout=seconds, limit=2
-    )
-    async with own:
-        yield own
 
 
 async def _retrying(
@@ -258,19 +146,11 @@ async def _retrying(
                 signed=post.signed,
                 final=not outcome.retry,
             )
-        await asyncio.sleep(_delay(number, outcome.retry_after, base, cap))
+        # the receiver's Retry-After (capped), else backoff with jitter, which spreads the
+        # retries of many replicas that failed at once against one receiver
+        delay = next_delay(number, outcome.retry_after, base=base, cap=cap, max_retry_after=cap)
+        await asyncio.sleep(delay)
     raise AssertionError("unreachable: attempts is at least 1")
-
-
-def _delay(number: int, retry_after: float | None, base: float, cap: float) -> float:
-    """The receiver's Retry-After (capped), else exponential backoff with jitter.
-
-    Jitter spreads retries from many replicas that failed at once against one receiver.
-    """
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), cap)
-    ceiling = min(cap, base * 2 ** (number - 1))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 class _Poster:
@@ -308,7 +188,7 @@ class _Poster:
             "user-agent": USER_AGENT,
         }
         if self.key is not None:
-            headers["webhook-signature"] = _signature(self.key, self.msg_id, timestamp, self.body)
+            headers["webhook-signature"] = signature(self.key, self.msg_id, timestamp, self.body)
         return headers
 
     async def once(self, http: aiohttp.ClientSession) -> _Attempt:
@@ -333,7 +213,7 @@ class _Poster:
         status = resp.status
         if 200 <= status < 300:
             return _Attempt(status, None)
-        answered = f"POST {self.shown}: the receiver answered {_status_phrase(status)}"
+        answered = f"POST {self.shown}: the receiver answered {status_text(status)}"
         if status == HTTPStatus.GONE:
             return _Attempt(status, f"{answered}; not retried (the endpoint is gone)", False)
         if 300 <= status < 400:
@@ -345,13 +225,6 @@ class _Poster:
                 retry=False,
             )
         return _Attempt(status, answered, retry_after=_retry_after(resp))
-
-
-def _status_phrase(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
 
 
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
