@@ -1,7 +1,12 @@
-"""`video-worker demo`, exactly as the README runs it: embedded Postgres, local storage."""
+"""`video-worker demo`, exactly as the README runs it: embedded Postgres, local storage.
+
+The demo's job is a composition (issue 9: a transition, a still image, highlight captions), so
+this test needs the composition in the worker: on a worker without it the still fails the job.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -11,7 +16,16 @@ import urllib.request
 from pathlib import Path
 
 from tests.test_embedded_lifetime import read_until, servers_on
+from worker.demo import SAMPLES, STILL, STILL_SECONDS, TRANSITION, demo_payload, make_samples
 from worker.media.probe import probe
+from worker.payload import parse_payload
+from worker.settings import Settings
+
+DEMO_SECONDS = (
+    sum(seconds for _, _, seconds in SAMPLES.values())
+    + STILL_SECONDS
+    - float(TRANSITION["duration"])
+)
 
 
 def test_the_demo_makes_a_video_and_a_poster_and_keeps_the_dashboard_up_until_enter():
@@ -59,6 +73,7 @@ def run_demo(tmp_path: Path) -> None:
     out += rest
     assert proc.returncode == 0, out + err
     assert "dashboard at http://127.0.0.1:" in out and "100%  completed" in out
+    assert "joined by compose" in out  # the still, the fade and the captions: issue 9's path
     assert "DATABASE_URL and storage settings are ignored" in out
     assert f"Database: embedded Postgres in {tmp_path / 'home' / 'pgdata'}" in out
     video = Path(next(line for line in out.splitlines() if line.startswith("Video:")).split()[1])
@@ -67,6 +82,24 @@ def run_demo(tmp_path: Path) -> None:
     info = probe(video, "demo output")
     assert (info.video.width, info.video.height, info.video.codec) == (640, 360, "h264")
     assert info.audio is not None and info.audio.codec == "aac"
-    assert abs(info.duration - 8.0) < 0.2
+    # the clips, plus the still, less the fade that overlaps the first clip and the still
+    assert abs(info.duration - DEMO_SECONDS) < 0.2, info.duration
     assert "Traceback" not in err and "Warning" not in err
     assert servers_on(tmp_path / "home" / "pgdata") == []
+
+
+def test_the_demo_job_is_a_composition_of_generated_media(tmp_path: Path):
+    """The parts the README promises (a transition, a still, highlight captions), as the
+    worker's own parser reads them, on media the demo makes itself."""
+    asyncio.run(make_samples(tmp_path))
+    still = tmp_path / STILL[0]
+    assert still.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    payload = parse_payload(demo_payload("http://127.0.0.1:8"), Settings())
+    first, image, *rest = payload.clips
+    assert first.transition is not None and first.transition.type == "fade"
+    assert image.url.endswith(f"/{STILL[0]}") and image.duration == STILL_SECONDS
+    assert image.motion == "zoom_in"
+    assert [Path(c.url).name for c in (first, *rest)] == list(SAMPLES)
+    assert payload.captions is not None and payload.captions.style == "highlight"
+    words = payload.captions.words or ()
+    assert len(words) > 5 and words[-1].end < DEMO_SECONDS

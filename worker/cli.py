@@ -14,6 +14,7 @@ from typing import Any
 from worker import __version__
 from worker.db.embedded import stop_all
 from worker.db.preflight import PreflightError
+from worker.enqueue_args import add_enqueue_arguments
 from worker.errors import PermanentError
 from worker.log import configure
 from worker.settings import Settings, SettingsError
@@ -109,17 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep serving the dashboard after the job ends, until Enter or Ctrl-C",
     )
 
-    enq = sub.add_parser("enqueue", help="insert a job from clip URLs")
-    enq.add_argument("clips", nargs="*", help="clip URLs (http(s):// or storage://bucket/key)")
-    enq.add_argument("--payload", help="the whole payload as JSON, or @file.json")
-    enq.add_argument("--audio", help="background music URL")
-    enq.add_argument("--volume", type=float, help="music volume 0..1")
-    enq.add_argument("--duck", action="store_true", help="lower the music under speech")
-    enq.add_argument("--width", type=int)
-    enq.add_argument("--height", type=int)
-    enq.add_argument("--fps", type=float)
-    enq.add_argument("--fit", choices=["pad", "crop"])
-    enq.add_argument("--path", help="storage key of the output")
+    enq = sub.add_parser("enqueue", help="insert a job from clip URLs and flags, or a payload")
+    add_enqueue_arguments(enq)
     enq.add_argument("--priority", type=int, default=0)
     enq.add_argument("--max-attempts", type=int, default=3)
     enq.add_argument("--idempotency-key")

@@ -18,6 +18,7 @@ from worker.app import apply_migrations, load_handler, run_worker
 from worker.db import preflight
 from worker.db.connection import make_pool
 from worker.db.preflight import Database
+from worker.enqueue_args import payload_from_args
 from worker.errors import PayloadError
 from worker.follow import follow
 from worker.log import get_logger
@@ -214,34 +215,3 @@ def _local_file_hint(payload: dict[str, Any]) -> str:
                 "it over http(s) or upload it and use storage://BUCKET/PATH)"
             )
     return ""
-
-
-def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The payload `enqueue` inserts: --payload as given, else built from the clip URLs."""
-    if args.payload:
-        text = args.payload
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
-        try:
-            payload: dict[str, Any] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--payload is not valid JSON: {exc}") from None
-        return payload
-    if not args.clips:
-        raise ValueError("give at least one clip URL, or --payload")
-    payload = {"clips": [{"url": url} for url in args.clips]}
-    if not args.audio and (args.volume is not None or args.duck):
-        raise ValueError("--volume and --duck set the music: give it with --audio URL")
-    if args.audio:
-        audio: dict[str, Any] = {"url": args.audio, "duck": bool(args.duck)}
-        if args.volume is not None:
-            audio["volume"] = args.volume
-        payload["audio"] = audio
-    output = {
-        k: getattr(args, k)
-        for k in ("width", "height", "fps", "fit", "path")
-        if getattr(args, k) is not None
-    }
-    if output:
-        payload["output"] = output
-    return payload

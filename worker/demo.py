@@ -1,10 +1,11 @@
 """`video-worker demo`: one whole job end to end on the embedded defaults.
 
-It makes three sample clips (landscape with sound, square without sound, portrait with sound)
-and a music track, serves them from a local HTTP server, enqueues a job that joins them with the
-music ducked under the clips' sound, runs the worker on it with a live progress bar, and prints
-where the video and its poster are. The worker's dashboard is up while it runs, and after
-the job ends too with `--keep`, until Enter.
+It makes three sample clips (landscape with sound, square without sound, portrait with sound),
+a still image and a music track, serves them from a local HTTP server, enqueues a job that
+composes them (a fade into the still, which zooms in slowly, and captions with the spoken word
+highlighted, issue 9) with the music ducked under the clips' sound, runs the worker on it with
+a live progress bar, and prints where the video and its poster are. The worker's dashboard is
+up while it runs, and after the job ends too with `--keep`, until Enter.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ SAMPLES: dict[str, tuple[str, str | None, float]] = {
     "portrait.mp4": ("mandelbrot=size=360x640:rate=30", "sine=frequency=660", 3.0),
 }
 MUSIC = ("music.m4a", "sine=frequency=220", 10.0)
+# A still image as a clip: one frame of a lavfi source, shown for STILL_SECONDS with a zoom.
+STILL = ("still.png", "gradients=size=960x540:speed=0:seed=7")
+STILL_SECONDS = 2.0
+TRANSITION = {"type": "fade", "duration": 0.5}  # from the first clip into the still
+CAPTION = "video worker makes this from clips a still and timed words".split()
 
 
 async def run_demo(settings: Settings, *, keep: bool = False) -> int:
@@ -134,8 +140,13 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 def demo_payload(base: str) -> dict[str, Any]:
+    """Three sample clips with a still after the first (faded into, zooming), the music ducked
+    under them, and highlight captions on the output timeline."""
+    first, *rest = [{"url": f"{base}/{name}"} for name in SAMPLES]
+    still = {"url": f"{base}/{STILL[0]}", "duration": STILL_SECONDS, "motion": "zoom_in"}
     return {
-        "clips": [{"url": f"{base}/{name}"} for name in SAMPLES],
+        "clips": [{**first, "transition": TRANSITION}, still, *rest],
+        "captions": {"words": caption_words(), "style": "highlight", "max_words": 3},
         "audio": {"url": f"{base}/{MUSIC[0]}", "volume": 0.4, "duck": True},
         "output": {
             "width": 640,
@@ -145,6 +156,15 @@ def demo_payload(base: str) -> dict[str, Any]:
             "path": f"demo/demo-{int(time.time())}.mp4",
         },
     }
+
+
+def caption_words() -> list[dict[str, Any]]:
+    """One word every 0.7 s from 0.3 s on: a transcript on the output timeline, as a
+    speech-to-text service would return it."""
+    return [
+        {"word": word, "start": round(0.3 + 0.7 * n, 2), "end": round(0.9 + 0.7 * n, 2)}
+        for n, word in enumerate(CAPTION)
+    ]
 
 
 def report(row: dict[str, Any] | None, elapsed: float) -> int:
@@ -178,6 +198,7 @@ async def make_samples(folder: Path) -> None:
         for name, (video, audio, seconds) in SAMPLES.items()
     ]
     jobs.append(_make_audio(folder / MUSIC[0], MUSIC[1], MUSIC[2]))
+    jobs.append(_ffmpeg(["-f", "lavfi", "-i", STILL[1], "-frames:v", "1"], folder / STILL[0]))
     await asyncio.gather(*jobs)
 
 

@@ -1,0 +1,582 @@
+"""Benchmark a composition (run by hand: `.venv/bin/python bench/bench_compose.py`).
+
+Issue 9's job: six clips at 1280x720 (four videos, two stills with motion), three transitions,
+highlight captions, an ambient layer on one clip, a logo, and music ducked under the clips'
+sound. Made three ways in one run, taking turns, from the same generated media:
+
+(a) video-worker's own assembly (`worker.media.assemble.assemble` on the composition's specs,
+    worker/media/specs.py), in a child process that reports its own peak RSS and its FFmpeg
+    children's separately. Target: peak RSS <= 150 MB.
+(b) moviepy 2 doing the same composition at the same x264 preset and CRF.
+    Target: worker >= 5x faster.
+(c) one hand-written `ffmpeg -filter_complex` command that makes the same video in one process
+    (the encoder's own limit). Target: worker <= 1.25x its time.
+
+(b) and (c) work on any worker; (a) needs the composition (issue 9) in `assemble` and says so
+when it is not there. It generates its own media in a temporary folder; nothing is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from worker.media.captions import FONT_DIR, CaptionStyle, Word, ass_document, group_lines
+from worker.media.ffmpeg import ffmpeg_exe
+from worker.media.filters import X264_CRF, X264_PRESET
+
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+FONT = FONT_DIR / "SourceSansPro-Bold.ttf"
+HIGHLIGHT = CaptionStyle(style="highlight")
+MUSIC_VOLUME = 0.3
+AMBIENT_VOLUME = 0.5
+LOGO_WIDTH, LOGO_OPACITY, LOGO_MARGIN = 0.15, 0.8, 0.03
+ZOOM = 0.15
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip of the composition: a video (with or without sound) or a still with motion."""
+
+    name: str
+    seconds: float
+    still: bool = False
+    motion: str = "none"
+    sound: bool = False
+    ambient: bool = False
+    transition: tuple[str, float] | None = None  # into the next clip
+
+
+CLIPS = (
+    Clip("v0.mp4", 4, sound=True, transition=("fade", 0.5)),
+    Clip("still1.png", 3, still=True, motion="zoom_in"),
+    Clip("v2.mp4", 4, sound=True, ambient=True, transition=("wipeleft", 0.5)),
+    Clip("still3.png", 3, still=True, motion="pan_left"),
+    Clip("v4.mp4", 4, transition=("slideleft", 0.5)),
+    Clip("v5.mp4", 4, sound=True),
+)
+SOURCES = {
+    "v0.mp4": ("testsrc2=s=1280x720:r=30", "sine=f=440"),
+    "v2.mp4": ("smptehdbars=s=1280x720:r=30", "sine=f=550"),
+    "v4.mp4": ("mandelbrot=s=1280x720:r=30", None),
+    "v5.mp4": ("testsrc=s=1280x720:r=30", "sine=f=660"),
+}
+
+
+def starts() -> list[float]:
+    """Each clip's start on the output timeline: transitions overlap their two clips."""
+    at, found = 0.0, []
+    for clip in CLIPS:
+        found.append(at)
+        at += clip.seconds - (clip.transition[1] if clip.transition else 0.0)
+    return found
+
+
+def total() -> float:
+    return starts()[-1] + CLIPS[-1].seconds
+
+
+def words() -> list[Word]:
+    """A word every 0.4 s over the whole output, as a transcript on the output timeline."""
+    text = "the quick brown fox jumps over the lazy dog again and again".split()
+    count = int(total() / 0.4) - 1
+    return [Word(text[n % len(text)], n * 0.4 + 0.1, n * 0.4 + 0.45) for n in range(count)]
+
+
+# --- media ----------------------------------------------------------------------------------------
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+                   check=True)  # fmt: skip
+
+
+def make_media(root: Path) -> None:
+    for name, (video, audio) in SOURCES.items():
+        seconds = next(c.seconds for c in CLIPS if c.name == name)
+        args = ["-f", "lavfi", "-t", str(seconds), "-i", video]
+        if audio:
+            args += ["-f", "lavfi", "-i", f"{audio}:r=48000:d={seconds}", "-c:a", "aac"]
+        ffmpeg(*args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+               str(root / name))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "mandelbrot=s=1920x1080", "-frames:v", "1",
+           str(root / "still1.png"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=1920x1080", "-frames:v", "1",
+           str(root / "still3.png"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "color=c=orange@0.9:s=320x160,format=rgba,"
+           "drawbox=x=20:y=20:w=280:h=120:color=white@1:t=8", "-frames:v", "1",
+           str(root / "logo.png"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "anoisesrc=c=brown:a=0.3:r=48000:d=10", "-c:a", "aac",
+           str(root / "ambient.m4a"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
+    lines = group_lines(words(), HIGHLIGHT.max_words)
+    (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
+
+
+# --- (c) one hand-written command -----------------------------------------------------------------
+
+AFMT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
+
+
+def single_command(root: Path, out: Path) -> list[str]:
+    """The whole composition as one FFmpeg run, written out by hand."""
+    inputs: list[str] = []
+    graph: list[str] = []
+    for i, clip in enumerate(CLIPS):
+        frames = round(clip.seconds * FPS)
+        samples = round(frames * 48000 / FPS)
+        if clip.still:
+            inputs += ["-f", "png_pipe", "-i", str(root / clip.name)]
+            graph.append(f"[{i}:v]{still_chain(clip, frames)}[v{i}]")
+        else:
+            inputs += ["-i", str(root / clip.name)]
+            graph.append(f"[{i}:v]{fit_chain()},trim=end_frame={frames},setpts=N/{FPS}/TB[v{i}]")
+        sound = f"[{i}:a:0]aresample=48000,{AFMT}" if clip.sound else "anullsrc=r=48000:cl=stereo"
+        graph.append(f"{sound},apad,atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
+    n = len(CLIPS)
+    ambient_at = next(i for i, c in enumerate(CLIPS) if c.ambient)
+    seconds = CLIPS[ambient_at].seconds
+    inputs += ["-stream_loop", "-1", "-i", str(root / "ambient.m4a")]
+    graph.append(
+        f"[{n}:a]aresample=48000,{AFMT},atrim=0:{seconds},volume={AMBIENT_VOLUME},"
+        f"afade=t=in:d=0.5,afade=t=out:st={seconds - 0.5}:d=0.5[amb]"
+    )
+    graph.append(f"[a{ambient_at}][amb]amix=inputs=2:duration=first:normalize=0[a{ambient_at}m]")
+    pieces = join_pairs(graph, ambient_at)
+    graph.append("".join(f"[pv{k}][pa{k}]" for k in range(pieces)) +
+                 f"concat=n={pieces}:v=1:a=1[joined][speech]")  # fmt: skip
+    inputs += ["-i", str(root / "logo.png"), "-stream_loop", "-1", "-i", str(root / "music.m4a")]
+    logo_w, margin = round(WIDTH * LOGO_WIDTH), round(WIDTH * LOGO_MARGIN)
+    graph += [
+        f"[joined]ass=filename={root / 'captions.ass'}:fontsdir={FONT_DIR}[captioned]",
+        f"[{n + 1}:v]scale={logo_w}:-2,format=rgba,colorchannelmixer=aa={LOGO_OPACITY}[logo]",
+        f"[captioned][logo]overlay=W-w-{margin}:{margin}:format=auto,format=yuv420p[v]",
+        *music_graph(n + 2),
+    ]
+    return [
+        *inputs, "-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]",
+        "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF), "-profile:v", "high",
+        "-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+        "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2", "-t", f"{total():.3f}",
+        "-movflags", "+faststart", str(out),
+    ]  # fmt: skip
+
+
+def fit_chain() -> str:
+    return (
+        f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={FPS},format=yuv420p"
+    )
+
+
+def still_chain(clip: Clip, frames: int) -> str:
+    """The picture fitted once and repeated (`loop`), then moved by `perspective`, which samples
+    a window at fractional pixel positions (smooth, where zoompan steps by whole pixels)."""
+    p = f"(in/{max(frames - 1, 1)})"
+    if clip.motion == "zoom_in":
+        scale, across = f"(1+{ZOOM}*{p})", "0.5"
+    else:  # pan_left: the window travels ZOOM of the frame, right to left
+        scale, across = f"(1+{ZOOM})", f"(1-{p})"
+    left, top = f"(W-W/{scale})*{across}", f"(H-H/{scale})*0.5"
+    right, bottom = f"{left}+W/{scale}", f"{top}+H/{scale}"
+    corners = [("x0", left), ("y0", top), ("x1", right), ("y1", top),
+               ("x2", left), ("y2", bottom), ("x3", right), ("y3", bottom)]  # fmt: skip
+    options = ":".join(f"{name}='{expr}'" for name, expr in corners)
+    return (
+        f"{fit_chain()},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
+        f"perspective={options}:interpolation=linear:sense=source:eval=frame,"
+        f"format=yuv420p,trim=end_frame={frames},setpts=N/{FPS}/TB"
+    )
+
+
+def join_pairs(graph: list[str], ambient_at: int) -> int:
+    """Clips joined by a transition become one piece (xfade + acrossfade); returns pieces."""
+    k, i = 0, 0
+    label = {i: (f"[v{i}]", f"[a{i}m]" if i == ambient_at else f"[a{i}]") for i in range(6)}
+    while i < len(CLIPS):
+        video, sound = label[i]
+        length = CLIPS[i].seconds
+        while CLIPS[i].transition is not None:
+            kind, seconds = CLIPS[i].transition  # type: ignore[misc]
+            nv, na = label[i + 1]
+            offset = length - seconds
+            graph.append(f"{video}{nv}xfade=transition={kind}:duration={seconds}:"
+                         f"offset={offset:.3f}[x{i}]")  # fmt: skip
+            graph.append(f"{sound}{na}acrossfade=d={seconds}:c1=tri:c2=tri[c{i}]")
+            video, sound, length = f"[x{i}]", f"[c{i}]", offset + CLIPS[i + 1].seconds
+            i += 1
+        graph.append(f"{video}null[pv{k}]")
+        graph.append(f"{sound}anull[pa{k}]")
+        k, i = k + 1, i + 1
+    return k
+
+
+def music_graph(index: int) -> list[str]:
+    """Music at its volume, ducked under the clips' sound, mixed, limited (fixed gain: one
+    command cannot measure the loudness first, as the worker's soundtrack pass does)."""
+    samples = round(total() * 48000)
+    return [
+        f"[{index}:a]aresample=48000,{AFMT},volume={MUSIC_VOLUME},atrim=end_sample={samples}"
+        "[music]",
+        "[speech]asplit=2[sp][key]",
+        "[music][key]sidechaincompress=threshold=0.005:ratio=20:attack=20:release=400[bed]",
+        "[sp][bed]amix=inputs=2:duration=first:normalize=0,"
+        f"alimiter=limit=0.8414:level=false:attack=5:release=50,{AFMT}[a]",
+    ]
+
+
+# --- (b) moviepy ----------------------------------------------------------------------------------
+
+
+def with_moviepy(root: Path, out: Path) -> None:
+    """The same composition in moviepy 2: clips placed on the timeline with crossfades and
+    slides, stills zoomed or panned per frame, highlight captions as per-word-state images
+    (rendered with the same font), a logo, and a music bed lowered while a clip has sound."""
+    import numpy as np
+    from moviepy import (
+        AudioFileClip,
+        ColorClip,
+        CompositeAudioClip,
+        CompositeVideoClip,
+        ImageClip,
+        VideoFileClip,
+        afx,
+        vfx,
+    )
+
+    placed, sounds, opened = [], [], []
+    for clip, at in zip(CLIPS, starts(), strict=True):
+        if clip.still:
+            part = moviepy_still(ImageClip(str(root / clip.name)), clip)
+        else:
+            part = VideoFileClip(str(root / clip.name)).subclipped(0, clip.seconds)
+            opened.append(part)
+            if clip.sound and part.audio is not None:
+                sounds.append(part.audio.with_start(at))
+            part = part.without_audio()
+        before = CLIPS.index(clip) - 1
+        if before >= 0 and CLIPS[before].transition is not None:
+            kind, seconds = CLIPS[before].transition  # type: ignore[misc]
+            effect = vfx.SlideIn(seconds, "right") if kind.startswith(("slide", "wipe")) else (
+                vfx.CrossFadeIn(seconds))  # fmt: skip
+            part = part.with_effects([effect])
+        placed.append(part.with_start(at))
+        if clip.ambient:
+            ambient = AudioFileClip(str(root / "ambient.m4a"))
+            opened.append(ambient)
+            sounds.append(
+                ambient.with_effects([afx.AudioLoop(duration=clip.seconds),
+                                      afx.MultiplyVolume(AMBIENT_VOLUME),
+                                      afx.AudioFadeIn(0.5), afx.AudioFadeOut(0.5)])
+                .with_start(at)
+            )  # fmt: skip
+    length = total()
+    background = ColorClip((WIDTH, HEIGHT), (0, 0, 0), duration=length)
+    logo = ImageClip(str(root / "logo.png")).resized(width=round(WIDTH * LOGO_WIDTH))
+    margin = round(WIDTH * LOGO_MARGIN)
+    logo = (logo.with_opacity(LOGO_OPACITY).with_duration(length)
+            .with_position((WIDTH - logo.w - margin, margin)))  # fmt: skip
+    captions = moviepy_captions(ImageClip)
+    video = CompositeVideoClip([background, *placed, *captions, logo], size=(WIDTH, HEIGHT))
+    speaking = [(at, at + c.seconds) for c, at in zip(CLIPS, starts(), strict=True) if c.sound]
+
+    def duck(get_frame: Any, t: Any) -> Any:
+        level = np.ones_like(np.asarray(t, dtype=float))
+        for begin, end in speaking:
+            level = np.where((t >= begin) & (t < end), 0.1, level)
+        frame = get_frame(t)
+        return frame * (level[:, None] if frame.ndim == 2 else level)
+
+    music = AudioFileClip(str(root / "music.m4a"))
+    opened.append(music)
+    bed = music.subclipped(0, length).with_effects([afx.MultiplyVolume(MUSIC_VOLUME)])
+    bed = bed.transform(duck, keep_duration=True)
+    mix = CompositeAudioClip([*sounds, bed]).with_duration(length)
+    video = video.with_audio(mix.with_effects([afx.AudioNormalize()]))
+    video.write_videofile(
+        str(out), fps=FPS, codec="libx264", audio_codec="aac", preset=X264_PRESET,
+        ffmpeg_params=["-crf", str(X264_CRF), "-pix_fmt", "yuv420p"], threads=2, logger=None,
+    )  # fmt: skip
+    for item in opened:
+        item.close()
+
+
+def moviepy_still(image: Any, clip: Clip) -> Any:
+    """Zoom or pan a still by cutting and scaling each frame from the full-size image, as
+    moviepy's own `resized` and `cropped` do per frame."""
+    from PIL import Image
+
+    source = Image.fromarray(image.get_frame(0))
+
+    def moved(_get_frame: Any, t: float) -> Any:
+        import numpy as np
+
+        progress = min(t / clip.seconds, 1.0)
+        if clip.motion == "zoom_in":
+            scale = 1 + ZOOM * progress
+            w, h = source.width / scale, source.height / scale
+            left, top = (source.width - w) / 2, (source.height - h) / 2
+        else:  # pan_left: the view travels ZOOM of the frame, right to left
+            w, h = source.width / (1 + ZOOM), source.height / (1 + ZOOM)
+            left, top = (source.width - w) * (1 - progress), (source.height - h) / 2
+        box = (left, top, left + w, top + h)
+        return np.asarray(source.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC, box=box))
+
+    return image.with_duration(clip.seconds).transform(moved).with_duration(clip.seconds)
+
+
+def moviepy_captions(image_clip: Any) -> list[Any]:
+    """One RGBA image per word state (the line in white, the spoken word in yellow), drawn with
+    PIL and the worker's font, as moviepy's own TextClip draws text."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = round(HEIGHT * HIGHLIGHT.size)
+    font = ImageFont.truetype(str(FONT), size)
+    shown = []
+    for line in group_lines(words(), HIGHLIGHT.max_words):
+        texts = [w.text for w in line.words]
+        for n, word in enumerate(line.words):
+            end = line.words[n + 1].start if n + 1 < len(line.words) else line.end
+            picture = Image.new("RGBA", (WIDTH, size * 2), (0, 0, 0, 0))
+            draw = ImageDraw.Draw(picture)
+            x = (WIDTH - draw.textlength(" ".join(texts), font=font)) / 2
+            for k, text in enumerate(texts):
+                colour = HIGHLIGHT.highlight_color if k == n else HIGHLIGHT.color
+                draw.text((x, size // 2), text, font=font, fill=colour, stroke_width=2,
+                          stroke_fill="black")  # fmt: skip
+                x += draw.textlength(text + " ", font=font)
+            start = line.start if n == 0 else word.start
+            shown.append(
+                image_clip(np.array(picture), transparent=True)
+                .with_start(start).with_duration(max(end - start, 0.04))
+                .with_position(("center", HEIGHT - size * 3))
+            )  # fmt: skip
+    return shown
+
+
+# --- (a) the worker, in a child process -----------------------------------------------------------
+
+
+class NotYet(Exception):
+    """The worker on this branch cannot do the composition yet."""
+
+
+def worker_child(root: Path) -> None:
+    """Runs in its own process: build the specs, assemble, print timings and peak RSS."""
+    specs = worker_specs(root)
+    started = time.perf_counter()
+    result = asyncio.run(assemble_composition(specs, root / "worker"))
+    seconds = time.perf_counter() - started
+    own = peak_rss_kib()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"seconds": seconds, "rss_kib": own, "ffmpeg_rss_kib": children,
+                      "duration": result.duration, "join": result.join}))  # fmt: skip
+
+
+def peak_rss_kib() -> int:
+    """This process's own peak RSS, in KiB: VmHWM, which starts afresh at exec. RUSAGE_SELF's
+    ru_maxrss does not: Linux keeps it across fork and exec, so a child of the bench (whose
+    own RSS grows by hundreds of MB while moviepy runs in it) would report the bench's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def worker_specs(root: Path) -> dict[str, Any]:
+    """The composition as worker/media/specs.py describes it, with every input probed."""
+    from worker.media import specs as s
+
+    needed = ("kind", "transition", "layers")
+    if not all(f in s.ClipSpec.__dataclass_fields__ for f in needed):
+        raise NotYet("worker.media.specs.ClipSpec has no composition fields")
+    infos = probe_inputs(root)
+    clips = []
+    for clip in CLIPS:
+        layers = ()
+        if clip.ambient:
+            layers = (
+                s.LayerSpec(
+                    root / "ambient.m4a",
+                    infos["ambient.m4a"],
+                    volume=AMBIENT_VOLUME,
+                    loop=True,
+                    fade_in=0.5,
+                    fade_out=0.5,
+                ),
+            )
+        clips.append(
+            s.ClipSpec(
+                root / clip.name,
+                infos[clip.name],
+                kind="image" if clip.still else "video",
+                duration=clip.seconds if clip.still else None,
+                motion=clip.motion,
+                zoom=ZOOM,
+                layers=layers,
+                transition=s.TransitionSpec(*clip.transition) if clip.transition else None,
+            )
+        )
+    return {
+        "clips": clips,
+        "audio": s.MusicSpec(
+            root / "music.m4a", infos["music.m4a"], volume=MUSIC_VOLUME, duck=True
+        ),
+        "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS),
+        "captions": s.CaptionSpec(HIGHLIGHT, words=tuple(words())),
+        "overlays": (
+            s.ImageOverlaySpec(
+                root / "logo.png",
+                infos["logo.png"],
+                position="top_right",
+                width=LOGO_WIDTH,
+                opacity=LOGO_OPACITY,
+                margin=LOGO_MARGIN,
+            ),
+        ),
+    }
+
+
+def probe_inputs(root: Path) -> dict[str, Any]:
+    """Probe as the pipeline does (probe_all, in a child); stills and the logo as images."""
+    from worker.media.info import Kind
+    from worker.media.probe_process import probe_all
+
+    image_kind = "image" if "image" in get_args(Kind) else "clip"
+    inputs: list[tuple[str, Path, Any]] = [
+        (c.name, root / c.name, image_kind if c.still else "clip") for c in CLIPS
+    ]
+    inputs += [("logo.png", root / "logo.png", image_kind),
+               ("ambient.m4a", root / "ambient.m4a", "audio"),
+               ("music.m4a", root / "music.m4a", "audio")]  # fmt: skip
+    try:
+        return asyncio.run(probe_all(inputs))
+    except Exception as exc:
+        raise NotYet(f"the probe refuses a still image ({exc})") from exc
+
+
+async def assemble_composition(specs: dict[str, Any], workdir: Path) -> Any:
+    from worker.media.assemble import assemble
+
+    accepted = inspect.signature(assemble).parameters
+    missing = [name for name in ("captions", "overlays") if name not in accepted]
+    if missing:
+        raise NotYet(f"assemble() takes no {', '.join(missing)}")
+    return await assemble(**specs, workdir=workdir)
+
+
+def run_worker(root: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker-child", str(root)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    if proc.returncode == 3:
+        raise NotYet(proc.stderr.strip().splitlines()[-1])
+    if proc.returncode != 0:
+        raise RuntimeError(f"the worker's assembly failed:\n{proc.stderr[-3000:]}")
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    report["wall"] = wall
+    return report
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def timed(work: Any) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def duration_of(path: Path) -> float:
+    from worker.media.probe import probe
+
+    return probe(path, path.name).duration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="turns of (a) and (c)")
+    parser.add_argument("--moviepy-rounds", type=int, default=2)
+    parser.add_argument("--worker-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker_child:
+        try:
+            worker_child(args.worker_child)
+        except NotYet as exc:
+            print(f"composition not in this worker yet: {exc}", file=sys.stderr)
+            sys.exit(3)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-compose-") as tmp:
+        run(Path(tmp), args.rounds, args.moviepy_rounds)
+
+
+def run(root: Path, rounds: int, moviepy_rounds: int) -> None:
+    make_media(root)
+    single_out, moviepy_out = root / "single.mp4", root / "moviepy.mp4"
+    worker: list[dict[str, Any]] = []
+    single_s: list[float] = []
+    moviepy_s: list[float] = []
+    not_yet = None
+    for round_ in range(rounds):
+        if not_yet is None:
+            try:
+                worker.append(run_worker(root))
+            except NotYet as exc:
+                not_yet = str(exc)
+        single_s.append(timed(lambda: ffmpeg(*single_command(root, single_out))))
+        if round_ < moviepy_rounds:
+            moviepy_s.append(timed(lambda: with_moviepy(root, moviepy_out)))
+    report(worker, min(single_s), min(moviepy_s), not_yet, root)
+
+
+def report(worker: list[dict[str, Any]], single: float, moviepy: float, not_yet: str | None,
+           root: Path) -> None:  # fmt: skip
+    length = total()
+    print(f"composition: 6 clips (2 stills with motion), 3 transitions, highlight captions, an "
+          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS}, {length:g} s, "
+          f"x264 {X264_PRESET} crf {X264_CRF}; best of each")  # fmt: skip
+    print(f"    one ffmpeg command      : {single:8.2f} s  ({length / single:5.1f}x realtime, "
+          f"output {duration_of(root / 'single.mp4'):.3f} s)")  # fmt: skip
+    print(f"    moviepy                 : {moviepy:8.2f} s  ({length / moviepy:5.1f}x realtime, "
+          f"output {duration_of(root / 'moviepy.mp4'):.3f} s)")  # fmt: skip
+    print(f"    moviepy / one command   : {moviepy / single:8.2f}x")
+    if not worker:
+        print(f"    worker                  : not measured: composition not in this worker yet "
+              f"({not_yet})")  # fmt: skip
+        return
+    best = min(worker, key=lambda r: r["seconds"])
+    print(f"    worker assemble()       : {best['seconds']:8.2f} s  (child process "
+          f"{best['wall']:.2f} s with start-up; output {best['duration']:.3f} s, "
+          f"join {best['join']})")  # fmt: skip
+    print(f"    worker / moviepy        : {moviepy / best['seconds']:8.2f}x faster "
+          "(target >= 5x)")  # fmt: skip
+    print(f"    worker / one command    : {best['seconds'] / single:8.2f}x   (target <= 1.25x)")
+    rss = max(r["rss_kib"] for r in worker) / 1024
+    ffmpeg_rss = max(r["ffmpeg_rss_kib"] for r in worker) / 1024
+    print(f"    worker peak RSS         : {rss:8.1f} MB  (target <= 150 MB; its largest FFmpeg "
+          f"child {ffmpeg_rss:.1f} MB)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
