@@ -19,7 +19,7 @@ from worker.queue.runner import Runner
 
 @contextlib.asynccontextmanager
 async def http(runner: Runner):
-    site = await serve(create_app(runner), 0, host="127.0.0.1")
+    site = await serve(create_app(runner.status), 0, host="127.0.0.1")
     session = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{bound_port(site)}")
     try:
         yield session
@@ -166,7 +166,7 @@ async def raw_get(port: int, path: str, *header_lines: bytes) -> tuple[int, byte
 
 @contextlib.asynccontextmanager
 async def public_port(runner: Runner):
-    site = await serve(create_app(runner), 0, host="127.0.0.1")
+    site = await serve(create_app(runner.status), 0, host="127.0.0.1")
     try:
         yield bound_port(site)
     finally:

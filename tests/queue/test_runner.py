@@ -343,7 +343,7 @@ async def test_a_handler_that_ignores_cancellation_keeps_its_slot_and_stops_the_
         assert started == [first]  # with concurrency 1, nothing else started
         r = await store.get(second)
         assert (r["status"], r["attempts"]) == ("pending", 0)
-        site = await serve(create_app(runner), 0, host="127.0.0.1")
+        site = await serve(create_app(runner.status), 0, host="127.0.0.1")
         try:
             async with (
                 aiohttp.ClientSession() as session,
