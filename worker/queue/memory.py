@@ -324,7 +324,10 @@ class MemoryJobStore:
         row = self.rows.get(job_id)
         if row is None:
             return None
-        found = {name: getattr(row, name) for name in row.__dataclass_fields__ if name != "seq"}
+        hidden = {"seq", "lease_token"}  # columns `get_job` does not read either
+        found = {
+            name: getattr(row, name) for name in row.__dataclass_fields__ if name not in hidden
+        }
         found["status"] = row.status.value
         try:
             found["payload"] = parse_json(row.payload)
