@@ -9,6 +9,9 @@ holds it to the Postgres store's behaviour.
 The clock is passed in (`clock`, UTC datetimes) so that tests move time instead of waiting.
 Each method yields to the event loop once, as a round trip would, and then runs without a
 suspension point, which makes it atomic, like the single statements it stands for.
+
+Over 300 lines on purpose: one method for each statement of queries.sql it stands for, kept in
+one file so that the two can be read side by side.
 """
 
 from __future__ import annotations
