@@ -19,9 +19,8 @@ from worker.log import SecretMasker, get_logger
 from worker.metrics import WorkerMetrics
 from worker.pipeline.scratch import sweep_orphans
 from worker.queue.jobs import JobStore
-from worker.queue.listener import Listener
 from worker.queue.outbox import WebhookOutbox
-from worker.queue.runner import Handler, Runner
+from worker.queue.runner import Handler, Runner, listener_on
 from worker.settings import Settings
 
 log = get_logger("video-worker")
@@ -94,9 +93,7 @@ async def run_worker(
         periodic=periodic,
         metrics=WorkerMetrics(),
         masker=SecretMasker(settings.secrets()),
-        listener=lambda on_pending, on_cancel: Listener(
-            url, on_pending=on_pending, on_cancel=on_cancel
-        ),
+        listener=listener_on(url),
     )
     site = await serve(create_app(runner.status), settings.port)
     remove_signals = runner.install_signal_handlers()

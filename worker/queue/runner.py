@@ -54,13 +54,23 @@ __all__ = [
     "Periodic",
     "Runner",
     "cancel_until_done",
+    "listener_on",
 ]
 
 # Builds the listener around the runner's two wake-ups: a job is pending; a job was asked to
-# cancel (worker/app.py: `Listener(url, on_pending=..., on_cancel=...)`).
+# cancel (see `listener_on`).
 ListenerFactory = Callable[[Callable[[], None], Callable[[uuid.UUID], None]], Listener]
 
 log = get_logger("video-worker.runner")
+
+
+def listener_on(url: str) -> ListenerFactory:
+    """The LISTEN/NOTIFY listener on the database at `url`, for a runner to wire up."""
+
+    def build(on_pending: Callable[[], None], on_cancel: Callable[[uuid.UUID], None]) -> Listener:
+        return Listener(url, on_pending=on_pending, on_cancel=on_cancel)
+
+    return build
 
 
 async def cancel_until_done(tasks: list[asyncio.Task[None]], every: float = 0.5) -> None:
@@ -116,10 +126,7 @@ class Runner:
         self.heartbeat = Heartbeat(settings, store, self.state)
         self.maintenance = MaintenanceLoop(settings, store, self.state, self.hooks, periodic)
         if listener is None and listen and database_url:
-            url = database_url
-            listener = lambda on_pending, on_cancel: Listener(  # noqa: E731
-                url, on_pending=on_pending, on_cancel=on_cancel
-            )
+            listener = listener_on(database_url)
         self.listener = listener(self.wake, self._on_cancel_notice) if listener else None
         self.status = RunnerStatus(settings, store, self.metrics, masker, self.state, self.listener)
         self._tasks: list[asyncio.Task[Any]] = []
