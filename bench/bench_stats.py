@@ -99,7 +99,7 @@ async def measure(url: str, repeat: int) -> dict[str, float]:
         return None
 
     runner = Runner(Settings(worker_id="bench", port=0), store, noop, listen=False)
-    site = await serve(create_app(runner), 0, host="127.0.0.1")
+    site = await serve(create_app(runner.status), 0, host="127.0.0.1")
     base = f"http://127.0.0.1:{bound_port(site)}"
     figures: dict[str, float] = {}
     try:

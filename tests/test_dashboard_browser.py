@@ -89,7 +89,7 @@ async def browser():
 @contextlib.asynccontextmanager
 async def dashboard(browser, runner: Runner) -> AsyncIterator[tuple[object, Watched]]:
     """Serve the runner's app on 127.0.0.1:0 and open / in a fresh page that records problems."""
-    site = await serve(create_app(runner), 0, host="127.0.0.1")
+    site = await serve(create_app(runner.status), 0, host="127.0.0.1")
     context = await browser.new_context(viewport={"width": 1100, "height": 800})
     page = await context.new_page()
     seen = Watched()

@@ -1,4 +1,6 @@
-"""/health, /stats, /metrics and / served by a real runner on a real database."""
+"""/health, /stats, /metrics and / served by a real runner: on a real database where the answer
+comes from it, on the in-memory store (tests/queue/conftest.py) where only the HTTP side is
+at stake (tokens, headers, the page)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,18 @@ from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.db.connection import make_pool
 from worker.http.server import bound_port, create_app, serve
 from worker.queue.jobs import JobStore
+from worker.queue.memory import MemoryJobStore
 from worker.queue.runner import Runner
+
+
+@pytest.fixture
+def memory_store() -> MemoryJobStore:
+    return MemoryJobStore()
 
 
 @contextlib.asynccontextmanager
 async def http(runner: Runner):
-    site = await serve(create_app(runner), 0, host="127.0.0.1")
+    site = await serve(create_app(runner.status), 0, host="127.0.0.1")
     session = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{bound_port(site)}")
     try:
         yield session
@@ -100,8 +108,8 @@ async def test_health_is_503_with_a_reason_when_the_database_is_gone(store):
     assert "database unreachable" in body["reason"]
 
 
-async def test_stats_can_require_a_bearer_token(store):
-    runner = Runner(replace(fast_settings(), stats_token="s3cret-token"), store, scripted)
+async def test_stats_can_require_a_bearer_token(memory_store):
+    runner = Runner(replace(fast_settings(), stats_token="s3cret-token"), memory_store, scripted)
     async with http(runner) as session:
         assert (await get(session, "/stats"))[0] == 401
         bad = {"Authorization": "Bearer nope"}
@@ -112,8 +120,8 @@ async def test_stats_can_require_a_bearer_token(store):
         assert (await get(session, "/health"))[0] == 200  # the platform's check stays open
 
 
-async def test_dashboard_is_a_self_contained_page(store):
-    runner = Runner(fast_settings(), store, scripted)
+async def test_dashboard_is_a_self_contained_page(memory_store):
+    runner = Runner(fast_settings(), memory_store, scripted)
     async with http(runner) as session:
         status, html = await get(session, "/")
     assert status == 200 and "<title>video-worker</title>" in html
@@ -166,7 +174,7 @@ async def raw_get(port: int, path: str, *header_lines: bytes) -> tuple[int, byte
 
 @contextlib.asynccontextmanager
 async def public_port(runner: Runner):
-    site = await serve(create_app(runner), 0, host="127.0.0.1")
+    site = await serve(create_app(runner.status), 0, host="127.0.0.1")
     try:
         yield bound_port(site)
     finally:
@@ -193,7 +201,7 @@ BAD_AUTHORIZATION = [
 
 
 @pytest.mark.parametrize(("header", "status"), BAD_AUTHORIZATION)
-async def test_a_bad_authorization_header_gets_4xx_never_a_traceback(store, header, status):
+async def test_a_bad_authorization_header_gets_4xx_never_a_traceback(memory_store, header, status):
     import io
     import json
 
@@ -201,7 +209,7 @@ async def test_a_bad_authorization_header_gets_4xx_never_a_traceback(store, head
 
     out = io.StringIO()
     worker_log.configure("json", stream=out)
-    runner = Runner(fast_settings(stats_token=TOKEN), store, scripted)
+    runner = Runner(fast_settings(stats_token=TOKEN), memory_store, scripted)
     try:
         async with public_port(runner) as port:
             for path in ("/stats", "/metrics"):
@@ -218,7 +226,7 @@ async def test_a_bad_authorization_header_gets_4xx_never_a_traceback(store, head
         assert line["event"] == "http_bad_request" and "aaaa" not in line["reason"], line
 
 
-async def test_metrics_take_their_own_token_or_the_stats_token(store):
+async def test_metrics_take_their_own_token_or_the_stats_token(memory_store):
     async def status(port: int, path: str, token: str | None = None) -> int:
         header = [f"Authorization: Bearer {token}".encode()] if token else []
         return (await raw_get(port, path, *header))[0]
@@ -232,7 +240,7 @@ async def test_metrics_take_their_own_token_or_the_stats_token(store):
     ]
     for (stats_token, metrics_token), opens in cases:
         settings = fast_settings(stats_token=stats_token, metrics_token=metrics_token)
-        runner = Runner(settings, store, scripted)
+        runner = Runner(settings, memory_store, scripted)
         async with public_port(runner) as port:
             for path, [key] in opens.items():
                 assert await status(port, path, key) == 200, (stats_token, metrics_token, path)
@@ -243,8 +251,8 @@ async def test_metrics_take_their_own_token_or_the_stats_token(store):
             assert await status(port, "/") == 200  # the page holds no data
 
 
-async def test_every_response_carries_the_security_headers(store):
-    runner = Runner(fast_settings(stats_token=TOKEN), store, scripted)
+async def test_every_response_carries_the_security_headers(memory_store):
+    runner = Runner(fast_settings(stats_token=TOKEN), memory_store, scripted)
     async with http(runner) as session:
         for path in ("/", "/health", "/stats", "/metrics", "/no-such-page"):
             async with session.get(path) as resp:

@@ -15,10 +15,11 @@ from worker.db.connection import connect, make_pool
 from worker.db.embedded import resolve_database_url
 from worker.db.migrate import migrate
 from worker.http.server import bound_port, create_app, serve
-from worker.log import get_logger
+from worker.log import SecretMasker, get_logger
+from worker.metrics import WorkerMetrics
 from worker.pipeline.scratch import sweep_orphans
 from worker.queue.jobs import JobStore
-from worker.queue.runner import Handler, Runner
+from worker.queue.runner import Handler, Runner, listener_on
 from worker.settings import Settings
 from worker.webhooks.outbox import WebhookOutbox
 from worker.webhooks.store import OutboxStore
@@ -83,15 +84,19 @@ async def run_worker(
         await outbox.sweep()
         await cleanup.maybe_run()
 
+    # built once here, for the whole process: the runner counts into the metrics and masks
+    # row errors with the masker; its status view hands both to the HTTP side
     runner = Runner(
         settings,
         store,
         handler,
-        database_url=url,
         on_finished=outbox.on_finished,
         periodic=periodic,
+        metrics=WorkerMetrics(),
+        masker=SecretMasker(settings.secrets()),
+        listener=listener_on(url),
     )
-    site = await serve(create_app(runner), settings.port)
+    site = await serve(create_app(runner.status), settings.port)
     remove_signals = runner.install_signal_handlers()
     if started is not None:
         started(runner, bound_port(site))

@@ -1,5 +1,10 @@
-"""The runner against a real Postgres with small real handlers: success, failure, retry,
-concurrency, progress throttling, cancellation, timeouts, lost leases and shutdown."""
+"""The runner with small real handlers: success, failure, retry, concurrency, progress
+throttling, cancellation, timeouts, lost leases and shutdown.
+
+Tests about the runner run on the in-memory store (`memory_store`: the rules of queries.sql,
+held to them by test_conformance.py), which keeps them fast; those about what only Postgres
+does (NOTIFY, the rows progress writes leave, payloads Python cannot write, one claim's
+shared transaction time) run on a real Postgres (`store`)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import io
 import itertools
 import json
 import time
+import uuid
+from datetime import timedelta
 
 import aiohttp
 
@@ -27,41 +34,41 @@ async def enqueue(store, *script, **kw):
     return job_id
 
 
-async def test_runs_a_job_to_completion(store):
-    job_id = await enqueue(store, {"progress": 50, "stage": "processing", "message": "half"})
-    async with running(store, scripted) as runner:
-        r = await status_is(store, job_id, "completed")
+async def test_runs_a_job_to_completion(memory_store):
+    job_id = await enqueue(memory_store, {"progress": 50, "stage": "processing", "message": "half"})
+    async with running(memory_store, scripted) as runner:
+        r = await status_is(memory_store, job_id, "completed")
     assert r["progress"] == 100 and r["video_url"] == f"file:///out/{job_id}.mp4"
     assert r["result"] == {"attempt": 1} and r["completed_at"] is not None
     assert r["lease_token"] if "lease_token" in r else True
     assert runner.counters.processed == 1
 
 
-async def test_permanent_error_fails_at_once_with_its_message(store):
-    job_id = await enqueue(store, {"fail": "payload.clips[0].url: must be an http(s) URL"})
-    async with running(store, scripted) as runner:
-        r = await status_is(store, job_id, "failed")
+async def test_permanent_error_fails_at_once_with_its_message(memory_store):
+    job_id = await enqueue(memory_store, {"fail": "payload.clips[0].url: must be an http(s) URL"})
+    async with running(memory_store, scripted) as runner:
+        r = await status_is(memory_store, job_id, "failed")
     assert r["attempts"] == 1 and r["error"] == "payload.clips[0].url: must be an http(s) URL"
     assert runner.counters.failed == 1
 
 
-async def test_transient_errors_retry_then_succeed(store):
-    job_id = await enqueue(store, {"fail_until_attempt": 3}, max_attempts=3)
-    async with running(store, scripted):
-        r = await status_is(store, job_id, "completed")
+async def test_transient_errors_retry_then_succeed(memory_store):
+    job_id = await enqueue(memory_store, {"fail_until_attempt": 3}, max_attempts=3)
+    async with running(memory_store, scripted):
+        r = await status_is(memory_store, job_id, "completed")
     assert r["attempts"] == 3
     # an unexpected exception's text stays in the log; the row names its kind only
     assert [e["error"] for e in r["errors"]] == [UNEXPECTED.format(kind="RuntimeError")] * 2
 
 
-async def test_transient_errors_stop_at_max_attempts(store):
-    job_id = await enqueue(store, {"raise": "storage outage"}, max_attempts=2)
-    async with running(store, scripted):
-        r = await status_is(store, job_id, "failed")
+async def test_transient_errors_stop_at_max_attempts(memory_store):
+    job_id = await enqueue(memory_store, {"raise": "storage outage"}, max_attempts=2)
+    async with running(memory_store, scripted):
+        r = await status_is(memory_store, job_id, "failed")
     assert r["attempts"] == 2 and r["error"] == UNEXPECTED.format(kind="RuntimeError")
 
 
-async def test_runs_up_to_concurrency_jobs_at_once(store):
+async def test_runs_up_to_concurrency_jobs_at_once(memory_store):
     active, peak = 0, 0
 
     async def handler(job, ctx):
@@ -71,10 +78,10 @@ async def test_runs_up_to_concurrency_jobs_at_once(store):
         await asyncio.sleep(0.4)
         active -= 1
 
-    ids = [await enqueue(store) for _ in range(8)]
-    async with running(store, handler, concurrency=3):
+    ids = [await enqueue(memory_store) for _ in range(8)]
+    async with running(memory_store, handler, concurrency=3):
         for job_id in ids:
-            await status_is(store, job_id, "completed")
+            await status_is(memory_store, job_id, "completed")
     assert peak == 3
 
 
@@ -142,33 +149,33 @@ async def test_cancelling_a_running_job_stops_its_handler(store, db_url):
     assert runner.counters.cancelled == 1
 
 
-async def test_cancel_reaches_a_running_job_without_notify(store):
+async def test_cancel_reaches_a_running_job_without_notify(memory_store):
     async def handler(job, ctx):
         await asyncio.sleep(60)
 
-    job_id = await enqueue(store)
-    async with running(store, handler, lease_seconds=3) as runner:
+    job_id = await enqueue(memory_store)
+    async with running(memory_store, handler, lease_seconds=3) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
-        await store.request_cancel(job_id)
-        await status_is(store, job_id, "cancelled", timeout=5)
+        await memory_store.request_cancel(job_id)
+        await status_is(memory_store, job_id, "cancelled", timeout=5)
 
 
-async def test_a_pending_job_cancelled_before_it_starts_ends_cancelled(store):
-    job_id = await enqueue(store)
-    await store.request_cancel(job_id)
-    async with running(store, scripted):
-        r = await status_is(store, job_id, "cancelled")
+async def test_a_pending_job_cancelled_before_it_starts_ends_cancelled(memory_store):
+    job_id = await enqueue(memory_store)
+    await memory_store.request_cancel(job_id)
+    async with running(memory_store, scripted):
+        r = await status_is(memory_store, job_id, "cancelled")
     assert (r["attempts"], r["started_at"]) == (0, None)
 
 
-async def test_job_timeout_fails_the_job(store):
-    job_id = await enqueue(store, {"sleep": 30})
-    async with running(store, scripted, job_timeout=1):
-        r = await status_is(store, job_id, "failed", timeout=10)
+async def test_job_timeout_fails_the_job(memory_store):
+    job_id = await enqueue(memory_store, {"sleep": 30})
+    async with running(memory_store, scripted, job_timeout=1):
+        r = await status_is(memory_store, job_id, "failed", timeout=10)
     assert "JOB_TIMEOUT" in r["error"] and r["attempts"] == 1
 
 
-async def test_lost_lease_stops_the_handler_and_writes_nothing(store):
+async def test_lost_lease_stops_the_handler_and_writes_nothing(memory_store):
     stopped = asyncio.Event()
 
     async def handler(job, ctx):
@@ -177,39 +184,35 @@ async def test_lost_lease_stops_the_handler_and_writes_nothing(store):
         finally:
             stopped.set()
 
-    job_id = await enqueue(store)
-    async with running(store, handler, lease_seconds=2) as runner:
+    job_id = await enqueue(memory_store)
+    async with running(memory_store, handler, lease_seconds=2) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
         # another replica rescued and re-claimed the job: the lease token changed under us
-        async with store.pool.connection() as conn:
-            await conn.execute(
-                "update video_jobs set lease_token = gen_random_uuid(), "
-                # the other replica's lease is fresh: maintenance must not rescue it meanwhile
-                "heartbeat_at = now() + interval '1 hour', "
-                "worker_id = 'other', message = 'theirs' where id = %s",
-                (job_id,),
-            )
+        row = memory_store.rows[job_id]
+        row.lease_token, row.worker_id, row.message = uuid.uuid4(), "other", "theirs"
+        # the other replica's lease is fresh: maintenance must not rescue it meanwhile
+        row.heartbeat_at = memory_store.clock() + timedelta(hours=1)
         await asyncio.wait_for(stopped.wait(), 5)
         await wait_for(lambda: asyncio.sleep(0, result=job_id not in runner.in_flight))
-    r = await store.get(job_id)
+    r = await memory_store.get(job_id)
     assert (r["status"], r["worker_id"], r["message"]) == ("processing", "other", "theirs")
 
 
-async def test_shutdown_lets_short_jobs_finish(store):
-    job_id = await enqueue(store, {"sleep": 0.5})
-    async with running(store, scripted, shutdown_grace=10) as runner:
+async def test_shutdown_lets_short_jobs_finish(memory_store):
+    job_id = await enqueue(memory_store, {"sleep": 0.5})
+    async with running(memory_store, scripted, shutdown_grace=10) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
-    r = await store.get(job_id)
+    r = await memory_store.get(job_id)
     assert r["status"] == "completed"
 
 
-async def test_shutdown_hands_unfinished_jobs_back(store):
-    job_id = await enqueue(store, {"sleep": 60})
-    async with running(store, scripted, shutdown_grace=0.5) as runner:
+async def test_shutdown_hands_unfinished_jobs_back(memory_store):
+    job_id = await enqueue(memory_store, {"sleep": 60})
+    async with running(memory_store, scripted, shutdown_grace=0.5) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 5
-    r = await store.get(job_id)
+    r = await memory_store.get(job_id)
     assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
 
 
@@ -224,13 +227,13 @@ async def test_notify_wakes_an_idle_worker_long_before_the_poll(store, db_url):
     assert (r["started_at"] - r["created_at"]).total_seconds() < 1
 
 
-async def test_polling_alone_keeps_the_queue_moving(store):
-    async with running(store, scripted, listen=False, poll_interval_ms=100):
-        job_id = await enqueue(store)
-        await status_is(store, job_id, "completed", timeout=5)
+async def test_polling_alone_keeps_the_queue_moving(memory_store):
+    async with running(memory_store, scripted, listen=False, poll_interval_ms=100):
+        job_id = await enqueue(memory_store)
+        await status_is(memory_store, job_id, "completed", timeout=5)
 
 
-async def test_every_log_line_of_a_job_carries_its_id(store):
+async def test_every_log_line_of_a_job_carries_its_id(memory_store):
     out = io.StringIO()
     worker_log.configure("json", stream=out)
 
@@ -238,10 +241,10 @@ async def test_every_log_line_of_a_job_carries_its_id(store):
         ctx.log.info("inside_handler")
         raise PermanentError("nope")
 
-    job_id = await enqueue(store)
+    job_id = await enqueue(memory_store)
     try:
-        async with running(store, handler):
-            await status_is(store, job_id, "failed")
+        async with running(memory_store, handler):
+            await status_is(memory_store, job_id, "failed")
     finally:
         worker_log.configure("console")
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
@@ -250,15 +253,15 @@ async def test_every_log_line_of_a_job_carries_its_id(store):
     assert all(x["job_id"] == str(job_id) for x in job_lines)
 
 
-async def test_a_secret_in_an_exception_never_reaches_the_row(store):
+async def test_a_secret_in_an_exception_never_reaches_the_row(memory_store):
     secret = "sk_live_0123456789abcdef"
 
     async def handler(job, ctx):
         raise StorageError(f"storage said: invalid key {secret}")
 
-    job_id = await enqueue(store, max_attempts=1)
-    async with running(store, handler, webhook_secret=secret):
-        row = await status_is(store, job_id, "failed")
+    job_id = await enqueue(memory_store, max_attempts=1)
+    async with running(memory_store, handler, webhook_secret=secret):
+        row = await status_is(memory_store, job_id, "failed")
     assert secret not in row["error"] and "***" in row["error"]
     assert all(secret not in e["error"] for e in row["errors"])
 
@@ -318,7 +321,9 @@ async def test_poisoned_payloads_fail_alone_and_the_rest_of_their_claim_runs(sto
 # --- a handler that ignores cancellation -------------------------------------------------------
 
 
-async def test_a_handler_that_ignores_cancellation_keeps_its_slot_and_stops_the_worker(store):
+async def test_a_handler_that_ignores_cancellation_keeps_its_slot_and_stops_the_worker(
+    memory_store,
+):
     release = asyncio.Event()
     started = []
 
@@ -328,22 +333,21 @@ async def test_a_handler_that_ignores_cancellation_keeps_its_slot_and_stops_the_
             with contextlib.suppress(asyncio.CancelledError):
                 await release.wait()
 
-    first = await enqueue(store)
-    second = await enqueue(store)
+    first = await enqueue(memory_store)
+    second = await enqueue(memory_store)
     settings = fast_settings(concurrency=1, job_timeout=0.5, abort_wait=0.3)
-    runner = Runner(settings, store, stubborn)
+    runner = Runner(settings, memory_store, stubborn)
     try:
         # run() ends by itself: the replica stops claiming, for its process to be restarted
         await asyncio.wait_for(runner.run(), 20)
         assert runner.stuck == "a job handler ignored cancellation for 0.3 s"
-        rows = await ends(store, first)
-        assert (rows[first]["status"], rows[first]["attempts"]) == ("failed", 1)
-        assert "JOB_TIMEOUT" in rows[first]["error"]
+        r = await status_is(memory_store, first, "failed")
+        assert r["attempts"] == 1 and "JOB_TIMEOUT" in r["error"]
         assert list(runner.in_flight) == [first]  # its slot stays taken while it runs
         assert started == [first]  # with concurrency 1, nothing else started
-        r = await store.get(second)
+        r = await memory_store.get(second)
         assert (r["status"], r["attempts"]) == ("pending", 0)
-        site = await serve(create_app(runner), 0, host="127.0.0.1")
+        site = await serve(create_app(runner.status), 0, host="127.0.0.1")
         try:
             async with (
                 aiohttp.ClientSession() as session,
@@ -373,7 +377,7 @@ async def _logged(store, handler, *, max_attempts: int, until: str) -> list[dict
     return [json.loads(x) for x in out.getvalue().splitlines() if x.startswith("{")]
 
 
-async def test_an_expected_retry_logs_one_warning_without_a_traceback(store):
+async def test_an_expected_retry_logs_one_warning_without_a_traceback(memory_store):
     attempts = 0
 
     async def handler(job, ctx):
@@ -382,7 +386,7 @@ async def test_an_expected_retry_logs_one_warning_without_a_traceback(store):
         if attempts == 1:
             raise DownloadError("clips[0]: the server answered 503 Service Unavailable")
 
-    lines = await _logged(store, handler, max_attempts=3, until="completed")
+    lines = await _logged(memory_store, handler, max_attempts=3, until="completed")
     events = [(x["event"], x["level"]) for x in lines if x["event"].startswith(("job_", "write"))]
     assert events == [
         ("job_started", "info"),
@@ -395,12 +399,12 @@ async def test_an_expected_retry_logs_one_warning_without_a_traceback(store):
 
 
 async def test_a_job_that_fails_for_good_is_an_error_and_only_the_unexpected_has_a_traceback(
-    store,
+    memory_store,
 ):
     async def handler(job, ctx):
         raise RuntimeError("a bug")
 
-    lines = await _logged(store, handler, max_attempts=1, until="failed")
+    lines = await _logged(memory_store, handler, max_attempts=1, until="failed")
     levels = {x["event"]: x["level"] for x in lines}
     assert levels["job_attempt_failed"] == "error" and levels["job_failed"] == "error"
     assert "Traceback" in next(x for x in lines if x["event"] == "job_attempt_failed")["exception"]

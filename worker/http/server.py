@@ -1,8 +1,10 @@
 """The worker's HTTP side, on the worker's own event loop: /health, /stats, /metrics and /.
 
-`create_app(runner)` builds the aiohttp application; `serve(app, port)` starts it. /health is
-what the platform's health check calls: it answers fast and checks what matters (the claim
-loop is alive, the database answers), and stays open.
+`create_app(status)` builds the aiohttp application on a worker's read-only status view
+(worker.queue.status.StatusView, which the runner gives as `runner.status`: the HTTP side never
+sees the runner itself); `serve(app, port)` starts it. /health is what the platform's health
+check calls: it answers fast and checks what matters (the claim loop is alive, the database
+answers), and stays open.
 
 On a platform the service is public. With STATS_TOKEN set, /stats asks for
 `Authorization: Bearer <token>`, and so does /metrics (with METRICS_TOKEN when that is set,
@@ -18,7 +20,6 @@ import hashlib
 import hmac
 import logging
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,13 +29,13 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from worker.log import SecretMasker, get_logger
-from worker.queue.runner import Runner
+from worker.queue.status import StatusView
 from worker.row_error import scrub_paths
 from worker.settings import Settings
 
 HEALTH_DB_TIMEOUT = 3.0
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-RUNNER_KEY: web.AppKey[Runner] = web.AppKey("runner", Runner)
+STATUS_KEY: web.AppKey[StatusView] = web.AppKey("status")
 log = get_logger("video-worker")
 
 # Every response: no sniffing, no framing, no caching, no referrer; JSON and text may load
@@ -74,7 +75,6 @@ class Page:
 
 
 PAGE_KEY: web.AppKey[Page] = web.AppKey("page", Page)
-MASKER_KEY: web.AppKey[SecretMasker] = web.AppKey("masker", SecretMasker)
 
 
 def _hashes(html: str, tag: str) -> str:
@@ -83,11 +83,10 @@ def _hashes(html: str, tag: str) -> str:
     return " ".join(f"'sha256-{d}'" for d in digests) or "'none'"
 
 
-def create_app(runner: Runner) -> web.Application:
+def create_app(status: StatusView) -> web.Application:
     app = web.Application()
-    app[RUNNER_KEY] = runner
-    app[PAGE_KEY] = Page.load(ask_token=bool(runner.settings.stats_token))
-    app[MASKER_KEY] = SecretMasker(runner.settings.secrets())
+    app[STATUS_KEY] = status
+    app[PAGE_KEY] = Page.load(ask_token=bool(status.settings.stats_token))
     app.on_response_prepare.append(_security_headers)
     _log_bad_requests_in_one_line()
     app.router.add_get("/health", health)
@@ -109,24 +108,25 @@ def bound_port(site_runner: web.AppRunner) -> int:
 
 
 async def health(request: web.Request) -> web.Response:
-    runner = request.app[RUNNER_KEY]
+    status = request.app[STATUS_KEY]
+    now = status.snapshot()
     problems: list[str] = []
-    if not runner.loop_alive():
+    if not now.loop_alive:
         problems.append("the claim loop has stalled")
-    if runner.stuck:  # the replica is draining to exit: a fresh one must replace it
-        problems.append(runner.stuck)
+    if now.stuck:  # the replica is draining to exit: a fresh one must replace it
+        problems.append(now.stuck)
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
-            await runner.store.ping()
+            await status.reads.ping()
     except Exception as exc:
         problems.append(f"database unreachable: {type(exc).__name__}")
     body: dict[str, Any] = {
         "status": "unhealthy" if problems else "healthy",
-        "worker_id": runner.worker_id,
-        "uptime": round(time.time() - runner.started_at, 1),
-        "draining": runner.draining,
-        "listener": runner.listener_state,
-        "in_flight": len(runner.in_flight),
+        "worker_id": now.worker_id,
+        "uptime": now.uptime,
+        "draining": now.draining,
+        "listener": now.listener,
+        "in_flight": len(now.in_flight),
     }
     if problems:
         body["reason"] = "; ".join(problems)
@@ -168,12 +168,12 @@ def _answer(status: int, error: str, detail: str) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    runner = request.app[RUNNER_KEY]
-    refused = _refusal(request, runner.settings.stats_token)
+    status = request.app[STATUS_KEY]
+    refused = _refusal(request, status.settings.stats_token)
     if refused is not None:
         return refused
-    body = await collect_stats(runner)
-    return web.json_response(_shown(body, request.app[MASKER_KEY], runner.settings))
+    body = await collect_stats(status)
+    return web.json_response(_shown(body, status.masker, status.settings))
 
 
 def _shown(body: dict[str, Any], masker: SecretMasker, settings: Settings) -> dict[str, Any]:
@@ -186,29 +186,30 @@ def _shown(body: dict[str, Any], masker: SecretMasker, settings: Settings) -> di
     return body
 
 
-async def collect_stats(runner: Runner) -> dict[str, Any]:
-    counters = runner.counters
+async def collect_stats(status: StatusView) -> dict[str, Any]:
+    now = status.snapshot()
+    counters = now.counters
     body: dict[str, Any] = {
-        "worker_id": runner.worker_id,
+        "worker_id": now.worker_id,
         "processed": counters.processed,
         "failed": counters.failed,
         "cancelled": counters.cancelled,
         "retried": counters.retried,
         "lastJobAt": _iso(counters.last_job_at),
         "lastSuccessAt": _iso(counters.last_success_at),
-        "uptime": round(time.time() - runner.started_at, 1),
-        "concurrency": runner.settings.concurrency,
-        "draining": runner.draining,
-        "listener": runner.listener_state,
-        "database": "up" if runner.db_ok else "down",
-        "in_flight": runner.in_flight_view(),
+        "uptime": now.uptime,
+        "concurrency": status.settings.concurrency,
+        "draining": now.draining,
+        "listener": now.listener,
+        "database": "up" if now.database_up else "down",
+        "in_flight": now.in_flight,
         "queue": None,
         "queue_estimated": [],  # statuses counted from planner statistics (large tables)
         "recent_failures": [],
     }
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
-            queue = await runner.store.queue_counts()
+            queue = await status.reads.queue_counts()
             body["queue"] = queue.counts
             body["queue_estimated"] = sorted(queue.estimated)
             body["recent_failures"] = [
@@ -218,7 +219,7 @@ async def collect_stats(runner: Runner) -> dict[str, Any]:
                     "attempts": r["attempts"],
                     "completed_at": r["completed_at"].isoformat() if r["completed_at"] else None,
                 }
-                for r in await runner.store.recent_failures(10)
+                for r in await status.reads.recent_failures(10)
             ]
     except Exception as exc:
         body["queue_error"] = f"database unreachable: {type(exc).__name__}"
@@ -230,23 +231,23 @@ def _iso(ts: float | None) -> str | None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    runner = request.app[RUNNER_KEY]
-    refused = _refusal(request, metrics_token(runner.settings))
+    status = request.app[STATUS_KEY]
+    refused = _refusal(request, metrics_token(status.settings))
     if refused is not None:
         return refused
-    m = runner.metrics
-    m.in_flight.set(len(runner.in_flight))
-    m.up.set(1 if runner.db_ok else 0)
-    m.listening.set(1 if runner.listener_state == "listening" else 0)
-    if runner.counters.last_success_at:
-        m.last_success.set(runner.counters.last_success_at)
+    now, m = status.snapshot(), status.metrics
+    m.in_flight.set(len(now.in_flight))
+    m.up.set(1 if now.database_up else 0)
+    m.listening.set(1 if now.listener == "listening" else 0)
+    if now.counters.last_success_at:
+        m.last_success.set(now.counters.last_success_at)
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
-            queue = await runner.store.queue_counts()
-            for status, n in queue.counts.items():
-                m.queue.labels(status).set(n)
-                m.queue_estimated.labels(status).set(1 if status in queue.estimated else 0)
-            m.oldest_ready.set(await runner.store.oldest_pending_seconds())
+            queue = await status.reads.queue_counts()
+            for name, n in queue.counts.items():
+                m.queue.labels(name).set(n)
+                m.queue_estimated.labels(name).set(1 if name in queue.estimated else 0)
+            m.oldest_ready.set(await status.reads.oldest_pending_seconds())
     except Exception:
         m.up.set(0)
     return web.Response(

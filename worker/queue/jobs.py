@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from worker.errors import PayloadError
 from worker.log import get_logger
 from worker.queue.models import DEFAULT_MAX_PAYLOAD_BYTES, Job, JobOutcome, Status, parse_json
 from worker.queue.queries import QUERIES as Q
+from worker.queue.store import Beat, Finished, Maintenance, QueueCounts
 
 HOT_PATH_RETRY = 60.0  # seconds before a missing hot-path function is looked for again
 # Seconds the claim, the heartbeat and the once-a-second statistics check wait for a pooled
@@ -38,40 +38,9 @@ FINISHED = frozenset({Status.COMPLETED.value, Status.FAILED.value, Status.CANCEL
 log = get_logger("video-worker.jobs")
 
 
-@dataclass(frozen=True)
-class Finished:
-    """A job whose attempt ended: a terminal status, for webhooks and counters, or (from
-    `fail` only) `pending` again, waiting for its next attempt."""
-
-    id: uuid.UUID
-    status: Status
-    webhook_url: str | None
-
-
-@dataclass(frozen=True)
-class Beat:
-    """The heartbeat's answer: which jobs we still hold, and which were asked to cancel."""
-
-    held: frozenset[uuid.UUID]
-    cancel_requested: frozenset[uuid.UUID]
-
-
-@dataclass(frozen=True)
-class QueueCounts:
-    """Jobs by status; the statuses in `estimated` come from the planner's statistics."""
-
-    counts: dict[str, int]
-    estimated: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Maintenance:
-    rescued: list[Finished]
-    cancelled: list[Finished]
-    locked: bool
-
-
 class JobStore:
+    """The job store on Postgres; it keeps to the ports in worker/queue/store.py."""
+
     def __init__(
         self,
         pool: AsyncConnectionPool[Any],
