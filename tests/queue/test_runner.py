@@ -93,7 +93,7 @@ async def test_progress_writes_are_throttled_and_the_last_value_lands(store):
             begin insert into progress_log (progress) values (new.progress); return null; end $$;
             create trigger log_progress after update of progress, message on video_jobs
             for each row when (new.message like 'step %') execute function log_progress();""")
-    done = asyncio.Event()
+    reported, release = asyncio.Event(), asyncio.Event()
 
     span = {}
 
@@ -103,16 +103,20 @@ async def test_progress_writes_are_throttled_and_the_last_value_lands(store):
             await ctx.report(i, "processing", f"step {i}")
             await asyncio.sleep(0.025)
         span["seconds"] = time.monotonic() - start
-        await asyncio.sleep(1.5)  # quiet: the trailing write must still land
-        done.set()
-        await asyncio.sleep(0.1)
+        reported.set()
+        await release.wait()  # quiet from here on: the trailing write must still land
+
+    async def last_value_landed():  # type: ignore[no-untyped-def]
+        row = await store.get(job_id)
+        return (row["progress"], row["message"]) == (80, "step 80")
 
     job_id = await enqueue(store)
     async with running(store, handler) as runner:
-        await asyncio.wait_for(done.wait(), 10)
-        seen = await store.get(job_id)
+        await asyncio.wait_for(reported.wait(), 30)
         assert runner.in_flight[job_id].reporter.state.progress == 80
-    assert (seen["progress"], seen["message"]) == (80, "step 80")
+        # the trailing write comes about a second after the last report (later when loaded)
+        await wait_for(last_value_landed, timeout=15)
+        release.set()
     async with store.pool.connection() as conn:
         rows = await (
             await conn.execute("select progress, at from progress_log order by at")
