@@ -598,49 +598,7 @@ def report(
     args: argparse.Namespace,
     pg: str,
 ) -> None:
-    def med(s: str, c: int) -> float | None:
-        runs = tp.get(s, {}).get(c)
-        return statistics.median(runs) if runs else None
-
-    def paired(p: str, c: int) -> list[float]:
-        """ours / peer round by round (each round ran them back to back)."""
-        ours, peer = tp.get("ours", {}).get(c, []), tp.get(p, {}).get(c, [])
-        return [a / b for a, b in zip(ours, peer, strict=False) if b]
-
-    cols = [LABELS[s] for s in systems]
-    peers = [s for s in systems if s != "ours"]
-    has_ours = "ours" in systems
-    head = ["metric"] + cols + ([f"ours vs {LABELS[p]}" for p in peers] if has_ours else [])
-    rows: list[list[str]] = []
-
-    def lat_of(s: str, q: float) -> float | None:
-        return lat[s].pct(q) if s in lat and lat[s].samples_ms else None
-
-    for q in (50, 95, 99):
-        row = [f"pickup p{q} (ms)"] + [fmt(lat_of(s, q), 2) for s in systems]
-        if has_ours:  # peer / ours: above 1 means ours picks up faster
-            row += [ratio(lat_of(p, q), lat_of("ours", q)) for p in peers]
-        rows.append(row)
-    row = ["pickup max (ms)"] + [
-        fmt(max(lat[s].samples_ms), 2) if s in lat and lat[s].samples_ms else "-" for s in systems
-    ]
-    rows.append(row + ([""] * len(peers) if has_ours else []))
-    row = ["pickup lost (>15 s)"] + [str(lat[s].lost) if s in lat else "-" for s in systems]
-    rows.append(row + ([""] * len(peers) if has_ours else []))
-    for c in (1, 4):
-        row = [f"no-op jobs/s, c={c}, median"] + [fmt(med(s, c), 0) for s in systems]
-        if has_ours:  # ours / peer: above 1 means ours is faster
-            row += [ratio(med("ours", c), med(p, c)) for p in peers]
-        rows.append(row)
-        row = ["  runs: min-max"] + [
-            f"{min(tp[s][c]):,.0f}-{max(tp[s][c]):,.0f}" if tp.get(s, {}).get(c) else "-"
-            for s in systems
-        ]
-        if has_ours:
-            row += [f"{min(r):.2f}-{max(r):.2f}x" if (r := paired(p, c)) else "-" for p in peers]
-        rows.append(row)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = "  ".join("-" * w for w in widths)
+    head, rows = _table(systems, lat, tp)
     print()
     print(f"Postgres: {pg}")
     print(
@@ -652,46 +610,109 @@ def report(
         "ratios: latency = peer / ours (>1: ours faster); throughput = ours / peer "
         "(>1: ours faster)"
     )
-    print(line)
-    print(
-        "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w)
-            for i, (h, w) in enumerate(zip(head, widths, strict=True))
-        )
-    )
-    print(line)
-    for r in rows:
-        print(
-            "  ".join(
-                v.ljust(w) if i == 0 else v.rjust(w)
-                for i, (v, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-    print(line)
-    if has_ours:
-        print("targets:")
-        p95 = lat_of("ours", 95)
-        ok = p95 is not None and p95 <= P95_TARGET_MS
-        print(
-            f"  ours pickup p95 <= {P95_TARGET_MS:g} ms: {fmt(p95, 2)} ms -> "
-            f"{'MET' if ok else 'MISSED'}"
-        )
-        for c in (1, 4):
-            ours, peer = med("ours", c), med("procrastinate", c)
-            if ours and peer:
-                met = ours >= THROUGHPUT_TARGET * peer
-                rounds = " ".join(f"{r:.2f}" for r in paired("procrastinate", c))
-                print(
-                    f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: "
-                    f"{ours / peer:.2f}x (medians; round by round {rounds}) -> "
-                    f"{'MET' if met else 'MISSED'}"
-                )
-            else:
-                print(f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: not measured")
+    _print_table(head, rows)
+    if "ours" in systems:
+        _print_targets(lat, tp)
     for s, note in NOTES.items():
         print(f"{LABELS[s]}: {note}")
     for s, why in errors.items():
         print(f"{LABELS[s]} could not be measured fully: {why}")
+
+
+def _median(tp: dict[str, dict[int, list[float]]], s: str, c: int) -> float | None:
+    runs = tp.get(s, {}).get(c)
+    return statistics.median(runs) if runs else None
+
+
+def _paired(tp: dict[str, dict[int, list[float]]], p: str, c: int) -> list[float]:
+    """ours / peer round by round (each round ran them back to back)."""
+    ours, peer = tp.get("ours", {}).get(c, []), tp.get(p, {}).get(c, [])
+    return [a / b for a, b in zip(ours, peer, strict=False) if b]
+
+
+def _pickup(lat: dict[str, Latency], s: str, q: float) -> float | None:
+    return lat[s].pct(q) if s in lat and lat[s].samples_ms else None
+
+
+def _table(
+    systems: list[str], lat: dict[str, Latency], tp: dict[str, dict[int, list[float]]]
+) -> tuple[list[str], list[list[str]]]:
+    """The header and rows: one column per system, then (with ours) one ratio per peer."""
+    peers = [s for s in systems if s != "ours"] if "ours" in systems else []
+    head = ["metric"] + [LABELS[s] for s in systems] + [f"ours vs {LABELS[p]}" for p in peers]
+    return head, _latency_rows(systems, peers, lat) + _throughput_rows(systems, peers, tp)
+
+
+def _latency_rows(systems: list[str], peers: list[str], lat: dict[str, Latency]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for q in (50, 95, 99):
+        row = [f"pickup p{q} (ms)"] + [fmt(_pickup(lat, s, q), 2) for s in systems]
+        # peer / ours: above 1 means ours picks up faster
+        row += [ratio(_pickup(lat, p, q), _pickup(lat, "ours", q)) for p in peers]
+        rows.append(row)
+    row = ["pickup max (ms)"] + [
+        fmt(max(lat[s].samples_ms), 2) if s in lat and lat[s].samples_ms else "-" for s in systems
+    ]
+    rows.append(row + [""] * len(peers))
+    row = ["pickup lost (>15 s)"] + [str(lat[s].lost) if s in lat else "-" for s in systems]
+    rows.append(row + [""] * len(peers))
+    return rows
+
+
+def _throughput_rows(
+    systems: list[str], peers: list[str], tp: dict[str, dict[int, list[float]]]
+) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for c in (1, 4):
+        row = [f"no-op jobs/s, c={c}, median"] + [fmt(_median(tp, s, c), 0) for s in systems]
+        # ours / peer: above 1 means ours is faster
+        row += [ratio(_median(tp, "ours", c), _median(tp, p, c)) for p in peers]
+        rows.append(row)
+        row = ["  runs: min-max"] + [
+            f"{min(tp[s][c]):,.0f}-{max(tp[s][c]):,.0f}" if tp.get(s, {}).get(c) else "-"
+            for s in systems
+        ]
+        row += [f"{min(r):.2f}-{max(r):.2f}x" if (r := _paired(tp, p, c)) else "-" for p in peers]
+        rows.append(row)
+    return rows
+
+
+def _print_table(head: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    for i, r in enumerate([head, *rows]):
+        print(
+            "  ".join(
+                v.ljust(w) if j == 0 else v.rjust(w)
+                for j, (v, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+        if i == 0:
+            print(line)
+    print(line)
+
+
+def _print_targets(lat: dict[str, Latency], tp: dict[str, dict[int, list[float]]]) -> None:
+    print("targets:")
+    p95 = _pickup(lat, "ours", 95)
+    ok = p95 is not None and p95 <= P95_TARGET_MS
+    print(
+        f"  ours pickup p95 <= {P95_TARGET_MS:g} ms: {fmt(p95, 2)} ms -> "
+        f"{'MET' if ok else 'MISSED'}"
+    )
+    for c in (1, 4):
+        ours, peer = _median(tp, "ours", c), _median(tp, "procrastinate", c)
+        if ours and peer:
+            met = ours >= THROUGHPUT_TARGET * peer
+            rounds = " ".join(f"{r:.2f}" for r in _paired(tp, "procrastinate", c))
+            print(
+                f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: "
+                f"{ours / peer:.2f}x (medians; round by round {rounds}) -> "
+                f"{'MET' if met else 'MISSED'}"
+            )
+        else:
+            print(f"  ours >= {THROUGHPUT_TARGET:g}x Procrastinate at c={c}: not measured")
 
 
 # ---- main ------------------------------------------------------------------------------------

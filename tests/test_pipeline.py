@@ -229,7 +229,7 @@ async def test_cancelling_mid_encode_stops_ffmpeg_and_leaves_nothing(store, tmp_
                 "output": {"width": 1920, "height": 1080, "path": "u/cancelled.mp4"},
             }
         )
-        async with worker(store, tmp_path, lease_seconds=3) as (_, settings):
+        async with worker(store, tmp_path, lease_seconds=3) as (runner, settings):
 
             async def encoding() -> bool:
                 row = await store.get(job_id)
@@ -238,7 +238,8 @@ async def test_cancelling_mid_encode_stops_ffmpeg_and_leaves_nothing(store, tmp_
             await wait_for(encoding, timeout=60)
             await store.request_cancel(job_id)
             row = await status_is(store, job_id, "cancelled", timeout=10)
-            await asyncio.sleep(0)  # let the supervisor finish its bookkeeping
+            # the job's run has ended (its slot is free): nothing it did could still upload
+            await wait_for(lambda: asyncio.sleep(0, result=job_id not in runner.in_flight))
             assert not stored(settings, "u/cancelled.mp4").exists()
             await wait_for(
                 lambda: asyncio.sleep(0, result=list((settings.home / "tmp").iterdir()) == []),

@@ -73,7 +73,8 @@ async def delete_finished(store: JobStore, settings: Settings, days: int) -> Fre
 async def _candidates(store: JobStore, days: int, limit: int) -> list[dict[str, Any]]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(Q["cleanup_candidates"], {"days": days, "limit": limit})
-        return await cur.fetchall()
+        rows: list[dict[str, Any]] = await cur.fetchall()
+        return rows
 
 
 async def _keys_in_use(store: JobStore, rows: list[dict[str, Any]]) -> set[str]:

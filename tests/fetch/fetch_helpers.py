@@ -59,40 +59,84 @@ def fast_policy(**overrides: float) -> FetchPolicy:
     return FetchPolicy(**values)
 
 
-def _routes(server: ClipServer) -> dict[str, Handler]:
-    async def ok(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=BODY, content_type="video/mp4")
+async def _ok(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=BODY, content_type="video/mp4")
 
-    async def missing(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=404, text="no such clip")
+
+async def _missing(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=404, text="no such clip")
+
+
+async def _broken(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=500)
+
+
+async def _trickle(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Length": str(len(BODY))})
+    await response.prepare(request)
+    for _ in range(len(BODY) // 100):
+        await response.write(b"x" * 100)
+        await asyncio.sleep(0.05)
+    return response
+
+
+async def _stall(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Length": str(len(BODY))})
+    await response.prepare(request)
+    await response.write(BODY[:1000])
+    await asyncio.Event().wait()  # never sends the rest; ends when the client leaves
+    return response
+
+
+async def _big_honest(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=b"\0" * 2_000_000)
+
+
+async def _big_chunked(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for _ in range(40):
+        await response.write(b"\0" * 50_000)
+    return response
+
+
+async def _big_gzip(request: web.Request) -> web.StreamResponse:
+    """Content-Length says ~2 KB; the body inflates to 2 MB (a decompression bomb)."""
+    packed = gzip.compress(b"\0" * 2_000_000)
+    return web.Response(body=packed, headers={"Content-Encoding": "gzip"})
+
+
+async def _chain(request: web.Request) -> web.StreamResponse:
+    left = int(request.match_info["n"])
+    raise web.HTTPFound("/ok" if left == 0 else f"/chain/{left - 1}")
+
+
+async def _loop(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/loop")
+
+
+async def _redirect(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(request.query["to"])
+
+
+async def _raw_redirect(request: web.Request) -> web.StreamResponse:
+    """Location exactly as given: HTTPFound would normalise its host through yarl."""
+    return web.Response(status=302, headers={"Location": request.query["to"]})
+
+
+def _routes(server: ClipServer) -> dict[str, Handler]:
+    """The route table; the handlers that read the server's counters or gate are closures."""
 
     async def flaky(request: web.Request) -> web.StreamResponse:
         if server.hits["/flaky"] <= 2:
             return web.Response(status=503)
         return web.Response(body=BODY)
 
-    async def broken(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=500)
-
     async def limited(request: web.Request) -> web.StreamResponse:
         if server.hits["/limited"] == 1:
             return web.Response(status=429, headers={"Retry-After": "1"})
         return web.Response(body=BODY)
-
-    async def trickle(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Length": str(len(BODY))})
-        await response.prepare(request)
-        for _ in range(len(BODY) // 100):
-            await response.write(b"x" * 100)
-            await asyncio.sleep(0.05)
-        return response
-
-    async def stall(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Length": str(len(BODY))})
-        await response.prepare(request)
-        await response.write(BODY[:1000])
-        await asyncio.Event().wait()  # never sends the rest; ends when the client leaves
-        return response
 
     async def hold(request: web.Request) -> web.StreamResponse:
         """Sends a first chunk, then waits for the test to open the gate."""
@@ -103,52 +147,22 @@ def _routes(server: ClipServer) -> dict[str, Handler]:
         await response.write(BODY[50_000:])
         return response
 
-    async def big_honest(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=b"\0" * 2_000_000)
-
-    async def big_chunked(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        for _ in range(40):
-            await response.write(b"\0" * 50_000)
-        return response
-
-    async def big_gzip(request: web.Request) -> web.StreamResponse:
-        """Content-Length says ~2 KB; the body inflates to 2 MB (a decompression bomb)."""
-        packed = gzip.compress(b"\0" * 2_000_000)
-        return web.Response(body=packed, headers={"Content-Encoding": "gzip"})
-
-    async def chain(request: web.Request) -> web.StreamResponse:
-        left = int(request.match_info["n"])
-        raise web.HTTPFound("/ok" if left == 0 else f"/chain/{left - 1}")
-
-    async def loop(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/loop")
-
-    async def redirect(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound(request.query["to"])
-
-    async def raw_redirect(request: web.Request) -> web.StreamResponse:
-        """Location exactly as given: HTTPFound would normalise its host through yarl."""
-        return web.Response(status=302, headers={"Location": request.query["to"]})
-
     return {
-        "/ok": ok,
-        "/missing": missing,
+        "/ok": _ok,
+        "/missing": _missing,
         "/flaky": flaky,
-        "/broken": broken,
+        "/broken": _broken,
         "/limited": limited,
-        "/trickle": trickle,
-        "/stall": stall,
+        "/trickle": _trickle,
+        "/stall": _stall,
         "/hold": hold,
-        "/big-honest": big_honest,
-        "/big-chunked": big_chunked,
-        "/big-gzip": big_gzip,
-        "/chain/{n}": chain,
-        "/loop": loop,
-        "/redirect": redirect,
-        "/raw-redirect": raw_redirect,
+        "/big-honest": _big_honest,
+        "/big-chunked": _big_chunked,
+        "/big-gzip": _big_gzip,
+        "/chain/{n}": _chain,
+        "/loop": _loop,
+        "/redirect": _redirect,
+        "/raw-redirect": _raw_redirect,
     }
 
 

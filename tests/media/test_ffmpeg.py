@@ -153,8 +153,8 @@ async def test_crafted_playlist_never_leaks_a_local_file(
 
     # Without the whitelists FFmpeg would follow the list and copy the secret (the attack).
     unguarded = out / "unguarded.mp4"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "quiet", "-y", "-i", str(evil), "-c", "copy",
-                    str(unguarded)], check=False)  # fmt: skip
+    await asyncio.to_thread(subprocess.run, [ffmpeg_exe(), "-loglevel", "quiet", "-y", "-i",
+                            str(evil), "-c", "copy", str(unguarded)], check=False)  # fmt: skip
     if works_unguarded:
         assert unguarded.exists() and marker in unguarded.read_bytes()
     unguarded.unlink(missing_ok=True)

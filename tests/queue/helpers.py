@@ -51,6 +51,38 @@ async def status_is(store: JobStore, job_id: Any, *statuses: str, timeout: float
     return result
 
 
+class ClaimWatch:
+    """A store, seen through its claims, so a test can wait for the claim loop to be idle
+    instead of sleeping until it probably is. Everything but `claim` goes straight through."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.begun = 0  # claims begun so far
+        self.last_empty = 0  # the number of the last claim that came back empty
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim(self, *args: Any, **kwargs: Any) -> Any:
+        self.begun += 1
+        number = self.begun
+        jobs = await self._store.claim(*args, **kwargs)
+        if not jobs:
+            self.last_empty = number
+        return jobs
+
+    async def idle(self, runner: Runner, timeout: float = 10.0) -> None:
+        """Return once the claim loop waits with no wake-up pending: its last claim came back
+        empty, no other has begun, and nothing has woken it since. The loop does not yield
+        between an empty claim and its wait, so from then on only a new wake-up (a NOTIFY, a
+        free slot, the poll) moves it."""
+
+        def waiting() -> bool:
+            return 0 < self.begun == self.last_empty and not runner.state.wake.is_set()
+
+        await wait_for(lambda: asyncio.sleep(0, result=waiting()), timeout)
+
+
 @contextlib.asynccontextmanager
 async def running(
     store: JobStore,

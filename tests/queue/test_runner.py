@@ -20,7 +20,7 @@ from datetime import timedelta
 import aiohttp
 
 from tests.handlers import scripted
-from tests.queue.helpers import fast_settings, running, status_is, wait_for
+from tests.queue.helpers import ClaimWatch, fast_settings, running, status_is, wait_for
 from worker import log as worker_log
 from worker.errors import DownloadError, PermanentError, StorageError
 from worker.http.server import bound_port, create_app, serve
@@ -70,16 +70,22 @@ async def test_transient_errors_stop_at_max_attempts(memory_store):
 
 async def test_runs_up_to_concurrency_jobs_at_once(memory_store):
     active, peak = 0, 0
+    release = asyncio.Event()
 
     async def handler(job, ctx):
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
-        await asyncio.sleep(0.4)
+        await release.wait()  # hold the slot until the test has seen three at once
         active -= 1
 
     ids = [await enqueue(memory_store) for _ in range(8)]
     async with running(memory_store, handler, concurrency=3):
+        await wait_for(lambda: asyncio.sleep(0, result=active == 3))
+        # all slots taken: the loop leaves the other five pending
+        statuses = sorted([(await memory_store.get(job_id))["status"] for job_id in ids])
+        assert statuses == ["pending"] * 5 + ["processing"] * 3
+        release.set()
         for job_id in ids:
             await status_is(memory_store, job_id, "completed")
     assert peak == 3
@@ -112,11 +118,13 @@ async def test_progress_writes_are_throttled_and_the_last_value_lands(store):
 
     job_id = await enqueue(store)
     async with running(store, handler) as runner:
-        await asyncio.wait_for(reported.wait(), 30)
-        assert runner.in_flight[job_id].reporter.state.progress == 80
-        # the trailing write comes about a second after the last report (later when loaded)
-        await wait_for(last_value_landed, timeout=15)
-        release.set()
+        try:
+            await asyncio.wait_for(reported.wait(), 30)
+            assert runner.in_flight[job_id].reporter.state.progress == 80
+            # the trailing write comes about a second after the last report (later when loaded)
+            await wait_for(last_value_landed, timeout=15)
+        finally:
+            release.set()
     async with store.pool.connection() as conn:
         rows = await (
             await conn.execute("select progress, at from progress_log order by at")
@@ -221,11 +229,12 @@ async def test_shutdown_hands_unfinished_jobs_back(memory_store):
 
 
 async def test_notify_wakes_an_idle_worker_long_before_the_poll(store, db_url):
+    watch = ClaimWatch(store)
     async with running(
-        store, scripted, db_url=db_url, listen=True, poll_interval_ms=60_000
+        watch, scripted, db_url=db_url, listen=True, poll_interval_ms=60_000
     ) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=runner.listener_state == "listening"))
-        await asyncio.sleep(0.3)  # let the first wait begin
+        await watch.idle(runner)  # the listener's catch-up wake-up used: only a NOTIFY now
         job_id = await enqueue(store)
         r = await status_is(store, job_id, "completed", timeout=5)
     assert (r["started_at"] - r["created_at"]).total_seconds() < 1

@@ -50,73 +50,81 @@ def _authorised(request: web.Request) -> bool:
     )
 
 
-def _routes(fake: FakeSupabase) -> web.RouteTableDef:
-    routes = web.RouteTableDef()
+# The handlers find the fake through the app, so they can live at module level, one per route.
+FAKE = web.AppKey("fake", FakeSupabase)
+routes = web.RouteTableDef()
 
-    @routes.get("/storage/v1/bucket/{bucket}")
-    async def bucket(request: web.Request) -> web.Response:
-        name = request.match_info["bucket"]
-        if name not in fake.public:
-            return _error(404, "Bucket not found", "Bucket not found")
-        return web.json_response(
-            {
-                "id": name,
-                "name": name,
-                "owner": "",
-                "public": fake.public[name],
-                "created_at": "2024-01-01T00:00:00Z",
-                "updated_at": "2024-01-01T00:00:00Z",
-                "file_size_limit": None,
-                "allowed_mime_types": None,
-            }
-        )
 
-    @routes.post("/storage/v1/object/sign/{bucket}/{path:.+}")
-    async def sign(request: web.Request) -> web.Response:
-        path = f"{request.match_info['bucket']}/{request.match_info['path']}"
-        expires = (await request.json())["expiresIn"]
-        return web.json_response({"signedURL": f"/object/sign/{path}?token=tok-{expires}"})
+@routes.get("/storage/v1/bucket/{bucket}")
+async def bucket(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]
+    name = request.match_info["bucket"]
+    if name not in fake.public:
+        return _error(404, "Bucket not found", "Bucket not found")
+    return web.json_response(
+        {
+            "id": name,
+            "name": name,
+            "owner": "",
+            "public": fake.public[name],
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "file_size_limit": None,
+            "allowed_mime_types": None,
+        }
+    )
 
-    @routes.post("/storage/v1/object/{bucket}/{path:.+}")
-    async def upload(request: web.Request) -> web.Response:
-        if fake.fail_with:
-            status, message = fake.fail_with
-            return _error(status, "internal", message)
-        if fake.fail_suffix and request.match_info["path"].endswith(fake.fail_suffix):
-            return _error(500, "internal", "the disk is full")
-        if request.match_info["bucket"] not in fake.public:
-            return _error(404, "Bucket not found", "Bucket not found")
-        return await _receive(fake, request)
 
-    @routes.get("/storage/v1/object/info/{bucket}/{path:.+}")
-    async def info(request: web.Request) -> web.Response:
-        if not _authorised(request):
-            return _error(403, "Unauthorized", "invalid signature")
-        path = f"{request.match_info['bucket']}/{request.match_info['path']}"
-        if path not in fake.objects:
-            return _error(404, "not_found", "Object not found")
-        return web.json_response(
-            {"name": request.match_info["path"], "size": len(fake.objects[path])}
-        )
+@routes.post("/storage/v1/object/sign/{bucket}/{path:.+}")
+async def sign(request: web.Request) -> web.Response:
+    path = f"{request.match_info['bucket']}/{request.match_info['path']}"
+    expires = (await request.json())["expiresIn"]
+    return web.json_response({"signedURL": f"/object/sign/{path}?token=tok-{expires}"})
 
-    @routes.get("/storage/v1/object/{bucket}/{path:.+}")
-    async def download(request: web.Request) -> web.Response:
-        if not _authorised(request):
-            return _error(403, "Unauthorized", "invalid signature")
-        path = f"{request.match_info['bucket']}/{request.match_info['path']}"
-        if path not in fake.objects:
-            return _error(404, "not_found", "Object not found")
-        return web.Response(body=fake.objects[path], content_type="video/mp4")
 
-    @routes.delete("/storage/v1/object/{bucket}")
-    async def delete(request: web.Request) -> web.Response:
-        prefixes = (await request.json())["prefixes"]
-        for prefix in prefixes:
-            fake.deleted.append(f"{request.match_info['bucket']}/{prefix}")
-            fake.objects.pop(f"{request.match_info['bucket']}/{prefix}", None)
-        return web.json_response([{"name": p} for p in prefixes])
+@routes.post("/storage/v1/object/{bucket}/{path:.+}")
+async def upload(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]
+    if fake.fail_with:
+        status, message = fake.fail_with
+        return _error(status, "internal", message)
+    if fake.fail_suffix and request.match_info["path"].endswith(fake.fail_suffix):
+        return _error(500, "internal", "the disk is full")
+    if request.match_info["bucket"] not in fake.public:
+        return _error(404, "Bucket not found", "Bucket not found")
+    return await _receive(fake, request)
 
-    return routes
+
+@routes.get("/storage/v1/object/info/{bucket}/{path:.+}")
+async def info(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]
+    if not _authorised(request):
+        return _error(403, "Unauthorized", "invalid signature")
+    path = f"{request.match_info['bucket']}/{request.match_info['path']}"
+    if path not in fake.objects:
+        return _error(404, "not_found", "Object not found")
+    return web.json_response({"name": request.match_info["path"], "size": len(fake.objects[path])})
+
+
+@routes.get("/storage/v1/object/{bucket}/{path:.+}")
+async def download(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]
+    if not _authorised(request):
+        return _error(403, "Unauthorized", "invalid signature")
+    path = f"{request.match_info['bucket']}/{request.match_info['path']}"
+    if path not in fake.objects:
+        return _error(404, "not_found", "Object not found")
+    return web.Response(body=fake.objects[path], content_type="video/mp4")
+
+
+@routes.delete("/storage/v1/object/{bucket}")
+async def delete(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]
+    prefixes = (await request.json())["prefixes"]
+    for prefix in prefixes:
+        fake.deleted.append(f"{request.match_info['bucket']}/{prefix}")
+        fake.objects.pop(f"{request.match_info['bucket']}/{prefix}", None)
+    return web.json_response([{"name": p} for p in prefixes])
 
 
 async def _receive(fake: FakeSupabase, request: web.Request) -> web.Response:
@@ -152,7 +160,8 @@ async def _read_file_part(fake: FakeSupabase, part) -> bytes:
 async def serving() -> AsyncIterator[FakeSupabase]:
     fake = FakeSupabase()
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.add_routes(_routes(fake))
+    app[FAKE] = fake
+    app.add_routes(routes)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -20,9 +20,12 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-_servers: dict[Path, Any] = {}
+if TYPE_CHECKING:  # imported lazily at run time, under a warnings filter (see embedded_url)
+    from pgserver.postgres_server import PostgresServer
+
+_servers: dict[Path, PostgresServer] = {}
 HANDLES = ".handle_pids.json"
 
 
@@ -34,11 +37,11 @@ def embedded_url(home: Path) -> str:
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
-            import pgserver
+            from pgserver.postgres_server import get_server
 
             prune_stale_handles(pgdata)
-            _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
-    return str(_servers[pgdata].get_uri())
+            _servers[pgdata] = get_server(pgdata, cleanup_mode="stop")
+    return _servers[pgdata].get_uri()
 
 
 def resolve_database_url(database_url: str | None, home: Path) -> str:
@@ -79,6 +82,7 @@ def _running(pid: int) -> bool:
     import psutil
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        # psutil ships no types, so the comparison is Any to mypy; it is a bool.
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # type: ignore[no-any-return]
     except psutil.Error:
         return False

@@ -116,12 +116,9 @@ def _jpeg(f: BinaryIO) -> tuple[int, int]:
             break
         if byte != b"\xff":
             continue  # entropy-coded bytes or padding between segments
-        marker = f.read(1)
-        while marker == b"\xff":  # fill bytes
-            marker = f.read(1)
-        if not marker:
+        code = _marker(f)
+        if code is None:
             break
-        code = marker[0]
         if code in _STANDALONE or code == 0x00:
             continue
         length_bytes = f.read(2)
@@ -138,3 +135,11 @@ def _jpeg(f: BinaryIO) -> tuple[int, int]:
             break
         f.seek(length - 2, 1)
     raise HeaderError("no JPEG frame header (SOF) was found near its start")
+
+
+def _marker(f: BinaryIO) -> int | None:
+    """The marker code after an 0xFF byte, past any fill bytes; None at the end of the file."""
+    marker = f.read(1)
+    while marker == b"\xff":
+        marker = f.read(1)
+    return marker[0] if marker else None

@@ -34,6 +34,7 @@ from typing import Any
 import av
 import av.error
 import av.logging
+from av.video.format import VideoFormat
 
 from worker.errors import InputError, PermanentError
 from worker.media.ffmpeg import MEDIA_FORMATS
@@ -462,7 +463,7 @@ def _audio_info(stream: Any, lengths: _Lengths | None) -> AudioInfo:
     )
 
 
-def _bit_depth(fmt: Any) -> int:
+def _bit_depth(fmt: VideoFormat | None) -> int:
     if fmt is None or not fmt.components:
         return 8
     return max(c.bits for c in fmt.components)

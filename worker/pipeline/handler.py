@@ -29,8 +29,8 @@ from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
 from worker.media.captions import Word
-from worker.media.info import MediaInfo
-from worker.media.probe_process import MIB, ProbeLimits, probe_all
+from worker.media.info import MIB, MediaInfo, ProbeLimits
+from worker.media.probe_process import probe_all
 from worker.media.specs import AssemblyResult
 from worker.payload import Payload, output_key, parse_payload
 from worker.pipeline.caption_files import read_caption_file

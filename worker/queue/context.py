@@ -38,6 +38,7 @@ class ProgressReporter:
     _written: tuple[int, str | None, str | None] | None = None
     _last_write: float = float("-inf")
     _trailing: asyncio.Task[None] | None = None
+    _again: bool = False  # a report came while the trailing write was pending or under way
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def report(
@@ -68,10 +69,19 @@ class ProgressReporter:
     def _schedule(self, delay: float) -> None:
         if self._trailing is None or self._trailing.done():
             self._trailing = asyncio.create_task(self._flush_later(delay))
+        else:
+            self._again = True
 
     async def _flush_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self.flush()
+        """Write after `delay`, and again after the interval if a report came while that write
+        was on its way: that report found this task running and left its value to it."""
+        while True:
+            await asyncio.sleep(delay)
+            self._again = False
+            await self.flush()
+            if not self._again:
+                return
+            delay = max(0.0, self._last_write + self.min_interval - time.monotonic())
 
     async def flush(self) -> None:
         """Write the current state if it differs from what the row has."""
