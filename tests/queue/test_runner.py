@@ -151,12 +151,11 @@ async def test_cancelling_a_running_job_stops_its_handler(store, db_url):
     async with running(store, handler, db_url=db_url, listen=True, lease_seconds=60) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
         await wait_for(lambda: asyncio.sleep(0, result=runner.listener_state == "listening"))
-        t0 = time.monotonic()
         await store.request_cancel(job_id)
+        # NOTIFY wakes the heartbeat: without it the request would be seen at the next beat,
+        # a third of the 60 s lease away, long after this deadline
         await asyncio.wait_for(stopped.wait(), 5)
         r = await status_is(store, job_id, "cancelled", timeout=5)
-        elapsed = time.monotonic() - t0
-    assert elapsed < 3, elapsed  # NOTIFY wakes the heartbeat; it does not wait 10 s
     assert r["attempts"] == 1 and r["completed_at"] is not None
     assert runner.counters.cancelled == 1
 
@@ -222,8 +221,8 @@ async def test_shutdown_hands_unfinished_jobs_back(memory_store):
     job_id = await enqueue(memory_store, {"sleep": 60})
     async with running(memory_store, scripted, shutdown_grace=0.5) as runner:
         await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
-        t0 = time.monotonic()
-    assert time.monotonic() - t0 < 5
+    # handed back after the 0.5 s grace: a shutdown that waited for the 60 s job would have
+    # left it completed, not pending
     r = await memory_store.get(job_id)
     assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
 
@@ -236,8 +235,9 @@ async def test_notify_wakes_an_idle_worker_long_before_the_poll(store, db_url):
         await wait_for(lambda: asyncio.sleep(0, result=runner.listener_state == "listening"))
         await watch.idle(runner)  # the listener's catch-up wake-up used: only a NOTIFY now
         job_id = await enqueue(store)
+        # the poll is 60 s away: only the NOTIFY can start the job before this deadline
         r = await status_is(store, job_id, "completed", timeout=5)
-    assert (r["started_at"] - r["created_at"]).total_seconds() < 1
+    assert r["attempts"] == 1
 
 
 async def test_polling_alone_keeps_the_queue_moving(memory_store):
