@@ -50,6 +50,12 @@ returns table (
 )
 language plpgsql
 set search_path = ''
+-- One plan for every call, kept for the life of the backend. Left to choose, PostgreSQL would
+-- plan this statement again on every call: a plan for an unknown `limit p_limit` looks dearer
+-- than one for `limit 1`, so the generic plan never wins and each claim pays for planning (as
+-- much as the claim itself costs to run). The generic plan walks the claim index all the same
+-- (tests/queue/test_store.py checks it as the table grows), and ANALYZE replaces it.
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
@@ -82,8 +88,9 @@ begin
             message = 'Job claimed',
             error = null,
             updated_at = v_now
-        from ready
-        where j.id = ready.id
+        -- by primary key, whatever the planner guesses `limit p_limit` to be: as a join, a
+        -- guess of dozens of rows makes it hash the whole table to update one
+        where j.id = any(array(select ready.id from ready))
         returning j.id, j.payload::text as payload, j.attempts, j.max_attempts, j.lease_token,
                   j.user_id, j.priority, j.webhook_url, j.created_at
     )
