@@ -443,7 +443,7 @@ async def test_every_transition_runs_on_the_clock_it_is_given(store):
     await store.fail(job, "boom", retry=True, backoff_seconds=10)
     r = await row(store, job_id)
     assert r["run_at"] == failed_at + timedelta(seconds=10)
-    assert r["errors"][0]["at"] == failed_at.isoformat()
+    assert datetime.fromisoformat(r["errors"][0]["at"]) == failed_at
     await later(store, 15)
     assert await store.oldest_pending_seconds() == 5.0
     [job] = await store.claim("w", 1)
@@ -453,7 +453,7 @@ async def test_every_transition_runs_on_the_clock_it_is_given(store):
     [job] = await store.claim("w", 1)
     rescued_at = await later(store, 61)
     assert [f.id for f in (await store.maintain(lease_seconds=60)).rescued] == [job_id]
-    assert (await row(store, job_id))["errors"][-1]["at"] == rescued_at.isoformat()
+    assert datetime.fromisoformat((await row(store, job_id))["errors"][-1]["at"]) == rescued_at
     [job] = await store.claim("w", 1)
     asked_at = await later(store, 1)
     assert await store.request_cancel(job_id)
