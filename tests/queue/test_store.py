@@ -426,6 +426,29 @@ async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
     assert finished is not None and finished.id == low and claimed is None
 
 
+async def test_each_transition_is_written_once(store):
+    """Only the transition functions of 006_transitions_v1.sql change a job's status: the hot
+    paths (this version's and the previous one's) and the queue's statements call them."""
+    from worker.queue.queries import QUERIES
+
+    functions = await sql(
+        store,
+        "select proname, prosrc from pg_proc where pronamespace = 'public'::regnamespace",
+    )
+    sets_status = re.compile(r"\bset\s+status\s*=", re.I)
+    writers = {f["proname"] for f in functions if sets_status.search(f["prosrc"])}
+    assert writers == {
+        "video_jobs_claim_v1",
+        "video_jobs_complete_v1",
+        "video_jobs_fail_v1",
+        "video_jobs_cancel_v1",
+        "video_jobs_release_v1",
+        "video_jobs_rescue_v1",
+        "video_jobs_cancel_pending_v1",
+    }
+    assert [name for name, q in QUERIES.items() if sets_status.search(q)] == []
+
+
 async def test_every_transition_runs_on_the_clock_it_is_given(store):
     """The queue's clock is a parameter of every statement that reads the time: a store given
     a time writes that time, and its claims and rescues judge by it."""
