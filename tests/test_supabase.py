@@ -30,6 +30,8 @@ from worker.queue.jobs import JobStore
 from worker.queue.models import Job, JobOutcome
 
 SUPABASE_FILE = "supabase/100_supabase.sql"
+# Every file of sql/supabase/, in the order `migrate` applies them.
+SUPABASE_FILES = [SUPABASE_FILE, "supabase/101_transitions_v1.sql"]
 CLIPS = {"clips": [{"url": "https://cdn.example.com/a.mp4"}]}
 
 # Roles are cluster-wide and the test databases share one server: create them once, idempotently
@@ -125,8 +127,6 @@ end
 $$;
 """
 
-SUPABASE_SQL = (SQL_DIR / SUPABASE_FILE).read_text()
-
 
 @dataclass
 class Supabase:
@@ -152,7 +152,7 @@ async def supa(databases) -> AsyncIterator[Supabase]:
         await conn.execute(SUPABASE_BOOTSTRAP.encode())
         await conn.execute(FAKE_PG_CRON.encode())
         applied = await migrate(conn)
-        assert applied == [SUPABASE_FILE]
+        assert applied == SUPABASE_FILES
         yield Supabase(url, conn)
     finally:
         await conn.close()
@@ -233,7 +233,7 @@ async def test_migrate_applies_the_supabase_file_where_auth_exists(supa):
         r["name"]
         for r in await supa.rows("select name from public.video_worker_migrations order by name")
     ]
-    assert SUPABASE_FILE in recorded
+    assert set(SUPABASE_FILES) <= set(recorded)
     [table] = await supa.rows(
         "select relrowsecurity, relforcerowsecurity from pg_class "
         "where oid = 'public.video_jobs'::regclass"
@@ -258,7 +258,7 @@ async def test_databases_without_auth_skip_the_supabase_file(db_url):
     try:
         assert await migrate(conn) == []
         cur = await conn.execute("select name from public.video_worker_migrations")
-        assert SUPABASE_FILE not in [r["name"] for r in await cur.fetchall()]
+        assert not set(SUPABASE_FILES) & {r["name"] for r in await cur.fetchall()}
         cur = await conn.execute(
             "select relrowsecurity, to_regprocedure('public.enqueue_video_job(jsonb,int,"
             "timestamptz,text,text)') is null as no_rpc from pg_class "
@@ -269,7 +269,7 @@ async def test_databases_without_auth_skip_the_supabase_file(db_url):
         await conn.close()
 
 
-async def test_the_file_applies_again_without_changing_anything(supa):
+async def test_the_files_apply_again_without_changing_anything(supa):
     async def state() -> dict[str, Any]:
         return {
             "grants": await supa.rows(
@@ -299,7 +299,8 @@ async def test_the_file_applies_again_without_changing_anything(supa):
 
     before = await state()
     for _ in range(2):  # pasted into the SQL editor again, over what migrate applied
-        await supa.conn.execute(SUPABASE_SQL.encode())
+        for name in SUPABASE_FILES:
+            await supa.conn.execute((SQL_DIR / name).read_text().encode())
     assert await state() == before
     assert before["published"] == [{"n": 1}]
     assert before["cron"] == [
@@ -433,6 +434,8 @@ async def test_a_user_cannot_touch_the_migrations_ledger_or_run_cleanup(supa):
             "select public.cleanup_old_video_jobs(interval '0')",
             "select * from public.video_jobs_complete_and_claim("
             "gen_random_uuid(), gen_random_uuid(), null, null, '{}', 'browser', 1000000)",
+            "select * from public.video_jobs_claim_v1('browser', 1, 1000000)",
+            "select * from public.video_jobs_rescue_v1(0)",
             "select * from public.video_jobs_status_counts(0)",
             "select nextval(pg_get_serial_sequence('public.video_jobs', 'seq'))",
         ):
@@ -457,6 +460,43 @@ async def test_a_project_migrated_before_the_hot_path_changed_keeps_it_from_the_
         "select has_function_privilege('service_role', %s, 'execute') as allowed", new
     )
     assert row["allowed"] is True
+
+
+TRANSITIONS_V1 = [
+    "video_jobs_claim_v1(text, int, bigint, timestamptz)",
+    "video_jobs_complete_v1(uuid, uuid, text, text, jsonb, timestamptz)",
+    "video_jobs_fail_v1(uuid, uuid, text, boolean, float8, timestamptz)",
+    "video_jobs_cancel_v1(uuid, uuid, timestamptz)",
+    "video_jobs_release_v1(uuid, uuid, timestamptz)",
+    "video_jobs_rescue_v1(float8, timestamptz)",
+    "video_jobs_cancel_pending_v1(timestamptz)",
+    "video_jobs_complete_and_claim_v1(uuid, uuid, text, text, jsonb, text, bigint, timestamptz)",
+]
+
+
+async def test_the_job_transitions_are_out_of_the_browsers_reach(supa):
+    """A Supabase project that gets 006_transitions_v1.sql after the Supabase file (`migrate`
+    on a project migrated before it, or a paste): Supabase's default privileges give each new
+    function to the API roles, and the file takes them back, PUBLIC included. The worker's
+    own roles keep them."""
+    for function in TRANSITIONS_V1:
+        await supa.rows(f"drop function public.{function} cascade")
+    await supa.conn.execute((SQL_DIR / "006_transitions_v1.sql").read_text().encode())
+    for function in TRANSITIONS_V1:
+        for role, allowed in [("anon", False), ("authenticated", False), ("service_role", True)]:
+            [row] = await supa.rows(
+                "select has_function_privilege(%s, %s, 'execute') as allowed",
+                role,
+                f"public.{function}",
+            )
+            assert row["allowed"] is allowed, (role, function)
+    # and the hot path of the previous version, now the same composition, stays theirs alone
+    old = "public.video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb, text, bigint)"
+    for role in ("anon", "authenticated"):
+        [row] = await supa.rows(
+            "select has_function_privilege(%s, %s, 'execute') as allowed", role, old
+        )
+        assert row["allowed"] is False, role
 
 
 # --- cancelling -----------------------------------------------------------------------------
@@ -634,13 +674,13 @@ async def test_the_worker_claims_and_completes_jobs_with_rls_on(supa, worker_rol
         url = make_conninfo(supa.url, options=f"-c role={worker_role}")
     if worker_role == "video_worker_owner":
         await supa.rows("alter table public.video_jobs owner to video_worker_owner")
-        await supa.rows(  # as if that role had run the migrations (docs/supabase.md)
-            "alter function public.video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb,"
-            " text, bigint) owner to video_worker_owner"
-        )
-        await supa.rows(
-            "alter function public.video_jobs_status_counts(bigint) owner to video_worker_owner"
-        )
+        # as if that role had run the migrations (docs/supabase.md)
+        for function in [
+            *TRANSITIONS_V1,
+            "video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb, text, bigint)",
+            "video_jobs_status_counts(bigint)",
+        ]:
+            await supa.rows(f"alter function public.{function} owner to video_worker_owner")
     alice, bob = users()
     ids = {
         await enqueue_as(supa, alice),

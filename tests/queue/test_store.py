@@ -4,18 +4,22 @@ cancellation, idempotency, cleanup, migrations and the claim plan."""
 from __future__ import annotations
 
 import asyncio
+import filecmp
+import re
 import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
-import structlog.testing
 
 from tests.queue.helpers import wait_for
+from worker.db import preflight
 from worker.db.connection import connect, make_pool
-from worker.db.migrate import migrate
+from worker.db.migrate import SQL_DIR, migrate
 from worker.errors import PayloadError
-from worker.queue.jobs import JobStore
-from worker.queue.models import Job, JobOutcome, Status
+from worker.queue.jobs import MAINTENANCE_LOCK, JobStore
+from worker.queue.models import JobOutcome, Status
 
 
 async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
@@ -24,12 +28,33 @@ async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
         return await cur.fetchall() if cur.description else []
 
 
-def claim_sql(query: str) -> str:
-    """The claim with literal values, for EXPLAIN."""
-    values = {"%(limit)s": "1", "%(worker_id)s": "'w'", "%(max_payload_bytes)s": "1048576"}
-    for name, value in values.items():
-        query = query.replace(name, value)
-    return query
+async def claim_sql(store: JobStore) -> str:
+    """The claim inside video_jobs_claim_v1, as the database holds it, with literal values for
+    EXPLAIN: the plan of a function's call does not show the statements it runs."""
+    [r] = await sql(
+        store, "select prosrc from pg_proc where oid = 'public.video_jobs_claim_v1'::regproc"
+    )
+    found = re.search(r"return query(.*?);\s*end;", r["prosrc"], re.S)
+    assert found is not None, r["prosrc"]
+    values = {"p_limit": "1", "p_worker_id": "'w'", "p_max_payload_bytes": "1048576"}
+    values["v_now"] = "now()"
+    return re.sub(
+        r"\b(p_limit|p_worker_id|p_max_payload_bytes|v_now)\b",
+        lambda m: values[m.group(1)],
+        found.group(1),
+    )
+
+
+async def db_now(store: JobStore) -> datetime:
+    [r] = await sql(store, "select now() as now")
+    return r["now"]
+
+
+async def later(store: JobStore, seconds: float) -> datetime:
+    """Move the store's clock `seconds` past the database's (or past the time already set)."""
+    base = store.now or await db_now(store)
+    store.now = base + timedelta(seconds=seconds)
+    return store.now
 
 
 async def row(store: JobStore, job_id: uuid.UUID) -> dict:
@@ -91,7 +116,7 @@ async def test_writes_are_fenced_on_the_lease_token(store):
     job_id, _ = await store.enqueue({})
     [job] = await store.claim("w", 1)
     # the lease expires and another replica takes the job back
-    await sql(store, "update video_jobs set heartbeat_at = now() - interval '1 hour'")
+    await later(store, 3600)
     rescued = await store.maintain(lease_seconds=60)
     assert [f.id for f in rescued.rescued] == [job_id]
     [job2] = await store.claim("w2", 1)
@@ -121,17 +146,15 @@ async def test_progress_never_goes_backwards_within_an_attempt(store):
 async def test_retryable_failure_backs_off_then_fails_at_max_attempts(store):
     job_id, _ = await store.enqueue({}, max_attempts=2)
     [job] = await store.claim("w", 1)
+    failed_at = await later(store, 0)
     retrying = await store.fail(job, "network down", retry=True, backoff_seconds=30)
     assert retrying is not None and retrying.status is Status.PENDING  # not a lost lease
     r = await row(store, job_id)
     assert r["status"] == "pending" and r["error"] == "network down"
-    [[delay]] = [
-        list(x.values())
-        for x in await sql(store, "select extract(epoch from run_at - now()) from video_jobs")
-    ]
-    assert 25 < delay <= 30
+    assert r["run_at"] == failed_at + timedelta(seconds=30)
+    await later(store, 29.9)
     assert await store.claim("w", 1) == []  # not before run_at
-    await sql(store, "update video_jobs set run_at = now()")
+    await later(store, 0.1)
     [job] = await store.claim("w", 1)
     finished = await store.fail(job, "network down again", retry=True, backoff_seconds=30)
     assert finished is not None and finished.status is Status.FAILED
@@ -152,7 +175,7 @@ async def test_permanent_failure_fails_at_once(store):
 async def test_expired_lease_on_last_attempt_fails_with_a_clear_error(store):
     job_id, _ = await store.enqueue({}, max_attempts=1)
     await store.claim("w", 1)
-    await sql(store, "update video_jobs set heartbeat_at = now() - interval '5 minutes'")
+    await later(store, 300)
     result = await store.maintain(lease_seconds=60)
     assert [(f.id, f.status) for f in result.rescued] == [(job_id, Status.FAILED)]
     r = await row(store, job_id)
@@ -161,15 +184,31 @@ async def test_expired_lease_on_last_attempt_fails_with_a_clear_error(store):
 
 async def test_live_leases_are_not_rescued(store):
     await store.enqueue({})
+    await later(store, 0)  # claimed at the store's time: the lease is measured from there
     await store.claim("w", 1)
     assert (await store.maintain(lease_seconds=60)).rescued == []
+    await later(store, 60)  # a lease of 60 s is still live at 60 s
+    assert (await store.maintain(lease_seconds=60)).rescued == []
+    await later(store, 0.001)
+    assert len((await store.maintain(lease_seconds=60)).rescued) == 1
 
 
 async def test_maintenance_runs_on_one_replica_at_a_time(store):
+    expired, _ = await store.enqueue({})
+    cancelled, _ = await store.enqueue({})
+    await store.claim("w", 1)
+    await store.request_cancel(cancelled)
+    await later(store, 3600)
     async with store.pool.connection() as conn, conn.transaction():
-        await conn.execute("select pg_advisory_xact_lock(7238561029384756)")
-        assert (await store.maintain(60)).locked is False
-    assert (await store.maintain(60)).locked is True
+        await conn.execute("select pg_advisory_xact_lock(%s)", (MAINTENANCE_LOCK,))
+        skipped = await store.maintain(60)
+        assert (skipped.locked, skipped.rescued, skipped.cancelled) == (False, [], [])
+        assert (await row(store, expired))["status"] == "processing"  # nothing ran
+        assert (await row(store, cancelled))["status"] == "pending"
+    done = await store.maintain(60)
+    assert done.locked is True
+    assert [f.id for f in done.rescued] == [expired]
+    assert [f.id for f in done.cancelled] == [cancelled]
 
 
 async def test_cancelled_pending_job_never_starts(store):
@@ -211,11 +250,7 @@ async def test_a_job_waiting_for_another_attempt_shows_no_progress(store):
         assert await store.progress(job, 55, "processing", "Encoding")
     await store.fail(jobs[retried], "network", retry=True, backoff_seconds=0)
     await store.fail(jobs[last], "network", retry=True, backoff_seconds=0)
-    await sql(
-        store,
-        "update video_jobs set heartbeat_at = now() - interval '1 hour' where id = %s",
-        rescued,
-    )
+    await later(store, 3600)  # the lease of the one still running expires
     await store.maintain(lease_seconds=60)
     progress = {
         r["id"]: (r["status"], r["progress"])
@@ -299,11 +334,22 @@ async def test_claim_plan_uses_the_partial_index(store):
     for _ in range(5):
         await store.enqueue({})
     await sql(store, "analyze video_jobs")
-    from worker.queue.queries import QUERIES
-
-    claim = claim_sql(QUERIES["claim"])
+    claim = await claim_sql(store)
     plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
     assert "video_jobs_claim_idx" in plan, plan
+
+
+def test_the_sql_folder_is_the_migrations_the_package_applies():
+    """`migrate` applies worker/migrations/ (inside the package, so a wheel has it too); sql/
+    at the top is where people read and paste them from. The two must be the same files."""
+    top = Path(__file__).resolve().parents[2] / "sql"
+    for sub in ("", "supabase"):
+        packaged, pasted = SQL_DIR / sub, top / sub
+        names = sorted(p.name for p in packaged.glob("*.sql"))
+        assert names == sorted(p.name for p in pasted.glob("*.sql")), sub
+        _, differ, missing = filecmp.cmpfiles(packaged, pasted, names, shallow=False)
+        assert (differ, missing) == ([], []), f"sql/{sub} and worker/migrations/{sub} differ"
+    assert not SQL_DIR.is_symlink() and not (SQL_DIR.parent / "sql").exists()
 
 
 async def test_migrate_applies_once_and_is_safe_concurrently(databases):
@@ -380,6 +426,80 @@ async def test_complete_and_claim_finishes_one_and_takes_the_next(store):
     assert finished is not None and finished.id == low and claimed is None
 
 
+async def test_each_transition_is_written_once(store):
+    """Only the transition functions of 006_transitions_v1.sql change a job's status: the hot
+    paths (this version's and the previous one's) and the queue's statements call them."""
+    from worker.queue.queries import QUERIES
+
+    functions = await sql(
+        store,
+        "select proname, prosrc from pg_proc where pronamespace = 'public'::regnamespace",
+    )
+    sets_status = re.compile(r"\bset\s+status\s*=", re.I)
+    writers = {f["proname"] for f in functions if sets_status.search(f["prosrc"])}
+    assert writers == {
+        "video_jobs_claim_v1",
+        "video_jobs_complete_v1",
+        "video_jobs_fail_v1",
+        "video_jobs_cancel_v1",
+        "video_jobs_release_v1",
+        "video_jobs_rescue_v1",
+        "video_jobs_cancel_pending_v1",
+    }
+    assert [name for name, q in QUERIES.items() if sets_status.search(q)] == []
+
+
+async def test_every_transition_runs_on_the_clock_it_is_given(store):
+    """The queue's clock is a parameter of every statement that reads the time: a store given
+    a time writes that time, and its claims and rescues judge by it."""
+    start = await later(store, 7 * 86400)  # a week from now, by the store's clock
+    job_id, _ = await store.enqueue({}, max_attempts=3)
+    assert (await row(store, job_id))["run_at"] == start
+    [job] = await store.claim("w", 1)
+    r = await row(store, job_id)
+    assert (r["started_at"], r["heartbeat_at"], r["updated_at"]) == (start, start, start)
+    beat_at = await later(store, 5)
+    assert (await store.heartbeat([job])).held == {job.id}
+    assert (await row(store, job_id))["heartbeat_at"] == beat_at
+    assert (await store.oldest_pending_seconds()) == 0.0
+    failed_at = await later(store, 1)
+    await store.fail(job, "boom", retry=True, backoff_seconds=10)
+    r = await row(store, job_id)
+    assert r["run_at"] == failed_at + timedelta(seconds=10)
+    assert datetime.fromisoformat(r["errors"][0]["at"]) == failed_at
+    await later(store, 15)
+    assert await store.oldest_pending_seconds() == 5.0
+    [job] = await store.claim("w", 1)
+    released_at = await later(store, 1)
+    assert await store.release(job)
+    assert (await row(store, job_id))["run_at"] == released_at
+    [job] = await store.claim("w", 1)
+    rescued_at = await later(store, 61)
+    assert [f.id for f in (await store.maintain(lease_seconds=60)).rescued] == [job_id]
+    assert datetime.fromisoformat((await row(store, job_id))["errors"][-1]["at"]) == rescued_at
+    [job] = await store.claim("w", 1)
+    asked_at = await later(store, 1)
+    assert await store.request_cancel(job_id)
+    assert (await row(store, job_id))["cancel_requested_at"] == asked_at
+    cancelled_at = await later(store, 1)
+    await store.cancelled(job)
+    assert (await row(store, job_id))["completed_at"] == cancelled_at
+    # the hot path: the completion and the claim of the next job, both at the store's time
+    first, _ = await store.enqueue({})
+    second, _ = await store.enqueue({})
+    [job] = await store.claim("w", 1)
+    done_at = await later(store, 1)
+    _, claimed = await store.complete_and_claim(job, JobOutcome(), "w")
+    assert claimed is not None and claimed.id == second
+    assert (await row(store, first))["completed_at"] == done_at
+    assert (await row(store, second))["started_at"] == done_at
+    # and a store without a clock is back on the database's
+    store.now = None
+    assert await store.claim("w", 1) == []
+    later_job, _ = await store.enqueue({})
+    assert (await row(store, later_job))["run_at"] < start
+
+
 async def insert_text(store: JobStore, payload: str, priority: int = 0) -> uuid.UUID:
     """Insert a payload given as JSON text: Postgres takes what Python's json cannot write."""
     [r] = await sql(
@@ -449,9 +569,7 @@ async def test_stale_statistics_are_refreshed_for_the_claim_plan(store):
     """Right after a burst of inserts the planner would sort every pending row on each claim;
     the worker's once-a-second check analyzes the table and the claim walks its index again."""
     await sql(store, "insert into video_jobs (payload) select '{}' from generate_series(1, 6000)")
-    from worker.queue.queries import QUERIES
-
-    claim = claim_sql(QUERIES["claim"])
+    claim = await claim_sql(store)
 
     async def plan() -> str:
         return "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
@@ -472,64 +590,8 @@ async def test_stale_statistics_are_refreshed_for_the_claim_plan(store):
     assert await store.analyze_if_stale() is False  # not again at once
 
 
-# Columns whose values differ between two runs of the same steps (identity, clocks, tokens);
-# for these only null-or-not is compared.
-VOLATILE = {
-    "id",
-    "seq",
-    "lease_token",
-    "created_at",
-    "updated_at",
-    "run_at",
-    "started_at",
-    "completed_at",
-    "heartbeat_at",
-}
-
-
-def shape(r: dict) -> dict:
-    return {k: (v is not None if k in VOLATILE else v) for k, v in r.items()}
-
-
-async def test_complete_and_claim_leaves_the_rows_complete_then_claim_leave(store):
-    """The hot path is a PL/pgSQL function (sql/003_hot_path.sql) that repeats the `complete`
-    and `claim` statements; the rows it leaves must be exactly the rows those two leave."""
-    outcome = JobOutcome(video_url="v.mp4", thumbnail_url="t.jpg", result={"bytes": 7})
-    user = uuid.uuid4()
-
-    async def scenario(together: bool) -> tuple[dict, dict]:
-        await store.enqueue({"clips": ["a"]}, user_id=user, webhook_url="https://h.example/x")
-        [done] = await store.claim("w", 1)
-        await store.progress(done, 40, "encoding", "halfway")
-        nxt, _ = await store.enqueue({"clips": ["b"]}, user_id=user, priority=2, max_attempts=5)
-        if together:
-            finished, claimed = await store.complete_and_claim(done, outcome, "w")
-            assert claimed is not None and claimed.id == nxt
-            assert claimed.lease_token == (await full(nxt))["lease_token"]
-        else:
-            finished = await store.complete(done, outcome)
-            [claimed] = await store.claim("w", 1)
-        assert finished is not None and finished.webhook_url == "https://h.example/x"
-        jobs.append(claimed)
-        return await full(done.id), await full(nxt)
-
-    async def full(job_id: uuid.UUID) -> dict:
-        [r] = await sql(store, "select * from video_jobs where id = %s", job_id)
-        return r
-
-    jobs: list[Job] = []
-    separate = await scenario(together=False)
-    together = await scenario(together=True)
-    assert [shape(r) for r in together] == [shape(r) for r in separate]
-    assert together[0]["updated_at"] >= together[0]["started_at"]
-    # and the claimed job is handed over the same way: payload as text, with its size
-    by_claim, by_hot_path = ({k: v for k, v in vars(j).items() if k not in VOLATILE} for j in jobs)
-    assert by_claim == by_hot_path
-    assert by_claim["payload_text"] == '{"clips": ["b"]}' and by_claim["payload_bytes"] == 16
-
-
 async def test_triggers_notify_only_when_a_row_becomes_ready_or_is_cancelled(db_url, store):
-    """The NOTIFY triggers carry WHEN clauses (sql/003_hot_path.sql): claims, progress,
+    """The NOTIFY triggers carry WHEN clauses (003_hot_path.sql): claims, progress,
     heartbeats and completions send nothing; inserts, retries and cancel requests do."""
     listen = await connect(db_url)
     await listen.execute("listen video_jobs")
@@ -572,22 +634,21 @@ async def test_updated_at_moves_on_every_update_unless_the_update_sets_it(store)
     assert (await row(store, job_id))["updated_at"].year == 2001
 
 
-async def test_without_the_hot_path_function_jobs_still_finish_and_claim(store):
-    """A worker started with --no-migrate on a database that lacks sql/004_payload_text.sql:
-    the same writes in two statements, one warning that says what to run."""
-    await sql(store, "drop function public.video_jobs_complete_and_claim")
-    first, _ = await store.enqueue({})
-    second, _ = await store.enqueue({})
-    [job] = await store.claim("w", 1)
-    with structlog.testing.capture_logs() as logs:
-        for expected_next in (second, None):
-            finished, claimed = await store.complete_and_claim(job, JobOutcome(), "w")
-            assert finished is not None and finished.id == job.id
-            assert (claimed.id if claimed else None) == expected_next
-            job = claimed  # type: ignore[assignment]
-    assert [(await row(store, i))["status"] for i in (first, second)] == ["completed"] * 2
-    [warning] = [e for e in logs if e["event"] == "schema_behind"]
-    assert "video-worker migrate" in warning["fix"]
+async def test_a_database_behind_this_versions_functions_is_refused_at_start(db_url):
+    """A worker started with --no-migrate on a database migrated by an older version: every
+    claim would fail, so the start-up check says what is missing and what to run."""
+    db = preflight.Database(db_url, "the test database", embedded=False)
+    await preflight.check(db, need_schema=True)
+    conn = await connect(db_url)
+    try:
+        await conn.execute("drop function public.video_jobs_complete_and_claim_v1")
+    finally:
+        await conn.close()
+    with pytest.raises(preflight.PreflightError) as refused:
+        await preflight.check(db, need_schema=True)
+    message = str(refused.value)
+    assert preflight.NEWEST_FUNCTION in message and "run `video-worker migrate`" in message
+    await preflight.check(db, need_schema=False)  # `migrate` itself is not refused
 
 
 async def test_the_hot_path_claims_through_the_claim_index_as_the_table_grows(db_url):

@@ -145,6 +145,8 @@ DUMMIES: dict[str, Any] = {
     "max_payload_bytes": 1_000_000,  # the claim of sql/004 (queue branch)
     "seconds": 60,  # worker_seen: is any replica alive (enqueue --wait)
     "keys": [],  # cleanup_keys_in_use
+    "now": None,  # the queue's clock: the database's own
+    "lock": 1,  # maintain, analyze_lock: an advisory lock id
 }
 # The statements the role is deliberately not allowed to run (docs/worker-role.md, "Not granted").
 NOT_GRANTED = {"enqueue"}

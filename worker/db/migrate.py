@@ -1,9 +1,14 @@
-"""Apply the SQL files in sql/ once each, in order, recorded in `video_worker_migrations`.
+"""Apply the SQL files in worker/migrations/ once each, in order, recorded in
+`video_worker_migrations`.
+
+The files live inside the package, so a checkout and an installed wheel apply the same ones
+from the same place. The top-level sql/ folder holds the same files for people to read and
+paste into an SQL editor; tests/queue/test_store.py keeps the two identical.
 
 Safe to run from several replicas at once: one transaction holds an advisory transaction lock
 (safe behind poolers), so the second replica waits and then finds everything applied. The files
 themselves are idempotent too, because people also paste them into the Supabase SQL editor.
-Files under sql/supabase/ are applied only where the `auth` schema exists.
+Files under migrations/supabase/ are applied only where the `auth` schema exists.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK = 7238561029384755
 
 _CREATE_TABLE = """

@@ -22,6 +22,9 @@ from worker.db.embedded import embedded_url
 from worker.errors import ConfigError
 from worker.settings import DATABASE_URL_SHAPE, Settings
 
+# A function of the newest migration the worker's statements call (worker/migrations/006_…): a
+# database without it was migrated by an older version, and every claim would fail.
+NEWEST_FUNCTION = "public.video_jobs_complete_and_claim_v1"
 CONNECT_SECONDS = 5  # how long the first connection may take before we give up and say so
 URL_SHAPE = DATABASE_URL_SHAPE
 
@@ -109,12 +112,23 @@ async def check(db: Database, *, need_schema: bool) -> None:
                 f"the database {db.label} has no video_jobs table yet: "
                 "run `video-worker migrate` (with the same DATABASE_URL) first"
             )
+        if need_schema and not await has_function(conn, NEWEST_FUNCTION):
+            raise PreflightError(
+                f"the database {db.label} lacks {NEWEST_FUNCTION}, which this version's "
+                "statements call: run `video-worker migrate` (with the same DATABASE_URL) first"
+            )
     finally:
         await conn.close()
 
 
 async def has_schema(conn: psycopg.AsyncConnection[Any]) -> bool:
     cur = await conn.execute("select to_regclass('public.video_jobs') is not null as found")
+    row = await cur.fetchone()
+    return bool(row and (row["found"] if isinstance(row, Mapping) else row[0]))
+
+
+async def has_function(conn: psycopg.AsyncConnection[Any], name: str) -> bool:
+    cur = await conn.execute("select to_regproc(%s) is not null as found", (name,))
     row = await cur.fetchone()
     return bool(row and (row["found"] if isinstance(row, Mapping) else row[0]))
 

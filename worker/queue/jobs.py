@@ -8,23 +8,24 @@ gone, and the caller must then stop and write nothing more.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg import errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from worker.errors import PayloadError
-from worker.log import get_logger
 from worker.queue.models import DEFAULT_MAX_PAYLOAD_BYTES, Job, JobOutcome, Status, parse_json
 from worker.queue.queries import QUERIES as Q
 from worker.queue.store import Beat, Finished, Maintenance, QueueCounts
 
-HOT_PATH_RETRY = 60.0  # seconds before a missing hot-path function is looked for again
+# Advisory transaction locks that make maintenance and ANALYZE one replica's job at a time
+# (the migrations take MIGRATION_LOCK in worker/db/migrate.py). Written here once: the
+# statements take them as parameters, and tests import them.
+MAINTENANCE_LOCK = 7238561029384756
+ANALYZE_LOCK = 7238561029384757
 # Seconds the claim, the heartbeat and the once-a-second statistics check wait for a pooled
 # connection. The pool is sized so that they never wait in normal running; a longer wait means
 # the database is down, and the worker then says so within seconds (log, /health) instead of
@@ -35,8 +36,6 @@ OUTAGE_WAIT = 5.0
 EXACT_COUNTS_BELOW = 10_000
 FINISHED = frozenset({Status.COMPLETED.value, Status.FAILED.value, Status.CANCELLED.value})
 
-log = get_logger("video-worker.jobs")
-
 
 class JobStore:
     """The job store on Postgres; it keeps to the ports in worker/queue/store.py."""
@@ -46,18 +45,21 @@ class JobStore:
         pool: AsyncConnectionPool[Any],
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        now: datetime | None = None,
     ) -> None:
         self.pool = pool
         self.max_payload_bytes = max_payload_bytes  # MAX_PAYLOAD_BYTES: larger ones stay there
-        self._hot_path_retry_at = float("-inf")
+        # The queue's clock: None is the database's own (always, in the worker). Tests set a
+        # time here to move the clock of every statement instead of editing rows.
+        self.now = now
 
     async def _all(
         self, name: str, params: dict[str, Any] | None = None, *, wait: float | None = None
     ) -> list[dict[str, Any]]:
-        """Run one statement; `wait` caps the wait for a pooled connection (the pool's own
-        timeout otherwise)."""
+        """Run one statement, on the store's clock; `wait` caps the wait for a pooled
+        connection (the pool's own timeout otherwise)."""
         async with self.pool.connection(timeout=wait) as conn:
-            cur = await conn.execute(Q[name], params or {})
+            cur = await conn.execute(Q[name], {"now": self.now, **(params or {})})
             return await cur.fetchall() if cur.description else []
 
     async def claim(self, worker_id: str, limit: int) -> list[Job]:
@@ -105,40 +107,21 @@ class JobStore:
         self, job: Job, outcome: JobOutcome, worker_id: str
     ) -> tuple[Finished | None, Job | None]:
         """`complete`, then `claim` of one job, in one statement: the hot path of a busy
-        worker, whose slot is free again once the job is done.
-
-        A database that lacks the function (a worker started with --no-migrate before the
-        migration ran) gets the same two writes as two statements, and a warning; the function
-        is tried again a minute later."""
-        if time.monotonic() >= self._hot_path_retry_at:
-            try:
-                rows = await self._all(
-                    "complete_and_claim",
-                    {
-                        **_completion(job, outcome),
-                        "worker_id": worker_id,
-                        "max_payload_bytes": self.max_payload_bytes,
-                    },
-                )
-            except errors.UndefinedFunction:  # nothing ran: the statement failed to plan
-                self._hot_path_retry_at = time.monotonic() + HOT_PATH_RETRY
-                log.warning(
-                    "schema_behind",
-                    missing="public.video_jobs_complete_and_claim (sql/004_payload_text.sql)",
-                    fallback="two statements per finished job",
-                    fix="run `video-worker migrate`",
-                )
-            else:
-                [r] = rows
-                finished = (
-                    Finished(r["done_id"], Status.COMPLETED, r["done_webhook_url"])
-                    if r["done_id"]
-                    else None
-                )
-                return finished, self._job(r) if r["id"] is not None else None
-        finished = await self.complete(job, outcome)
-        claimed = await self.claim(worker_id, 1)
-        return finished, claimed[0] if claimed else None
+        worker, whose slot is free again once the job is done."""
+        [r] = await self._all(
+            "complete_and_claim",
+            {
+                **_completion(job, outcome),
+                "worker_id": worker_id,
+                "max_payload_bytes": self.max_payload_bytes,
+            },
+        )
+        finished = (
+            Finished(r["done_id"], Status.COMPLETED, r["done_webhook_url"])
+            if r["done_id"]
+            else None
+        )
+        return finished, self._job(r) if r["id"] is not None else None
 
     async def fail(
         self, job: Job, error: str, *, retry: bool, backoff_seconds: float
@@ -169,7 +152,9 @@ class JobStore:
     async def maintain(self, lease_seconds: int) -> Maintenance:
         """Rescue expired leases and end cancelled pending jobs, one replica at a time, in one
         statement (see `maintain` in queries.sql for why not a transaction of three)."""
-        rows = await self._all("maintain", {"lease_seconds": lease_seconds})
+        rows = await self._all(
+            "maintain", {"lease_seconds": lease_seconds, "lock": MAINTENANCE_LOCK}
+        )
         found: dict[str, list[Finished]] = {"rescued": [], "cancelled": []}
         locked = False
         for r in rows:
@@ -188,7 +173,7 @@ class JobStore:
             stale = await cur.fetchone()
             if not (stale and stale["stale"]):
                 return False
-            cur = await conn.execute(Q["analyze_lock"])
+            cur = await conn.execute(Q["analyze_lock"], {"lock": ANALYZE_LOCK})
             locked = await cur.fetchone()
             if not (locked and locked["locked"]):
                 return False

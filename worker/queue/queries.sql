@@ -1,46 +1,22 @@
 -- The queue's statements, one named block each (-- name --), loaded once by queries.py.
--- Values are always parameters. Time is always the database's clock (now()), never a replica's.
+-- Values are always parameters. Time is the database's clock, never a replica's: every statement
+-- that reads the time takes `%(now)s` and reads `coalesce(%(now)s, now())` (as River does), so
+-- that tests can pass a time instead of editing rows; the worker always passes null.
+-- Each transition of a job (claim, complete, fail, cancel, release, rescue) is a function of
+-- sql/006_transitions_v1.sql, called here and by the hot path alike.
 
 -- claim --
--- One short autocommit statement: pick ready rows (skipping rows other replicas hold), mark them
--- ours with a fresh lease token. MATERIALIZED keeps the planner from re-running the CTE per row.
--- The payload comes back as text, for each job to parse its own (a payload no parser accepts
--- must not fail the decoding of the whole claim), and not at all when it is over
--- MAX_PAYLOAD_BYTES: `payload_bytes` then tells the job how big it was.
-with ready as materialized (
-    select id
-    from public.video_jobs
-    where status = 'pending' and run_at <= now() and cancel_requested_at is null
-    order by priority desc, run_at, seq
-    limit %(limit)s
-    for update skip locked
-),
-claimed as (
-    update public.video_jobs j
-    set status = 'processing',
-        attempts = j.attempts + 1,
-        worker_id = %(worker_id)s,
-        lease_token = gen_random_uuid(),
-        heartbeat_at = now(),
-        started_at = coalesce(j.started_at, now()),
-        progress = 0,
-        stage = 'starting',
-        message = 'Job claimed',
-        error = null
-    from ready
-    where j.id = ready.id
-    returning j.id, j.payload::text as payload, j.attempts, j.max_attempts, j.lease_token,
-              j.user_id, j.priority, j.webhook_url, j.created_at
-)
-select id, case when octet_length(payload) <= %(max_payload_bytes)s then payload end as payload,
-       octet_length(payload) as payload_bytes, attempts, max_attempts, lease_token, user_id,
-       priority, webhook_url, created_at
-from claimed;
+-- One short autocommit statement: up to `limit` ready jobs, marked ours with a fresh lease
+-- token, payload as text (and withheld when over MAX_PAYLOAD_BYTES).
+select id, payload, payload_bytes, attempts, max_attempts, lease_token, user_id, priority,
+       webhook_url, created_at
+from public.video_jobs_claim_v1(%(worker_id)s::text, %(limit)s::int,
+                                %(max_payload_bytes)s::bigint, %(now)s::timestamptz);
 
 -- heartbeat --
 -- Renew the leases this replica holds. A job missing from the result has lost its lease.
 update public.video_jobs j
-set heartbeat_at = now()
+set heartbeat_at = coalesce(%(now)s::timestamptz, now())
 from unnest(%(ids)s::uuid[], %(tokens)s::uuid[]) as held(id, token)
 where j.id = held.id and j.lease_token = held.token and j.status = 'processing'
 returning j.id, j.cancel_requested_at is not null as cancel_requested;
@@ -54,95 +30,48 @@ where id = %(id)s and lease_token = %(token)s and status = 'processing'
 returning id;
 
 -- complete --
-update public.video_jobs
-set status = 'completed', progress = 100, stage = 'completed', message = 'Done',
-    video_url = %(video_url)s, thumbnail_url = %(thumbnail_url)s, result = %(result)s,
-    error = null, completed_at = now(), lease_token = null, heartbeat_at = null
-where id = %(id)s and lease_token = %(token)s and status = 'processing'
-returning id, webhook_url;
+select id, webhook_url
+from public.video_jobs_complete_v1(%(id)s::uuid, %(token)s::uuid, %(video_url)s::text,
+                                   %(thumbnail_url)s::text, %(result)s::jsonb,
+                                   %(now)s::timestamptz);
 
 -- fail --
--- A failed attempt: back to pending after a backoff while attempts remain (and the error is
--- retryable), otherwise failed for good. Every attempt's error is kept in `errors`.
-update public.video_jobs
-set status = case when %(retry)s and attempts < max_attempts then 'pending' else 'failed' end,
-    run_at = case when %(retry)s and attempts < max_attempts
-                  then now() + make_interval(secs => %(backoff)s) else run_at end,
-    completed_at = case when %(retry)s and attempts < max_attempts then null else now() end,
-    -- a job waiting for its next attempt has done none of it yet (a failed one keeps where
-    -- it stopped)
-    progress = case when %(retry)s and attempts < max_attempts then 0 else progress end,
-    stage = case when %(retry)s and attempts < max_attempts then 'retrying' else 'failed' end,
-    message = case when %(retry)s and attempts < max_attempts
-                   then 'Attempt ' || attempts || ' failed; will retry' else 'Failed' end,
-    error = %(error)s,
-    errors = errors || jsonb_build_array(jsonb_build_object(
-        'attempt', attempts, 'at', now(), 'error', %(error)s::text, 'worker_id', worker_id)),
-    lease_token = null, heartbeat_at = null, worker_id = null
-where id = %(id)s and lease_token = %(token)s and status = 'processing'
-returning id, status, webhook_url;
+-- A failed attempt: pending again after `backoff` seconds while attempts remain and `retry`
+-- says the error may pass, otherwise failed for good.
+select id, status, webhook_url
+from public.video_jobs_fail_v1(%(id)s::uuid, %(token)s::uuid, %(error)s::text,
+                               %(retry)s::boolean, %(backoff)s::float8, %(now)s::timestamptz);
 
 -- cancelled --
 -- The handler stopped because cancellation was requested.
-update public.video_jobs
-set status = 'cancelled', stage = 'cancelled', message = 'Cancelled', completed_at = now(),
-    lease_token = null, heartbeat_at = null
-where id = %(id)s and lease_token = %(token)s and status = 'processing'
-returning id, webhook_url;
+select id, webhook_url
+from public.video_jobs_cancel_v1(%(id)s::uuid, %(token)s::uuid, %(now)s::timestamptz);
 
 -- release --
--- Shutdown: hand an unfinished job back so another replica starts it at once. The attempt
--- does not count against max_attempts: the job did nothing wrong.
-update public.video_jobs
-set status = 'pending', run_at = now(), attempts = greatest(attempts - 1, 0), progress = 0,
-    stage = 'queued', message = 'Handed back by a replica that was shutting down',
-    lease_token = null, heartbeat_at = null, worker_id = null
-where id = %(id)s and lease_token = %(token)s and status = 'processing'
-returning id;
+-- Shutdown: hand an unfinished job back, without using up an attempt.
+select id from public.video_jobs_release_v1(%(id)s::uuid, %(token)s::uuid, %(now)s::timestamptz);
 
 -- maintain --
 -- One replica at a time rescues expired leases and ends cancelled pending jobs, in one
--- autocommit statement. The advisory lock is a transaction lock (safe behind poolers) that
--- lives only as long as this statement: a replica frozen between round trips (SIGSTOP, a VM
--- pause, a partition that keeps its socket open) can never sit on it while the others wait,
--- as it could when lock, rescue and cancel were three statements of one transaction.
+-- autocommit statement. The advisory lock (`lock`: MAINTENANCE_LOCK in jobs.py) is a
+-- transaction lock (safe behind poolers) that lives only as long as this statement: a replica
+-- frozen between round trips (SIGSTOP, a VM pause, a partition that keeps its socket open) can
+-- never sit on it while the others wait, as it could when lock, rescue and cancel were three
+-- statements of one transaction. `where (select locked from lock)` is decided once, before
+-- either function runs: without the lock neither is called.
 -- The first row says whether this replica got the lock; the others are the jobs it ended.
 with lock as materialized (
-    select pg_try_advisory_xact_lock(7238561029384756) as locked
+    select pg_try_advisory_xact_lock(%(lock)s::bigint) as locked
 ),
--- Leases whose heartbeat is older than the lease: the replica died. Back to pending, or failed
--- when attempts are used up (a job that kills its worker every time must end), or cancelled.
-rescued as (
-    update public.video_jobs
-    set status = case when cancel_requested_at is not null then 'cancelled'
-                      when attempts >= max_attempts then 'failed' else 'pending' end,
-        run_at = now(),
-        completed_at = case when cancel_requested_at is not null or attempts >= max_attempts
-                            then now() else null end,
-        progress = case when cancel_requested_at is not null or attempts >= max_attempts
-                        then progress else 0 end,
-        stage = case when cancel_requested_at is not null then 'cancelled'
-                     when attempts >= max_attempts then 'failed' else 'queued' end,
-        error = case when cancel_requested_at is not null then error
-                     else 'The worker running this job stopped responding (attempt '
-                          || attempts || ' of ' || max_attempts || ')' end,
-        errors = case when cancel_requested_at is not null then errors
-                      else errors || jsonb_build_array(jsonb_build_object(
-                          'attempt', attempts, 'at', now(), 'worker_id', worker_id,
-                          'error', 'lease expired: the worker stopped responding')) end,
-        lease_token = null, heartbeat_at = null, worker_id = null
+rescued as materialized (
+    select r.id, r.status, r.webhook_url
+    from public.video_jobs_rescue_v1(%(lease_seconds)s::float8, %(now)s::timestamptz) as r
     where (select locked from lock)
-      and status = 'processing'
-      and heartbeat_at < now() - make_interval(secs => %(lease_seconds)s)
-    returning id, status, webhook_url
 ),
--- A pending job whose cancellation was requested never starts.
-cancelled as (
-    update public.video_jobs
-    set status = 'cancelled', stage = 'cancelled', message = 'Cancelled before it started',
-        completed_at = now()
-    where (select locked from lock) and status = 'pending' and cancel_requested_at is not null
-    returning id, webhook_url
+cancelled as materialized (
+    select c.id, c.webhook_url
+    from public.video_jobs_cancel_pending_v1(%(now)s::timestamptz) as c
+    where (select locked from lock)
 )
 select 'lock' as kind, null::uuid as id, null::text as status, null::text as webhook_url,
        (select locked from lock) as locked
@@ -152,15 +81,17 @@ union all
 select 'cancelled', id, 'cancelled', webhook_url, true from cancelled;
 
 -- analyze_lock --
-select pg_try_advisory_xact_lock(7238561029384757) as locked;
+-- `lock`: ANALYZE_LOCK in jobs.py.
+select pg_try_advisory_xact_lock(%(lock)s::bigint) as locked;
 
 -- counts --
 -- Jobs by status; finished statuses estimated on a large table (sql/005_operator_reads.sql).
 select status, n, estimated from public.video_jobs_status_counts(%(exact_below)s);
 
 -- oldest_pending --
-select extract(epoch from now() - min(run_at))::float8 as seconds
-from public.video_jobs where status = 'pending' and run_at <= now();
+select extract(epoch from coalesce(%(now)s::timestamptz, now()) - min(run_at))::float8 as seconds
+from public.video_jobs
+where status = 'pending' and run_at <= coalesce(%(now)s::timestamptz, now());
 
 -- cleanup --
 select public.cleanup_old_video_jobs(make_interval(days => %(days)s)) as removed;
@@ -168,7 +99,8 @@ select public.cleanup_old_video_jobs(make_interval(days => %(days)s)) as removed
 -- enqueue --
 insert into public.video_jobs (payload, user_id, priority, run_at, max_attempts, idempotency_key,
                                webhook_url)
-values (%(payload)s, %(user_id)s, %(priority)s, coalesce(%(run_at)s, now()), %(max_attempts)s,
+values (%(payload)s, %(user_id)s, %(priority)s,
+        coalesce(%(run_at)s, %(now)s::timestamptz, now()), %(max_attempts)s,
         %(idempotency_key)s, %(webhook_url)s)
 on conflict (idempotency_key) do nothing
 returning id;
@@ -186,7 +118,8 @@ select id, user_id, payload::text as payload, status, priority, run_at, attempts
 from public.video_jobs where id = %(id)s;
 
 -- request_cancel --
-update public.video_jobs set cancel_requested_at = coalesce(cancel_requested_at, now())
+update public.video_jobs
+set cancel_requested_at = coalesce(cancel_requested_at, %(now)s::timestamptz, now())
 where id = %(id)s and status in ('pending', 'processing')
 returning id;
 
@@ -195,14 +128,13 @@ select id, error, completed_at, attempts from public.video_jobs
 where status = 'failed' order by completed_at desc nulls last limit %(limit)s;
 
 -- complete_and_claim --
--- The hot path: finish one job and claim the next in one round trip and one commit, through
--- a PL/pgSQL function whose plans the server keeps (sql/003_hot_path.sql). The completion is
--- fenced like `complete`; the claim is `claim` with a limit of one, payload as text included
--- (sql/004_payload_text.sql).
+-- The hot path: `complete`, then `claim` of one job, in one round trip and one commit
+-- (video_jobs_complete_and_claim_v1 calls the same two functions).
 select done_id, done_webhook_url, id, payload, payload_bytes, attempts, max_attempts,
        lease_token, user_id, priority, webhook_url, created_at
-from public.video_jobs_complete_and_claim(%(id)s, %(token)s, %(video_url)s, %(thumbnail_url)s,
-                                          %(result)s, %(worker_id)s, %(max_payload_bytes)s);
+from public.video_jobs_complete_and_claim_v1(
+    %(id)s::uuid, %(token)s::uuid, %(video_url)s::text, %(thumbnail_url)s::text,
+    %(result)s::jsonb, %(worker_id)s::text, %(max_payload_bytes)s::bigint, %(now)s::timestamptz);
 
 -- stats_stale --
 -- The claim's plan depends on fresh statistics: on a table that grew by thousands of rows since
