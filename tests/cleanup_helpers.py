@@ -27,8 +27,11 @@ async def finished_job(
     return job_id
 
 
-def stored(key: str, size: int, bucket: str, poster: str | None = None) -> dict[str, Any]:
-    return {"storage_path": key, "bucket": bucket, "bytes": size, "thumbnail_path": poster}
+def stored(
+    key: str, size: int, bucket: str, poster: str | None = None, captions: str | None = None
+) -> dict[str, Any]:
+    result = {"storage_path": key, "bucket": bucket, "bytes": size, "thumbnail_path": poster}
+    return result | ({"captions_path": captions} if captions else {})
 
 
 async def job_ids(store: JobStore) -> set[uuid.UUID]:

@@ -58,6 +58,24 @@ async def test_delete_files_removes_old_videos_and_posters_and_counts_them(store
     assert await job_ids(store) == {recent}
 
 
+async def test_delete_files_removes_the_captions_file_beside_the_video(store, db_url, tmp_path):
+    bucket = tmp_path / "storage" / "generated-videos"
+    files = [write(bucket / name, size) for name, size in (("u1/a.mp4", 500), ("u1/a.vtt", 70))]
+    kept = write(bucket / "u1/b.vtt", 20)  # a newer job's captions
+    await finished_job(store, days_ago=10, result=stored("u1/a.mp4", 500, "generated-videos",
+                                                         captions="u1/a.vtt"))  # fmt: skip
+    recent = await finished_job(store, days_ago=1, result=stored(
+        "u1/b.mp4", 9, "generated-videos", captions="u1/b.vtt"))  # fmt: skip
+    home = {"VIDEO_WORKER_HOME": str(tmp_path), "STORAGE_BACKEND": "local"}
+
+    proc = cli(db_url, "cleanup", "--days", "7", "--delete-files", **home)
+    assert proc.stdout.strip() == (
+        "removed 1 finished job(s) older than 7 day(s) and 2 stored object(s), freeing 570 bytes"
+    )
+    assert not any(f.exists() for f in files) and kept.exists()
+    assert await job_ids(store) == {recent}
+
+
 async def test_a_job_whose_files_cannot_be_deleted_keeps_its_row(store, db_url, tmp_path):
     """Files first, rows after: a row is never removed while its files may remain."""
     bad = await finished_job(store, days_ago=10, result=stored("../escape.mp4", 10, "videos"))

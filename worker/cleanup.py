@@ -1,5 +1,5 @@
-"""`cleanup --delete-files`: remove old finished jobs together with the video and poster
-they stored, on whichever storage backend the settings name.
+"""`cleanup --delete-files`: remove old finished jobs together with the video, poster and
+captions file they stored, on whichever storage backend the settings name.
 
 Files go first, rows after: a row whose files could not be deleted stays, so the next
 cleanup tries again instead of leaving objects nobody can find. Each job's bucket comes from
@@ -32,7 +32,7 @@ class Freed:
     rows: int = 0
     objects: int = 0
     bytes: int = 0
-    unknown_sizes: int = 0  # posters on backends that cannot tell a size without a request
+    unknown_sizes: int = 0  # posters, captions on backends that cannot tell a size unasked
     in_use: int = 0  # objects left because a job that stays records the same key
     failed: list[str] = field(default_factory=list)
     deleted: set[tuple[str, str]] = field(default_factory=set)
@@ -88,14 +88,12 @@ async def _keys_in_use(store: JobStore, rows: list[dict[str, Any]]) -> set[str]:
         return {r["key"] for r in await cur.fetchall()}
 
 
-def _keys(row: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The video's and the poster's keys, when the job stored them."""
+def _keys(row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """The video's, the poster's and the captions' (WebVTT) keys, when the job stored them."""
     result = row["result"] if isinstance(row["result"], dict) else {}
-    video, poster = result.get("storage_path"), result.get("thumbnail_path")
-    return (
-        video if isinstance(video, str) and video else None,
-        poster if isinstance(poster, str) and poster else None,
-    )
+    keys = (result.get(name) for name in ("storage_path", "thumbnail_path", "captions_path"))
+    video, poster, captions = (k if isinstance(k, str) and k else None for k in keys)
+    return video, poster, captions
 
 
 async def _delete_rows(store: JobStore, ids: list[uuid.UUID]) -> int:
@@ -113,17 +111,19 @@ async def _delete_files(
     freed: Freed,
     in_use: set[str],
 ) -> bool:
-    """Delete the job's video and poster; False (and a note in `freed`) if one failed."""
+    """Delete the job's video, poster and captions; False (and a note in `freed`) if one
+    failed."""
     result = row["result"] if isinstance(row["result"], dict) else {}
-    video, poster = _keys(row)
+    video, poster, captions = _keys(row)
     if video is None:
         return True  # failed or cancelled before anything was stored
     try:
         storage = _storage_for(result.get("bucket"), settings, buckets)
         size = int(result.get("bytes") or 0)
         await _delete_one(storage, video, size, freed, in_use)
-        if poster is not None:
-            await _delete_one(storage, poster, _local_size(storage, poster), freed, in_use)
+        for extra in (poster, captions):
+            if extra is not None:
+                await _delete_one(storage, extra, _local_size(storage, extra), freed, in_use)
     except (WorkerError, ValueError) as exc:
         freed.failed.append(f"{row['id']}: {exc}")
         return False
@@ -161,8 +161,9 @@ def _storage_for(bucket: Any, settings: Settings, buckets: dict[str, Storage]) -
 
 
 def _local_size(storage: Storage, key: str) -> int | None:
-    """The poster's size where the backend is this machine's disk; None elsewhere (a HEAD
-    request per poster would double the requests for a figure the summary can do without)."""
+    """A poster's or captions file's size where the backend is this machine's disk; None
+    elsewhere (a HEAD request per file would double the requests for a figure the summary can
+    do without)."""
     path_for = getattr(storage, "path_for", None)
     if path_for is None:
         return None

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument(
         "--delete-files",
         action="store_true",
-        help="also delete each removed job's stored video and poster",
+        help="also delete each removed job's stored video, poster and captions file",
     )
 
     sub.add_parser("schema", help="print the payload's JSON Schema (docs/payload.schema.json)")

@@ -50,6 +50,7 @@ STRAIGHT = [
     ("0177.0.0.1", (NUMERIC,)),
     ("0x7f.0.0.1", (NUMERIC,)),
     ("0x7f000001", (NUMERIC,)),
+    ("0x7f.1", (NUMERIC,)),
     ("127.0.0.1.", (NUMERIC,)),
     ("127.0.0.1", ("the URL's host 127.0.0.1 ", LOOPBACK, "ALLOW_PRIVATE_URLS=true")),
     ("[::1]", ("the URL's host ::1 ", LOOPBACK)),

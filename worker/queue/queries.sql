@@ -195,7 +195,8 @@ returning id;
 with used as (
     select j.id, v.key
     from public.video_jobs j
-    cross join lateral (values (j.result->>'storage_path'), (j.result->>'thumbnail_path')) as v(key)
+    cross join lateral (values (j.result->>'storage_path'), (j.result->>'thumbnail_path'),
+                               (j.result->>'captions_path')) as v(key)
     where v.key = any(%(keys)s::text[])
 )
 select distinct key from used where id <> all(%(ids)s::uuid[]);
