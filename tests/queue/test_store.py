@@ -29,12 +29,13 @@ async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
 
 
 async def claim_sql(store: JobStore) -> str:
-    """The claim inside video_jobs_claim_v1, as the database holds it, with literal values for
-    EXPLAIN: the plan of a function's call does not show the statements it runs."""
+    """The claim's pick of ready rows inside video_jobs_claim_v1, as the database holds it,
+    with literal values for EXPLAIN: the plan of a function's call does not show the statements
+    it runs."""
     [r] = await sql(
         store, "select prosrc from pg_proc where oid = 'public.video_jobs_claim_v1'::regproc"
     )
-    found = re.search(r"return query(.*?);\s*end;", r["prosrc"], re.S)
+    found = re.search(r"for v_id in(.*?)\sloop\b", r["prosrc"], re.S)
     assert found is not None, r["prosrc"]
     values = {"p_limit": "1", "p_worker_id": "'w'", "p_max_payload_bytes": "1048576"}
     values["v_now"] = "now()"

@@ -15,6 +15,10 @@
 --   video_jobs_cancel_pending_v1   pending with a cancel request -> cancelled (never started)
 --
 -- and the hot path, video_jobs_complete_and_claim_v1, is complete_v1 then claim_v1 of one job.
+-- complete_v1 returns one row, not a set, so the hot path calls it as a plain PL/pgSQL
+-- expression (no query around the call), and claim_v1 updates each row it picks by primary
+-- key (an index probe, where one update for all of them had the planner scan a bitmap): the
+-- composition then costs little more than 004's inline copy of both.
 -- PL/pgSQL keeps each statement's plan for the life of the backend (the reason for 003), so
 -- the single statements now skip parsing and planning too, behind a transaction pooler as well.
 --
@@ -60,22 +64,23 @@ as $$
 #variable_conflict use_column
 declare
     v_now timestamptz := coalesce(p_now, now());
+    v_id uuid;
 begin
-    -- Pick ready rows (skipping rows other replicas hold) and mark them ours with a fresh lease
-    -- token. MATERIALIZED keeps the planner from re-running the CTE per row. The payload comes
-    -- back as text, for each job to parse its own (a payload no parser accepts must not fail
-    -- the decoding of the whole claim), and not at all when it is over p_max_payload_bytes:
-    -- `payload_bytes` then tells the job how big it was.
-    return query
-    with ready as materialized (
+    -- Pick ready rows (skipping rows other replicas hold) and mark each ours with a fresh lease
+    -- token, one update by primary key per row: whatever the planner guesses `limit p_limit`
+    -- to be, each update is an index probe (as one statement for all of them, a guess of
+    -- dozens of rows made it scan a bitmap, or hash the whole table, to update one). The
+    -- payload comes back as text, for each job to parse its own (a payload no parser accepts
+    -- must not fail the decoding of the whole claim), and not at all when it is over
+    -- p_max_payload_bytes: `payload_bytes` then tells the job how big it was.
+    for v_id in
         select id
         from public.video_jobs
         where status = 'pending' and run_at <= v_now and cancel_requested_at is null
         order by priority desc, run_at, seq
         limit p_limit
         for update skip locked
-    ),
-    claimed as (
+    loop
         update public.video_jobs as j
         set status = 'processing',
             attempts = j.attempts + 1,
@@ -88,31 +93,33 @@ begin
             message = 'Job claimed',
             error = null,
             updated_at = v_now
-        -- by primary key, whatever the planner guesses `limit p_limit` to be: as a join, a
-        -- guess of dozens of rows makes it hash the whole table to update one
-        where j.id = any(array(select ready.id from ready))
-        returning j.id, j.payload::text as payload, j.attempts, j.max_attempts, j.lease_token,
-                  j.user_id, j.priority, j.webhook_url, j.created_at
-    )
-    select c.id,
-           case when octet_length(c.payload) <= p_max_payload_bytes then c.payload end,
-           octet_length(c.payload), c.attempts, c.max_attempts, c.lease_token, c.user_id,
-           c.priority, c.webhook_url, c.created_at
-    from claimed as c;
+        where j.id = v_id
+        returning j.id, j.payload::text, j.attempts, j.max_attempts, j.lease_token, j.user_id,
+                  j.priority, j.webhook_url, j.created_at
+        into id, payload, attempts, max_attempts, lease_token, user_id, priority, webhook_url,
+             created_at;
+        payload_bytes := octet_length(payload);
+        if payload_bytes > p_max_payload_bytes then
+            payload := null;
+        end if;
+        return next;
+    end loop;
 end;
 $$;
 
--- Finished: the job's outputs on the row, the lease gone. One row back, or none when the lease
--- was not this token's any more (the caller then writes nothing else).
+-- Finished: the job's outputs on the row, the lease gone. One row back, its id null when the
+-- lease was not this token's any more (the caller then writes nothing else). A single row, not
+-- a set, so that the hot path calls it as a plain expression, without a query around it.
 create or replace function public.video_jobs_complete_v1(
     p_id uuid,
     p_token uuid,
     p_video_url text,
     p_thumbnail_url text,
     p_result jsonb,
-    p_now timestamptz default null
+    p_now timestamptz default null,
+    out id uuid,
+    out webhook_url text
 )
-returns table (id uuid, webhook_url text)
 language plpgsql
 set search_path = ''
 as $$
@@ -120,17 +127,13 @@ as $$
 declare
     v_now timestamptz := coalesce(p_now, now());
 begin
-    return query
-    with done as (
-        update public.video_jobs as j
-        set status = 'completed', progress = 100, stage = 'completed', message = 'Done',
-            video_url = p_video_url, thumbnail_url = p_thumbnail_url, result = p_result,
-            error = null, completed_at = v_now, lease_token = null, heartbeat_at = null,
-            updated_at = v_now
-        where j.id = p_id and j.lease_token = p_token and j.status = 'processing'
-        returning j.id, j.webhook_url
-    )
-    select d.id, d.webhook_url from done as d;
+    update public.video_jobs as j
+    set status = 'completed', progress = 100, stage = 'completed', message = 'Done',
+        video_url = p_video_url, thumbnail_url = p_thumbnail_url, result = p_result,
+        error = null, completed_at = v_now, lease_token = null, heartbeat_at = null,
+        updated_at = v_now
+    where j.id = p_id and j.lease_token = p_token and j.status = 'processing'
+    returning j.id, j.webhook_url into id, webhook_url;
 end;
 $$;
 
@@ -335,10 +338,14 @@ returns table (
 language plpgsql
 set search_path = ''
 as $$
+declare
+    v_done record;
 begin
-    select d.id, d.webhook_url into done_id, done_webhook_url
-    from public.video_jobs_complete_v1(p_id, p_token, p_video_url, p_thumbnail_url, p_result,
-                                       p_now) as d;
+    -- complete_v1 returns one row, so it runs as a plain expression: no query, no plan.
+    v_done := public.video_jobs_complete_v1(p_id, p_token, p_video_url, p_thumbnail_url,
+                                            p_result, p_now);
+    done_id := v_done.id;
+    done_webhook_url := v_done.webhook_url;
     select n.id, n.payload, n.payload_bytes, n.attempts, n.max_attempts, n.lease_token,
            n.user_id, n.priority, n.webhook_url, n.created_at
     into id, payload, payload_bytes, attempts, max_attempts, lease_token, user_id, priority,

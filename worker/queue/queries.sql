@@ -30,10 +30,12 @@ where id = %(id)s and lease_token = %(token)s and status = 'processing'
 returning id;
 
 -- complete --
+-- No row when the lease was not this token's any more (the function's one row has a null id).
 select id, webhook_url
 from public.video_jobs_complete_v1(%(id)s::uuid, %(token)s::uuid, %(video_url)s::text,
                                    %(thumbnail_url)s::text, %(result)s::jsonb,
-                                   %(now)s::timestamptz);
+                                   %(now)s::timestamptz)
+where id is not null;
 
 -- fail --
 -- A failed attempt: pending again after `backoff` seconds while attempts remain and `retry`
