@@ -7,7 +7,6 @@ import asyncio
 import collections
 import contextlib
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -255,19 +254,24 @@ async def test_sigterm_during_a_database_outage_still_exits_in_time(tmp_path: Pa
         try:
             worker.wait_event("job_started", job_id=str(job_id))
             await _stop(server)
-            down = time.monotonic()
             worker.wait_event("database_unreachable", timeout=20)
-            noticed = time.monotonic() - down  # within seconds, not the pool's 15 s
-            elapsed = worker.terminate_timed(40)
+            # 40 s: less than the 60 s lease, the bug's retry window
+            worker.terminate_timed(40)
         finally:
             worker.stop()
-    events = [e["event"] for e in worker.events()]
-    assert "final_write_abandoned" in events
-    # grace 1 s + hand-back window 4 s + the handler's abort and the pool's close: about 6 s.
-    # The bound only has to tell that from the bug (retrying for the 60 s lease), with room
-    # for a loaded machine.
-    assert elapsed < 30, elapsed
-    assert noticed < 12, noticed
+    events = worker.events()
+    unreachable = next(e for e in events if e["event"] == "database_unreachable")
+    # noticed at once, or by the claim's own 5 s wait for a pooled connection: never after
+    # the pool's 15 s
+    error = unreachable["error"]
+    assert not error.startswith("PoolTimeout") or "after 5.00 sec" in error, error
+    # the hand-back was given up at the shutdown deadline (grace 1 s + a 4 s window), not
+    # retried until the lease ran out, and only then did the worker stop
+    tail = [e["event"] for e in events if e["event"] in ABANDON_ORDER]
+    assert tail == list(ABANDON_ORDER), tail
+
+
+ABANDON_ORDER = ("draining", "final_write_abandoned", "job_handed_back", "worker_stopped")
 
 
 def test_the_worker_logs_its_settings_without_secrets(db_url, tmp_path):
