@@ -3,8 +3,8 @@
 Each test runs against both (River's habit). What only Postgres can show (SKIP LOCKED between
 processes, plans, NOTIFY, payloads Python cannot write) stays in test_store.py and friends; what
 the runner relies on is here, so that runner tests on the memory store test what production
-does. Time passes by `pass_time`: the memory store's clock moves, and on Postgres every
-timestamp of the table moves back by as much, which is the same thing to `now()`.
+does. Time passes by `pass_time`: one clock moves, which the memory store reads and which the
+Postgres store passes to every statement as `%(now)s` (`coalesce(%(now)s, now())` in the SQL).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.queue.conftest import ManualClock
+from worker.queue.jobs import JobStore
 from worker.queue.memory import MemoryJobStore
 from worker.queue.models import Job, JobOutcome, Status
 
@@ -25,21 +26,16 @@ TIMESTAMPS = ("run_at", "heartbeat_at", "created_at", "started_at", "completed_a
 
 
 class Driver:
-    def __init__(self, store: Any, clock: ManualClock | None = None) -> None:
+    def __init__(self, store: Any, clock: ManualClock) -> None:
         self.store = store
         self.clock = clock
 
     async def pass_time(self, seconds: float) -> None:
-        if self.clock is not None:
-            self.clock.advance(seconds)
-            return
-        shift = ", ".join(f"{c} = {c} - make_interval(secs => %(s)s)" for c in TIMESTAMPS)
-        async with self.store.pool.connection() as conn:
-            await conn.execute(
-                f"update video_jobs set {shift}, cancel_requested_at = "
-                "cancel_requested_at - make_interval(secs => %(s)s)",
-                {"s": seconds},
-            )
+        """Move the store's clock: the memory store reads it, and on Postgres every statement
+        takes it as `%(now)s` (rows are never edited to move time)."""
+        self.clock.advance(seconds)
+        if isinstance(self.store, JobStore):
+            self.store.now = self.clock.now
 
     async def row(self, job_id: uuid.UUID) -> dict[str, Any]:
         found = await self.store.get(job_id)
@@ -53,9 +49,11 @@ class Driver:
 
 @pytest.fixture(params=["postgres", "memory"])
 def driver(request: pytest.FixtureRequest) -> Driver:
-    if request.param == "postgres":
-        return Driver(request.getfixturevalue("store"))
     clock = ManualClock()
+    if request.param == "postgres":
+        store = request.getfixturevalue("store")
+        store.now = clock.now
+        return Driver(store, clock)
     return Driver(MemoryJobStore(clock=clock), clock)
 
 
