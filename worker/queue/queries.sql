@@ -1,7 +1,9 @@
 -- The queue's statements, one named block each (-- name --), loaded once by queries.py.
 -- Values are always parameters. Time is the database's clock, never a replica's: every statement
--- that reads the time takes `%(now)s` and reads `coalesce(%(now)s, now())` (as River does), so
--- that tests can pass a time instead of editing rows; the worker always passes null.
+-- of the runner's that reads the time (the transitions, heartbeat, enqueue, cancel, the operator
+-- reads) takes `%(now)s` and reads `coalesce(%(now)s, now())` (as River does), so that tests can
+-- pass a time instead of editing rows; the worker always passes null. The commands' own reads
+-- (cleanup, `enqueue --wait`'s liveness check) and the statistics check read `now()` itself.
 -- Each transition of a job (claim, complete, fail, cancel, release, rescue) is a function of
 -- sql/006_transitions_v1.sql, called here and by the hot path alike.
 
