@@ -7,6 +7,8 @@ import asyncio
 import itertools
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,54 @@ async def test_cancellation_kills_ffmpeg(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, DEADLINE)
     assert processes_mentioning(str(output)) == []
+
+
+KILLED_WORKER = """
+import asyncio, sys
+from worker.media.ffmpeg import run_ffmpeg
+
+async def main() -> None:
+    args = ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=600", "-c:v", "libx264",
+            "-preset", "medium", sys.argv[2]]
+    await run_ffmpeg(args, expected_duration=600, on_progress=lambda _: print("on", flush=True))
+
+if sys.argv[1] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
+
+def _gone(marker: str) -> bool:
+    for _ in range(int(DEADLINE / 0.1)):
+        if not processes_mentioning(marker):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_killed_worker_leaves_no_ffmpeg_behind(tmp_path: Path, loop: str) -> None:
+    """SIGKILL (or the OOM killer) gives the worker no chance to stop its FFmpeg: the kernel
+    must, or the encode runs on beside the replica that takes the job over."""
+    output = tmp_path / "orphan.mp4"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WORKER, loop, str(output)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline() == "on\n"  # FFmpeg reports progress
+        assert processes_mentioning(str(output))
+        worker.kill()
+        worker.wait()
+        assert _gone(str(output)), "FFmpeg outlived the worker that started it"
+    finally:
+        worker.kill()
+        for pid in processes_mentioning(str(output)):
+            os.kill(pid, 9)
 
 
 async def test_cancelled_assembly_leaves_no_process_and_no_output(

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import worker
 from worker.errors import InputError
 from worker.log import get_logger
-from worker.media.ffmpeg import read_tail
+from worker.media.ffmpeg import die_with_parent, read_tail
 from worker.media.info import (
     MIB,
     Kind,
@@ -218,19 +218,7 @@ def _confine(config: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    _die_with_parent(int(config["parent"]))
-
-
-def _die_with_parent(parent: int) -> None:
-    import ctypes
-    import ctypes.util
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:  # the worker died before prctl took effect
-        os._exit(1)
+    die_with_parent(int(config["parent"]))
 
 
 def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
