@@ -25,14 +25,13 @@ WORKDIR /app
 
 # Dependencies first, from the metadata alone, so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p worker sql \
+RUN mkdir -p worker \
     && touch worker/__init__.py \
     && pip install . \
     && pip uninstall -y video-worker \
-    && rm -rf worker sql
+    && rm -rf worker
 
-# Then the code.
-COPY sql ./sql
+# Then the code (the migrations `migrate` applies are inside it, in worker/migrations/).
 COPY worker ./worker
 RUN pip install --no-deps . \
     && ln -s "$(python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" /usr/local/bin/ffmpeg \

@@ -6,9 +6,10 @@ and the poster.
                    │          sound, meanwhile: each clip → WAV in its window, crossfaded
                    │            at transitions, then music, loudness, fades, AAC (sound.py)
                    │          → mux: concat pictures + soundtrack, both copied, +faststart
-                   └compose─▶ picture: one FFmpeg pass (compose.py: stills, transitions,
-                              captions, overlays, fades); sound meanwhile, as above
-                              → mux: picture + soundtrack, both copied, +faststart
+                   └compose─▶ picture: one FFmpeg pass per piece of up to 6 clips (compose.py:
+                              stills, transitions, captions, overlays, fades); sound meanwhile,
+                              as above → mux: the pieces (joined by stream copy) + soundtrack,
+                              both copied, +faststart
     then: poster JPEG (optional), and the result read back by probing the output.
 
 One `Assembly` carries what every step shares (the specs, the plan, the scratch folder,
