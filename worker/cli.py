@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(same as ALLOW_EMBEDDED_DATABASE=true)",
     )
 
-    sub.add_parser("migrate", help="apply the SQL migrations (worker/migrations/, the same as sql/)")
+    sub.add_parser("migrate", help="apply the SQL migrations (worker/migrations/)")
 
     demo = sub.add_parser("demo", help="run one whole job end to end on embedded defaults")
     demo.add_argument(
