@@ -270,6 +270,11 @@ def test_overlay_and_fade_flags_build_overlays_and_output():
     assert payload["output"] == {"fade_in": 0.5, "fade_out": 0.8}
 
 
+def test_no_thumbnail_is_a_flag_too():
+    assert built(URL, "--no-thumbnail")["output"] == {"thumbnail": False}
+    assert "output" not in built(URL)
+
+
 def test_the_contracts_example_can_be_built_from_flags(tmp_path: Path):
     """Every field of the contract's composition example, from flags alone."""
     (tmp_path / "t1.json").write_text('{"words": [{"word": "Hello", "start": 0.2, "end": 0.5}]}')

@@ -50,6 +50,7 @@ BUILDING_DESTS = (
     "path",
     "fade_in",
     "fade_out",
+    "no_thumbnail",
     "caption_settings",
     "captions_words",
     "captions_srt",
@@ -322,6 +323,9 @@ def _job_arguments(enq: argparse.ArgumentParser) -> None:
     enq.add_argument("--fade-in", type=float, metavar="SECONDS", help="from black and silence")
     enq.add_argument("--fade-out", type=float, metavar="SECONDS", help="to black and silence")
     enq.add_argument(
+        "--no-thumbnail", action="store_true", help="store no poster (output.thumbnail false)"
+    )
+    enq.add_argument(
         "--captions",
         action=CaptionSettings,
         nargs="+",
@@ -358,6 +362,18 @@ def _job_arguments(enq: argparse.ArgumentParser) -> None:
     )
 
 
+def _output(args: argparse.Namespace) -> dict[str, Any]:
+    """`output` from its flags; empty when none was given."""
+    output = {
+        k: getattr(args, k)
+        for k in ("width", "height", "fps", "fit", "path", "fade_in", "fade_out")
+        if getattr(args, k) is not None
+    }
+    if getattr(args, "no_thumbnail", False):
+        output["thumbnail"] = False
+    return output
+
+
 def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The payload `enqueue` inserts: --payload as given, else built from the flags."""
     clips: list[dict[str, Any]] = getattr(args, "clip_list", None) or []
@@ -378,11 +394,7 @@ def payload_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if args.volume is not None:
             audio["volume"] = args.volume
         payload["audio"] = audio
-    output = {
-        k: getattr(args, k)
-        for k in ("width", "height", "fps", "fit", "path", "fade_in", "fade_out")
-        if getattr(args, k) is not None
-    }
+    output = _output(args)
     if output:
         payload["output"] = output
     captions = _captions(args)
