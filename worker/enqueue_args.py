@@ -11,6 +11,9 @@ as in the payload (`volume=0.4`, `position=top_right`, `box` alone for true); va
 JSON when they parse (numbers, true, false, null), else as text. A key the payload does not have
 is refused here: the payload's parser ignores unknown keys, so a typo would vanish silently.
 Files named by flags (transcripts, caption words) are JSON, read when the payload is built.
+
+Over 300 lines on purpose: one argparse flag per payload field, grouped as the payload is
+(clip, job, composition), beside the code that turns them into a payload.
 """
 
 from __future__ import annotations

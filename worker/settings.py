@@ -1,6 +1,10 @@
 """Every setting the worker reads from the environment, read in one place and passed down.
 
 The names are part of the public contract (shared/spec/video-jobs.md) and never change.
+
+Over 300 lines on purpose: every variable with its default and its message, the database URL's
+parsing and masking, and the storage backend's choice, in one place, so that nothing else reads
+the environment.
 """
 
 from __future__ import annotations

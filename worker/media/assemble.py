@@ -18,6 +18,9 @@ progress, timings, how many encodes and threads), so each step is a short method
 Everything is written inside `workdir`; the output (and the captions' WebVTT sidecar) appear
 under their final names only when complete, and a failed or cancelled assembly removes what it
 wrote.
+
+Over 300 lines on purpose: the three ways to build a video share the `Assembly` object, its
+cleanup and its progress weights; each way is a short method of it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ tabs and other control characters become spaces.
 
 The font ships in `fonts/` (Source Sans Pro Bold, SIL Open Font License 1.1, beside it), because
 the Docker image has no system fonts; FFmpeg's `ass` filter gets that folder as `fontsdir`.
+
+Over 300 lines on purpose: every caption source (words, transcripts, SRT, WebVTT), the
+timeline mapping and both outputs (ASS, WebVTT) share one `Word` and one escaping rule;
+kept together so the rule that user text is never markup is in one file.
 """
 
 from __future__ import annotations

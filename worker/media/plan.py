@@ -11,6 +11,9 @@ pixels or samples changed.
 Compose (issue 9) is chosen when the picture needs more than each clip normalized and joined end
 to end: a still image, a transition, captions, overlays or output fades. Then the whole picture
 is made in one FFmpeg pass (compose.py), and the timeline shortens by every transition's overlap.
+
+Over 300 lines on purpose: every decision made before FFmpeg runs (the way, the size, the
+rate, each clip's window and the transitions' overlaps) feeds the one `Plan` built here.
 """
 
 from __future__ import annotations

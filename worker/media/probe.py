@@ -19,6 +19,10 @@ Inputs are hostile, so every cost is bounded before it is spent (`ProbeLimits`):
 This module runs inside the probe's child process (`probe_process.py`), which adds the time and
 memory limits; PyAV opens files with the same protocol and demuxer whitelists as the FFmpeg
 command lines.
+
+Over 300 lines on purpose: every check an input passes before FFmpeg decodes it (streams,
+pictures, durations measured from packets, images from their headers) reads one PyAV container
+in one child process; split, the checks would reopen the file or pass the container around.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ reads the slots one after another, so the join costs nothing however many clips 
 read of more bytes, rather than a filter graph with an input per clip.)
 Slots are 32-bit float WAV: clip sound plus voice (plus layers) can go over full scale before
 normalization brings it down, and 16-bit PCM would clip it.
+
+Over 300 lines on purpose: the sound of every clip, its layers, the crossfades, the music and
+the fades are laid on one timeline of slots that only this module knows.
 """
 
 from __future__ import annotations

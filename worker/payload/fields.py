@@ -8,6 +8,10 @@ value has already passed ours.
 
 A check may name a place below the field it guards (`at=".height"`, `at="[3].transition"`): the
 translation into `PayloadError` (worker/payload/__init__.py) appends it to the field's path.
+
+Over 300 lines on purpose: one check per kind of field value (number, seconds, colour, text,
+URL, storage key …), each with its sentence of what is allowed, and the annotations that put
+them on the models; they are read as a catalogue.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ Choices where the contract is silent:
   probing, by the pipeline (so is a transition's length against its clips' lengths).
 - One caption source on the output timeline: `captions.words`, `srt_url` or `vtt_url`.
 - A `voice_transcript` needs the clip's `voice_url`: it is timed on that voice-over.
+
+Over 300 lines on purpose: the whole payload of version 1 and its composition additions, one
+model per object of the contract in the contract's order, so that the JSON Schema, the
+messages and the contract can be read side by side; the field types live in fields.py.
 """
 
 from __future__ import annotations
