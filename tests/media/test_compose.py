@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -135,6 +136,52 @@ async def test_cuts_and_transitions_follow_each_other(made: Made, workdir: Path)
     colours = [(255, 0, 0), (0, 0, 255), (255, 0, 0), (0, 0, 255)]
     for at, colour in zip((10, 40, 65, 90), colours, strict=True):  # red 3 starts at 45
         assert _is(frames[at].mean(), colour), at
+
+
+async def test_a_clip_that_is_all_transition_joins_both_its_neighbours(
+    made: Made, workdir: Path
+) -> None:
+    """Half a second in from red and half a second out to blue leave the lime second no frame
+    of its own: the two transitions meet in its middle."""
+    red, lime, blue = made.colour("red"), made.colour("lime"), made.colour("blue")
+    fade = TransitionSpec("fade", 0.5)
+    clips = [ClipSpec(red.path, red.info, transition=fade),
+             ClipSpec(lime.path, lime.info, transition=fade), blue]  # fmt: skip
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    frames = rgb_frames(result.output)
+    assert len(frames) == 3 * 30 - 2 * 15
+    assert _is(frames[5].mean(), (255, 0, 0))
+    r, g, b = frames[15 + 7].mean()  # red into lime, half way
+    assert 80 < r < 180 and 80 < g < 180 and b < 30, (r, g, b)
+    r, g, b = frames[30 + 7].mean()  # lime into blue, half way
+    assert r < 30 and 80 < g < 180 and 80 < b < 180, (r, g, b)
+    assert _is(frames[50].mean(), (0, 0, 255))
+
+
+async def test_only_a_transitions_overlap_goes_through_xfade(
+    made: Made, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """xfade works in 4:4:4: fed whole clips, it would convert every frame of the timeline up
+    and back down (and everything after it would run at 4:4:4). Each of its inputs is a trim of
+    exactly the overlap, and the rest of each clip goes straight to the one concat."""
+    red, blue = made.colour("red"), made.colour("blue")
+    wipe, fade = TransitionSpec("wipeleft", 0.4), TransitionSpec("fade", 0.2)
+    clips = [ClipSpec(red.path, red.info, transition=wipe), blue,
+             ClipSpec(red.path, red.info, transition=fade), blue]  # fmt: skip
+    passes: list[list[str]] = []
+    monkeypatch.setattr("worker.media.assemble.run_ffmpeg", _recording(passes))
+    result = await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
+
+    assert len(rgb_frames(result.output)) == 4 * 30 - 12 - 6
+    (graph,) = [args[args.index("-filter_complex") + 1] for args in passes
+                if "-filter_complex_threads" in args]  # fmt: skip
+    trims = {label: int(stop) - int(start) for start, stop, label in re.findall(
+        r"trim=start_frame=(\d+):end_frame=(\d+),setpts=PTS-STARTPTS(\[\w+\])", graph)}  # fmt: skip
+    xfades = re.findall(r"(\[\w+\])(\[\w+\])xfade=transition=(\w+)", graph)
+    assert [(trims[a], trims[b], kind) for a, b, kind in xfades] == [
+        (12, 12, "wipeleft"), (6, 6, "fade")]  # fmt: skip
+    assert graph.count("concat=") == 1
 
 
 async def test_every_transition_type_is_an_xfade_ffmpeg_knows(made: Made, workdir: Path) -> None:

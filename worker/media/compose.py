@@ -4,8 +4,8 @@ overlays and fades, encoded once.
     clip i (video) ─ -ss/-t trim ─ colour, fit, rate, exact frames ──┐
     clip j (image) ─ fit once, loop, perspective motion ─────────────┤
                                                                      ▼
-        joined in order: `xfade` over a transition (the next clip starts `overlap` frames
-        early), `concat` at a cut
+        joined in order by one `concat`; a transition's overlap frames alone go through
+        `xfade` (the next clip starts `overlap` frames early)
         → captions (libass, from the ASS file written beside the command)
         → overlays (images, `drawtext`), over everything, transitions included
         → fade from and to black → H.264 (the same x264 settings as every intermediate)
@@ -237,27 +237,60 @@ def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan, outpu
 
 
 def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
-    """The clips in order, `xfade` over each transition and `concat` at each cut."""
+    """The clips in order, in one `concat`; a transition's overlap frames alone go through
+    `xfade`.
+
+    `xfade` works in 4:4:4 only, so every frame that reaches it is converted up and, later,
+    back down. Chained over whole clips (`[a][b]xfade`, then the result into the next one), it
+    would convert every frame of the timeline, blur the chroma of every frame a little, and
+    leave every filter after it working at 4:4:4. Here each clip is cut into its head (the frames the transition into it
+    shares), its body and its tail (the frames the transition out of it shares): bodies pass
+    to `concat` untouched, and each transition blends one clip's tail with the next one's head,
+    at the same progress, frame for frame, as over the whole clips. The plan keeps every
+    transition within half of the shorter of its clips, so a head and a tail never overlap.
+    """
     fps = plan.geometry.fps
-    parts, label, length = [], "[c0]", plan.windows[0].frames
-    for i in range(1, len(clips)):
-        overlap, joined = plan.overlaps[i - 1], f"[j{i}]"
-        transition = clips[i - 1].transition
-        if overlap and transition is not None:
+    if len(clips) == 1:
+        return [], "[c0]"
+    overlaps = [
+        overlap if clips[i].transition is not None else 0
+        for i, overlap in enumerate(plan.overlaps[: len(clips) - 1])
+    ]
+    parts: list[str] = []
+    segments: list[str] = []
+    for k, window in enumerate(plan.windows[: len(clips)]):
+        head = overlaps[k - 1] if k > 0 else 0
+        tail = overlaps[k] if k < len(overlaps) else 0
+        ranges = {"h": (0, head), "b": (head, window.frames - tail),
+                  "t": (window.frames - tail, window.frames)}  # fmt: skip
+        used = {name: span for name, span in ranges.items() if span[1] > span[0]}
+        if not head and not tail:
+            labels = {"b": f"[c{k}]"}
+        else:
+            parts.append(f"[c{k}]split={len(used)}" + "".join(f"[c{k}{n}]" for n in used))
+            labels = {}
+            for name, (first, stop) in used.items():
+                parts.append(f"[c{k}{name}]trim=start_frame={first}:end_frame={stop},"
+                             f"setpts=PTS-STARTPTS[s{k}{name}]")  # fmt: skip
+                labels[name] = f"[s{k}{name}]"
+        if "h" in labels:  # the transition into this clip, from the last one's tail
+            transition = clips[k - 1].transition
+            assert transition is not None
             if not _TRANSITION.match(transition.type):
                 raise ValueError(f"not an xfade transition: {transition.type!r}")
             parts.append(
-                f"{label}[c{i}]xfade=transition={transition.type}"
-                f":duration={float(overlap / fps):.6f}:offset={float((length - overlap) / fps):.6f}"
-                f"{joined}"
+                f"[s{k - 1}t]{labels['h']}xfade=transition={transition.type}"
+                f":duration={float(head / fps):.6f}:offset=0,format=yuv420p[x{k}]"
             )
-        else:  # concat's output counts in microseconds; xfade wants both inputs at 1/fps
-            parts.append(
-                f"{label}[c{i}]concat=n=2:v=1:a=0,settb={fps.denominator}/{fps.numerator}{joined}"
-            )
-        length += plan.windows[i].frames - overlap
-        label = joined
-    return parts, label
+            segments.append(f"[x{k}]")
+        if "b" in labels:
+            segments.append(labels["b"])
+    # concat's output counts in microseconds; what follows counts frames at 1/fps
+    parts.append(
+        "".join(segments) + f"concat=n={len(segments)}:v=1:a=0,"
+        f"settb={fps.denominator}/{fps.numerator}[joined]"
+    )
+    return parts, "[joined]"
 
 
 def overlay_parts(
