@@ -53,10 +53,10 @@ from worker.media.ffmpeg import (
     run_ffmpeg,
 )
 from worker.media.filters import ClipJob, video_job
-from worker.media.info import MediaInfo, ProbeLimits
+from worker.media.info import MediaInfo
 from worker.media.overlays import write_texts
 from worker.media.plan import ClipWindow, Geometry, Plan, make_plan
-from worker.media.probe_process import probe_session
+from worker.media.probe_process import describe_async
 from worker.media.progress import WeightedProgress
 from worker.media.sound import make_soundtrack
 from worker.media.specs import (
@@ -112,20 +112,17 @@ async def assemble(
         parallel=parallel, threads=threads,
     )  # fmt: skip
     try:
-        # the checker of the output starts now: its start-up (a Python importing PyAV, about
-        # 0.2 s of CPU) overlaps the encoding instead of following it
-        async with probe_session(ProbeLimits(), 1) as checker:
-            partial = scratch / OUTPUT_NAME
-            await job.build(partial)
-            partial.replace(final)
-            vtt = job.place_sidecar(sidecar)
-            thumbnail = None
-            if output.thumbnail:
-                with job.timed("thumbnail"):
-                    thumbnail = await make_poster(final, poster, plan.duration, scratch)
-                job.progress.finish("thumbnail")
-            with job.timed("probe_output"):
-                info = await checker.ask("output", final, "describe")
+        partial = scratch / OUTPUT_NAME
+        await job.build(partial)
+        partial.replace(final)
+        vtt = job.place_sidecar(sidecar)
+        thumbnail = None
+        if output.thumbnail:
+            with job.timed("thumbnail"):
+                thumbnail = await make_poster(final, poster, plan.duration, scratch)
+            job.progress.finish("thumbnail")
+        with job.timed("probe_output"):
+            info = await describe_async(final, "output")
     except BaseException:
         for path in (final, poster, sidecar):
             path.unlink(missing_ok=True)

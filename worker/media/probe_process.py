@@ -80,6 +80,12 @@ async def probe_all(
     return infos
 
 
+async def describe_async(path: Path, source: str, limits: ProbeLimits | None = None) -> MediaInfo:
+    """`describe` (headers and first frame, for files we wrote) in a child process."""
+    async with probe_session(limits or ProbeLimits(), 1) as session:
+        return await session.ask(source, Path(path), "describe")
+
+
 @contextlib.asynccontextmanager
 async def probe_session(limits: ProbeLimits, inputs: int) -> AsyncIterator[ProbeSession]:
     """A child for `inputs` probes; it is killed and reaped on the way out, whatever happens."""
