@@ -243,11 +243,12 @@ def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
     `xfade` works in 4:4:4 only, so every frame that reaches it is converted up and, later,
     back down. Chained over whole clips (`[a][b]xfade`, then the result into the next one), it
     would convert every frame of the timeline, blur the chroma of every frame a little, and
-    leave every filter after it working at 4:4:4. Here each clip is cut into its head (the frames the transition into it
-    shares), its body and its tail (the frames the transition out of it shares): bodies pass
-    to `concat` untouched, and each transition blends one clip's tail with the next one's head,
-    at the same progress, frame for frame, as over the whole clips. The plan keeps every
-    transition within half of the shorter of its clips, so a head and a tail never overlap.
+    leave every filter after it working at 4:4:4. Here each clip is cut into its head (the
+    frames the transition into it shares), its body and its tail (the frames the transition out
+    of it shares): bodies pass to `concat` untouched, and each transition blends one clip's tail
+    with the next one's head, at the same progress, frame for frame, as over the whole clips.
+    The plan keeps every transition within half of the shorter of its clips, so a head and a
+    tail never overlap.
     """
     fps = plan.geometry.fps
     if len(clips) == 1:
