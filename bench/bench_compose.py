@@ -11,6 +11,9 @@ sound. Made three ways in one run, taking turns, from the same generated media:
     Target: worker >= 5x faster.
 (c) one hand-written `ffmpeg -filter_complex` command that makes the same video in one process
     (the encoder's own limit). Target: worker <= 1.25x its time.
+(d) the encoder alone: (c)'s video, decoded beforehand to raw frames and PCM (not timed), encoded
+    again at the same settings. No composition can take less, so moviepy / (d) is the most any
+    FFmpeg-based worker can be faster than moviepy on this machine, and it is printed too.
 
 (b) and (c) work on any worker; (a) needs the composition (issue 9) in `assemble` and says so
 when it is not there. It generates its own media in a temporary folder; nothing is kept.
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, get_args
 
@@ -153,23 +157,45 @@ def single_command(root: Path, out: Path) -> list[str]:
         f"afade=t=in:d=0.5,afade=t=out:st={seconds - 0.5}:d=0.5[amb]"
     )
     graph.append(f"[a{ambient_at}][amb]amix=inputs=2:duration=first:normalize=0[a{ambient_at}m]")
-    pieces = join_pairs(graph, ambient_at)
-    graph.append("".join(f"[pv{k}][pa{k}]" for k in range(pieces)) +
-                 f"concat=n={pieces}:v=1:a=1[joined][speech]")  # fmt: skip
+    join_video(graph)
+    join_sound(graph, ambient_at)
     inputs += ["-i", str(root / "logo.png"), "-stream_loop", "-1", "-i", str(root / "music.m4a")]
     logo_w, margin = round(WIDTH * LOGO_WIDTH), round(WIDTH * LOGO_MARGIN)
     graph += [
         f"[joined]ass=filename={root / 'captions.ass'}:fontsdir={FONT_DIR}[captioned]",
         f"[{n + 1}:v]scale={logo_w}:-2,format=rgba,colorchannelmixer=aa={LOGO_OPACITY}[logo]",
-        f"[captioned][logo]overlay=W-w-{margin}:{margin}:format=auto,format=yuv420p[v]",
+        f"[captioned][logo]overlay=W-w-{margin}:{margin}:format=yuv420,format=yuv420p[v]",
         *music_graph(n + 2),
     ]
     return [
         *inputs, "-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]",
+        *encoder_args(), "-t", f"{total():.3f}", "-movflags", "+faststart", str(out),
+    ]  # fmt: skip
+
+
+def encoder_args() -> list[str]:
+    """The output settings every FFmpeg run here shares with the worker (filters.py)."""
+    return [
         "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF), "-profile:v", "high",
         "-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
-        "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2", "-t", f"{total():.3f}",
-        "-movflags", "+faststart", str(out),
+        "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2",
+    ]  # fmt: skip
+
+
+def raw_copies(video: Path, root: Path) -> tuple[Path, Path]:
+    """`video` decoded to raw YUV frames and PCM sound, for (d) to encode without decoding."""
+    frames, sound = root / "frames.yuv", root / "sound.wav"
+    ffmpeg("-i", str(video), "-map", "0:v", "-f", "rawvideo", "-pix_fmt", "yuv420p", str(frames),
+           "-map", "0:a", "-c:a", "pcm_f32le", str(sound))  # fmt: skip
+    return frames, sound
+
+
+def encoder_alone(frames: Path, sound: Path, out: Path) -> list[str]:
+    """(d): only the encoder's work, on the finished picture and sound."""
+    return [
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{WIDTH}x{HEIGHT}",
+        "-framerate", str(FPS), "-i", str(frames), "-i", str(sound),
+        *encoder_args(), "-movflags", "+faststart", str(out),
     ]  # fmt: skip
 
 
@@ -200,26 +226,44 @@ def still_chain(clip: Clip, frames: int) -> str:
     )
 
 
-def join_pairs(graph: list[str], ambient_at: int) -> int:
-    """Clips joined by a transition become one piece (xfade + acrossfade); returns pieces."""
-    k, i = 0, 0
-    label = {i: (f"[v{i}]", f"[a{i}m]" if i == ambient_at else f"[a{i}]") for i in range(6)}
+def join_video(graph: list[str]) -> None:
+    """The pictures in one concat; only a transition's overlap frames go through xfade (which
+    works at 4:4:4: fed whole clips, it would convert every frame up and back down)."""
+    segments = []
+    for i, clip in enumerate(CLIPS):
+        frames = round(clip.seconds * FPS)
+        before = CLIPS[i - 1].transition if i else None
+        head = round(before[1] * FPS) if before else 0
+        tail = round(clip.transition[1] * FPS) if clip.transition else 0
+        spans = {"h": (0, head), "b": (head, frames - tail), "t": (frames - tail, frames)}
+        used = {name: span for name, span in spans.items() if span[1] > span[0]}
+        graph.append(f"[v{i}]split={len(used)}" + "".join(f"[v{i}{n}]" for n in used))
+        for name, (first, stop) in used.items():
+            graph.append(f"[v{i}{name}]trim=start_frame={first}:end_frame={stop},"
+                         f"setpts=PTS-STARTPTS[s{i}{name}]")  # fmt: skip
+        if before:
+            graph.append(f"[s{i - 1}t][s{i}h]xfade=transition={before[0]}:duration={before[1]}:"
+                         f"offset=0,format=yuv420p[x{i}]")  # fmt: skip
+            segments.append(f"[x{i}]")
+        if "b" in used:
+            segments.append(f"[s{i}b]")
+    graph.append("".join(segments) + f"concat=n={len(segments)}:v=1:a=0[joined]")
+
+
+def join_sound(graph: list[str], ambient_at: int) -> None:
+    """The sound: clips joined by a transition crossfade (acrossfade), the rest concatenated."""
+    pieces, i = [], 0
+    label = {i: f"[a{i}m]" if i == ambient_at else f"[a{i}]" for i in range(len(CLIPS))}
     while i < len(CLIPS):
-        video, sound = label[i]
-        length = CLIPS[i].seconds
+        sound = label[i]
         while CLIPS[i].transition is not None:
-            kind, seconds = CLIPS[i].transition  # type: ignore[misc]
-            nv, na = label[i + 1]
-            offset = length - seconds
-            graph.append(f"{video}{nv}xfade=transition={kind}:duration={seconds}:"
-                         f"offset={offset:.3f}[x{i}]")  # fmt: skip
-            graph.append(f"{sound}{na}acrossfade=d={seconds}:c1=tri:c2=tri[c{i}]")
-            video, sound, length = f"[x{i}]", f"[c{i}]", offset + CLIPS[i + 1].seconds
+            seconds = CLIPS[i].transition[1]  # type: ignore[index]
+            graph.append(f"{sound}{label[i + 1]}acrossfade=d={seconds}:c1=tri:c2=tri[c{i}]")
+            sound = f"[c{i}]"
             i += 1
-        graph.append(f"{video}null[pv{k}]")
-        graph.append(f"{sound}anull[pa{k}]")
-        k, i = k + 1, i + 1
-    return k
+        pieces.append(sound)
+        i += 1
+    graph.append("".join(pieces) + f"concat=n={len(pieces)}:v=0:a=1[speech]")
 
 
 def music_graph(index: int) -> list[str]:
@@ -537,6 +581,8 @@ def run(root: Path, rounds: int, moviepy_rounds: int) -> None:
     worker: list[dict[str, Any]] = []
     single_s: list[float] = []
     moviepy_s: list[float] = []
+    alone_s: list[float] = []
+    alone: list[str] = []
     not_yet = None
     for round_ in range(rounds):
         if not_yet is None:
@@ -545,13 +591,16 @@ def run(root: Path, rounds: int, moviepy_rounds: int) -> None:
             except NotYet as exc:
                 not_yet = str(exc)
         single_s.append(timed(lambda: ffmpeg(*single_command(root, single_out))))
+        if round_ == 0:
+            alone = encoder_alone(*raw_copies(single_out, root), root / "alone.mp4")
+        alone_s.append(timed(partial(ffmpeg, *alone)))
         if round_ < moviepy_rounds:
             moviepy_s.append(timed(lambda: with_moviepy(root, moviepy_out)))
-    report(worker, min(single_s), min(moviepy_s), not_yet, root)
+    report(worker, min(single_s), min(moviepy_s), min(alone_s), not_yet, root)
 
 
-def report(worker: list[dict[str, Any]], single: float, moviepy: float, not_yet: str | None,
-           root: Path) -> None:  # fmt: skip
+def report(worker: list[dict[str, Any]], single: float, moviepy: float, alone: float,
+           not_yet: str | None, root: Path) -> None:  # fmt: skip
     length = total()
     print(f"composition: 6 clips (2 stills with motion), 3 transitions, highlight captions, an "
           f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS}, {length:g} s, "
@@ -560,7 +609,10 @@ def report(worker: list[dict[str, Any]], single: float, moviepy: float, not_yet:
           f"output {duration_of(root / 'single.mp4'):.3f} s)")  # fmt: skip
     print(f"    moviepy                 : {moviepy:8.2f} s  ({length / moviepy:5.1f}x realtime, "
           f"output {duration_of(root / 'moviepy.mp4'):.3f} s)")  # fmt: skip
+    print(f"    encoder alone (d)       : {alone:8.2f} s  (raw frames and PCM in, same settings)")
     print(f"    moviepy / one command   : {moviepy / single:8.2f}x")
+    print(f"    moviepy / encoder alone : {moviepy / alone:8.2f}x   (no FFmpeg composition at "
+          "these settings can be faster than moviepy by more, on this machine)")  # fmt: skip
     if not worker:
         print(f"    worker                  : not measured: composition not in this worker yet "
               f"({not_yet})")  # fmt: skip
@@ -572,6 +624,7 @@ def report(worker: list[dict[str, Any]], single: float, moviepy: float, not_yet:
     print(f"    worker / moviepy        : {moviepy / best['seconds']:8.2f}x faster "
           "(target >= 5x)")  # fmt: skip
     print(f"    worker / one command    : {best['seconds'] / single:8.2f}x   (target <= 1.25x)")
+    print(f"    worker / encoder alone  : {best['seconds'] / alone:8.2f}x")
     rss = max(r["rss_kib"] for r in worker) / 1024
     ffmpeg_rss = max(r["ffmpeg_rss_kib"] for r in worker) / 1024
     print(f"    worker peak RSS         : {rss:8.1f} MB  (target <= 150 MB; its largest FFmpeg "
