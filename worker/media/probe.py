@@ -16,9 +16,9 @@ Inputs are hostile, so every cost is bounded before it is spent (`ProbeLimits`):
 - decoding for the checks reads a bounded number of packets: the start, and the tail from the
   last keyframe.
 
-This module runs inside the probe's child process (`probe_process.py`), which adds the time and
-memory limits; PyAV opens files with the same protocol and demuxer whitelists as the FFmpeg
-command lines.
+This module runs inside the probe's child process (`probe_child.py`, started by
+`probe_process.py`), which adds the time and memory limits; PyAV opens files with the same
+protocol and demuxer whitelists as the FFmpeg command lines.
 
 Over 300 lines on purpose: every check an input passes before FFmpeg decodes it (streams,
 pictures, durations measured from packets, images from their headers) reads one PyAV container

@@ -1,6 +1,6 @@
 """Probing in a child process the worker can kill, with a time limit and a memory limit.
 
-    worker (asyncio)                           child: python -m worker.media.probe_process
+    worker (asyncio)                           child: python -m worker.media.probe_child
     ProbeSession.start(limits, inputs) ─spawn─▶ RLIMIT_AS, RLIMIT_CPU, dies with its parent
       .ask(source, path, mode) ── JSON line ──▶ probe() / describe() (probe.py)
       ◀── JSON line: {"info": …} | {"refused": "…"} | {"limit": "memory"} | {"failed": "…"}
@@ -21,35 +21,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import worker
 from worker.errors import InputError
 from worker.log import get_logger
-from worker.media.ffmpeg import die_with_parent, read_tail
+from worker.media.ffmpeg import read_tail
 from worker.media.info import (
     MIB,
     Kind,
     MediaInfo,
     ProbeLimits,
     info_from_json,
-    info_to_json,
 )
 
 Mode = Literal["clip", "audio", "image", "visual", "describe"]
 
-CHILD_MODULE = "worker.media.probe_process"
+CHILD_MODULE = "worker.media.probe_child"  # a module of its own: it imports only what it needs
 STDERR_TAIL_BYTES = 4096
 REPLY_LIMIT_BYTES = 1024 * 1024
-# Extra CPU seconds the child may use past its per-input budget (start-up, imports).
-CPU_SLACK_SECONDS = 5
 # glibc gives each thread a 64 MB malloc arena; under an address-space limit two are plenty.
 CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "LC_ALL": "C.UTF-8"}
 
@@ -198,66 +194,3 @@ def _child_env() -> dict[str, str]:
     root = str(Path(worker.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     return {**CHILD_ENV, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": path}
-
-
-# ---------------------------------------------------------------- the child's side
-
-
-def _confine(config: dict[str, Any]) -> None:
-    """Limits the kernel enforces on this process, set before any input is opened.
-
-    Address space bounds memory (FFmpeg's allocations fail, and we report the limit); CPU time
-    is a backstop for a child that outlives its parent's deadline; the child writes no files
-    and leaves no core dumps; and it dies with the worker, so no probe is ever orphaned.
-    """
-    import resource
-
-    memory = int(config["memory_bytes"])
-    cpu = math.ceil(float(config["timeout"])) * int(config["inputs"]) + CPU_SLACK_SECONDS
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    die_with_parent(int(config["parent"]))
-
-
-def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
-    from worker.media.probe import describe, probe
-
-    source, path, mode = str(request["source"]), Path(request["path"]), request["mode"]
-    try:
-        if mode == "describe":
-            info = describe(path, source, limits)
-        else:
-            kinds: dict[str, Kind] = {"audio": "audio", "image": "image", "visual": "visual"}
-            info = probe(path, source, kinds.get(mode, "clip"), limits)
-    except InputError as exc:
-        return {"refused": exc.problem}
-    except MemoryError:
-        return {"limit": "memory"}
-    return {"info": info_to_json(info)}
-
-
-def main(argv: Sequence[str]) -> int:
-    import worker.media.probe  # noqa: F401  (PyAV's own footprint is not the file's cost)
-
-    config = json.loads(argv[0])
-    _confine(config)
-    limits = ProbeLimits(**{k: config[k] for k in ProbeLimits.__dataclass_fields__})
-    for line in sys.stdin:
-        try:
-            reply = _answer(json.loads(line), limits)
-        except MemoryError:
-            reply = {"limit": "memory"}
-        except Exception as exc:  # a bug or an unforeseen file: say so, keep the trace in the log
-            import traceback
-
-            traceback.print_exc()
-            reply = {"failed": f"{type(exc).__name__}: {exc}"[:500]}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
