@@ -11,7 +11,7 @@ Why a process: PyAV decodes in C, and a Python thread running it cannot be stopp
 job's slot already given to the next job. A child process dies the moment its job is
 cancelled, and the kernel enforces its limits even where our code cannot look.
 
-One child serves all inputs of a job (starting Python and PyAV costs ~0.2 s), one input at a
+One child serves all inputs of a job (starting Python and PyAV costs ~0.1 s), one input at a
 time. Any failure fails the job, so a child is never reused after one. The child gets a bare
 environment (no database URL, no storage keys) since it parses files an attacker wrote.
 """
