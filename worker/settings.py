@@ -204,7 +204,7 @@ class Settings:
         return shown
 
 
-PIXEL_CEILING = 8192 * 8192  # FFmpeg's -max_pixels on every input (worker/media/ffmpeg.py)
+PIXEL_CEILING = 8192 * 8192  # FFmpeg's -max_pixels on every input (worker/media/confine.py)
 
 
 def _max_pixels(env: Mapping[str, str]) -> int:

@@ -12,7 +12,8 @@ import pytest
 from tests.media.bombs import endless_mkv, png_in_mov
 from tests.media.conftest import Media
 from worker.errors import PayloadError
-from worker.media.ffmpeg import PIXEL_CEILING, FFmpegError, input_args, run_ffmpeg
+from worker.media.confine import PIXEL_CEILING
+from worker.media.ffmpeg import FFmpegError, input_args, run_ffmpeg
 from worker.media.info import MediaInfo
 from worker.media.plan import copy_blockers, make_plan, output_geometry
 from worker.media.probe_process import probe_async

@@ -46,12 +46,8 @@ from worker.media.compose import (
     split_timeline,
     write_captions,
 )
-from worker.media.ffmpeg import (
-    CONCAT_FORMATS,
-    ProgressCallback,
-    input_args,
-    run_ffmpeg,
-)
+from worker.media.confine import CONCAT_FORMATS
+from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
 from worker.media.filters import ClipJob, video_job
 from worker.media.info import MediaInfo
 from worker.media.overlays import write_texts

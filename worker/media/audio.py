@@ -26,7 +26,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.media.ffmpeg import CONCAT_FORMATS, input_args
+from worker.media.confine import CONCAT_FORMATS
+from worker.media.ffmpeg import input_args
 from worker.media.specs import MusicSpec
 
 SAMPLE_RATE = 48_000

@@ -12,8 +12,8 @@ Every FFmpeg call in the worker goes through `run_ffmpeg`, so three guarantees h
 - A cancelled task leaves no FFmpeg behind: the whole process group gets SIGTERM, then SIGKILL,
   and is reaped before `CancelledError` propagates. A worker that is killed outright (SIGKILL,
   the OOM killer) leaves none either: on Linux the kernel kills FFmpeg when the worker dies
-  (`die_with_parent`), where it would otherwise encode on for minutes beside the replica that
-  takes the job over.
+  (`die_with_parent`, confine.py), where it would otherwise encode on for minutes beside the
+  replica that takes the job over.
 """
 
 from __future__ import annotations
@@ -24,28 +24,13 @@ import functools
 import os
 import shutil
 import signal
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from worker.errors import RetryableError
+from worker.media.confine import MEDIA_FORMATS, PIXEL_CEILING, dying_with_this_process
 
 ProgressCallback = Callable[[float], None]
-
-# Demuxers a downloaded clip, voice-over or music track may use. The mov demuxer's external
-# references (`enable_drefs`) stay at their default, off.
-MEDIA_FORMATS: tuple[str, ...] = (
-    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",
-    "matroska", "webm",
-    "mp3", "wav", "aac", "ogg", "flac",
-)  # fmt: skip
-# Our own concat lists, read only where we join files that we wrote or probed ourselves.
-CONCAT_FORMATS: tuple[str, ...] = ("concat", *MEDIA_FORMATS)
-
-# MAX_INPUT_PIXELS' default (every 4K size and 8K UHD, 7680x4320, in either orientation) and
-# the most it may be set to (8192x8192), which every FFmpeg input gets as `-max_pixels`.
-DEFAULT_MAX_PIXELS = 4096 * 4096 * 2
-PIXEL_CEILING = 8192 * 8192
 
 KILL_AFTER_SECONDS = 2.0
 STDERR_TAIL_BYTES = 4096
@@ -153,7 +138,7 @@ async def run_ffmpeg(
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
         start_new_session=True,  # its own process group, so we can signal all of it
-        preexec_fn=_dying_with_this_process(),
+        preexec_fn=dying_with_this_process(),
     )
     assert proc.stdout is not None and proc.stderr is not None
     stderr_task = asyncio.ensure_future(read_tail(proc.stderr, STDERR_TAIL_BYTES))
@@ -201,31 +186,6 @@ async def _follow_progress(
         progress.line(key, value)
         if on_line is not None:
             on_line(key, value)
-
-
-# prctl(2) from the C library, looked up once here: a child between fork and exec must do no
-# more than call it (no imports, no lookups) while another thread may hold a lock.
-PR_SET_PDEATHSIG = 1
-_PRCTL: Callable[..., int] | None = None
-if sys.platform == "linux":
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-
-
-def die_with_parent(parent: int) -> None:
-    """In a child of the worker: ask the kernel for SIGKILL when the worker dies (Linux's
-    PR_SET_PDEATHSIG; elsewhere nothing), and exit at once if it already has died."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the worker died before prctl took effect
-        os._exit(1)
-
-
-def _dying_with_this_process() -> Callable[[], None] | None:
-    """A preexec_fn for FFmpeg: `die_with_parent` of this process (None where prctl is not)."""
-    return functools.partial(die_with_parent, os.getpid()) if _PRCTL is not None else None
 
 
 async def read_tail(stream: asyncio.StreamReader, limit: int) -> str:

@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from worker.media.ffmpeg import DEFAULT_MAX_PIXELS
+from worker.media.confine import DEFAULT_MAX_PIXELS
 
 # What an input must be: a video ("clip"), sound ("audio"), a still ("image": PNG, JPEG or
 # WebP), or either of the first and third ("visual": a clip's URL may be a video or a still,

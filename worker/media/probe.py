@@ -41,7 +41,7 @@ import av.logging
 from av.video.format import VideoFormat
 
 from worker.errors import InputError, PermanentError
-from worker.media.ffmpeg import MEDIA_FORMATS
+from worker.media.confine import MEDIA_FORMATS
 from worker.media.image_header import HeaderError, ImageHeader, read_header
 from worker.media.info import (
     FIELD_ORDERS,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import InputError
-from worker.media.ffmpeg import die_with_parent
+from worker.media.confine import die_with_parent
 from worker.media.info import Kind, ProbeLimits, info_to_json
 
 # Extra CPU seconds the child may use past its per-input budget (start-up, imports).

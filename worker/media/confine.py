@@ -1,0 +1,56 @@
+"""What confines FFmpeg and the probe's child, in a module light enough for the child to import.
+
+The formats an input may be read through, the pixel ceiling every decoder gets, and dying with
+the worker (Linux's PR_SET_PDEATHSIG). ffmpeg.py applies them to every FFmpeg command line;
+probe_child.py to the child that parses hostile files, which starts once or twice per job and
+should not pay for asyncio and the rest of ffmpeg.py to import three constants and a prctl.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+# Demuxers a downloaded clip, voice-over or music track may use. The mov demuxer's external
+# references (`enable_drefs`) stay at their default, off.
+MEDIA_FORMATS: tuple[str, ...] = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",
+    "matroska", "webm",
+    "mp3", "wav", "aac", "ogg", "flac",
+)  # fmt: skip
+# Our own concat lists, read only where we join files that we wrote or probed ourselves.
+CONCAT_FORMATS: tuple[str, ...] = ("concat", *MEDIA_FORMATS)
+
+# MAX_INPUT_PIXELS' default (every 4K size and 8K UHD, 7680x4320, in either orientation) and
+# the most it may be set to (8192x8192), which every FFmpeg input gets as `-max_pixels`.
+DEFAULT_MAX_PIXELS = 4096 * 4096 * 2
+PIXEL_CEILING = 8192 * 8192
+
+
+# prctl(2) from the C library, looked up once here: a child between fork and exec must do no
+# more than call it (no imports, no lookups) while another thread may hold a lock.
+PR_SET_PDEATHSIG = 1
+_PRCTL: Callable[..., int] | None = None
+if sys.platform == "linux":
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child of the worker: ask the kernel for SIGKILL when the worker dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing), and exit at once if it already has died."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(1)
+
+
+def dying_with_this_process() -> Callable[[], None] | None:
+    """A preexec_fn for FFmpeg: `die_with_parent` of this process (None where prctl is not)."""
+    return functools.partial(die_with_parent, os.getpid()) if _PRCTL is not None else None
