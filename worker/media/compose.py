@@ -253,13 +253,10 @@ def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
     fps = plan.geometry.fps
     if len(clips) == 1:
         return [], "[c0]"
-    overlaps = [
-        overlap if clips[i].transition is not None else 0
-        for i, overlap in enumerate(plan.overlaps[: len(clips) - 1])
-    ]
+    overlaps = plan.overlaps  # per join: 0 at a cut, the transition's frames otherwise
     parts: list[str] = []
     segments: list[str] = []
-    for k, window in enumerate(plan.windows[: len(clips)]):
+    for k, window in enumerate(plan.windows):
         head = overlaps[k - 1] if k > 0 else 0
         tail = overlaps[k] if k < len(overlaps) else 0
         ranges = {"h": (0, head), "b": (head, window.frames - tail),
