@@ -72,14 +72,25 @@ class ClipSpec:
 
 
 @dataclass(frozen=True)
+class CaptionFile:
+    """The job's caption file (`captions.srt_url` or `vtt_url`), timed on the output timeline.
+    Only the confined caption child reads it (caption_child.py)."""
+
+    path: Path
+    kind: Literal["srt", "vtt"]
+    source: str  # how errors name it: "captions.srt_url"
+
+
+@dataclass(frozen=True)
 class CaptionSpec:
-    """Burned-in captions: `words` already on the output timeline (`captions.words`, or the
-    cues of `captions.srt_url` / `vtt_url`), joined by the assembly with every clip's placed
-    transcripts; `vtt` asks for a WebVTT sidecar too."""
+    """Burned-in captions: `words` already on the output timeline (`captions.words`) or the
+    cues of a caption `file`, joined by the assembly with every clip's placed transcripts;
+    `vtt` asks for a WebVTT sidecar too."""
 
     style: CaptionStyle
     words: tuple[Word, ...] = ()
     vtt: bool = False
+    file: CaptionFile | None = None
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from worker.errors import InputError
-from worker.media.captions import CaptionStyle, Word
+from worker.media.captions import CaptionStyle
 from worker.media.info import MediaInfo
 from worker.media.specs import (
+    CaptionFile,
     CaptionSpec,
     ClipSpec,
     ImageOverlaySpec,
@@ -26,19 +28,17 @@ from worker.media.specs import (
     TransitionSpec,
 )
 from worker.payload import Clip, ImageOverlay, Payload
-from worker.pipeline.inputs import MUSIC, InputId
+from worker.pipeline.inputs import MUSIC, SRT, VTT, InputId
 
 _IMAGE_NAMES = {"png_pipe": "a PNG", "jpeg_pipe": "a JPEG", "webp_pipe": "a WebP"}
 
 
 @dataclass(frozen=True)
 class Files:
-    """What the job's inputs turned into: local paths and probes by input, and the words of
-    the caption file when there is one."""
+    """What the job's inputs turned into: local paths, and probes of the media among them."""
 
     paths: Mapping[InputId, Path]
     infos: Mapping[InputId, MediaInfo]
-    caption_words: tuple[Word, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,19 +153,28 @@ def _captions(payload: Payload, files: Files) -> CaptionSpec | None:
     caption file) and every clip's transcripts (placed by the assembly). The style is the
     payload's `captions`, or the defaults when only transcripts were given."""
     options = payload.captions
-    timeline = files.caption_words
-    if timeline is None and options is not None and options.words is not None:
-        timeline = options.words
+    file = _caption_file(files)
+    timeline = options.words if options is not None else None
     transcripts = any(
         c.transcript is not None or c.voice_transcript is not None for c in payload.clips
     )
-    if timeline is None and not transcripts:
+    if timeline is None and file is None and not transcripts:
         return None
     return CaptionSpec(
         style=options.caption_style() if options is not None else CaptionStyle(),
         words=timeline or (),
         vtt=options.vtt if options is not None else False,
+        file=file,
     )
+
+
+def _caption_file(files: Files) -> CaptionFile | None:
+    """The downloaded caption file, if the payload named one (read later, by the child)."""
+    for source in (SRT, VTT):
+        if source in files.paths:
+            kind: Literal["srt", "vtt"] = "srt" if source == SRT else "vtt"
+            return CaptionFile(files.paths[source], kind, source.name)
+    return None
 
 
 def _overlays(payload: Payload, files: Files) -> list[OverlaySpec]:
