@@ -203,6 +203,7 @@ async def collect_stats(status: StatusView) -> dict[str, Any]:
         "listener": now.listener,
         "database": "up" if now.database_up else "down",
         "in_flight": now.in_flight,
+        "event_loop_lag": now.loop_lag.as_json(),  # seconds: last tick, worst in window, ever
         "queue": None,
         "queue_estimated": [],  # statuses counted from planner statistics (large tables)
         "recent_failures": [],
@@ -239,6 +240,8 @@ async def metrics(request: web.Request) -> web.Response:
     m.in_flight.set(len(now.in_flight))
     m.up.set(1 if now.database_up else 0)
     m.listening.set(1 if now.listener == "listening" else 0)
+    m.loop_lag.set(now.loop_lag.recent)
+    m.loop_lag_max.set(now.loop_lag.max)
     if now.counters.last_success_at:
         m.last_success.set(now.counters.last_success_at)
     try:
