@@ -189,7 +189,8 @@ class Assembly:
         """
         videos = [
             video_job(clip, window, self.geometry, self.output.fit,
-                      self.scratch / f"video{i:03d}.mp4", self.threads)
+                      self.scratch / f"video{i:03d}.mp4", self.threads,
+                      max_pixels=self.output.max_input_pixels)
             for i, (clip, window) in enumerate(self.windows())
         ]  # fmt: skip
         soundtrack = self.scratch / "soundtrack.m4a"
