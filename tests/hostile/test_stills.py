@@ -74,7 +74,7 @@ async def test_a_large_picture_after_a_small_one_is_held_to_the_pixel_limit(
 ):
     """The good clip is 320x240, which the limit must let through."""
     data = picture(made, "64x48") + picture(made, "640x480")
-    words = ("holds a 640x480 picture (its picture 2, after the first)", "MAX_INPUT_PIXELS")
+    words = ("its picture 2 is 640x480 (0.3 megapixels)", "MAX_INPUT_PIXELS")
     await _case(store, tmp_path, good_clip, served, data, "overlay", words,
                 max_input_pixels=320 * 240)  # fmt: skip
 

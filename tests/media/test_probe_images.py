@@ -220,9 +220,9 @@ def test_every_picture_counts_against_the_pixel_limit(tmp_path: Path) -> None:
     limits = ProbeLimits(max_pixels=128 * 64)  # the first (96x64, decoded as 128x64) fits
     with pytest.raises(InputError) as caught:
         probe(path, "overlays[1].image", "image", limits)
-    assert str(caught.value).startswith(
-        "overlays[1].image: holds a 320x240 picture (its picture 2, after the first) "
-        "(0.1 megapixels), over the limit of 0.0 megapixels (MAX_INPUT_PIXELS)"
+    assert str(caught.value) == (
+        "overlays[1].image: its picture 2 is 320x240 (0.1 megapixels), over the limit of "
+        "0.0 megapixels (MAX_INPUT_PIXELS); a still image must hold exactly one picture"
     )
 
 

@@ -726,10 +726,11 @@ def _check_refused_image_pixels(logs: Iterable[Any], source: str, limits: ProbeL
 def _refuse_image_size(
     width: int, height: int, source: str, limits: ProbeLimits, nth: int = 1
 ) -> None:
-    what = f"is a {width}x{height} image" if nth == 1 else (
-        f"holds a {width}x{height} picture (its picture {nth}, after the first)")  # fmt: skip
+    """The size refusal; for a picture after the first (`nth`), the word that one is allowed."""
+    what, advice = f"is a {width}x{height} image", "use a smaller image"
+    if nth > 1:
+        what, advice = f"its picture {nth} is {width}x{height}", f"{ONE_PICTURE} picture"
     raise InputError(
-        source, f"{what} ({width * height / 1e6:.1f} megapixels), over "
-        f"the limit of {limits.max_pixels / 1e6:.1f} megapixels (MAX_INPUT_PIXELS); "
-        "use a smaller image"
+        source, f"{what} ({width * height / 1e6:.1f} megapixels), over the limit of "
+        f"{limits.max_pixels / 1e6:.1f} megapixels (MAX_INPUT_PIXELS); {advice}"
     )  # fmt: skip
