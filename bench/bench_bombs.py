@@ -1,8 +1,10 @@
 """Decode and pixel bombs against a real worker (by hand: `.venv/bin/python bench/bench_bombs.py`).
 
-Targets (issue 8, "Measure"):
+Targets (issue 8, "Measure"; issue 15):
 - peak RSS of the worker's process tree (the worker, its probe child, its FFmpeg) on the
-  16000x16000 PNG-in-MOV stays under 300 MB;
+  16000x16000 PNG-in-MOV stays under 300 MB, and so does it on the multi-picture still (one
+  320x240 PNG, then six 8192x8192 16-bit PNGs, 3 MB: FFmpeg once decoded them all, 2.1 GB as
+  a still clip and 2.9 GB as an overlay), given as a still clip and as an image overlay;
 - the tree's CPU on the duration-less Matroska (hours of black 1080p in ~20 MB) is bounded by
   the probe's time limit (PROBE_TIMEOUT, 20 s), and CPU is back to idle within 2 s after a bomb
   job ends, including one that times out (JOB_TIMEOUT) in the middle of its probe.
@@ -27,11 +29,13 @@ import asyncio
 import contextlib
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import threading
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_memory import WorkerProcess, load, mb  # noqa: E402
 
-from tests.media.bombs import endless_mkv, png_in_mov  # noqa: E402
+from tests.media.bombs import PNG_MAGIC, _chunk, endless_mkv, png_in_mov  # noqa: E402
 from tests.media.conftest import ffmpeg  # noqa: E402
 
 RSS_TARGET = 300e6
@@ -119,6 +123,28 @@ def back_to_idle(points: list[Point], end: float) -> float:
 # ---------------------------------------------------------------- files and server
 
 
+def deep_png(side: int) -> bytes:
+    """A `side` x `side` 16-bit RGBA PNG of zero rows: 8 bytes a pixel decoded (512 MB at
+    8192), about 0.5 MB on disk."""
+    header = struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (side * 8 + 1)  # filter byte + pixels
+    block = max(1, (8 << 20) // len(row))  # ~8 MB at a time
+    parts = [packer.compress(row * min(block, side - y)) for y in range(0, side, block)]
+    data = b"".join(parts) + packer.flush()
+    return PNG_MAGIC + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def multi_picture_png(folder: Path) -> Path:
+    """Issue 15's still: one small PNG, then six 8192x8192 16-bit ones, in one file."""
+    path = folder / "pictures.png"
+    if not path.exists():
+        small = folder / "small.png"
+        ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x240", "-frames:v", "1"], small)
+        path.write_bytes(small.read_bytes() + deep_png(8192) * 6)
+    return path
+
+
 def make_files(folder: Path, hours: float) -> dict[str, Path]:
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -130,6 +156,7 @@ def make_files(folder: Path, hours: float) -> dict[str, Path]:
     files = {
         "normal": normal,
         "pixels": png_in_mov(folder, 16000, rgb=True),
+        "pictures": multi_picture_png(folder),
         "endless": endless_mkv(folder, round(hours * 360) * 10, "1920x1080", "veryfast"),
     }
     print(f"files made in {time.perf_counter() - started:.1f} s:")
@@ -155,6 +182,7 @@ async def serve(files: dict[str, Path]) -> tuple[web.AppRunner, str]:
 class Run:
     name: str
     file: str
+    role: str = "clip"  # the file as a video clip, a "still" clip or an image "overlay"
     row: dict[str, Any] = field(default_factory=dict)
     enqueued: float = 0.0
     ended: float = 0.0
@@ -162,9 +190,20 @@ class Run:
     after: list[Point] = field(default_factory=list)
 
 
-async def run_job(run: Run, url: str, store: Any, sampler: TreeSampler, limit: float) -> None:
+def payload(run: Run, link: dict[str, str]) -> dict[str, Any]:
+    """The run's file as its only clip, as a still of 2 s, or as an overlay on the normal clip."""
+    url = link[run.file]
+    if run.role == "still":
+        return {"clips": [{"url": url, "duration": 2}]}
+    if run.role == "overlay":
+        return {"clips": [{"url": link["normal"]}], "overlays": [{"image": url}]}
+    return {"clips": [{"url": url}]}
+
+
+async def run_job(run: Run, job: dict[str, Any], store: Any, sampler: TreeSampler,
+                  limit: float) -> None:  # fmt: skip
     run.enqueued = time.time()
-    job_id, _ = await store.enqueue({"clips": [{"url": url}]}, max_attempts=1)
+    job_id, _ = await store.enqueue(job, max_attempts=1)
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         run.row = dict(await store.get(job_id) or {})
@@ -210,14 +249,14 @@ def report(runs: list[Run], idle_cores: float, probe_timeout: float) -> bool:
         if run.name != "baseline":
             ok &= idle_s <= IDLE_TARGET_S
             ok &= job_cpu <= probe_timeout + 5  # the probe's budget plus start-up and plan
-        if run.file == "pixels":
+        if run.file in ("pixels", "pictures"):
             ok &= peak.rss_tree < RSS_TARGET
             print(f"  peak tree RSS < {mb(RSS_TARGET)}: {peak.rss_tree < RSS_TARGET}")
     return ok
 
 
 async def phase(label: str, url: str, home: Path, log: Path, env: dict[str, str],
-                jobs: list[tuple[Run, str]], limit: float) -> float:  # fmt: skip
+                jobs: list[tuple[Run, dict[str, Any]]], limit: float) -> float:  # fmt: skip
     from worker.app import open_store
     from worker.settings import Settings
 
@@ -240,9 +279,9 @@ async def phase(label: str, url: str, home: Path, log: Path, env: dict[str, str]
         shown = " ".join(f"{k}={v}" for k, v in env.items())
         print(f"{label}: worker pid {worker.proc.pid} {shown}")
         async with open_store(Settings(database_url=url, home=home)) as store:
-            for run, job_url in jobs:
+            for run, job in jobs:
                 print(f"  running {run.name} … (load {load()})", flush=True)
-                await run_job(run, job_url, store, sampler, limit)
+                await run_job(run, job, store, sampler, limit)
         return idle
     finally:
         if sampler is not None:
@@ -264,16 +303,20 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         url = pg.get_uri()
         link = {name: f"{base}/{name}{path.suffix}" for name, path in files.items()}
         runs = [Run("baseline", "normal"), Run("pixel bomb", "pixels"),
-                Run("duration-less bomb", "endless")]  # fmt: skip
+                Run("duration-less bomb", "endless"),
+                Run("multi-picture still", "pictures", "still"),
+                Run("multi-picture overlay", "pictures", "overlay")]  # fmt: skip
         idle = await phase("default settings", url, work / "home", work / "worker.log", {},
-                           [(r, link[r.file]) for r in runs], args.limit)  # fmt: skip
+                           [(r, payload(r, link)) for r in runs], args.limit)  # fmt: skip
         timed_out = Run("duration-less bomb, JOB_TIMEOUT=2", "endless")
         await phase("short job timeout", url, work / "home2", work / "worker2.log",
-                    {"JOB_TIMEOUT": "2"}, [(timed_out, link["endless"])], args.limit)  # fmt: skip
+                    {"JOB_TIMEOUT": "2"}, [(timed_out, payload(timed_out, link))],
+                    args.limit)  # fmt: skip
         passed = report([*runs, timed_out], idle, probe_timeout=20.0)
         print(f"\nload average at the end: {load()}")
         print(
-            f"verdict (tree RSS < 300 MB on the pixel bomb; bomb CPU <= probe limit + 5 s; "
+            f"verdict (tree RSS < 300 MB on the pixel bomb and the multi-picture still; bomb CPU "
+            f"<= probe limit + 5 s; "
             f"idle within {IDLE_TARGET_S:g} s): {'PASS' if passed else 'FAIL'}"
         )
         return 0 if passed else 1

@@ -194,7 +194,8 @@ class Assembly:
         """
         videos = [
             video_job(clip, window, self.geometry, self.output.fit,
-                      self.scratch / f"video{i:03d}.mp4", self.threads)
+                      self.scratch / f"video{i:03d}.mp4", self.threads,
+                      max_pixels=self.output.max_input_pixels)
             for i, (clip, window) in enumerate(self.windows())
         ]  # fmt: skip
         soundtrack = self.scratch / "soundtrack.m4a"
@@ -265,7 +266,7 @@ class Assembly:
             caption_file, caption_layers = made.ass, made.most_at_once
         spent = cost.estimate(self.plan, self.clips, self.overlays, caption_layers)
         cost.check(spent, max_seconds=self.output.max_duration,
-                   max_pixels=self.limits.max_pixels)  # fmt: skip
+                   max_pixels=self.output.max_input_pixels)  # fmt: skip
         texts = write_texts([o for o in self.overlays if isinstance(o, TextOverlaySpec)],
                             self.scratch)  # fmt: skip
         return caption_file, texts

@@ -159,7 +159,7 @@ def picture_args(
     inputs: list[str] = []
     graph = []
     for k, (clip, window) in enumerate(zip(piece.clips, plan.windows, strict=True)):
-        inputs += clip_input(clip, window, threads)
+        inputs += clip_input(clip, window, threads, output.max_input_pixels)
         graph.append(clip_chain(k, clip, window, plan, output, piece.skips[k], piece.totals[k]))
     joins, label = join_parts(piece.clips, plan)
     graph += joins
@@ -171,7 +171,7 @@ def picture_args(
         label = "[captioned]"
     images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
     for overlay in images:
-        inputs += image_input(overlay.path, overlay.info)
+        inputs += image_input(overlay.path, overlay.info, max_pixels=output.max_input_pixels)
     parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan)
     graph += parts
     steps = [*fade_steps(timeline, output), *normal_steps(plan.geometry),
@@ -187,11 +187,13 @@ def picture_args(
     ]  # fmt: skip
 
 
-def clip_input(clip: ClipSpec, window: ClipWindow, threads: int) -> list[str]:
-    """One clip's `-i`: a video seeked to its trim, or a still read once as a picture."""
+def clip_input(clip: ClipSpec, window: ClipWindow, threads: int, max_pixels: int) -> list[str]:
+    """One clip's `-i`: a video seeked to its trim, or a still read once as a picture; its
+    decoder refuses pictures over `max_pixels` (MAX_INPUT_PIXELS)."""
     if clip.kind == "image":
-        return image_input(clip.path, clip.info)
-    return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
+        return image_input(clip.path, clip.info, max_pixels=max_pixels)
+    return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)],
+                      max_pixels=max_pixels)  # fmt: skip
 
 
 def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan, output: OutputSpec,

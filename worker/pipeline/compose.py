@@ -14,6 +14,7 @@ from typing import Literal
 
 from worker.errors import InputError
 from worker.media.captions import CaptionStyle
+from worker.media.confine import DEFAULT_MAX_PIXELS
 from worker.media.info import MediaInfo
 from worker.media.specs import (
     CaptionFile,
@@ -52,12 +53,17 @@ class Composition:
     overlays: tuple[OverlaySpec, ...] = ()
 
 
-def compose(payload: Payload, files: Files, *, max_duration: float) -> Composition:
+def compose(
+    payload: Payload, files: Files, *, max_duration: float,
+    max_input_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Composition:  # fmt: skip
+    """The assembly's specs for `payload`, within the operator's MAX_OUTPUT_SECONDS
+    (`max_duration`) and MAX_INPUT_PIXELS (`max_input_pixels`, for FFmpeg's decoders)."""
     clips = tuple(_clip(n, clip, files) for n, clip in enumerate(payload.clips))
     return Composition(
         clips=clips,
         music=_music(payload, files),
-        output=_output(payload, max_duration),
+        output=_output(payload, max_duration, max_input_pixels),
         captions=_captions(payload, files),
         overlays=tuple(_overlays(payload, files)),
     )
@@ -134,7 +140,7 @@ def _music(payload: Payload, files: Files) -> MusicSpec | None:
     )
 
 
-def _output(payload: Payload, max_duration: float) -> OutputSpec:
+def _output(payload: Payload, max_duration: float, max_input_pixels: int) -> OutputSpec:
     out = payload.output
     return OutputSpec(
         width=out.width,
@@ -143,6 +149,7 @@ def _output(payload: Payload, max_duration: float) -> OutputSpec:
         fit=out.fit,
         thumbnail=out.thumbnail,
         max_duration=max_duration,
+        max_input_pixels=max_input_pixels,
         fade_in=out.fade_in,
         fade_out=out.fade_out,
     )

@@ -122,8 +122,9 @@ class Pipeline:
         try:
             files = await self._gather(payload, attempt, ctx)
             composition = compose(
-                payload, files, max_duration=float(self.settings.max_output_seconds)
-            )
+                payload, files, max_duration=float(self.settings.max_output_seconds),
+                max_input_pixels=self.probe_limits.max_pixels,
+            )  # fmt: skip
             made = await self._assemble(composition, attempt, ctx)
             return await self._publish(made, keys, attempt, ctx)
         except BaseException:
