@@ -7,7 +7,10 @@ Targets (issue 8, "Measure"; issue 15):
   a still clip and 2.9 GB as an overlay), given as a still clip and as an image overlay;
 - the tree's CPU on the duration-less Matroska (hours of black 1080p in ~20 MB) is bounded by
   the probe's time limit (PROBE_TIMEOUT, 20 s), and CPU is back to idle within 2 s after a bomb
-  job ends, including one that times out (JOB_TIMEOUT) in the middle of its probe.
+  job ends, including one that times out (JOB_TIMEOUT) in the middle of its probe;
+- the caption recipes (a 2 MB cue of `<`, 2,000 cues of 999 `<`, 2 MB of backslash words in
+  `highlight`, 10,000 caption words at once): the worker's event loop never lags 0.5 s (its
+  /stats `event_loop_lag.max`), the tree stays under 300 MB, and it is idle within 2 s after.
 
 What it does: makes the files (tests/media/bombs.py: the bombs cost a few MB and seconds),
 serves them from 127.0.0.1, starts a fresh embedded Postgres and the worker as a separate
@@ -41,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,6 +56,7 @@ from tests.media.conftest import ffmpeg  # noqa: E402
 
 RSS_TARGET = 300e6
 IDLE_TARGET_S = 2.0
+LAG_TARGET_S = 0.5
 IDLE_CORES = 0.1
 WINDOW_S = 0.25
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -145,6 +149,26 @@ def multi_picture_png(folder: Path) -> Path:
     return path
 
 
+def caption_files(folder: Path) -> dict[str, Path]:
+    """Issue 15's caption recipes, each about 2 MB: a WebVTT file of one cue of `<` and no `>`
+    (the tag pattern once backtracked over it, holding the GIL), one of 2,000 cues of 999 `<`
+    (within every bound: read, and shown as text), and an SRT of 9,000 words of 200
+    backslashes for `highlight` (its document once grew to 162 MB in the event loop)."""
+    made = {
+        "angle_cue": folder / "angle-cue.vtt",
+        "angle_cues": folder / "angle-cues.vtt",
+        "backslashes": folder / "backslashes.srt",
+    }
+    made["angle_cue"].write_text("WEBVTT\n\n00:00.000 --> 00:03.000\n" + "<" * 2_000_000 + "\n")
+    cues = [f"00:00.{n // 2 % 1000:03d} --> 00:03.000\n{'<' * 999}\n" for n in range(2000)]
+    made["angle_cues"].write_text("WEBVTT\n\n" + "\n".join(cues))
+    word = "\\" * 200
+    blocks = [f"{n + 1}\n00:00:00,{n % 1000:03d} --> 00:00:03,000\n{' '.join([word] * 4)}\n"
+              for n in range(2250)]  # fmt: skip
+    made["backslashes"].write_text("\n".join(blocks))
+    return made
+
+
 def make_files(folder: Path, hours: float) -> dict[str, Path]:
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,6 +182,7 @@ def make_files(folder: Path, hours: float) -> dict[str, Path]:
         "pixels": png_in_mov(folder, 16000, rgb=True),
         "pictures": multi_picture_png(folder),
         "endless": endless_mkv(folder, round(hours * 360) * 10, "1920x1080", "veryfast"),
+        **caption_files(folder),
     }
     print(f"files made in {time.perf_counter() - started:.1f} s:")
     for name, path in files.items():
@@ -182,8 +207,9 @@ async def serve(files: dict[str, Path]) -> tuple[web.AppRunner, str]:
 class Run:
     name: str
     file: str
-    role: str = "clip"  # the file as a video clip, a "still" clip or an image "overlay"
+    role: str = "clip"  # the file as a video clip, a "still" clip, an image "overlay", "captions"
     row: dict[str, Any] = field(default_factory=dict)
+    lag: float = 0.0  # the worker's worst event-loop lag since it started, after this job
     enqueued: float = 0.0
     ended: float = 0.0
     points: list[Point] = field(default_factory=list)
@@ -197,11 +223,25 @@ def payload(run: Run, link: dict[str, str]) -> dict[str, Any]:
         return {"clips": [{"url": url, "duration": 2}]}
     if run.role == "overlay":
         return {"clips": [{"url": link["normal"]}], "overlays": [{"image": url}]}
+    if run.role == "captions":
+        kind = "srt_url" if url.endswith(".srt") else "vtt_url"
+        return {"clips": [{"url": link["normal"]}],
+                "captions": {kind: url, "style": "highlight", "max_words": 20}}  # fmt: skip
+    if run.role == "overlapping":
+        words = [{"word": f"w{n}", "start": 0, "end": 4} for n in range(10_000)]
+        return {"clips": [{"url": link["normal"]}], "captions": {"words": words, "max_words": 1}}
     return {"clips": [{"url": url}]}
 
 
+async def worst_lag(port: int) -> float:
+    """The worker's worst event-loop lag since it started (/stats `event_loop_lag.max`)."""
+    async with ClientSession() as http, http.get(f"http://127.0.0.1:{port}/stats") as reply:
+        stats = await reply.json()
+    return float(stats["event_loop_lag"]["max"])
+
+
 async def run_job(run: Run, job: dict[str, Any], store: Any, sampler: TreeSampler,
-                  limit: float) -> None:  # fmt: skip
+                  limit: float, port: int) -> None:  # fmt: skip
     run.enqueued = time.time()
     job_id, _ = await store.enqueue(job, max_attempts=1)
     deadline = time.monotonic() + limit
@@ -215,6 +255,7 @@ async def run_job(run: Run, job: dict[str, Any], store: Any, sampler: TreeSample
     await asyncio.sleep(5.0)  # what the tree does after the job
     run.points = sampler.between(run.enqueued, run.ended)
     run.after = sampler.between(run.ended - WINDOW_S, run.ended + 5.0)
+    run.lag = await worst_lag(port)
 
 
 def report(runs: list[Run], idle_cores: float, probe_timeout: float) -> bool:
@@ -246,8 +287,14 @@ def report(runs: list[Run], idle_cores: float, probe_timeout: float) -> bool:
         print(f"  tree CPU during the job: {job_cpu:.2f} s; including the 5 s after: {cpu:.2f} s")
         print(f"  CPU back to idle {idle_s:.2f} s after the job ended "
               f"(tree use in the 5 s after: {cpu_rate(run.after):.3f} cores)")  # fmt: skip
+        print(f"  worst event-loop lag since the worker started: {run.lag * 1000:.1f} ms")
+        if run.role in ("captions", "overlapping"):
+            ok &= run.lag < LAG_TARGET_S and peak.rss_tree < RSS_TARGET
+            print(f"  loop lag < {LAG_TARGET_S:g} s: {run.lag < LAG_TARGET_S}; peak tree RSS < "
+                  f"{mb(RSS_TARGET)}: {peak.rss_tree < RSS_TARGET}")  # fmt: skip
         if run.name != "baseline":
             ok &= idle_s <= IDLE_TARGET_S
+        if run.file in ("pixels", "pictures", "endless"):
             ok &= job_cpu <= probe_timeout + 5  # the probe's budget plus start-up and plan
         if run.file in ("pixels", "pictures"):
             ok &= peak.rss_tree < RSS_TARGET
@@ -269,7 +316,7 @@ async def phase(label: str, url: str, home: Path, log: Path, env: dict[str, str]
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     sampler: TreeSampler | None = None
     try:
-        await asyncio.to_thread(worker.wait_ready, 120)
+        port = await asyncio.to_thread(worker.wait_ready, 120)
         sampler = TreeSampler(worker.proc.pid)
         sampler.start()
         await asyncio.sleep(3.0)
@@ -281,7 +328,7 @@ async def phase(label: str, url: str, home: Path, log: Path, env: dict[str, str]
         async with open_store(Settings(database_url=url, home=home)) as store:
             for run, job in jobs:
                 print(f"  running {run.name} … (load {load()})", flush=True)
-                await run_job(run, job, store, sampler, limit)
+                await run_job(run, job, store, sampler, limit, port)
         return idle
     finally:
         if sampler is not None:
@@ -305,7 +352,12 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         runs = [Run("baseline", "normal"), Run("pixel bomb", "pixels"),
                 Run("duration-less bomb", "endless"),
                 Run("multi-picture still", "pictures", "still"),
-                Run("multi-picture overlay", "pictures", "overlay")]  # fmt: skip
+                Run("multi-picture overlay", "pictures", "overlay"),
+                Run("caption file: one cue of 2 MB of '<'", "angle_cue", "captions"),
+                Run("caption file: 2,000 cues of 999 '<'", "angle_cues", "captions"),
+                Run("caption file: 2 MB of backslash words, highlight", "backslashes",
+                    "captions"),
+                Run("10,000 caption words at once", "normal", "overlapping")]  # fmt: skip
         idle = await phase("default settings", url, work / "home", work / "worker.log", {},
                            [(r, payload(r, link)) for r in runs], args.limit)  # fmt: skip
         timed_out = Run("duration-less bomb, JOB_TIMEOUT=2", "endless")
@@ -315,7 +367,8 @@ async def bench(args: argparse.Namespace, work: Path) -> int:
         passed = report([*runs, timed_out], idle, probe_timeout=20.0)
         print(f"\nload average at the end: {load()}")
         print(
-            f"verdict (tree RSS < 300 MB on the pixel bomb and the multi-picture still; bomb CPU "
+            f"verdict (tree RSS < 300 MB on the pixel bomb, the multi-picture still and the "
+            f"caption recipes; loop lag < {LAG_TARGET_S:g} s on the caption recipes; bomb CPU "
             f"<= probe limit + 5 s; "
             f"idle within {IDLE_TARGET_S:g} s): {'PASS' if passed else 'FAIL'}"
         )

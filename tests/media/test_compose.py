@@ -21,12 +21,12 @@ from tests.media.checks import (
     tone_level_db,
 )
 from tests.media.conftest import X264, ffmpeg
-from worker.errors import PayloadError
+from worker.errors import InputError, PayloadError
 from worker.media.assemble import assemble
 from worker.media.captions import CaptionStyle, Word
 from worker.media.compose import MAX_CLIPS_PER_PASS, picture_args, split_timeline
 from worker.media.confine import PIXEL_CEILING
-from worker.media.ffmpeg import FFmpegError, input_args
+from worker.media.ffmpeg import FFmpegError, input_args, run_ffmpeg
 from worker.media.filters import video_job
 from worker.media.info import MATRICES, MediaInfo, VideoInfo
 from worker.media.plan import make_plan
@@ -601,14 +601,19 @@ def test_every_input_gets_the_operators_pixel_limit_and_a_still_one_decoder_thre
     assert _option(ceiling, "-max_pixels") == str(PIXEL_CEILING)
 
 
-async def test_ffmpeg_refuses_a_still_over_the_operators_pixel_limit(
+async def test_a_still_over_the_operators_pixel_limit_is_refused_before_and_by_ffmpeg(
     made: Made, workdir: Path
 ) -> None:
-    """The limit is FFmpeg's own second line: a 640x360 still (which the probe would refuse
-    first) does not decode under MAX_INPUT_PIXELS of 320x180."""
+    """Past the probe, two more lines hold MAX_INPUT_PIXELS: the cost check refuses a 640x360
+    still under a limit of 320x180 before anything is encoded, and FFmpeg's decoder, given the
+    same limit as `-max_pixels`, would not decode it either."""
     clips = [made.still(made.square(), duration=0.5)]
     output = OutputSpec(width=320, height=180, max_input_pixels=320 * 180)
-    with pytest.raises(FFmpegError) as caught:
+    with pytest.raises(InputError, match=r"^clips\[0\]: has pictures of 230400 pixels; at most"):
         await assemble(clips, audio=None, output=output, workdir=workdir)
-    assert "Picture size 640x360 exceeds specified max pixel count 57600" in caught.value.stderr
     assert not (workdir / "output.mp4").exists()
+    args = [*input_args(clips[0].path, formats=("png_pipe",), max_pixels=320 * 180),
+            "-frames:v", "1", "-f", "null", "-"]  # fmt: skip
+    with pytest.raises(FFmpegError) as caught:
+        await run_ffmpeg(args, expected_duration=None, on_progress=None)
+    assert "Picture size 640x360 exceeds specified max pixel count 57600" in caught.value.stderr
