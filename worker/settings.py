@@ -34,7 +34,9 @@ class SettingsError(ConfigError, ValueError):
     """
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -44,6 +46,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -162,7 +166,7 @@ class Settings:
             poll_interval_ms=_int(env, "POLL_INTERVAL", 5000, minimum=10),
             concurrency=_int(env, "WORKER_CONCURRENCY", 1, minimum=1),
             worker_id=_first(env, "WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
-            port=_int(env, "PORT", 3001, minimum=0),
+            port=_int(env, "PORT", 3001, minimum=0, maximum=65535),
             allow_private_urls=_bool(env, "ALLOW_PRIVATE_URLS"),
             lease_seconds=_int(env, "LEASE_SECONDS", 60, minimum=2),
             job_timeout=_int(env, "JOB_TIMEOUT", 1800, minimum=1),
