@@ -158,7 +158,7 @@ def test_run_on_a_port_another_program_holds_says_so_and_exits_at_once(db_url):
     """A second local worker on the default port once hung for good (the pool half-open,
     SIGTERM ignored); now the port is checked before anything else starts."""
     with socket.socket() as holder:
-        holder.bind(("0.0.0.0", 0))  # noqa: S104 (as the worker binds)
+        holder.bind(("0.0.0.0", 0))
         holder.listen()
         port = holder.getsockname()[1]
         proc = cli(db_url, "run", PORT=str(port))

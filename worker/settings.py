@@ -25,6 +25,9 @@ from worker.errors import ConfigError
 GIB = 1024**3
 
 
+MAX_RETENTION_DAYS = 36_500  # a century: past it, now() minus the age leaves Postgres' range
+
+
 class SettingsError(ConfigError, ValueError):
     """A setting has a value the worker cannot use; the message names the variable.
 
@@ -183,7 +186,7 @@ class Settings:
             log_format=log_format,
             stats_token=_token(env, "STATS_TOKEN"),
             metrics_token=_token(env, "METRICS_TOKEN"),
-            retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1),
+            retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1, maximum=MAX_RETENTION_DAYS),
             auto_cleanup=_bool(env, "AUTO_CLEANUP"),
             retry_base_seconds=_int(env, "RETRY_BASE_MS", 10_000, minimum=0) / 1000,
             event_loop=event_loop,
