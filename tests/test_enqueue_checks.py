@@ -100,6 +100,20 @@ async def test_a_valid_payload_is_still_enqueued(store, db_url):
     assert len(await job_ids(store)) == 1
 
 
+async def test_a_typo_is_enqueued_with_a_warning_naming_the_key(store, db_url):
+    payload = {
+        "clips": [{"url": URL, "transtion": {"type": "fade"}}],
+        "outptu": {"fps": 30},
+        "captions": {"words": [{"word": "hi", "start": 0, "end": 1}], "stlye": "pop"},
+    }
+    proc = cli(db_url, "enqueue", "--payload", json.dumps(payload))
+    assert proc.stdout.startswith("enqueued ")
+    assert proc.stderr.count("video-worker: warning: ") == 3, proc.stderr
+    for key in ("outptu", "clips[0].transtion", "captions.stlye"):
+        assert f"warning: {key}: unknown key, ignored" in proc.stderr
+    assert len(await job_ids(store)) == 1
+
+
 async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float = 30) -> str:
     seen = ""
 

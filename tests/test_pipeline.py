@@ -116,10 +116,11 @@ async def test_a_job_becomes_a_streamable_mp4_with_a_poster(store, tmp_path, med
                 "clips": [
                     {"url": f"{base}/a.mp4"},
                     {"url": f"{base}/b.mp4"},
-                    {"url": f"{base}/c.mp4", "start": 0.5},
+                    {"url": f"{base}/c.mp4", "start": 0.5, "fade_inn": 1},
                 ],
                 "audio": {"url": f"{base}/music.m4a", "volume": 0.5, "duck": True},
                 "output": {"width": 320, "height": 240, "path": "user-1/final.mp4"},
+                "outptu": {"fps": 30},
             }
         )
         async with worker(store, tmp_path) as (_, settings):
@@ -137,8 +138,13 @@ async def test_a_job_becomes_a_streamable_mp4_with_a_poster(store, tmp_path, med
         "audio_codec",
         "join",
         "timings",
+        "warnings",
     ):
         assert key in result
+    assert result["warnings"] == [
+        "outptu: unknown key, ignored",
+        "clips[2].fade_inn: unknown key, ignored",
+    ]
     assert result["storage_path"] == "user-1/final.mp4" and result["join"] == "reencode"
     assert (result["width"], result["height"], result["video_codec"], result["audio_codec"]) == (
         320,

@@ -193,14 +193,17 @@ def checked_payload(args: argparse.Namespace, settings: Settings) -> dict[str, A
     """The payload `enqueue` inserts, refused with the worker's own message when it cannot
     work."""
     from worker.payload import parse_payload
+    from worker.payload.warnings import ignored_keys
 
     payload = payload_from_args(args)
     if args.no_check:
         return payload
     try:
-        parse_payload(payload, settings)
+        parsed = parse_payload(payload, settings)
     except PayloadError as exc:
         raise ValueError(f"{exc}{_local_file_hint(payload)}") from None
+    for warning in ignored_keys(payload, parsed):  # as the job's result.warnings will say
+        print(f"video-worker: warning: {warning}", file=sys.stderr)
     return payload
 
 

@@ -32,6 +32,7 @@ from worker.media.info import MIB, MediaInfo, ProbeLimits
 from worker.media.probe_process import probe_all
 from worker.media.specs import AssemblyResult
 from worker.payload import Payload, output_key, parse_payload
+from worker.payload.warnings import ignored_keys
 from worker.pipeline.compose import Composition, Files, compose
 from worker.pipeline.inputs import Input, InputId, job_inputs
 from worker.pipeline.scratch import attempt_folder
@@ -80,6 +81,7 @@ class Attempt:
     workdir: Path
     publication: Publication
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # the payload's ignored keys
 
 
 def settings_probe_limits(settings: Settings) -> ProbeLimits:
@@ -111,13 +113,16 @@ class Pipeline:
         )
 
     async def __call__(self, job: Job, ctx: JobContext) -> JobOutcome:
-        payload = parse_payload(job.payload, self.settings)
+        raw = job.payload
+        payload = parse_payload(raw, self.settings)
         tenancy = Tenancy.for_job(
             job.user_id, self.storage.bucket, self.settings.storage_read_buckets
         )
         keys = _output_keys(payload, job, tenancy)
         attempt = Attempt(
-            attempt_folder(self.settings.home, job.id), Publication(self.storage, tenancy)
+            attempt_folder(self.settings.home, job.id),
+            Publication(self.storage, tenancy),
+            warnings=ignored_keys(raw, payload),
         )
         try:
             files = await self._gather(payload, attempt, ctx)
@@ -215,7 +220,7 @@ class Pipeline:
         return JobOutcome(
             video_url=video.url,
             thumbnail_url=poster.url if poster else None,
-            result=_result(made, video, poster, captions, attempt.timings),
+            result=_result(made, video, poster, captions, attempt),
         )
 
     async def _upload(
@@ -271,7 +276,7 @@ def _result(
     video: StoredObject,
     poster: StoredObject | None,
     captions: StoredObject | None,
-    timings: dict[str, float],
+    attempt: Attempt,
 ) -> dict[str, Any]:
     return {
         "storage_path": video.key,
@@ -287,9 +292,10 @@ def _result(
         "thumbnail_path": poster.key if poster else None,
         "captions_path": captions.key if captions else None,
         "timings": {
-            **{k: round(v, 3) for k, v in timings.items()},
+            **{k: round(v, 3) for k, v in attempt.timings.items()},
             **{f"ffmpeg_{k}": round(v, 3) for k, v in made.timings.items()},
         },
+        "warnings": attempt.warnings,
     }
 
 
