@@ -113,7 +113,8 @@ create trigger video_jobs_pending_cap
 --      users' rows (at most MAX_PENDING_PER_USER each);
 --   c. only if a busy user could beat it (a higher priority, or nothing found in b): each busy
 --      user's first ready job at that priority or above, one probe each in
---      video_jobs_user_claim_idx, ordered by priority, then fewest running, then age;
+--      video_jobs_user_claim_idx (the backend's too, `user_id is null`), ordered by priority,
+--      then fewest running, then age;
 --   d. for a job with a user_id, the user's advisory lock (try: another replica claiming for
 --      that user right now means skip the user this time) and a fresh count of their running
 --      jobs under it; at the cap, the user is skipped and the pick starts again.
@@ -159,6 +160,14 @@ declare
     v_id uuid;
     v_user uuid;
     v_priority int;
+    v_floor int;
+    v_n int;
+    v_run_at timestamptz;
+    v_seq bigint;
+    v_b_id uuid;
+    v_b_priority int;
+    v_b_run_at timestamptz;
+    v_b_seq bigint;
     v_best_id uuid;
     v_best_user uuid;
 begin
@@ -207,13 +216,44 @@ begin
         v_best_id := v_id;
         v_best_user := v_user;
         if v_priority is null or v_priority < 2147483647 then
-            select c.id, c.user_id into v_id, v_user
-            from public.video_jobs_claim_busy_heads_v2(
-                v_busy, v_busy_n, v_backend_n,
-                coalesce(v_priority + 1, -2147483648), v_now) as c
-            order by c.priority desc, c.n, c.run_at, c.seq
-            limit 1;
-            if found then
+            v_floor := coalesce(v_priority + 1, -2147483648);
+            v_id := null;
+            if cardinality(v_busy) > 0 then
+                select h.id, h.user_id, h.priority, b.n, h.run_at, h.seq
+                into v_id, v_user, v_priority, v_n, v_run_at, v_seq
+                from unnest(v_busy, v_busy_n) as b(k, n)
+                cross join lateral (
+                    select q.id, q.user_id, q.priority, q.run_at, q.seq
+                    from public.video_jobs as q
+                    where q.user_id = b.k and q.status = 'pending' and q.priority >= v_floor
+                      and q.run_at <= v_now and q.cancel_requested_at is null
+                    order by q.priority desc, q.run_at, q.seq
+                    limit 1
+                    for update skip locked
+                ) as h
+                order by h.priority desc, b.n, h.run_at, h.seq
+                limit 1;
+            end if;
+            if v_backend_n > 0 then
+                select q.id, q.priority, q.run_at, q.seq
+                into v_b_id, v_b_priority, v_b_run_at, v_b_seq
+                from public.video_jobs as q
+                where q.user_id is null and q.status = 'pending' and q.priority >= v_floor
+                  and q.run_at <= v_now and q.cancel_requested_at is null
+                order by q.priority desc, q.run_at, q.seq
+                limit 1
+                for update skip locked;
+                if found and (v_id is null or v_b_priority > v_priority
+                              or (v_b_priority = v_priority
+                                  and (v_backend_n < v_n
+                                       or (v_backend_n = v_n
+                                           and (v_b_run_at, v_b_seq) < (v_run_at, v_seq)))))
+                then
+                    v_id := v_b_id;
+                    v_user := null;
+                end if;
+            end if;
+            if v_id is not null then
                 v_best_id := v_id;
                 v_best_user := v_user;
             end if;
@@ -251,48 +291,6 @@ begin
         v_claimed := v_claimed + 1;
         return next;
     end loop;
-end;
-$$;
-
--- c. of the claim: the first ready job, at p_min_priority or above, of each user with jobs
--- running below the cap (and of the backend, when its jobs run), locked with SKIP LOCKED. One
--- index probe per user; a user with nothing at that priority costs one index descent.
-create or replace function public.video_jobs_claim_busy_heads_v2(
-    p_users uuid[],
-    p_running int[],
-    p_backend_running int,
-    p_min_priority int,
-    p_now timestamptz
-)
-returns table (id uuid, user_id uuid, priority int, n int, run_at timestamptz, seq bigint)
-language plpgsql
-set search_path = ''
-set plan_cache_mode = force_generic_plan
-as $$
-#variable_conflict use_column
-begin
-    return query
-    select h.id, h.user_id, h.priority, b.n, h.run_at, h.seq
-    from unnest(p_users, p_running) as b(k, n)
-    cross join lateral (
-        select j.id, j.user_id, j.priority, j.run_at, j.seq
-        from public.video_jobs as j
-        where j.user_id = b.k and j.status = 'pending' and j.priority >= p_min_priority
-          and j.run_at <= p_now and j.cancel_requested_at is null
-        order by j.priority desc, j.run_at, j.seq
-        limit 1
-        for update skip locked
-    ) as h;
-    if p_backend_running > 0 then
-        return query
-        select j.id, j.user_id, j.priority, p_backend_running, j.run_at, j.seq
-        from public.video_jobs as j
-        where j.user_id is null and j.status = 'pending' and j.priority >= p_min_priority
-          and j.run_at <= p_now and j.cancel_requested_at is null
-        order by j.priority desc, j.run_at, j.seq
-        limit 1
-        for update skip locked;
-    end if;
 end;
 $$;
 
@@ -421,8 +419,8 @@ begin
     end if;
     for fn in select p.oid::regprocedure from pg_proc as p
               where p.pronamespace = 'public'::regnamespace
-                and p.proname in ('video_jobs_claim_v2', 'video_jobs_claim_busy_heads_v2',
-                                  'video_jobs_user_slot_v2', 'video_jobs_complete_and_claim_v2',
+                and p.proname in ('video_jobs_claim_v2', 'video_jobs_user_slot_v2',
+                                  'video_jobs_complete_and_claim_v2',
                                   'video_jobs_mark_held_v1', 'video_jobs_pending_cap') loop
         execute format('revoke execute on function %s from %s', fn, api_roles);
     end loop;
