@@ -23,6 +23,7 @@ from worker.errors import (
     JobTimeout,
     LeaseLost,
     PayloadError,
+    PendingLimitError,
     PermanentError,
     RetryableError,
     StorageError,
@@ -79,9 +80,10 @@ def test_every_exception_class_in_the_worker_descends_from_the_root():
 
 
 def test_every_error_is_on_one_side_or_says_why_not():
-    """Permanent or retryable; only a lost lease (nothing to write) and configuration errors
-    (never on a row; see ConfigError) stand apart."""
-    apart = (LeaseLost, ConfigError)
+    """Permanent or retryable; only a lost lease (nothing to write), configuration errors
+    (never on a row; see ConfigError) and an enqueue the pending cap refused (no row was
+    made) stand apart."""
+    apart = (LeaseLost, ConfigError, PendingLimitError)
     for cls in exception_classes():
         if cls is WorkerError:
             continue

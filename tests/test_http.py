@@ -316,3 +316,33 @@ async def test_stats_masks_secrets_and_paths_in_stored_errors(store, tmp_path):
     assert status == 200 and failure["id"] == str(job_id)
     assert secret not in failure["error"] and str(home) not in failure["error"]
     assert "File name too long" in failure["error"]
+
+
+async def test_operators_see_the_largest_backlogs_and_the_users_waiting(store):
+    """/stats lists the users with the most jobs pending (ids and counts only), /metrics says
+    how many users wait for their turn."""
+    import uuid
+
+    blocker = asyncio.Event()
+
+    async def handler(job, ctx):
+        await blocker.wait()
+
+    alice, bob = uuid.UUID(int=0xA), uuid.UUID(int=0xB)
+    for _ in range(4):
+        await store.enqueue({"secret": "not shown"}, user_id=alice)
+    await store.enqueue({}, user_id=bob)
+    await store.enqueue({})
+    async with running(store, handler, concurrency=1) as runner, http(runner) as session:
+        await wait_for(lambda: asyncio.sleep(0, result=runner.in_flight))
+        status, body = await get(session, "/stats")
+        assert status == 200
+        assert body["user_backlogs"] == [
+            {"user_id": str(alice), "pending": 3, "running": 1},
+            {"user_id": str(bob), "pending": 1, "running": 0},
+        ]
+        assert body["users_waiting"] == 3  # alice, bob and the backend's rows
+        assert "not shown" not in str(body)
+        status, text = await get(session, "/metrics")
+        assert "video_worker_queue_users_waiting 3.0" in text
+        blocker.set()

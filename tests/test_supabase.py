@@ -31,7 +31,11 @@ from worker.queue.models import Job, JobOutcome
 
 SUPABASE_FILE = "supabase/100_supabase.sql"
 # Every file of sql/supabase/, in the order `migrate` applies them.
-SUPABASE_FILES = [SUPABASE_FILE, "supabase/101_transitions_v1.sql"]
+SUPABASE_FILES = [
+    SUPABASE_FILE,
+    "supabase/101_transitions_v1.sql",
+    "supabase/102_fair_share.sql",
+]
 CLIPS = {"clips": [{"url": "https://cdn.example.com/a.mp4"}]}
 
 # Roles are cluster-wide and the test databases share one server: create them once, idempotently
@@ -499,6 +503,82 @@ async def test_the_job_transitions_are_out_of_the_browsers_reach(supa):
         assert row["allowed"] is False, role
 
 
+FAIR_SHARE = [
+    "video_jobs_claim_v2(text, int, bigint, timestamptz)",
+    "video_jobs_user_slot_v2(uuid, int)",
+    "video_jobs_complete_and_claim_v2(uuid, uuid, text, text, jsonb, text, bigint, timestamptz)",
+    "video_jobs_mark_held_v1(timestamptz)",
+    "video_jobs_pending_cap()",
+]
+
+
+async def test_fair_share_is_out_of_the_browsers_reach(supa):
+    """A project that gets 007_fair_share.sql after Supabase's default privileges gave the API
+    roles everything new: the claim, its helpers and the settings stay the worker's alone."""
+    for function in FAIR_SHARE:
+        await supa.rows(f"drop function public.{function} cascade")
+    await supa.rows("drop table public.video_jobs_settings")
+    await supa.conn.execute((SQL_DIR / "007_fair_share.sql").read_text().encode())
+    for function in FAIR_SHARE:
+        for role, allowed in [("anon", False), ("authenticated", False), ("service_role", True)]:
+            [row] = await supa.rows(
+                "select has_function_privilege(%s, %s, 'execute') as allowed",
+                role,
+                f"public.{function}",
+            )
+            assert row["allowed"] is allowed, (role, function)
+    alice, _ = users()
+    for role in ("authenticated", "anon"):
+        for query in (
+            "select * from public.video_jobs_settings",
+            "update public.video_jobs_settings set max_pending_per_user = 100000",
+            "select * from public.video_jobs_claim_v2('browser', 1, 1000000)",
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                await as_user(supa, alice if role == "authenticated" else None, query, role=role)
+
+
+async def set_pending_cap(db: Supabase, cap: int) -> None:
+    await db.rows("update public.video_jobs_settings set max_pending_per_user = %s", cap)
+
+
+async def test_a_user_past_the_pending_cap_is_refused_however_the_row_comes(supa):
+    """Under RLS, through the RPC and from a backend (the service role) alike, with no worker
+    running: SQLSTATE VJ001 and a message the app can show as it is."""
+    alice, bob = users()
+    await set_pending_cap(supa, 2)
+    key = f"render-{uuid.uuid4()}"
+    first = await enqueue_as(supa, alice, idempotency_key=key)
+    await insert_as(supa, alice, user_id=alice)
+    refusals = [
+        enqueue_as(supa, alice),
+        insert_as(supa, alice, user_id=alice),
+        as_user(
+            supa,
+            None,
+            "insert into public.video_jobs (payload, user_id) values ('{}', %s)",
+            alice,
+            role="service_role",
+        ),
+    ]
+    for attempt in refusals:
+        with pytest.raises(psycopg.Error) as refused:
+            await attempt
+        assert refused.value.sqlstate == "VJ001"
+        assert refused.value.diag.message_primary == (
+            "you have 2 videos waiting: wait until one of them starts before adding another"
+        )
+    # the same request again still answers with its job; bob and the backend are not held
+    assert await enqueue_as(supa, alice, idempotency_key=key) == first
+    await enqueue_as(supa, bob)
+    await supa.rows(
+        "insert into public.video_jobs (payload) select '{}' from generate_series(1, 5)"
+    )
+    # a job that starts makes room for the next
+    await supa.rows("update public.video_jobs set status = 'processing' where id = %s", first)
+    await enqueue_as(supa, alice)
+
+
 # --- cancelling -----------------------------------------------------------------------------
 
 
@@ -677,10 +757,12 @@ async def test_the_worker_claims_and_completes_jobs_with_rls_on(supa, worker_rol
         # as if that role had run the migrations (docs/supabase.md)
         for function in [
             *TRANSITIONS_V1,
+            *FAIR_SHARE,
             "video_jobs_complete_and_claim(uuid, uuid, text, text, jsonb, text, bigint)",
             "video_jobs_status_counts(bigint)",
         ]:
             await supa.rows(f"alter function public.{function} owner to video_worker_owner")
+        await supa.rows("alter table public.video_jobs_settings owner to video_worker_owner")
     alice, bob = users()
     ids = {
         await enqueue_as(supa, alice),

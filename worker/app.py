@@ -19,7 +19,9 @@ from worker.log import SecretMasker, get_logger
 from worker.metrics import WorkerMetrics
 from worker.pipeline.scratch import sweep_orphans
 from worker.queue.jobs import JobStore
+from worker.queue.queries import QUERIES
 from worker.queue.runner import Handler, Runner, listener_on
+from worker.queue.store import UserLimits
 from worker.settings import Settings
 from worker.webhooks.outbox import WebhookOutbox
 from worker.webhooks.store import OutboxStore
@@ -40,10 +42,23 @@ def load_handler(spec: str) -> Handler:
     return handler
 
 
-async def apply_migrations(url: str) -> list[str]:
+def user_limits(settings: Settings) -> UserLimits:
+    """MAX_RUNNING_PER_USER and MAX_PENDING_PER_USER, as the database keeps them."""
+    return UserLimits(settings.max_running_per_user, settings.max_pending_per_user)
+
+
+async def apply_migrations(url: str, limits: UserLimits | None = None) -> list[str]:
+    """Apply pending migrations; with `limits`, also write them where the database reads them
+    (`video-worker migrate` does; `enqueue`, which migrates a fresh database, does not)."""
     conn = await connect(url)
     try:
-        return await migrate(conn)
+        applied = await migrate(conn)
+        if limits is not None:
+            await conn.execute(
+                QUERIES["write_limits"],
+                {"max_running": limits.max_running, "max_pending": limits.max_pending},
+            )
+        return applied
     finally:
         await conn.close()
 
@@ -77,6 +92,8 @@ async def run_worker(
     pool = make_pool(url, max_size=settings.concurrency + 4)
     await pool.open(wait=False)
     store = JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
+    # before /health first answers: the claim and the pending cap read them from the database
+    await store.set_limits(user_limits(settings))
     await _sweep_scratch(settings, store)
     outbox = WebhookOutbox(settings, OutboxStore(pool))
     cleanup = AutoCleanup(settings, store)

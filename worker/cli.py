@@ -15,7 +15,7 @@ from worker import __version__
 from worker.db.embedded import stop_all
 from worker.db.preflight import PreflightError
 from worker.enqueue_args import add_enqueue_arguments
-from worker.errors import PermanentError
+from worker.errors import PendingLimitError, PermanentError
 from worker.log import configure
 from worker.settings import MAX_RETENTION_DAYS, Settings, SettingsError
 
@@ -42,6 +42,8 @@ ENVIRONMENT = [
     ("MAX_INPUT_PIXELS", "largest picture an input may have, in pixels (4096x4096x2)"),
     ("PROBE_TIMEOUT, PROBE_MEMORY_MB", "limits on checking one input (20 s, 1024 MB)"),
     ("MAX_PAYLOAD_BYTES", "largest payload, as JSON text (1048576)"),
+    ("MAX_RUNNING_PER_USER", "most jobs of one user_id running at once, all replicas (2)"),
+    ("MAX_PENDING_PER_USER", "most jobs of one user_id pending; inserts past it fail (100)"),
     ("ABORT_WAIT", "seconds a stopped job gets to clean up before the worker exits (10)"),
     ("WEBHOOK_SECRET", "key that signs webhook deliveries"),
     ("LOG_FORMAT", "json or console"),
@@ -177,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     except PreflightError as exc:
         print(f"video-worker: {exc}", file=sys.stderr)
         return 2
+    except PendingLimitError as exc:  # the user's queue is full: not the command's mistake
+        print(f"video-worker: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, PermanentError) as exc:
         # bad arguments or configuration (e.g. a storage backend without its bucket)
         print(f"video-worker: {exc}", file=sys.stderr)

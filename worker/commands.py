@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from worker.app import apply_migrations, load_handler, run_worker
+from worker.app import apply_migrations, load_handler, run_worker, user_limits
 from worker.db import preflight
 from worker.db.connection import make_pool
 from worker.db.preflight import Database
@@ -86,7 +86,7 @@ def _stop_on_hangup(runner: Any, _port: int) -> None:
 
 async def migrate(_args: argparse.Namespace, settings: Settings) -> int:
     db = await checked_database(settings, need_schema=False)
-    applied = await apply_migrations(db.url)
+    applied = await apply_migrations(db.url, user_limits(settings))
     print("applied: " + ", ".join(applied) if applied else "up to date")
     return 0
 

@@ -14,6 +14,7 @@
     │   ├── FFmpegError               FFmpeg exited non-zero (media/ffmpeg.py)
     │   └── UnexpectedError           stands for any exception from outside this tree
     ├── LeaseLost                     this replica no longer holds the job: stop and write nothing
+    ├── PendingLimitError             an enqueue refused: the user has MAX_PENDING_PER_USER waiting
     └── ConfigError                   the worker cannot start as configured; never on a row
         ├── SettingsError             an environment variable (settings.py)
         ├── PreflightError            the database cannot be used (db/preflight.py)
@@ -121,6 +122,20 @@ class LeaseLost(WorkerError):
 
     On neither side: it is not the job's failure, and the replica that holds the job now
     decides its outcome."""
+
+
+class PendingLimitError(WorkerError):
+    """An insert refused by the database: the job's user already has MAX_PENDING_PER_USER jobs
+    pending (sql/007_fair_share.sql raises it with SQLSTATE `PENDING_LIMIT_SQLSTATE`). The
+    message is the database's, written for the end user.
+
+    On neither side: no job was created, so there is no row to fail; `video-worker enqueue`
+    prints it and exits non-zero."""
+
+    retryable = False
+
+
+PENDING_LIMIT_SQLSTATE = "VJ001"
 
 
 class ConfigError(WorkerError):

@@ -47,6 +47,12 @@ class WorkerMetrics:
             "Age of the oldest ready pending job.",
             registry=self.registry,
         )
+        self.users_waiting = Gauge(
+            "video_worker_queue_users_waiting",
+            "Users with a ready job pending (fair share: they take turns); the rows without "
+            "user_id count as one.",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "video_worker_in_flight_jobs", "Jobs this replica is running.", registry=self.registry
         )

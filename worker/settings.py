@@ -54,6 +54,9 @@ def _int(
     return value
 
 
+PG_INT_MAX = 2**31 - 1  # a Postgres int: the per-user caps are stored in video_jobs_settings
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -112,6 +115,8 @@ class Settings:
     probe_timeout: float = 20.0
     probe_memory_mb: int = 1024
     max_payload_bytes: int = 1024**2
+    max_running_per_user: int = 2  # over all replicas; rows without user_id are not capped
+    max_pending_per_user: int = 100  # inserts past it fail, in the database
     abort_wait: float = 10.0
     webhook_secret: str | None = field(default=None, repr=False)
     log_format: str = "auto"
@@ -181,6 +186,8 @@ class Settings:
             probe_timeout=_int(env, "PROBE_TIMEOUT", 20, minimum=1),
             probe_memory_mb=_int(env, "PROBE_MEMORY_MB", 1024, minimum=256),
             max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", 1024**2, minimum=2),
+            max_running_per_user=_int(env, "MAX_RUNNING_PER_USER", 2, 1, PG_INT_MAX),
+            max_pending_per_user=_int(env, "MAX_PENDING_PER_USER", 100, 1, PG_INT_MAX),
             abort_wait=_int(env, "ABORT_WAIT", 10, minimum=1),
             webhook_secret=_first(env, "WEBHOOK_SECRET"),
             log_format=log_format,

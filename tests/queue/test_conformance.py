@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.queue.conftest import ManualClock
+from worker.errors import PendingLimitError
 from worker.queue.jobs import JobStore
 from worker.queue.memory import MemoryJobStore
 from worker.queue.models import Job, JobOutcome, Status
+from worker.queue.store import Backlog, UserLimits
 
 LEASE = 10
 TIMESTAMPS = ("run_at", "heartbeat_at", "created_at", "started_at", "completed_at")
@@ -64,7 +66,7 @@ async def enqueue(driver: Driver, **kw: Any) -> uuid.UUID:
 
 
 async def test_claim_takes_priority_then_run_at_then_age_and_not_the_future(driver):
-    now = datetime.now(UTC)
+    now = driver.clock.now  # the store's clock (the wall clock ran on while the database was made)
     plain = await enqueue(driver)
     urgent = await enqueue(driver, priority=5)
     earlier = await enqueue(driver, run_at=now - timedelta(minutes=1))
@@ -286,3 +288,109 @@ async def test_an_idempotency_key_returns_the_first_job(driver):
     first, created = await driver.store.enqueue({}, idempotency_key="k1")
     again, created_again = await driver.store.enqueue({"other": 1}, idempotency_key="k1")
     assert (again, created, created_again) == (first, True, False)
+
+
+# ---- fair share (sql/007_fair_share.sql) ----------------------------------------------------
+
+ALICE, BOB, CAROL = (uuid.UUID(int=n) for n in (0xA, 0xB, 0xC))
+
+
+async def claimed_users(driver: Driver, n: int) -> list[uuid.UUID | None]:
+    """Whose job each of `n` single claims took (None: a row without user_id)."""
+    found = []
+    for _ in range(n):
+        job = await driver.claim_one()
+        assert job is not None
+        found.append(job.user_id)
+    return found
+
+
+async def test_users_take_turns_fewest_running_first_then_age(driver):
+    for _ in range(3):
+        await enqueue(driver, user_id=ALICE)
+    await enqueue(driver)  # the backend's rows are one more user
+    await enqueue(driver)
+    await enqueue(driver, user_id=BOB)
+    # 0 running each: oldest first (alice, backend, bob); then 1 each: oldest again
+    assert await claimed_users(driver, 5) == [ALICE, None, BOB, ALICE, None]
+    assert await driver.claim_one() is None  # alice is at the cap (2), her third job waits
+
+
+async def test_priority_still_wins_across_users(driver):
+    await driver.store.set_limits(UserLimits(max_running=5))
+    for _ in range(2):
+        await enqueue(driver, user_id=ALICE, priority=5)
+    await enqueue(driver, user_id=BOB)
+    await enqueue(driver, user_id=CAROL, priority=1)
+    assert await claimed_users(driver, 4) == [ALICE, ALICE, CAROL, BOB]
+
+
+async def test_a_user_never_runs_more_than_the_cap_the_backend_is_not_capped(driver):
+    await driver.store.set_limits(UserLimits(max_running=3))
+    for _ in range(5):
+        await enqueue(driver, user_id=ALICE)
+        await enqueue(driver)
+    jobs = await driver.store.claim("w1", 20)
+    users = [j.user_id for j in jobs]
+    assert (users.count(ALICE), users.count(None)) == (3, 5)
+    done = next(j for j in jobs if j.user_id == ALICE)
+    _, next_job = await driver.store.complete_and_claim(done, JobOutcome(), "w1")
+    assert next_job is not None and next_job.user_id == ALICE  # a slot of hers is free again
+    assert await driver.store.claim("w1", 5) == []
+
+
+async def test_the_pending_cap_refuses_inserts_past_it_but_never_a_retry(driver):
+    await driver.store.set_limits(UserLimits(max_running=2, max_pending=3))
+    first = [await enqueue(driver, user_id=ALICE, idempotency_key=f"a{n}") for n in range(3)]
+    with pytest.raises(PendingLimitError) as refused:
+        await driver.store.enqueue({"n": 1}, user_id=ALICE)
+    assert str(refused.value) == (
+        "you have 3 videos waiting: wait until one of them starts before adding another"
+    )
+    # the same request again still finds its job; other users and the backend are not limited
+    assert await driver.store.enqueue({"n": 1}, user_id=ALICE, idempotency_key="a0") == (
+        first[0],
+        False,
+    )
+    await enqueue(driver, user_id=BOB)
+    for _ in range(5):
+        await enqueue(driver)
+    # a job that starts makes room; its retry going back to pending is never refused
+    job = await driver.claim_one()
+    assert job is not None and job.user_id == ALICE
+    await enqueue(driver, user_id=ALICE)
+    assert await driver.store.fail(job, "flaky", retry=True, backoff_seconds=0) is not None
+    assert (await driver.row(job.id))["status"] == "pending"  # 4 pending now, over the cap
+
+
+async def test_a_job_held_back_by_the_running_cap_says_so(driver):
+    for _ in range(3):
+        await enqueue(driver, user_id=ALICE)
+    waiting = await enqueue(driver, user_id=BOB)
+    held = await enqueue(driver, user_id=ALICE)
+    jobs = await driver.store.claim("w1", 3)
+    assert [j.user_id for j in jobs] == [ALICE, BOB, ALICE]
+    result = await driver.store.maintain(LEASE)
+    assert result.held_back == 2  # alice's two waiting jobs
+    assert (await driver.row(held))["message"] == "waiting: 2 of your videos are rendering"
+    assert (await driver.row(waiting))["message"] == "Job claimed"
+    assert (await driver.store.maintain(LEASE)).held_back == 0  # written once, not per pass
+    await driver.store.complete(jobs[0], JobOutcome())
+    assert (await driver.store.maintain(LEASE)).held_back == 2  # no longer held: it says so
+    assert (await driver.row(held))["message"] is None
+    await driver.store.set_limits(UserLimits(max_running=1))
+    assert (await driver.store.maintain(LEASE)).held_back == 2
+    assert (await driver.row(held))["message"] == "waiting: 1 of your videos is rendering"
+
+
+async def test_operators_see_the_largest_backlogs_and_how_many_users_wait(driver):
+    await driver.store.set_limits(UserLimits(max_running=1))
+    for user, n in ((ALICE, 4), (BOB, 2), (CAROL, 1)):
+        for _ in range(n):
+            await enqueue(driver, user_id=user)
+    await enqueue(driver)
+    assert await driver.store.users_waiting() == 4  # three users and the backend
+    await driver.store.claim("w1", 10)
+    backlogs = await driver.store.user_backlogs(2)
+    assert backlogs == [Backlog(ALICE, 3, 1), Backlog(BOB, 1, 1)]
+    assert await driver.store.users_waiting() == 2

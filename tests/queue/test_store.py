@@ -28,22 +28,28 @@ async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
         return await cur.fetchall() if cur.description else []
 
 
-async def claim_sql(store: JobStore) -> str:
-    """The claim's pick of ready rows inside video_jobs_claim_v1, as the database holds it,
-    with literal values for EXPLAIN: the plan of a function's call does not show the statements
-    it runs."""
+async def claim_picks(store: JobStore) -> list[str]:
+    """The claim's picks of a ready row inside video_jobs_claim_v2 (step b: the first job of a
+    user with nothing running, over every row, then over the rows with a user), as the
+    database holds them, with literal values for EXPLAIN: the plan of a function's call does
+    not show the statements it runs."""
     [r] = await sql(
-        store, "select prosrc from pg_proc where oid = 'public.video_jobs_claim_v1'::regproc"
+        store, "select prosrc from pg_proc where oid = 'public.video_jobs_claim_v2'::regproc"
     )
-    found = re.search(r"for v_id in(.*?)\sloop\b", r["prosrc"], re.S)
-    assert found is not None, r["prosrc"]
-    values = {"p_limit": "1", "p_worker_id": "'w'", "p_max_payload_bytes": "1048576"}
-    values["v_now"] = "now()"
-    return re.sub(
-        r"\b(p_limit|p_worker_id|p_max_payload_bytes|v_now)\b",
-        lambda m: values[m.group(1)],
-        found.group(1),
+    picks = re.findall(
+        r"(select j\.id, j\.user_id, j\.priority) into .*?\n(.*?);", r["prosrc"], re.S
     )
+    assert len(picks) == 2, r["prosrc"]
+    values = {"v_now": "now()", "v_busy": "'{}'::uuid[]", "v_full": "'{}'::uuid[]"}
+    return [
+        re.sub(r"\b(v_now|v_busy|v_full)\b", lambda m: values[m.group(1)], f"{head}\n{rest}")
+        for head, rest in picks
+    ]
+
+
+async def claim_sql(store: JobStore) -> str:
+    """The claim's pick over every row (the one the claim index serves)."""
+    return (await claim_picks(store))[0]
 
 
 async def db_now(store: JobStore) -> datetime:
@@ -335,9 +341,14 @@ async def test_claim_plan_uses_the_partial_index(store):
     for _ in range(5):
         await store.enqueue({})
     await sql(store, "analyze video_jobs")
-    claim = await claim_sql(store)
-    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + claim))
+    for _ in range(5):
+        await store.enqueue({}, user_id=uuid.uuid4())
+    await sql(store, "analyze video_jobs")
+    every_row, users_only = await claim_picks(store)
+    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + every_row))
     assert "video_jobs_claim_idx" in plan, plan
+    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + users_only))
+    assert "video_jobs_claim_users_idx" in plan and "Sort" not in plan, plan
 
 
 def test_the_sql_folder_is_the_migrations_the_package_applies():
@@ -440,6 +451,7 @@ async def test_each_transition_is_written_once(store):
     writers = {f["proname"] for f in functions if sets_status.search(f["prosrc"])}
     assert writers == {
         "video_jobs_claim_v1",
+        "video_jobs_claim_v2",
         "video_jobs_complete_v1",
         "video_jobs_fail_v1",
         "video_jobs_cancel_v1",
@@ -642,7 +654,7 @@ async def test_a_database_behind_this_versions_functions_is_refused_at_start(db_
     await preflight.check(db, need_schema=True)
     conn = await connect(db_url)
     try:
-        await conn.execute("drop function public.video_jobs_complete_and_claim_v1")
+        await conn.execute(f"drop function {preflight.NEWEST_FUNCTION}")
     finally:
         await conn.close()
     with pytest.raises(preflight.PreflightError) as refused:

@@ -143,6 +143,8 @@ DUMMIES: dict[str, Any] = {
     "final": False,
     "exact_below": 10_000,
     "max_payload_bytes": 1_000_000,  # the claim of sql/004 (queue branch)
+    "max_running": 2,  # write_limits (sql/007_fair_share.sql)
+    "max_pending": 100,
     "seconds": 60,  # worker_seen: is any replica alive (enqueue --wait)
     "keys": [],  # cleanup_keys_in_use
     "now": None,  # the queue's clock: the database's own

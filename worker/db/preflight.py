@@ -22,9 +22,9 @@ from worker.db.embedded import embedded_url
 from worker.errors import ConfigError
 from worker.settings import DATABASE_URL_SHAPE, Settings
 
-# A function of the newest migration the worker's statements call (worker/migrations/006_…): a
+# A function of the newest migration the worker's statements call (worker/migrations/007_…): a
 # database without it was migrated by an older version, and every claim would fail.
-NEWEST_FUNCTION = "public.video_jobs_complete_and_claim_v1"
+NEWEST_FUNCTION = "public.video_jobs_complete_and_claim_v2"
 CONNECT_SECONDS = 5  # how long the first connection may take before we give up and say so
 URL_SHAPE = DATABASE_URL_SHAPE
 

@@ -35,6 +35,7 @@ from worker.row_error import scrub_paths
 from worker.settings import Settings, SettingsError
 
 HEALTH_DB_TIMEOUT = 3.0
+BACKLOGS_SHOWN = 10  # users with the most jobs pending, in /stats and on the dashboard
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 STATUS_KEY: web.AppKey[StatusView] = web.AppKey("status")
 log = get_logger("video-worker")
@@ -233,6 +234,8 @@ async def collect_stats(status: StatusView) -> dict[str, Any]:
         "queue": None,
         "queue_estimated": [],  # statuses counted from planner statistics (large tables)
         "recent_failures": [],
+        "users_waiting": None,  # users with a ready job pending (the backend's rows: one)
+        "user_backlogs": [],  # the largest backlogs by user: ids and counts only
     }
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT):
@@ -247,6 +250,11 @@ async def collect_stats(status: StatusView) -> dict[str, Any]:
                     "completed_at": r["completed_at"].isoformat() if r["completed_at"] else None,
                 }
                 for r in await status.reads.recent_failures(10)
+            ]
+            body["users_waiting"] = await status.reads.users_waiting()
+            body["user_backlogs"] = [
+                {"user_id": str(b.user_id), "pending": b.pending, "running": b.running}
+                for b in await status.reads.user_backlogs(BACKLOGS_SHOWN)
             ]
     except Exception as exc:
         body["queue_error"] = f"database unreachable: {type(exc).__name__}"
@@ -277,6 +285,7 @@ async def metrics(request: web.Request) -> web.Response:
                 m.queue.labels(name).set(n)
                 m.queue_estimated.labels(name).set(1 if name in queue.estimated else 0)
             m.oldest_ready.set(await status.reads.oldest_pending_seconds())
+            m.users_waiting.set(await status.reads.users_waiting())
     except Exception:
         m.up.set(0)
     return web.Response(

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from worker.errors import PayloadError
+from worker.errors import PENDING_LIMIT_SQLSTATE, PayloadError, PendingLimitError
 from worker.queue.models import DEFAULT_MAX_PAYLOAD_BYTES, Job, JobOutcome, Status, parse_json
 from worker.queue.queries import QUERIES as Q
-from worker.queue.store import Beat, Finished, Maintenance, QueueCounts
+from worker.queue.store import Backlog, Beat, Finished, Maintenance, QueueCounts, UserLimits
 
 # Advisory transaction locks that make maintenance and ANALYZE one replica's job at a time
 # (the migrations take MIGRATION_LOCK in worker/db/migrate.py). Written here once: the
@@ -156,13 +157,19 @@ class JobStore:
             "maintain", {"lease_seconds": lease_seconds, "lock": MAINTENANCE_LOCK}
         )
         found: dict[str, list[Finished]] = {"rescued": [], "cancelled": []}
-        locked = False
+        locked, held_back = False, 0
         for r in rows:
             if r["kind"] == "lock":
-                locked = bool(r["locked"])
+                locked, held_back = bool(r["locked"]), int(r["marked"])
             else:
                 found[r["kind"]].append(Finished(r["id"], Status(r["status"]), r["webhook_url"]))
-        return Maintenance(found["rescued"], found["cancelled"], locked=locked)
+        return Maintenance(found["rescued"], found["cancelled"], locked, held_back)
+
+    async def set_limits(self, limits: UserLimits) -> None:
+        await self._all(
+            "write_limits",
+            {"max_running": limits.max_running, "max_pending": limits.max_pending},
+        )
 
     async def analyze_if_stale(self) -> bool:
         """ANALYZE video_jobs when its statistics are stale (see `stats_stale`); one replica
@@ -204,6 +211,14 @@ class JobStore:
     async def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]:
         return await self._all("recent_failures", {"limit": limit})
 
+    async def user_backlogs(self, limit: int = 10) -> list[Backlog]:
+        rows = await self._all("user_backlogs", {"limit": limit})
+        return [Backlog(r["user_id"], int(r["pending"]), int(r["running"])) for r in rows]
+
+    async def users_waiting(self) -> int:
+        rows = await self._all("users_waiting")
+        return int(rows[0]["users"]) if rows else 0
+
     async def enqueue(
         self,
         payload: Any,
@@ -216,19 +231,23 @@ class JobStore:
         webhook_url: str | None = None,
     ) -> tuple[uuid.UUID, bool]:
         """Insert a job; returns (id, created). A repeated idempotency key returns the first
-        job's id with created=False."""
-        rows = await self._all(
-            "enqueue",
-            {
-                "payload": Jsonb(payload),
-                "user_id": user_id,
-                "priority": priority,
-                "run_at": run_at,
-                "max_attempts": max_attempts,
-                "idempotency_key": idempotency_key,
-                "webhook_url": webhook_url,
-            },
-        )
+        job's id with created=False. PendingLimitError when the user has MAX_PENDING_PER_USER
+        jobs pending already."""
+        params = {
+            "payload": Jsonb(payload),
+            "user_id": user_id,
+            "priority": priority,
+            "run_at": run_at,
+            "max_attempts": max_attempts,
+            "idempotency_key": idempotency_key,
+            "webhook_url": webhook_url,
+        }
+        try:
+            rows = await self._all("enqueue", params)
+        except pg_errors.Error as exc:
+            if exc.sqlstate == PENDING_LIMIT_SQLSTATE:
+                raise PendingLimitError(exc.diag.message_primary or str(exc)) from exc
+            raise
         if rows:
             return rows[0]["id"], True
         existing = await self._all("job_by_idempotency_key", {"idempotency_key": idempotency_key})

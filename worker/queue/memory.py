@@ -1,9 +1,10 @@
 """The job store in memory: the rules of worker/queue/queries.sql over a dict, for runner tests
 that are about the runner and not about SQL.
 
-It keeps what the runner relies on (claim order and leases, fenced writes, retries with
-backoff, cancellation, hand-back, rescue of expired leases, counts) and nothing of what only
-Postgres can show (SKIP LOCKED across processes, plans, NOTIFY). tests/queue/test_conformance.py
+It keeps what the runner relies on (claim order and leases, users' turns and their caps on
+running and pending jobs, fenced writes, retries with backoff, cancellation, hand-back, rescue
+of expired leases, counts) and nothing of what only Postgres can show (SKIP LOCKED and the
+running cap's advisory locks across processes, plans, NOTIFY). tests/queue/test_conformance.py
 holds it to the Postgres store's behaviour.
 
 The clock is passed in (`clock`, UTC datetimes) so that tests move time instead of waiting.
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.errors import PayloadError
+from worker.errors import PayloadError, PendingLimitError
 from worker.queue.models import DEFAULT_MAX_PAYLOAD_BYTES, Job, JobOutcome, Status, parse_json
-from worker.queue.store import Beat, Finished, Maintenance, QueueCounts
+from worker.queue.store import Backlog, Beat, Finished, Maintenance, QueueCounts, UserLimits
 
 Clock = Callable[[], datetime]
 
@@ -80,21 +81,44 @@ class MemoryJobStore:
         self.max_payload_bytes = max_payload_bytes
         self.rows: dict[uuid.UUID, Row] = {}
         self._seq = 0
+        self.limits = UserLimits()
 
     # ---- the runner's port -------------------------------------------------------------------
 
     async def claim(self, worker_id: str, limit: int) -> list[Job]:
+        """One job at a time, as video_jobs_claim_v2 picks them: priority, then the user with
+        the fewest running (rows without user_id are one user, never capped), then age."""
         await asyncio.sleep(0)
         now = self.clock()
-        ready = sorted(
-            (
+        claimed: list[Job] = []
+        while len(claimed) < limit:
+            running = self._running_by_user()
+            ready = [
                 r
-                for r in self.rows.values()
-                if r.status is Status.PENDING and r.run_at <= now and r.cancel_requested_at is None
-            ),
-            key=lambda r: (-r.priority, r.run_at, r.seq),
-        )
-        return [self._lease(r, worker_id, now) for r in ready[: max(limit, 0)]]
+                for r in self._ready(now)
+                if r.user_id is None or running.get(r.user_id, 0) < self.limits.max_running
+            ]
+            if not ready:
+                break
+            pick = min(
+                ready, key=lambda r: (-r.priority, running.get(r.user_id, 0), r.run_at, r.seq)
+            )
+            claimed.append(self._lease(pick, worker_id, now))
+        return claimed
+
+    def _ready(self, now: datetime) -> list[Row]:
+        return [
+            r
+            for r in self.rows.values()
+            if r.status is Status.PENDING and r.run_at <= now and r.cancel_requested_at is None
+        ]
+
+    def _running_by_user(self) -> dict[uuid.UUID | None, int]:
+        running: dict[uuid.UUID | None, int] = {}
+        for row in self.rows.values():
+            if row.status is Status.PROCESSING:
+                running[row.user_id] = running.get(row.user_id, 0) + 1
+        return running
 
     def _lease(self, row: Row, worker_id: str, now: datetime) -> Job:
         row.status, row.attempts, row.worker_id = Status.PROCESSING, row.attempts + 1, worker_id
@@ -222,7 +246,23 @@ class MemoryJobStore:
                 row.status, row.stage = Status.CANCELLED, "cancelled"
                 row.message, row.completed_at = "Cancelled before it started", now
                 cancelled.append(Finished(row.id, row.status, row.webhook_url))
-        return Maintenance(rescued, cancelled, locked=True)
+        return Maintenance(rescued, cancelled, locked=True, held_back=self._mark_held(now))
+
+    def _mark_held(self, now: datetime) -> int:
+        """video_jobs_mark_held_v1: the pending jobs of users at the running cap say so."""
+        running, changed = self._running_by_user(), 0
+        for row in self._ready(now):
+            n = running.get(row.user_id, 0) if row.user_id is not None else 0
+            held = row.user_id is not None and n >= self.limits.max_running
+            if held:
+                message: str | None = held_message(n)
+            elif _says_held(row.message):
+                message = None
+            else:
+                continue
+            if row.message != message:
+                row.message, changed = message, changed + 1
+        return changed
 
     def _rescue(self, row: Row, now: datetime) -> Finished:
         if row.cancel_requested_at is not None:
@@ -254,6 +294,10 @@ class MemoryJobStore:
         await asyncio.sleep(0)
         return False
 
+    async def set_limits(self, limits: UserLimits) -> None:
+        await asyncio.sleep(0)
+        self.limits = limits
+
     # ---- what /health and /stats read --------------------------------------------------------
 
     async def ping(self) -> None:
@@ -280,6 +324,20 @@ class MemoryJobStore:
             for r in failed[:limit]
         ]
 
+    async def user_backlogs(self, limit: int = 10) -> list[Backlog]:
+        await asyncio.sleep(0)
+        pending: dict[uuid.UUID, int] = {}
+        for row in self.rows.values():
+            if row.status is Status.PENDING and row.user_id is not None:
+                pending[row.user_id] = pending.get(row.user_id, 0) + 1
+        running = self._running_by_user()
+        top = sorted(pending.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
+        return [Backlog(user, n, running.get(user, 0)) for user, n in top]
+
+    async def users_waiting(self) -> int:
+        await asyncio.sleep(0)
+        return len({r.user_id for r in self._ready(self.clock())})
+
     async def oldest_pending_seconds(self) -> float:
         await asyncio.sleep(0)
         now = self.clock()
@@ -304,6 +362,7 @@ class MemoryJobStore:
         for row in self.rows.values():
             if idempotency_key is not None and row.idempotency_key == idempotency_key:
                 return row.id, False
+        self._check_pending_cap(user_id)
         now = self.clock()
         self._seq += 1
         row = Row(
@@ -320,6 +379,19 @@ class MemoryJobStore:
         )
         self.rows[row.id] = row
         return row.id, True
+
+    def _check_pending_cap(self, user_id: uuid.UUID | None) -> None:
+        """The trigger video_jobs_pending_cap: rows without user_id are not limited."""
+        if user_id is None:
+            return
+        pending = sum(
+            1 for r in self.rows.values() if r.user_id == user_id and r.status is Status.PENDING
+        )
+        if pending >= self.limits.max_pending:
+            raise PendingLimitError(
+                f"you have {pending} videos waiting: "
+                "wait until one of them starts before adding another"
+            )
 
     async def get(self, job_id: uuid.UUID) -> dict[str, Any] | None:
         """The row as `get_job` reads it; the payload parsed, or its text when it cannot be."""
@@ -349,3 +421,15 @@ class MemoryJobStore:
     async def job_statuses(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         await asyncio.sleep(0)
         return {i: self.rows[i].status.value for i in ids if i in self.rows}
+
+
+def held_message(running: int) -> str:
+    """A held-back job's message, as video_jobs_mark_held_v1 writes it."""
+    return f"waiting: {running} of your videos {'is' if running == 1 else 'are'} rendering"
+
+
+def _says_held(message: str | None) -> bool:
+    """`message like 'waiting: % rendering'`."""
+    return (
+        message is not None and message.startswith("waiting: ") and message.endswith(" rendering")
+    )

@@ -5,14 +5,16 @@
 -- pass a time instead of editing rows; the worker always passes null. The commands' own reads
 -- (cleanup, `enqueue --wait`'s liveness check) and the statistics check read `now()` itself.
 -- Each transition of a job (claim, complete, fail, cancel, release, rescue) is a function of
--- sql/006_transitions_v1.sql, called here and by the hot path alike.
+-- sql/006_transitions_v1.sql, called here and by the hot path alike; the claim is _v2, of
+-- sql/007_fair_share.sql (users take turns, and each has a cap on running jobs).
 
 -- claim --
 -- One short autocommit statement: up to `limit` ready jobs, marked ours with a fresh lease
--- token, payload as text (and withheld when over MAX_PAYLOAD_BYTES).
+-- token, payload as text (and withheld when over MAX_PAYLOAD_BYTES). Users take turns, and
+-- none gets past MAX_RUNNING_PER_USER (sql/007_fair_share.sql).
 select id, payload, payload_bytes, attempts, max_attempts, lease_token, user_id, priority,
        webhook_url, created_at
-from public.video_jobs_claim_v1(%(worker_id)s::text, %(limit)s::int,
+from public.video_jobs_claim_v2(%(worker_id)s::text, %(limit)s::int,
                                 %(max_payload_bytes)s::bigint, %(now)s::timestamptz);
 
 -- heartbeat --
@@ -63,7 +65,10 @@ select id from public.video_jobs_release_v1(%(id)s::uuid, %(token)s::uuid, %(now
 -- never sit on it while the others wait, as it could when lock, rescue and cancel were three
 -- statements of one transaction. `where (select locked from lock)` is decided once, before
 -- either function runs: without the lock neither is called.
--- The first row says whether this replica got the lock; the others are the jobs it ended.
+-- Under the same lock, pending jobs of users at the running cap are marked as held back (their
+-- `message`), written only when it changes (video_jobs_mark_held_v1).
+-- The first row says whether this replica got the lock and how many messages it changed; the
+-- others are the jobs it ended.
 with lock as materialized (
     select pg_try_advisory_xact_lock(%(lock)s::bigint) as locked
 ),
@@ -76,13 +81,17 @@ cancelled as materialized (
     select c.id, c.webhook_url
     from public.video_jobs_cancel_pending_v1(%(now)s::timestamptz) as c
     where (select locked from lock)
+),
+held as materialized (
+    select public.video_jobs_mark_held_v1(%(now)s::timestamptz) as marked
+    where (select locked from lock)
 )
 select 'lock' as kind, null::uuid as id, null::text as status, null::text as webhook_url,
-       (select locked from lock) as locked
+       (select locked from lock) as locked, coalesce((select marked from held), 0) as marked
 union all
-select 'rescued', id, status, webhook_url, true from rescued
+select 'rescued', id, status, webhook_url, true, null from rescued
 union all
-select 'cancelled', id, 'cancelled', webhook_url, true from cancelled;
+select 'cancelled', id, 'cancelled', webhook_url, true, null from cancelled;
 
 -- analyze_lock --
 -- `lock`: ANALYZE_LOCK in jobs.py.
@@ -91,6 +100,43 @@ select pg_try_advisory_xact_lock(%(lock)s::bigint) as locked;
 -- counts --
 -- Jobs by status; finished statuses estimated on a large table (sql/005_operator_reads.sql).
 select status, n, estimated from public.video_jobs_status_counts(%(exact_below)s);
+
+-- user_backlogs --
+-- The users with the most jobs pending (ids and counts only), with how many they have running.
+-- Rows without user_id are left out: they are the backend's, not a user's. Walks pending rows
+-- with a user (at most MAX_PENDING_PER_USER each) in video_jobs_user_claim_idx.
+select b.user_id, b.pending,
+       (select count(*) from public.video_jobs as r
+        where r.status = 'processing' and r.user_id = b.user_id) as running
+from (select user_id, count(*) as pending
+      from public.video_jobs
+      where status = 'pending' and user_id is not null
+      group by user_id
+      order by count(*) desc, user_id
+      limit %(limit)s) as b
+order by b.pending desc, b.user_id;
+
+-- users_waiting --
+-- How many users have a job ready and waiting for its turn; the rows without user_id count as
+-- one user, as they do in the claim's turns.
+select count(*) as users from (
+    select distinct user_id
+    from public.video_jobs
+    where status = 'pending' and run_at <= coalesce(%(now)s::timestamptz, now())
+      and cancel_requested_at is null
+) as waiting;
+
+-- write_limits --
+-- The worker's MAX_RUNNING_PER_USER and MAX_PENDING_PER_USER, where the claim and the pending
+-- cap's trigger read them (sql/007_fair_share.sql); written when it migrates and when it starts.
+insert into public.video_jobs_settings (id, max_running_per_user, max_pending_per_user)
+values (true, %(max_running)s, %(max_pending)s)
+on conflict (id) do update
+set max_running_per_user = excluded.max_running_per_user,
+    max_pending_per_user = excluded.max_pending_per_user,
+    updated_at = now()
+where (video_jobs_settings.max_running_per_user, video_jobs_settings.max_pending_per_user)
+      is distinct from (excluded.max_running_per_user, excluded.max_pending_per_user);
 
 -- oldest_pending --
 select extract(epoch from coalesce(%(now)s::timestamptz, now()) - min(run_at))::float8 as seconds
@@ -133,10 +179,10 @@ where status = 'failed' order by completed_at desc nulls last limit %(limit)s;
 
 -- complete_and_claim --
 -- The hot path: `complete`, then `claim` of one job, in one round trip and one commit
--- (video_jobs_complete_and_claim_v1 calls the same two functions).
+-- (video_jobs_complete_and_claim_v2 calls the same two functions).
 select done_id, done_webhook_url, id, payload, payload_bytes, attempts, max_attempts,
        lease_token, user_id, priority, webhook_url, created_at
-from public.video_jobs_complete_and_claim_v1(
+from public.video_jobs_complete_and_claim_v2(
     %(id)s::uuid, %(token)s::uuid, %(video_url)s::text, %(thumbnail_url)s::text,
     %(result)s::jsonb, %(worker_id)s::text, %(max_payload_bytes)s::bigint, %(now)s::timestamptz);
 

@@ -51,6 +51,25 @@ class Maintenance:
     rescued: list[Finished]
     cancelled: list[Finished]
     locked: bool
+    held_back: int = 0  # pending jobs whose message now says (or no longer says) they are held
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    """Fair share's two caps (MAX_RUNNING_PER_USER, MAX_PENDING_PER_USER), as the database
+    reads them: the claim and the insert trigger of sql/007_fair_share.sql."""
+
+    max_running: int = 2
+    max_pending: int = 100
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """One user's jobs waiting and running, for operators (ids and counts only)."""
+
+    user_id: uuid.UUID
+    pending: int
+    running: int
 
 
 class JobStore(Protocol):
@@ -58,8 +77,10 @@ class JobStore(Protocol):
     token: it answers None or False when the lease is gone, and then nothing was written."""
 
     async def claim(self, worker_id: str, limit: int) -> list[Job]:
-        """Up to `limit` ready jobs (highest priority, then earliest run_at, then oldest),
-        leased to `worker_id`, attempts counted."""
+        """Up to `limit` ready jobs (highest priority; then the user with the fewest jobs
+        running, rows without user_id counting as one user; then earliest run_at, then
+        oldest), leased to `worker_id`, attempts counted. A user at `max_running` of the
+        limits gets none; rows without user_id are not capped."""
         ...
 
     async def heartbeat(self, jobs: Sequence[Job]) -> Beat: ...
@@ -95,6 +116,10 @@ class JobStore(Protocol):
 
     async def analyze_if_stale(self) -> bool: ...
 
+    async def set_limits(self, limits: UserLimits) -> None:
+        """Where the claim and the pending cap read them (the worker's start writes them)."""
+        ...
+
 
 class QueueReads(Protocol):
     """What /health, /stats and /metrics read about the queue as a whole."""
@@ -106,6 +131,14 @@ class QueueReads(Protocol):
     async def recent_failures(self, limit: int = 10) -> list[dict[str, Any]]: ...
 
     async def oldest_pending_seconds(self) -> float: ...
+
+    async def user_backlogs(self, limit: int = 10) -> list[Backlog]:
+        """The users with the most jobs pending, most first (rows without user_id left out)."""
+        ...
+
+    async def users_waiting(self) -> int:
+        """Users with a ready job pending; the rows without user_id count as one."""
+        ...
 
 
 class Store(JobStore, QueueReads, Protocol):

@@ -1,0 +1,247 @@
+"""Fair share on a real Postgres (sql/007_fair_share.sql): what only the database can show.
+
+The rules themselves (turns, the caps, the held-back message, the operator reads) are held to
+both stores in test_conformance.py. Here: the running cap stays exact while several connections
+claim at once, a user with nothing running is next whatever another user queued, the pending
+cap holds for concurrent inserts, and the limits get where the database reads them (migrate,
+the worker's start) before /health answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.queue.procs import Replica
+from tests.test_cli import cli
+from worker.app import apply_migrations
+from worker.db.connection import make_pool
+from worker.errors import PendingLimitError
+from worker.queue.jobs import JobStore
+from worker.queue.models import Job, JobOutcome
+from worker.queue.store import UserLimits
+
+CONNECTIONS = 8  # claimers at once, each on a connection (a backend) of its own
+CAP = 2
+
+
+async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
+    async with store.pool.connection() as conn:
+        cur = await conn.execute(query, params or None)
+        return await cur.fetchall() if cur.description else []
+
+
+async def running_by_user(store: JobStore) -> dict[uuid.UUID | None, int]:
+    rows = await sql(
+        store,
+        "select user_id, count(*) as n from video_jobs where status = 'processing' "
+        "group by user_id",
+    )
+    return {r["user_id"]: r["n"] for r in rows}
+
+
+async def add_jobs(store: JobStore, users: list[uuid.UUID | None], each: int) -> None:
+    """`each` jobs per user, interleaved (user 1, user 2, …, user 1, …), in one statement."""
+    await sql(
+        store,
+        "insert into video_jobs (payload, user_id) "
+        "select '{}', u from generate_series(1, %s) as n, unnest(%s::uuid[]) as u "
+        "order by n",
+        each,
+        users,
+    )
+
+
+@pytest.fixture
+async def claimers(db_url: str) -> AsyncIterator[list[JobStore]]:
+    """CONNECTIONS stores, each on a pool of one connection: their claims run at once."""
+    pools = [make_pool(db_url, max_size=1, name=f"claimer-{n}") for n in range(CONNECTIONS)]
+    for pool in pools:
+        await pool.open(wait=True)
+    try:
+        yield [JobStore(pool) for pool in pools]
+    finally:
+        for pool in pools:
+            await pool.close()
+
+
+async def test_claims_from_many_connections_at_once_never_pass_the_cap(store, claimers):
+    """Every connection claims at the same moment, again and again, and nothing completes in
+    between: any claim past the cap would stay visible. Each user ends exactly at the cap."""
+    await store.set_limits(UserLimits(max_running=CAP, max_pending=1000))
+    for _round in range(5):
+        users: list[uuid.UUID | None] = [uuid.uuid4() for _ in range(3)]
+        await add_jobs(store, users, 20)
+        go = asyncio.Event()
+
+        async def claim_until_empty(claimer: JobStore, go: asyncio.Event) -> list[Job]:
+            await go.wait()
+            got: list[Job] = []
+            while batch := await claimer.claim("hammer", 3):
+                got.extend(batch)
+            return got
+
+        tasks = [asyncio.create_task(claim_until_empty(c, go)) for c in claimers]
+        await asyncio.sleep(0)
+        go.set()
+        claimed = [job for jobs in await asyncio.gather(*tasks) for job in jobs]
+        assert await running_by_user(store) == dict.fromkeys(users, CAP)
+        assert len(claimed) == len(users) * CAP
+        for job in claimed:  # free the slots and the queue for the next round
+            assert await store.complete(job, JobOutcome()) is not None
+        await sql(store, "delete from video_jobs where status = 'pending'")
+
+
+async def test_the_cap_holds_while_jobs_finish_and_claim_on_the_hot_path(store, claimers):
+    """Claimers finish each job and claim the next in one round trip, as a busy worker does,
+    while a watcher reads the running jobs by user: never one past the cap."""
+    await store.set_limits(UserLimits(max_running=CAP, max_pending=1000))
+    users: list[uuid.UUID | None] = [uuid.uuid4() for _ in range(3)]
+    await add_jobs(store, users, 40)
+    done = asyncio.Event()
+    seen: list[int] = []
+
+    async def watch() -> None:
+        while not done.is_set():
+            seen.extend((await running_by_user(store)).values())
+            await asyncio.sleep(0)
+
+    async def work(claimer: JobStore) -> int:
+        finished = 0
+        for job in await claimer.claim("hot", 1):
+            next_job: Job | None = job
+            while next_job is not None:
+                _, next_job = await claimer.complete_and_claim(next_job, JobOutcome(), "hot")
+                finished += 1
+        return finished
+
+    watcher = asyncio.create_task(watch())
+    # claimers that found nothing (all users at the cap) try again until every job is done
+    total = 0
+    while total < len(users) * 40:
+        total += sum(await asyncio.gather(*(work(c) for c in claimers)))
+    done.set()
+    await watcher
+    assert seen and max(seen) <= CAP
+
+
+async def test_a_user_with_nothing_running_is_next_whatever_another_queued(store):
+    """1,000 of alice's jobs queued first, both slots hers: bob's one job is the next claimed
+    once a slot frees, then alice's again."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    await store.set_limits(UserLimits(max_running=CAP, max_pending=1000))
+    await add_jobs(store, [alice], 1000)
+    running = await store.claim("w", 2)
+    assert [j.user_id for j in running] == [alice, alice]
+    bobs, _ = await store.enqueue({}, user_id=bob)
+    _, next_job = await store.complete_and_claim(running[0], JobOutcome(), "w")
+    assert next_job is not None and next_job.id == bobs
+    _, next_job = await store.complete_and_claim(running[1], JobOutcome(), "w")
+    assert next_job is not None and next_job.user_id == alice
+
+
+async def test_a_user_is_next_behind_the_backends_backlog_too(store):
+    """The rows without user_id are never capped, so they may fill every slot; they still take
+    turns as one user, and a user with nothing running goes before their next one."""
+    bob = uuid.uuid4()
+    await add_jobs(store, [None], 1000)
+    running = await store.claim("w", 4)
+    assert [j.user_id for j in running] == [None] * 4
+    bobs, _ = await store.enqueue({}, user_id=bob)
+    _, next_job = await store.complete_and_claim(running[0], JobOutcome(), "w")
+    assert next_job is not None and next_job.id == bobs
+    _, next_job = await store.complete_and_claim(running[1], JobOutcome(), "w")
+    assert next_job is not None and next_job.user_id is None
+
+
+async def test_inserts_at_the_same_moment_never_pass_the_pending_cap(store, claimers):
+    alice = uuid.uuid4()
+    await store.set_limits(UserLimits(max_running=CAP, max_pending=10))
+
+    async def insert(into: JobStore) -> int:
+        made = 0
+        for _ in range(4):
+            try:
+                await into.enqueue({}, user_id=alice)
+                made += 1
+            except PendingLimitError:
+                pass
+        return made
+
+    assert sum(await asyncio.gather(*(insert(c) for c in claimers))) == 10
+    [row] = await sql(
+        store,
+        "select count(*) as n from video_jobs where user_id = %s and status = 'pending'",
+        alice,
+    )
+    assert row["n"] == 10
+
+
+async def limits(store: JobStore) -> tuple[int, int]:
+    [row] = await sql(
+        store,
+        "select max_running_per_user as r, max_pending_per_user as p from video_jobs_settings",
+    )
+    return row["r"], row["p"]
+
+
+async def test_migrate_writes_the_configured_limits(store, db_url):
+    assert await limits(store) == (2, 100)  # the defaults, before any worker said otherwise
+    await apply_migrations(db_url, UserLimits(max_running=4, max_pending=9))
+    assert await limits(store) == (4, 9)
+    await apply_migrations(db_url)  # `enqueue` migrating a fresh database leaves them alone
+    assert await limits(store) == (4, 9)
+    cli(db_url, "migrate", MAX_RUNNING_PER_USER="3", MAX_PENDING_PER_USER="50")
+    assert await limits(store) == (3, 50)
+
+
+async def test_the_worker_writes_its_limits_before_health_answers(store, db_url, tmp_path: Path):
+    """Even without migrating (a least-privilege role runs `run --no-migrate`)."""
+    replica = Replica(
+        db_url,
+        "limits",
+        tmp_path,
+        args=["--no-migrate"],
+        MAX_RUNNING_PER_USER="5",
+        MAX_PENDING_PER_USER="12",
+    )
+    try:
+        await asyncio.to_thread(replica.port)  # logged once /health answers
+        assert await limits(store) == (5, 12)
+    finally:
+        replica.stop()
+
+
+async def test_a_settings_value_the_database_cannot_hold_is_refused_at_start(db_url):
+    proc = cli(db_url, "migrate", check=False, MAX_PENDING_PER_USER="0")
+    assert proc.returncode == 2 and "MAX_PENDING_PER_USER must be at least 1" in proc.stderr
+    proc = cli(db_url, "migrate", check=False, MAX_RUNNING_PER_USER=str(2**31))
+    assert proc.returncode == 2 and "MAX_RUNNING_PER_USER must be at most" in proc.stderr
+
+
+async def test_enqueue_past_the_cap_says_so_on_the_command_line(store, db_url):
+    alice = uuid.uuid4()
+    await store.set_limits(UserLimits(max_pending=1))
+    clips = '{"clips": [{"url": "https://cdn.example.com/a.mp4"}]}'
+    cli(db_url, "enqueue", "--user-id", str(alice), "--payload", clips)
+    proc = cli(db_url, "enqueue", "--user-id", str(alice), "--payload", clips, check=False)
+    assert proc.returncode == 1
+    assert "you have 1 videos waiting: wait until one of them starts" in proc.stderr
+
+
+async def test_held_back_jobs_are_marked_by_one_replica_without_a_write_per_pass(store):
+    """The maintenance pass writes a held-back job's message once, when it changes: passes
+    that find nothing new leave every row version as it was."""
+    alice = uuid.uuid4()
+    await add_jobs(store, [alice], 5)
+    await store.claim("w", 5)
+    assert (await store.maintain(60)).held_back == 3
+    versions = "select id, xmin::text as xmin, ctid::text as ctid from video_jobs order by id"
+    before = await sql(store, versions)
+    for _ in range(3):
+        assert (await store.maintain(60)).held_back == 0
+    assert await sql(store, versions) == before
