@@ -1,0 +1,102 @@
+"""The rule "bytes an end user supplies are parsed only in a confined child", held by reading the
+worker's source.
+
+A parser of user files (media, images, caption files, subtitle documents) costs time and memory
+that grow with what the user sent; run in the worker's event loop or one of its threads it can
+stall every job on the replica (the GIL makes a thread no shelter). So these functions may be
+named only by the modules that run in a confined child (probe_child.py, caption_child.py) and by
+the modules that define them. `child_only` also makes the caption ones raise at run time outside
+a child; this test covers the probe's too, and any function marked `@child_only` later.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import worker
+
+ROOT = Path(worker.__file__).parent
+# Parsers of user bytes that are not marked `child_only` (the tests call them in-process to
+# inspect what the worker wrote), by module.
+PARSERS = {
+    "worker.media.probe": {"probe", "describe"},
+    "worker.media.image_header": {"read_header", "sniff"},
+}
+# The children's entry points, and probe.py, which only probe_child imports (the import graph
+# test in tests/test_imports.py holds that): what runs inside a confined child.
+CHILD_MODULES = {"worker.media.probe_child", "worker.media.caption_child", "worker.media.probe"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def sources() -> dict[str, ast.Module]:
+    return {module_name(p): ast.parse(p.read_text()) for p in sorted(ROOT.rglob("*.py"))}
+
+
+def marked_child_only(tree: ast.Module) -> set[str]:
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any(isinstance(d, ast.Name) and d.id == "child_only" for d in node.decorator_list)
+    }
+
+
+def user_byte_parsers(trees: dict[str, ast.Module]) -> dict[str, set[str]]:
+    found = {module: set(names) for module, names in PARSERS.items()}
+    for module, tree in trees.items():
+        if marked := marked_child_only(tree):
+            found.setdefault(module, set()).update(marked)
+    return found
+
+
+def uses(tree: ast.Module, module: str, names: set[str]) -> set[str]:
+    """Which of `module`'s `names` this tree imports by name or reaches as an attribute of an
+    imported module (`probe.probe`, `worker.media.probe.describe`)."""
+    used: set[str] = set()
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.module == module:
+                used |= {a.name for a in node.names} & names
+            aliases |= {a.asname or a.name for a in node.names
+                        if f"{node.module}.{a.name}" == module}  # fmt: skip
+        if isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name for a in node.names if a.name == module}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in names:
+            if ast.unparse(node.value) in aliases:
+                used.add(node.attr)
+    return used
+
+
+def test_only_the_confined_children_name_a_parser_of_user_bytes() -> None:
+    trees = sources()
+    parsers = user_byte_parsers(trees)
+    assert {"words_from_srt", "ass_lines", "read_caption_file"} <= set().union(*parsers.values())
+    offenders = []
+    for module, tree in trees.items():
+        if module in CHILD_MODULES:
+            continue
+        for defining, names in parsers.items():
+            if module == defining:
+                continue
+            for name in sorted(uses(tree, defining, names)):
+                offenders.append(f"{module} uses {defining}.{name}")
+    assert not offenders, (
+        "user bytes may be parsed only in a confined child (probe_child, caption_child): "
+        + "; ".join(offenders)
+    )
+
+
+def test_the_check_sees_a_parser_named_from_the_worker_side() -> None:
+    """The checker itself: an import by name and an attribute use are both found."""
+    by_name = ast.parse("from worker.media.probe import probe\nprobe(p, 's')\n")
+    by_attribute = ast.parse("from worker.media import captions\ncaptions.words_from_srt(t)\n")
+    assert uses(by_name, "worker.media.probe", {"probe"}) == {"probe"}
+    assert uses(by_attribute, "worker.media.captions", {"words_from_srt"}) == {"words_from_srt"}
+    assert uses(by_attribute, "worker.media.captions", {"ass_lines"}) == set()
