@@ -227,6 +227,19 @@ async def test_shutdown_hands_unfinished_jobs_back(memory_store):
     assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
 
 
+async def test_a_second_stop_signal_hands_running_jobs_back_at_once(memory_store):
+    """The first Ctrl-C gives running jobs SHUTDOWN_GRACE (here 120 s, far past the helper's
+    30 s wait for the runner to end); the second ends the grace period there and then."""
+    job_id = await enqueue(memory_store, {"sleep": 60})
+    async with running(memory_store, scripted, shutdown_grace=120) as runner:
+        await wait_for(lambda: asyncio.sleep(0, result=job_id in runner.in_flight))
+        runner.on_stop_signal()
+        assert runner.draining and job_id in runner.in_flight
+        runner.on_stop_signal()
+    r = await memory_store.get(job_id)
+    assert (r["status"], r["attempts"], r["worker_id"]) == ("pending", 0, None)
+
+
 async def test_notify_wakes_an_idle_worker_long_before_the_poll(store, db_url):
     watch = ClaimWatch(store)
     async with running(

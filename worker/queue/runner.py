@@ -27,7 +27,7 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from worker.log import SecretMasker, get_logger
@@ -148,10 +148,18 @@ class Runner:
         """Stop claiming now; running jobs get SHUTDOWN_GRACE to finish."""
         self.state.request_stop()
 
+    def on_stop_signal(self) -> None:
+        """SIGTERM or Ctrl-C: the first stops claiming and gives running jobs SHUTDOWN_GRACE;
+        a second, while they run, hands them back at once."""
+        if self.state.draining:
+            self.state.stop_now()
+        else:
+            self.request_stop()
+
     def install_signal_handlers(self) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+            loop.add_signal_handler(sig, self.on_stop_signal)
 
         def remove() -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -208,11 +216,22 @@ class Runner:
             # the grace period runs from SIGTERM, not from the end of a claim in progress
             left = max(0.0, self.state.grace_end() - time.monotonic())
             log.info("waiting_for_jobs", count=len(jobs), grace=round(left, 1))
-            await asyncio.wait(set(jobs), timeout=left)
+            await self._until_done_or_hurried(jobs, left)
         for running in list(self.in_flight.values()):
             running.abort(Abort.SHUTDOWN)
         if jobs:
             await asyncio.wait(set(jobs))
+
+    async def _until_done_or_hurried(self, jobs: Iterable[asyncio.Task[None]], left: float) -> None:
+        """Wait for `jobs` to end, at most `left` seconds, or until a second stop signal."""
+        everything = asyncio.ensure_future(asyncio.wait(set(jobs)))
+        hurried = asyncio.ensure_future(self.state.hurry.wait())
+        try:
+            await asyncio.wait({everything, hurried}, timeout=left,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            everything.cancel()  # the waiting, not the jobs
+            hurried.cancel()
 
     # ---- what tests, the CLI and the demo read (the HTTP side reads `status`) --------------
 

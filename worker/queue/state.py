@@ -77,6 +77,7 @@ class WorkerState:
     counters: Counters = field(default_factory=Counters)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # claim now: a slot or a job
     beat_now: asyncio.Event = field(default_factory=asyncio.Event)  # renew (and check) leases
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)  # the grace period ends now
 
     def db_up(self) -> None:
         if not self.db_ok:
@@ -92,9 +93,22 @@ class WorkerState:
     def request_stop(self) -> None:
         """Stop claiming now; running jobs get SHUTDOWN_GRACE to finish."""
         if not self.draining:
-            log.info("draining", in_flight=len(self.in_flight), grace=self.shutdown_grace)
+            again = {"again": "a second SIGTERM or Ctrl-C hands them back now"}
+            log.info("draining", in_flight=len(self.in_flight), grace=self.shutdown_grace,
+                     **(again if self.in_flight else {}))  # fmt: skip
             self.stop_requested_at = time.monotonic()
         self.draining = True
+        self.wake.set()
+
+    def stop_now(self) -> None:
+        """End the grace period at once: running jobs are handed back without waiting (a
+        second Ctrl-C, as interactive tools do)."""
+        now = time.monotonic()
+        if self.in_flight and not self.hurry.is_set():
+            log.info("handing_back_now", in_flight=len(self.in_flight))
+        self.stop_requested_at = min(self.stop_requested_at or now, now - self.shutdown_grace)
+        self.draining = True
+        self.hurry.set()
         self.wake.set()
 
     def abort(self, job_id: uuid.UUID, reason: Abort) -> None:
