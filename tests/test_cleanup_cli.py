@@ -23,6 +23,16 @@ async def test_an_age_below_one_day_is_refused_and_nothing_is_deleted(store, db_
     assert await job_ids(store) == {just_now, old}
 
 
+@pytest.mark.parametrize("days", ["36501", "99999999999"])
+async def test_an_age_past_a_century_is_refused_without_a_traceback(store, db_url, days):
+    """99999999999 days used to reach Postgres and print its overflow as a traceback."""
+    old = await finished_job(store, days_ago=30)
+    proc = cli(db_url, "cleanup", "--days", days, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"--days: must be at most 36500 (a century), got {days}" in proc.stderr
+    assert await job_ids(store) == {old}
+
+
 def write(path: Path, size: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"v" * size)

@@ -152,3 +152,22 @@ async def test_cancel_tells_an_unknown_job_from_a_finished_one(store, db_url):
         line for line in proc.stderr.splitlines() if line.startswith("video-worker: database:")
     ]
     assert len(named) == 1 and f"/{conninfo_to_dict(db_url)['dbname']}" in named[0], proc.stderr
+
+
+def test_run_on_a_port_another_program_holds_says_so_and_exits_at_once(db_url):
+    """A second local worker on the default port once hung for good (the pool half-open,
+    SIGTERM ignored); now the port is checked before anything else starts."""
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = cli(db_url, "run", PORT=str(port))
+    assert proc.returncode == 2, proc.stderr
+    assert_one_clear_line(proc, f"PORT {port} cannot be used", "set PORT to a free port")
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_a_port_outside_the_tcp_range_is_refused(db_url, port):
+    proc = cli(db_url, "run", PORT=port)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_clear_line(proc, "PORT must be at")

@@ -99,6 +99,30 @@ async def test_metrics_follow_prometheus_conventions(store):
     assert str(job_id) not in text  # no job ids as labels
 
 
+async def test_metrics_and_stats_show_how_late_the_event_loop_ran(memory_store):
+    import re
+    import time
+
+    async with running(memory_store, scripted) as runner, http(runner) as session:
+        monitor = runner.loop_lag
+        await wait_for(lambda: asyncio.sleep(0, result=monitor.ticks > 0))
+        time.sleep(0.3)  # noqa: ASYNC251 (the loop held on purpose: its tick comes >= 0.2 s late)
+        floor = 0.3 - monitor.tick
+        status, text = await get(session, "/metrics")
+        assert status == 200
+        gauges = dict(re.findall(r"^(video_worker_event_loop_lag\w*) (\S+)$", text, re.M))
+        assert set(gauges) == {
+            "video_worker_event_loop_lag_seconds",
+            "video_worker_event_loop_lag_max_seconds",
+        }
+        assert all(float(v) >= floor for v in gauges.values()), gauges
+        status, body = await get(session, "/stats")
+    assert status == 200
+    lag = body["event_loop_lag"]
+    assert set(lag) == {"last", "recent", "max", "window"}
+    assert lag["recent"] >= floor and lag["max"] >= floor and lag["window"] == 60, lag
+
+
 async def test_health_is_503_with_a_reason_when_the_database_is_gone(store):
     dead = make_pool("postgresql://postgres@127.0.0.1:1/none", max_size=1)
     runner = Runner(fast_settings(), JobStore(dead), scripted)

@@ -14,7 +14,7 @@ from worker.cleanup import AutoCleanup
 from worker.db.connection import connect, make_pool
 from worker.db.embedded import resolve_database_url
 from worker.db.migrate import migrate
-from worker.http.server import bound_port, create_app, serve
+from worker.http.server import bound_port, check_port, create_app, serve
 from worker.log import SecretMasker, get_logger
 from worker.metrics import WorkerMetrics
 from worker.pipeline.scratch import sweep_orphans
@@ -64,6 +64,7 @@ async def run_worker(
     settings: Settings, handler: Handler, *, run_migrations: bool = True, started: Any = None
 ) -> Runner:
     """Run the daemon until SIGTERM/SIGINT; returns the runner (for its counters)."""
+    check_port(settings.port)
     url = resolve_database_url(settings.database_url, settings.home)
     loop = type(asyncio.get_running_loop())
     log.info(  # secrets shown only as "set"
@@ -96,7 +97,11 @@ async def run_worker(
         masker=SecretMasker(settings.secrets()),
         listener=listener_on(url),
     )
-    site = await serve(create_app(runner.status), settings.port)
+    try:
+        site = await serve(create_app(runner.status), settings.port)
+    except BaseException:
+        await pool.close()
+        raise
     remove_signals = runner.install_signal_handlers()
     if started is not None:
         started(runner, bound_port(site))

@@ -17,7 +17,7 @@ from worker.db.preflight import PreflightError
 from worker.enqueue_args import add_enqueue_arguments
 from worker.errors import PermanentError
 from worker.log import configure
-from worker.settings import Settings, SettingsError
+from worker.settings import MAX_RETENTION_DAYS, Settings, SettingsError
 
 # The variables --help lists; every one is described in the README's Configuration table.
 ENVIRONMENT = [
@@ -71,6 +71,10 @@ def _days(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be at least 1 (jobs that finished less than a day ago are never removed), "
             f"got {days}"
+        )
+    if days > MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_RETENTION_DAYS} (a century), got {days}"
         )
     return days
 

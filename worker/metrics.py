@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from worker.loop_lag import TICK, WINDOW
+
 OUTCOMES = ("completed", "failed", "cancelled", "retried")
 
 
@@ -60,6 +62,17 @@ class WorkerMetrics:
         )
         self.listening = Gauge(
             "video_worker_listener_up", "1 while LISTEN/NOTIFY delivers.", registry=self.registry
+        )
+        self.loop_lag = Gauge(
+            "video_worker_event_loop_lag_seconds",
+            f"Worst lateness of the event loop over the last {WINDOW:g} s "
+            f"(a timer checked every {TICK:g} s; worker/loop_lag.py).",
+            registry=self.registry,
+        )
+        self.loop_lag_max = Gauge(
+            "video_worker_event_loop_lag_max_seconds",
+            "Worst lateness of the event loop since the worker started.",
+            registry=self.registry,
         )
 
     def job_finished(self, outcome: str, seconds: float) -> None:

@@ -28,6 +28,9 @@ GIB = 1024**3
 DEFAULT_MAX_OUTPUT_SECONDS = 1800
 
 
+MAX_RETENTION_DAYS = 36_500  # a century: past it, now() minus the age leaves Postgres' range
+
+
 class SettingsError(ConfigError, ValueError):
     """A setting has a value the worker cannot use; the message names the variable.
 
@@ -37,7 +40,9 @@ class SettingsError(ConfigError, ValueError):
     """
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -47,6 +52,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -165,7 +172,7 @@ class Settings:
             poll_interval_ms=_int(env, "POLL_INTERVAL", 5000, minimum=10),
             concurrency=_int(env, "WORKER_CONCURRENCY", 1, minimum=1),
             worker_id=_first(env, "WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}",
-            port=_int(env, "PORT", 3001, minimum=0),
+            port=_int(env, "PORT", 3001, minimum=0, maximum=65535),
             allow_private_urls=_bool(env, "ALLOW_PRIVATE_URLS"),
             lease_seconds=_int(env, "LEASE_SECONDS", 60, minimum=2),
             job_timeout=_int(env, "JOB_TIMEOUT", 1800, minimum=1),
@@ -184,7 +191,7 @@ class Settings:
             log_format=log_format,
             stats_token=_token(env, "STATS_TOKEN"),
             metrics_token=_token(env, "METRICS_TOKEN"),
-            retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1),
+            retention_days=_int(env, "RETENTION_DAYS", 7, minimum=1, maximum=MAX_RETENTION_DAYS),
             auto_cleanup=_bool(env, "AUTO_CLEANUP"),
             retry_base_seconds=_int(env, "RETRY_BASE_MS", 10_000, minimum=0) / 1000,
             event_loop=event_loop,

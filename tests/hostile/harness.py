@@ -9,6 +9,11 @@ request it gets, so a case can show that a refused URL never reached it).
 
 The good job reads its clip through `storage://` from local storage, so it runs whatever
 ALLOW_PRIVATE_URLS says: the address-guard cases keep the guard on.
+
+While the hostile job runs, the worker's own loop-lag monitor (worker/loop_lag.py, owned by the
+Runner) watches the event loop, which the test shares with the worker: no hostile job may hold
+it for MAX_LOOP_LAG seconds or more (issue 15: the heartbeat, /health, JOB_TIMEOUT and cancel
+all stop while it is held).
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from aiohttp import web
 
 from tests.queue.helpers import fast_settings, running, status_is
 from worker.fetch import FetchPolicy
+from worker.loop_lag import Watch
 from worker.pipeline import Pipeline
 from worker.queue.jobs import JobStore
+from worker.queue.runner import Runner
 from worker.settings import Settings
 from worker.storage import make_storage
 
@@ -34,6 +41,7 @@ from worker.storage import make_storage
 POLICY = FetchPolicy(attempts=2, connect_timeout=2, read_timeout=5, backoff_base=0.01)
 GOOD_KEY = "corpus/good.mp4"
 TERMINAL = ("completed", "failed", "cancelled")
+MAX_LOOP_LAG = 0.5  # seconds a hostile job may make the worker's event loop run late (issue 15)
 
 # A file, raw bytes (served as application/octet-stream), a bare status, or a function that
 # makes a fresh response for each request (a response object can be sent only once).
@@ -151,6 +159,16 @@ def check_row(row: Mapping[str, Any], expect: Expect) -> None:
         assert words not in error, f"{words!r} must not be in error {error!r}"
 
 
+def check_lag(runner: Runner, lag: Watch, bound: float = MAX_LOOP_LAG) -> None:
+    """The worst event-loop lag seen by `runner`'s monitor during the watch stayed under
+    `bound`; a monitor that is not running would prove nothing, so that fails too."""
+    assert runner.loop_lag.running, "the loop-lag monitor is not running: no lag was measured"
+    assert lag.worst < bound, (
+        f"event loop lag {lag.worst:.3f} s during the hostile job (bound {bound} s): "
+        "something held the worker's event loop or the GIL"
+    )
+
+
 async def run_case(
     store: JobStore,
     settings: Settings,
@@ -162,10 +180,13 @@ async def run_case(
     policy: FetchPolicy = POLICY,
     timeout: float = 60,
 ) -> dict[str, Any]:
-    """The whole case: hostile job to its end, checked, then a good job completes."""
-    async with corpus_worker(store, settings, good_clip, policy=policy):
-        job_id, _ = await store.enqueue(payload, user_id=user_id)
-        row = await status_is(store, job_id, *TERMINAL, timeout=timeout)
+    """The whole case: hostile job to its end, checked (its row, then the loop's lag while it
+    ran), then a good job completes."""
+    async with corpus_worker(store, settings, good_clip, policy=policy) as runner:
+        with runner.loop_lag.watch() as lag:
+            job_id, _ = await store.enqueue(payload, user_id=user_id)
+            row = await status_is(store, job_id, *TERMINAL, timeout=timeout)
         check_row(row, expect)
+        check_lag(runner, lag)
         await check_good(store, settings)
     return row

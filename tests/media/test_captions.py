@@ -1,5 +1,9 @@
 """Captions: transcripts of every shape into timed words, words into lines, lines into ASS that
-the bundled FFmpeg's libass burns with the bundled font, measured on the rendered pixels."""
+the bundled FFmpeg's libass burns with the bundled font, measured on the rendered pixels.
+
+The caption file readers and the document writers run only in the confined caption child
+(`child_only`); these tests call them directly, as the child does, inside `confined_here`.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +27,16 @@ from worker.media.captions import (
     words_from_transcript,
     words_from_vtt,
 )
+from worker.media.confine import confined_here
 from worker.media.ffmpeg import ffmpeg_exe
 
 W, H = 320, 180
+
+
+@pytest.fixture(autouse=True)
+def as_the_caption_child():
+    with confined_here():
+        yield
 
 
 # ---- transcripts -----------------------------------------------------------------------------
@@ -95,12 +106,12 @@ def test_srt_and_vtt_share_each_cue_over_its_words():
         "intro\n00:01.000 --> 00:02.000 align:start\n<v Ann>ab</v> &amp;d\n\n"
         "00:00:03.000 --> 00:00:04.000\nx\n"
     )
-    assert words_from_srt(srt, "captions.srt_url") == [
+    assert words_from_srt(srt, "captions.srt_url", max_seconds=1800) == [
         Word("ab", 1.0, 1.5),
         Word("cd", 1.5, 2.0),
         Word("x", 3.0, 4.0),
     ]
-    assert words_from_vtt(vtt, "captions.vtt_url") == [
+    assert words_from_vtt(vtt, "captions.vtt_url", max_seconds=1800) == [
         Word("ab", 1.0, 1.5),
         Word("&d", 1.5, 2.0),
         Word("x", 3.0, 4.0),
@@ -110,10 +121,10 @@ def test_srt_and_vtt_share_each_cue_over_its_words():
 def test_a_broken_srt_names_its_line():
     srt = "1\n00:00:01,000 --> 00:00:02,000\nfine\n\n2\n00:00:03 --> 00:00:04\nbroken\n"
     with pytest.raises(InputError) as caught:
-        words_from_srt(srt, "captions.srt_url")
+        words_from_srt(srt, "captions.srt_url", max_seconds=1800)
     assert str(caught.value).startswith("captions.srt_url: line 6 is not a valid SRT time range")
     with pytest.raises(InputError, match=r"captions\.vtt_url: line 1 must start with"):
-        words_from_vtt("1\n00:01.000 --> 00:02.000\nhi\n", "captions.vtt_url")
+        words_from_vtt("1\n00:01.000 --> 00:02.000\nhi\n", "captions.vtt_url", max_seconds=1800)
 
 
 def test_a_clips_transcript_follows_its_trim_onto_the_output_timeline():

@@ -21,10 +21,15 @@ from tests.media.checks import (
     tone_level_db,
 )
 from tests.media.conftest import X264, ffmpeg
-from worker.errors import PayloadError
+from worker.errors import InputError, PayloadError
 from worker.media.assemble import assemble
 from worker.media.captions import CaptionStyle, Word
+from worker.media.compose import MAX_CLIPS_PER_PASS, picture_args, split_timeline
+from worker.media.confine import PIXEL_CEILING
+from worker.media.ffmpeg import FFmpegError, input_args, run_ffmpeg
+from worker.media.filters import video_job
 from worker.media.info import MATRICES, MediaInfo, VideoInfo
+from worker.media.plan import make_plan
 from worker.media.probe import probe
 from worker.media.specs import (
     CaptionSpec,
@@ -549,3 +554,66 @@ async def test_an_image_without_duration_is_refused(made: Made, workdir: Path) -
         await assemble(clips, audio=None, output=OutputSpec(), workdir=workdir)
     assert caught.value.field == "payload.clips[1].duration"
     assert str(caught.value) == "payload.clips[1].duration: is required for an image"
+
+
+# ---- what FFmpeg is told about each input ------------------------------------------------------
+
+
+def _per_input(args: list[str]) -> list[list[str]]:
+    """Each input's options, from after the previous input's file up to and including its own."""
+    inputs, start = [], 0
+    for at, arg in enumerate(args):
+        if arg == "-i":
+            inputs.append(args[start : at + 2])
+            start = at + 2
+    return inputs
+
+
+def _option(options: list[str], name: str) -> str:
+    return options[options.index(name) + 1]
+
+
+def test_every_input_gets_the_operators_pixel_limit_and_a_still_one_decoder_thread(
+    made: Made, tmp_path: Path
+) -> None:
+    """Issue 15: `-max_pixels` is MAX_INPUT_PIXELS on every user's input (never above the
+    ceiling), and a still's decoder (a clip or an overlay) runs one thread."""
+    video, square = made.colour("red"), made.square()
+    clips = [video, made.still(square, duration=1.0)]
+    overlays = [ImageOverlaySpec(square, image_info(square))]
+    output = OutputSpec(max_input_pixels=1_000_000)
+    plan = make_plan(clips, None, output, overlays=overlays)
+    [piece] = split_timeline(clips, plan, MAX_CLIPS_PER_PASS)
+    args = picture_args(piece, plan, output, overlays=overlays, captions=None, texts=[],
+                        destination=tmp_path / "out.mp4", threads=2)  # fmt: skip
+
+    inputs = _per_input(args)
+    assert [_option(i, "-max_pixels") for i in inputs] == ["1000000"] * 3
+    assert [_option(i, "-threads") for i in inputs] == ["2", "1", "1"]
+    assert [_option(i, "-f") for i in inputs[1:]] == ["png_pipe", "png_pipe"]
+    for options in inputs:  # per-input options, before the file they bind to
+        assert options.index("-max_pixels") < options.index("-i")
+        assert options.index("-threads") < options.index("-i")
+    again = video_job(video, plan.windows[0], plan.geometry, "pad", tmp_path / "v.mp4", 2,
+                      max_pixels=1_000_000)  # fmt: skip
+    assert [_option(i, "-max_pixels") for i in _per_input(again.args)] == ["1000000"]
+    ceiling = input_args(square, max_pixels=PIXEL_CEILING * 4)
+    assert _option(ceiling, "-max_pixels") == str(PIXEL_CEILING)
+
+
+async def test_a_still_over_the_operators_pixel_limit_is_refused_before_and_by_ffmpeg(
+    made: Made, workdir: Path
+) -> None:
+    """Past the probe, two more lines hold MAX_INPUT_PIXELS: the cost check refuses a 640x360
+    still under a limit of 320x180 before anything is encoded, and FFmpeg's decoder, given the
+    same limit as `-max_pixels`, would not decode it either."""
+    clips = [made.still(made.square(), duration=0.5)]
+    output = OutputSpec(width=320, height=180, max_input_pixels=320 * 180)
+    with pytest.raises(InputError, match=r"^clips\[0\]: has pictures of 230400 pixels; at most"):
+        await assemble(clips, audio=None, output=output, workdir=workdir)
+    assert not (workdir / "output.mp4").exists()
+    args = [*input_args(clips[0].path, formats=("png_pipe",), max_pixels=320 * 180),
+            "-frames:v", "1", "-f", "null", "-"]  # fmt: skip
+    with pytest.raises(FFmpegError) as caught:
+        await run_ffmpeg(args, expected_duration=None, on_progress=None)
+    assert "Picture size 640x360 exceeds specified max pixel count 57600" in caught.value.stderr

@@ -174,3 +174,111 @@ def test_an_image_whose_data_is_cut_off_is_refused(stills: dict[str, Path], tmp_
 def test_a_still_is_still_refused_where_only_a_video_will_do(stills: dict[str, Path]) -> None:
     with pytest.raises(InputError, match=r"^clips\[0\]: is a PNG image, not a video"):
         probe(stills["png"], "clips[0]", "clip")
+
+
+# ---- one picture per still (issue 15) --------------------------------------------------------
+
+
+def pictures(folder: Path, name: str, *sizes: str) -> Path:
+    """One file holding a picture of each size one after another, each a real file of the
+    format `name`'s suffix names (written by FFmpeg, then concatenated)."""
+    out = folder / name
+    parts = []
+    for k, size in enumerate(sizes):
+        part = folder / f"part{k}{out.suffix}"
+        ffmpeg(["-f", "lavfi", "-i", f"testsrc2=s={size}", "-frames:v", "1"], part)
+        parts.append(part.read_bytes())
+    out.write_bytes(b"".join(parts))
+    return out
+
+
+@pytest.mark.parametrize(("name", "count"), [("many.png", 7), ("two.jpg", 2), ("three.webp", 3)])
+@pytest.mark.parametrize(
+    ("source", "kind"), [("clips[0]", "visual"), ("overlays[0].image", "image")]
+)
+def test_a_file_of_several_pictures_is_refused_naming_the_input(
+    tmp_path: Path, name: str, count: int, source: str, kind: str
+) -> None:
+    path = pictures(tmp_path, name, *[SIZE] * count)
+    with pytest.raises(InputError) as caught:
+        probe(path, source, kind, ProbeLimits())  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"{source}: holds {count} pictures (an animation or several images one after "
+        "another); a still image must hold exactly one"
+    )
+
+
+async def test_the_pictures_are_counted_in_the_probe_child(tmp_path: Path) -> None:
+    path = pictures(tmp_path, "issue.png", "320x240", *[SIZE] * 6)
+    with pytest.raises(InputError, match=r"^clips\[3\]: holds 7 pictures"):
+        await probe_async(path, "clips[3]", "visual", ProbeLimits())
+
+
+def test_every_picture_counts_against_the_pixel_limit(tmp_path: Path) -> None:
+    """The first picture is within the limit, the second is not: its header refuses it."""
+    path = pictures(tmp_path, "growing.png", SIZE, "320x240")
+    limits = ProbeLimits(max_pixels=128 * 64)  # the first (96x64, decoded as 128x64) fits
+    with pytest.raises(InputError) as caught:
+        probe(path, "overlays[1].image", "image", limits)
+    assert str(caught.value) == (
+        "overlays[1].image: its picture 2 is 320x240 (0.1 megapixels), over the limit of "
+        "0.0 megapixels (MAX_INPUT_PIXELS); a still image must hold exactly one picture"
+    )
+
+
+def test_a_count_too_large_to_finish_is_said_as_such(tmp_path: Path) -> None:
+    tiny = declared_png(1, 1, rows=1)
+    path = tmp_path / "flood.png"
+    path.write_bytes(tiny * 1001)
+    with pytest.raises(InputError, match=r"^clips\[0\]: holds more than 1000 pictures"):
+        probe(path, "clips[0]", "visual")
+
+
+def test_an_animated_png_is_refused(tmp_path: Path) -> None:
+    """An APNG demuxes as one picture; its acTL chunk says what it is."""
+    path = tmp_path / "moving.png"
+    ffmpeg(["-f", "lavfi", "-i", f"testsrc2=s={SIZE}:r=5", "-frames:v", "3", "-f", "apng",
+            "-plays", "0"], path)  # fmt: skip
+    assert b"acTL" in path.read_bytes()
+    with pytest.raises(InputError) as caught:
+        probe(path, "clips[2]", "visual")
+    assert str(caught.value) == (
+        "clips[2]: is an animated PNG (APNG); a still image must hold exactly one picture"
+    )
+
+
+def test_an_animated_webp_is_refused(tmp_path: Path) -> None:
+    """An animated WebP demuxes as one picture; its ANIM and ANMF chunks say what it is."""
+    path = tmp_path / "moving.webp"
+    ffmpeg(["-f", "lavfi", "-i", f"testsrc2=s={SIZE}:r=5", "-frames:v", "3",
+            "-c:v", "libwebp_anim", "-loop", "0"], path)  # fmt: skip
+    assert b"ANMF" in path.read_bytes()
+    with pytest.raises(InputError) as caught:
+        probe(path, "overlays[0].image", "image")
+    assert str(caught.value) == (
+        "overlays[0].image: is an animated WebP; a still image must hold exactly one picture"
+    )
+
+
+def test_an_animation_flag_alone_is_refused(stills: dict[str, Path], tmp_path: Path) -> None:
+    """A VP8X chunk with its animation bit set is an animated WebP, whatever follows it."""
+    canvas = (96 - 1).to_bytes(3, "little") + (64 - 1).to_bytes(3, "little")
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0x02, 0, 0, 0]) + canvas
+    body = stills["webp"].read_bytes()[12:]  # its VP8 chunk, after RIFF, size and WEBP
+    chunks = vp8x + body
+    path = tmp_path / "flagged.webp"
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WEBP" + chunks)
+    with pytest.raises(InputError, match=r"^clips\[0\]: is an animated WebP"):
+        probe(path, "clips[0]", "visual")
+
+
+@pytest.mark.parametrize("name", ["png", "jpeg", "webp", "webp_lossless"])
+def test_one_picture_with_bytes_after_it_is_still_one_picture(
+    stills: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    """Bytes after the picture (padding, an appended blob) are no second picture: they do not
+    start like one, and no decoder makes a picture of them."""
+    path = tmp_path / f"padded-{name}"
+    path.write_bytes(stills[name].read_bytes() + b"\x00" * 100 + b"trailing data")
+    info = probe(path, "clips[0]", "visual")
+    assert info.is_image and info.video is not None and info.video.width == 96

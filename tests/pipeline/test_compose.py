@@ -17,19 +17,21 @@ import pytest
 from tests.media.conftest import Media, ffmpeg
 from tests.queue.helpers import fast_settings
 from worker.errors import InputError, PayloadError, StorageError
+from worker.media import caption_child
 from worker.media.captions import CaptionStyle, Word
+from worker.media.confine import confined_here
 from worker.media.probe import probe
 from worker.media.specs import (
     AssemblyResult,
+    CaptionFile,
     CaptionSpec,
     ImageOverlaySpec,
     LayerSpec,
     TextOverlaySpec,
     TransitionSpec,
 )
-from worker.payload import MAX_CAPTION_WORDS, parse_payload
+from worker.payload import MAX_CAPTION_WORDS, Payload, parse_payload
 from worker.pipeline import InputId, Role, build_pipeline
-from worker.pipeline.caption_files import read_caption_file
 from worker.pipeline.compose import Files, compose
 from worker.pipeline.handler import Attempt, Keys, _output_keys
 from worker.pipeline.inputs import MUSIC, SRT, VTT, job_inputs
@@ -129,9 +131,18 @@ def probed(files: dict[str, Path]) -> Files:
     }
     paths = {source: path for source, (path, _) in by_id.items()} | {SRT: files["srt"]}
     infos = {source: probe(path, source.name, kind) for source, (path, kind) in by_id.items()}  # type: ignore[arg-type]
-    payload = parse_payload(FULL, SETTINGS)
-    words = read_caption_file(SRT, files["srt"], payload)
-    return Files(paths=paths, infos=infos, caption_words=words)
+    return Files(paths=paths, infos=infos)
+
+
+def read_caption_file(source: InputId, path: Path, payload: Payload) -> list[Word]:
+    """The caption file's words as the caption child reads them (called here in-process, as
+    the child: the worker itself never parses the file)."""
+    held = sum(len(c.transcript or ()) + len(c.voice_transcript or ()) for c in payload.clips)
+    if payload.captions is not None and payload.captions.words is not None:
+        held += len(payload.captions.words)
+    file = {"path": str(path), "kind": source.role.value, "source": source.name}
+    with confined_here():
+        return caption_child.read_caption_file(file, held, max_seconds=1800.0)
 
 
 def test_the_specs_of_a_full_composition(files: dict[str, Path]) -> None:
@@ -163,11 +174,12 @@ def test_the_specs_of_a_full_composition(files: dict[str, Path]) -> None:
     assert made.captions == CaptionSpec(
         style=CaptionStyle(style="highlight", position="top", size=0.08, uppercase=True,
                            max_words=3),
-        words=given.caption_words or (),
         vtt=True,
+        file=CaptionFile(files["srt"], "srt", "captions.srt_url"),
     )  # fmt: skip
-    assert [w.text for w in made.captions.words] == ["Good", "morning", "{\\b1}bold"]
-    assert made.captions.words[0].start == 0.5 and made.captions.words[-1].end == 2.4
+    words = read_caption_file(SRT, files["srt"], payload)
+    assert [w.text for w in words] == ["Good", "morning", "{\\b1}bold"]
+    assert words[0].start == 0.5 and words[-1].end == 2.4
 
     logo, text, plain = made.overlays
     assert logo == ImageOverlaySpec(files["still"], given.infos[InputId.overlay(0)],

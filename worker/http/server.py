@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import re
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from worker.log import SecretMasker, get_logger
 from worker.queue.status import StatusView
 from worker.row_error import scrub_paths
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
 HEALTH_DB_TIMEOUT = 3.0
 DASHBOARD = Path(__file__).with_name("dashboard.html")
@@ -97,10 +98,35 @@ def create_app(status: StatusView) -> web.Application:
 
 
 async def serve(app: web.Application, port: int, host: str = "0.0.0.0") -> web.AppRunner:  # noqa: S104
+    """Listen on `port`; a port another program holds is a SettingsError that says so."""
     site_runner = web.AppRunner(app, access_log=None)
     await site_runner.setup()
-    await web.TCPSite(site_runner, host, port).start()
+    try:
+        await web.TCPSite(site_runner, host, port).start()
+    except OSError as exc:
+        await site_runner.cleanup()
+        raise SettingsError(port_taken(port, exc)) from None
     return site_runner
+
+
+def check_port(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104
+    """Fail at once, before the database is touched, when `port` is taken (a second local
+    worker on the default 3001): binding late left a half-started worker behind."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SettingsError(port_taken(port, exc)) from None
+
+
+def port_taken(port: int, exc: OSError) -> str:
+    return (
+        f"PORT {port} cannot be used ({exc.strerror or exc}): another worker or program "
+        "listens there; set PORT to a free port (0 picks one)"
+    )
 
 
 def bound_port(site_runner: web.AppRunner) -> int:
@@ -203,6 +229,7 @@ async def collect_stats(status: StatusView) -> dict[str, Any]:
         "listener": now.listener,
         "database": "up" if now.database_up else "down",
         "in_flight": now.in_flight,
+        "event_loop_lag": now.loop_lag.as_json(),  # seconds: last tick, worst in window, ever
         "queue": None,
         "queue_estimated": [],  # statuses counted from planner statistics (large tables)
         "recent_failures": [],
@@ -239,6 +266,8 @@ async def metrics(request: web.Request) -> web.Response:
     m.in_flight.set(len(now.in_flight))
     m.up.set(1 if now.database_up else 0)
     m.listening.set(1 if now.listener == "listening" else 0)
+    m.loop_lag.set(now.loop_lag.recent)
+    m.loop_lag_max.set(now.loop_lag.max)
     if now.counters.last_success_at:
         m.last_success.set(now.counters.last_success_at)
     try:

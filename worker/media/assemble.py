@@ -36,20 +36,21 @@ from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.media.captions import CaptionStyle, vtt_document
+from worker.media import cost
+from worker.media.caption_child import VTT_NAME
+from worker.media.caption_render import render_captions
+from worker.media.captions import CaptionStyle
 from worker.media.compose import (
     MAX_CLIPS_PER_PASS,
     Piece,
-    caption_lines,
     link_fonts,
     picture_args,
     split_timeline,
-    write_captions,
 )
 from worker.media.confine import CONCAT_FORMATS
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
 from worker.media.filters import ClipJob, video_job
-from worker.media.info import MediaInfo
+from worker.media.info import MediaInfo, ProbeLimits
 from worker.media.overlays import write_texts
 from worker.media.plan import ClipWindow, Geometry, Plan, make_plan
 from worker.media.probe_process import describe_async
@@ -67,7 +68,7 @@ from worker.media.specs import (
 
 OUTPUT_NAME = "output.mp4"
 THUMBNAIL_NAME = "thumbnail.jpg"
-CAPTIONS_VTT_NAME = "captions.vtt"
+CAPTIONS_VTT_NAME = VTT_NAME  # the caption child writes it in scratch; it ends beside the output
 MAX_PARALLEL_ENCODES = 2
 # Relative cost of the stages per second of video, for a progress bar that moves evenly.
 SOUNDTRACK_WEIGHT = 0.12
@@ -86,13 +87,16 @@ async def assemble(
     on_progress: ProgressCallback | None = None,
     captions: CaptionSpec | None = None,
     overlays: Sequence[OverlaySpec] = (),
+    limits: ProbeLimits | None = None,
 ) -> AssemblyResult:
     """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`, composing
     stills, transitions, `captions`, `overlays` and output fades when there are any.
 
     Raises `PayloadError` before any encoding for a bad trim, image clip or transition, or a
-    result over `output.max_duration`; `FFmpegError` if FFmpeg fails. On any failure or
-    cancellation the output, poster, sidecar and intermediates are removed.
+    result over `output.max_duration` or past the cost bounds (cost.py); `InputError` for a
+    caption file the caption child refuses (it runs under `limits`, the probe's); `FFmpegError`
+    if FFmpeg fails. On any failure or cancellation the output, poster, sidecar and
+    intermediates are removed.
     """
     timings: dict[str, float] = {}
     with _timed(timings, "plan"):
@@ -105,7 +109,7 @@ async def assemble(
         clips=clips, audio=audio, output=output, captions=_caption_spec(clips, captions),
         overlays=tuple(overlays), plan=plan, scratch=scratch, timings=timings,
         progress=WeightedProgress(_weights(plan, output), on_progress),
-        parallel=parallel, threads=threads,
+        parallel=parallel, threads=threads, limits=limits or ProbeLimits(),
     )  # fmt: skip
     try:
         partial = scratch / OUTPUT_NAME
@@ -151,6 +155,7 @@ class Assembly:
     timings: dict[str, float] = field(default_factory=dict)
     parallel: int = 1  # FFmpeg encodes at once
     threads: int = 1  # threads each
+    limits: ProbeLimits = field(default_factory=ProbeLimits)  # the caption child's
 
     @property
     def geometry(self) -> Geometry:
@@ -189,7 +194,8 @@ class Assembly:
         """
         videos = [
             video_job(clip, window, self.geometry, self.output.fit,
-                      self.scratch / f"video{i:03d}.mp4", self.threads)
+                      self.scratch / f"video{i:03d}.mp4", self.threads,
+                      max_pixels=self.output.max_input_pixels)
             for i, (clip, window) in enumerate(self.windows())
         ]  # fmt: skip
         soundtrack = self.scratch / "soundtrack.m4a"
@@ -210,7 +216,7 @@ class Assembly:
         """The picture in one pass per piece of the timeline (compose.py; one piece unless
         there are many clips), the soundtrack beside it, then mux."""
         with self.timed("decorations"):
-            captions, texts = self.write_decorations()
+            captions, texts = await self.write_decorations()
         pieces = split_timeline(self.clips, self.plan, MAX_CLIPS_PER_PASS)
         files = [self.scratch / f"picture{k:03d}.mp4" for k in range(len(pieces))]
         soundtrack = self.scratch / "soundtrack.m4a"
@@ -245,19 +251,22 @@ class Assembly:
             done += share
         self.progress.finish("compose")
 
-    def write_decorations(self) -> tuple[str | None, list[str]]:
-        """Write what the picture passes read (the captions' ASS, the overlay texts, the fonts
-        link): the ASS file's name (None without captions) and the text files' names. The
-        captions' WebVTT waits in scratch for `place_sidecar`."""
-        caption_file = None
+    async def write_decorations(self) -> tuple[str | None, list[str]]:
+        """Write what the picture passes read (the captions' ASS, by the caption child; the
+        overlay texts; the fonts link) and check the job's cost before anything is encoded:
+        the ASS file's name (None without captions) and the text files' names. The captions'
+        WebVTT waits in scratch for `place_sidecar`."""
+        caption_file, caption_layers = None, 0
         link_fonts(self.scratch)
         if self.captions is not None:
-            lines = caption_lines(self.clips, self.plan, self.captions)
-            if lines:
-                caption_file = write_captions(lines, self.captions, self.plan, self.scratch)
-            if self.captions.vtt:
-                document = vtt_document(lines, uppercase=self.captions.style.uppercase)
-                (self.scratch / CAPTIONS_VTT_NAME).write_text(document, encoding="utf-8")
+            made = await render_captions(
+                self.captions, self.clips, self.plan, self.scratch, self.limits,
+                self.output.max_duration,
+            )  # fmt: skip
+            caption_file, caption_layers = made.ass, made.most_at_once
+        spent = cost.estimate(self.plan, self.clips, self.overlays, caption_layers)
+        cost.check(spent, max_seconds=self.output.max_duration,
+                   max_pixels=self.output.max_input_pixels)  # fmt: skip
         texts = write_texts([o for o in self.overlays if isinstance(o, TextOverlaySpec)],
                             self.scratch)  # fmt: skip
         return caption_file, texts

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from worker.errors import InputError, PayloadError
+from worker.media.confine import child_only
 
 FONT_DIR = Path(__file__).with_name("fonts")
 FONT_NAME = "Source Sans Pro"  # the family of fonts/SourceSansPro-Bold.ttf
@@ -47,7 +48,10 @@ Position = Literal["bottom", "center", "top"]
 STYLES: tuple[Style, ...] = ("static", "highlight", "karaoke")
 POSITIONS: tuple[Position, ...] = ("bottom", "center", "top")
 
-MAX_WORD_CHARS = 200  # longer "words" are cut: a caption line must fit a frame
+MAX_WORD_CHARS = 200  # longer "words" are cut for display: a caption line must fit a frame
+MAX_CAPTION_WORDS = 10_000  # words (or cues) one job's captions may hold, every source together
+MAX_CAPTION_TEXT = 1_000  # characters in one word or one cue; more is refused, naming the source
+MAX_WORD_SECONDS = 60.0  # how long one timed word may last; more is refused, naming the source
 LINE_GAP = 1.0  # seconds of silence that end a caption line even before max_words
 LINGER = 0.4  # seconds a line stays after its last word, unless the next line starts sooner
 SENTENCE_END = (".", "!", "?", "…", "。", "！", "？")
@@ -155,10 +159,20 @@ def _word(entry: object, where: str, max_seconds: float) -> Word | None:
     text = entry.get("word", entry.get("text"))
     if not isinstance(text, str):
         raise PayloadError(f"{where}.word", 'is required: the word\'s text ("word" or "text")')
+    if len(text) > MAX_CAPTION_TEXT:
+        raise PayloadError(
+            f"{where}.word", f"has {len(text)} characters; a word may have at most "
+            f"{MAX_CAPTION_TEXT}"
+        )  # fmt: skip
     start = _seconds(entry.get("start"), f"{where}.start", max_seconds)
     end = _seconds(entry.get("end"), f"{where}.end", max_seconds)
     if end < start:
         raise PayloadError(f"{where}.end", f"must not be before start ({start:g} s), got {end:g} s")
+    if end - start > MAX_WORD_SECONDS:
+        raise PayloadError(
+            f"{where}.end", f"makes the word last {end - start:g} s; a word may last at most "
+            f"{MAX_WORD_SECONDS:g} s"
+        )  # fmt: skip
     text = clean_text(text)[:MAX_WORD_CHARS]
     return Word(text, start, end) if text else None
 
@@ -186,6 +200,12 @@ def clean_text(text: str) -> str:
 
 
 # ---- words from SRT and WebVTT ---------------------------------------------------------------
+#
+# A caption file is the end user's bytes: these readers run only in the confined caption child
+# (caption_child.py; tests/test_imports.py holds it), in time linear in the file's size (no
+# pattern here can backtrack over a line: the tag pattern cannot span a `<`), and refuse a file
+# past the bounds before its words are made: MAX_CAPTION_WORDS cues, MAX_CAPTION_TEXT
+# characters a cue, no time past the job's MAX_OUTPUT_SECONDS.
 
 _SRT_TIME = re.compile(
     r"^\s*(\d{1,3}):(\d{2}):(\d{2})[,.](\d{1,3})\s*-->\s*(\d{1,3}):(\d{2}):(\d{2})[,.](\d{1,3})"
@@ -193,14 +213,36 @@ _SRT_TIME = re.compile(
 _VTT_TIME = re.compile(
     r"^\s*(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})\s*-->\s*(?:(\d{1,3}):)?(\d{2}):(\d{2})\.(\d{3})"
 )
-_VTT_TAG = re.compile(r"<[^>]*>")
+_VTT_TAG = re.compile(r"<[^<>]*>")  # `[^<>]`, not `[^>]`: many `<` and no `>` stay linear
 _VTT_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&nbsp;": " ", "&lrm;": "", "&rlm;": ""}
 
 
-def words_from_srt(text: str, source: str) -> list[Word]:
-    """The words of an SRT file; a malformed cue raises InputError naming its line."""
+@dataclass(frozen=True)
+class Cue:
+    """One cue of a caption file, as authored: its text and its time on the output timeline."""
+
+    text: str
+    start: float
+    end: float
+    line: int  # where its timing line is, for errors
+
+
+@child_only
+def words_from_srt(text: str, source: str, *, max_seconds: float) -> list[Word]:
+    """The words of an SRT file; a malformed or oversized cue raises InputError naming it."""
+    return words_from_cues(cues_from_srt(text, source, max_seconds=max_seconds), source)
+
+
+@child_only
+def words_from_vtt(text: str, source: str, *, max_seconds: float) -> list[Word]:
+    """The words of a WebVTT file (tags stripped); a malformed cue raises InputError."""
+    return words_from_cues(cues_from_vtt(text, source, max_seconds=max_seconds), source)
+
+
+@child_only
+def cues_from_srt(text: str, source: str, *, max_seconds: float) -> list[Cue]:
     lines = _lines(text)
-    words: list[Word] = []
+    cues: list[Cue] = []
     n = 0
     while n < len(lines):
         if not lines[n].strip():
@@ -214,18 +256,20 @@ def words_from_srt(text: str, source: str) -> list[Word]:
                 source, f"line {n + 1} is not a valid SRT time range (expected "
                 "00:00:01,000 --> 00:00:02,500); check that the file is SRT"
             )  # fmt: skip
+        timing = n + 1
         start, end = _clock(match.groups()[:4]), _clock(match.groups()[4:])
         n, body = _cue_text(lines, n + 1)
-        words.extend(_spread(body, start, end, source, n))
-    return words
+        cues.append(_cue(body, start, end, source, timing, max_seconds))
+        _check_cue_count(cues, source)
+    return cues
 
 
-def words_from_vtt(text: str, source: str) -> list[Word]:
-    """The words of a WebVTT file (tags stripped); a malformed cue raises InputError."""
+@child_only
+def cues_from_vtt(text: str, source: str, *, max_seconds: float) -> list[Cue]:
     lines = _lines(text)
     if not lines or not lines[0].startswith("WEBVTT"):
         raise InputError(source, 'line 1 must start with "WEBVTT"; check that the file is WebVTT')
-    words: list[Word] = []
+    cues: list[Cue] = []
     n = 1
     while n < len(lines):
         line = lines[n]
@@ -234,19 +278,54 @@ def words_from_vtt(text: str, source: str) -> list[Word]:
         elif line.startswith(("NOTE", "STYLE", "REGION")):
             n = _skip_block(lines, n)
         else:
-            match = _VTT_TIME.match(line) or (
-                _VTT_TIME.match(lines[n + 1]) if n + 1 < len(lines) else None
-            )
+            match = _VTT_TIME.match(line)
+            if match is None and n + 1 < len(lines) and _VTT_TIME.match(lines[n + 1]):
+                n, match = n + 1, _VTT_TIME.match(lines[n + 1])  # `line` was the cue's identifier
             if match is None:
                 raise InputError(source, f"line {n + 1} is not a valid WebVTT cue timing "
                                  "(expected 00:01.000 --> 00:02.500)")  # fmt: skip
-            if not _VTT_TIME.match(line):
-                n += 1  # that line was the cue's identifier
-            groups = match.groups()
+            groups, timing = match.groups(), n + 1
             start = _clock(("0" if groups[0] is None else groups[0], *groups[1:4]))
             end = _clock(("0" if groups[4] is None else groups[4], *groups[5:8]))
             n, body = _cue_text(lines, n + 1)
-            words.extend(_spread(_vtt_plain(body), start, end, source, n))
+            cues.append(_cue(_vtt_plain(body), start, end, source, timing, max_seconds))
+            _check_cue_count(cues, source)
+    return cues
+
+
+def _cue(text: str, start: float, end: float, source: str, line: int, limit: float) -> Cue:
+    """A cue, checked: its times in order and within the job's length, its text not too long."""
+    if end < start:
+        raise InputError(source, f"the cue at line {line} ends before it starts")
+    if end > limit:
+        raise InputError(
+            source, f"the cue at line {line} ends at {end:g} s, past the most a video may last "
+            f"({limit:g} s, MAX_OUTPUT_SECONDS)"
+        )  # fmt: skip
+    text = clean_text(text)
+    if len(text) > MAX_CAPTION_TEXT:
+        raise InputError(
+            source, f"the cue at line {line} has {len(text)} characters; a cue may have at most "
+            f"{MAX_CAPTION_TEXT}"
+        )  # fmt: skip
+    return Cue(text, start, end, line)
+
+
+def _check_cue_count(cues: list[Cue], source: str) -> None:
+    if len(cues) > MAX_CAPTION_WORDS:
+        raise InputError(source, f"has more than {MAX_CAPTION_WORDS} cues; at most "
+                         f"{MAX_CAPTION_WORDS} are allowed")  # fmt: skip
+
+
+def words_from_cues(cues: Sequence[Cue], source: str) -> list[Word]:
+    """Every cue's words, its time shared out over them by their length (cues carry no word
+    times), refused past MAX_CAPTION_WORDS words."""
+    words: list[Word] = []
+    for cue in cues:
+        words.extend(_spread(cue))
+        if len(words) > MAX_CAPTION_WORDS:
+            raise InputError(source, f"has more than {MAX_CAPTION_WORDS} words; at most "
+                             f"{MAX_CAPTION_WORDS} are allowed in one job")  # fmt: skip
     return words
 
 
@@ -281,17 +360,15 @@ def _clock(parts: Sequence[str]) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
 
 
-def _spread(text: str, start: float, end: float, source: str, line: int) -> list[Word]:
-    """A cue's words with its time shared out by their length (cues carry no word times)."""
-    if end < start:
-        raise InputError(source, f"the cue ending before line {line + 1} ends before it starts")
-    tokens = clean_text(text).split()
+def _spread(cue: Cue) -> list[Word]:
+    """A cue's words with its time shared out by their length."""
+    tokens = cue.text.split()
     if not tokens:
         return []
     total = sum(len(t) for t in tokens)
-    words, at = [], start
+    words, at = [], cue.start
     for token in tokens:
-        length = (end - start) * len(token) / total
+        length = (cue.end - cue.start) * len(token) / total
         words.append(Word(token[:MAX_WORD_CHARS], at, at + length))
         at += length
     return words
@@ -319,7 +396,9 @@ def place(
 def group_lines(words: Sequence[Word], max_words: int) -> list[Line]:
     """Caption lines of at most `max_words`, broken early at a sentence's end or a pause.
 
-    Each line stays up to LINGER seconds after its last word, never into the next line."""
+    One line is on screen at a time: a line stays up to LINGER seconds after its last word but
+    ends where the next begins, and a line the next one starts with (words all timed at once)
+    is dropped. However the words overlap, at most one line is ever drawn."""
     ordered = sorted(words, key=lambda w: (w.start, w.end))
     groups: list[list[Word]] = []
     for word in ordered:
@@ -337,8 +416,9 @@ def group_lines(words: Sequence[Word], max_words: int) -> list[Line]:
     for n, group in enumerate(groups):
         end = max(w.end for w in group) + LINGER
         if n + 1 < len(groups):
-            end = min(end, max(groups[n + 1][0].start, max(w.end for w in group)))
-        lines.append(Line(tuple(group), group[0].start, end))
+            end = min(end, groups[n + 1][0].start)
+        if end > group[0].start:
+            lines.append(Line(tuple(group), group[0].start, end))
     return lines
 
 
@@ -367,12 +447,20 @@ def check_colour(value: object, where: str) -> str:
     return "#" + value.lstrip("#").upper()
 
 
+@child_only
 def ass_document(lines: Sequence[Line], style: CaptionStyle, width: int, height: int) -> str:
-    """A complete ASS script for a `width` x `height` video."""
-    if style.uppercase:
-        lines = [_upper(line) for line in lines]
-    events = [event for line in lines for event in _events(line, style)]
-    return "\n".join([*_header(style, width, height), *events]) + "\n"
+    """A complete ASS script for a `width` x `height` video (see `ass_lines`)."""
+    return "".join(f"{line}\n" for line in ass_lines(lines, style, width, height))
+
+
+@child_only
+def ass_lines(lines: Sequence[Line], style: CaptionStyle, width: int, height: int) -> Iterator[str]:
+    """The ASS script line by line, so a writer can stop at its size limit before the whole
+    document exists (highlight writes a line's text once per word: it grows as words times
+    line length)."""
+    yield from _header(style, width, height)
+    for line in lines:
+        yield from _events(_upper(line) if style.uppercase else line, style)
 
 
 def _upper(line: Line) -> Line:
@@ -428,7 +516,7 @@ def _highlight_events(line: Line, lit: str) -> list[str]:
     words = line.words
     for n, word in enumerate(words):
         start = line.start if n == 0 else word.start
-        end = words[n + 1].start if n + 1 < len(words) else line.end
+        end = min(words[n + 1].start, line.end) if n + 1 < len(words) else line.end
         if end <= start:
             continue
         parts = [
@@ -470,6 +558,7 @@ def _ass_time(seconds: float) -> str:
 # ---- WebVTT ----------------------------------------------------------------------------------
 
 
+@child_only
 def vtt_document(lines: Sequence[Line], *, uppercase: bool = False) -> str:
     """The captions as a WebVTT file, one cue per line, text escaped for HTML."""
     cues = ["WEBVTT", ""]

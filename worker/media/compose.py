@@ -28,13 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from worker.media.captions import FONT_DIR, Line, Word, ass_document, group_lines, place
+from worker.media.captions import FONT_DIR
 from worker.media.ffmpeg import input_args
 from worker.media.filters import _trim, length_steps, normal_steps, video_steps, x264_args
 from worker.media.overlays import image_overlay, text_overlay
 from worker.media.plan import ClipWindow, Plan
 from worker.media.specs import (
-    CaptionSpec,
     ClipSpec,
     ImageOverlaySpec,
     OutputSpec,
@@ -43,44 +42,13 @@ from worker.media.specs import (
 )
 from worker.media.stills import image_input, image_steps
 
-CAPTIONS_NAME = "captions.ass"
 FONTS_NAME = "fonts"  # a folder holding a link to the font, where the command runs
 FONT_FILE = "SourceSansPro-Bold.ttf"
 MAX_CLIPS_PER_PASS = 6  # inputs one FFmpeg pass decodes at once (see `split_timeline`)
 _TRANSITION = re.compile(r"^[a-z]{2,20}$")  # xfade's names; anything else is a bug upstream
 
 
-# ---- captions ------------------------------------------------------------------------------
-
-
-def caption_lines(clips: Sequence[ClipSpec], plan: Plan, captions: CaptionSpec) -> list[Line]:
-    """Every caption source on the output timeline, broken into lines.
-
-    `captions.words` are output-timed already. A clip's `transcript` is timed on its source:
-    `place` keeps what the trim keeps and shifts it to where the clip starts on the output
-    (after the transitions before it). A `voice_transcript` is timed from the start of the
-    voice-over, which starts with its clip and stops with it.
-    """
-    words: list[Word] = list(captions.words)
-    for clip, window, start in zip(clips, plan.windows, plan.starts, strict=True):
-        offset, played = plan.seconds(start), plan.seconds(window.frames)
-        if clip.transcript:
-            words += place(clip.transcript, source_start=window.start,
-                           source_end=window.start + played, offset=offset)  # fmt: skip
-        if clip.voice_transcript:
-            words += place(clip.voice_transcript, source_start=0.0, source_end=played,
-                           offset=offset)  # fmt: skip
-    end = plan.seconds(plan.frames)
-    kept = [Word(w.text, w.start, min(w.end, end)) for w in words if w.start < end]
-    return group_lines(kept, captions.style.max_words)
-
-
-def write_captions(lines: Sequence[Line], captions: CaptionSpec, plan: Plan, folder: Path) -> str:
-    """The ASS script in `folder`, and the relative name the `ass` filter reads it by."""
-    geometry = plan.geometry
-    document = ass_document(lines, captions.style, geometry.width, geometry.height)
-    (folder / CAPTIONS_NAME).write_text(document, encoding="utf-8")
-    return CAPTIONS_NAME
+# ---- captions: the ASS document is the caption child's (caption_child.py); fonts are ours ----
 
 
 def link_fonts(folder: Path) -> None:
@@ -191,7 +159,7 @@ def picture_args(
     inputs: list[str] = []
     graph = []
     for k, (clip, window) in enumerate(zip(piece.clips, plan.windows, strict=True)):
-        inputs += clip_input(clip, window, threads)
+        inputs += clip_input(clip, window, threads, output.max_input_pixels)
         graph.append(clip_chain(k, clip, window, plan, output, piece.skips[k], piece.totals[k]))
     joins, label = join_parts(piece.clips, plan)
     graph += joins
@@ -203,7 +171,7 @@ def picture_args(
         label = "[captioned]"
     images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
     for overlay in images:
-        inputs += image_input(overlay.path, overlay.info)
+        inputs += image_input(overlay.path, overlay.info, max_pixels=output.max_input_pixels)
     parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan)
     graph += parts
     steps = [*fade_steps(timeline, output), *normal_steps(plan.geometry),
@@ -219,11 +187,13 @@ def picture_args(
     ]  # fmt: skip
 
 
-def clip_input(clip: ClipSpec, window: ClipWindow, threads: int) -> list[str]:
-    """One clip's `-i`: a video seeked to its trim, or a still read once as a picture."""
+def clip_input(clip: ClipSpec, window: ClipWindow, threads: int, max_pixels: int) -> list[str]:
+    """One clip's `-i`: a video seeked to its trim, or a still read once as a picture; its
+    decoder refuses pictures over `max_pixels` (MAX_INPUT_PIXELS)."""
     if clip.kind == "image":
-        return image_input(clip.path, clip.info)
-    return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
+        return image_input(clip.path, clip.info, max_pixels=max_pixels)
+    return input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)],
+                      max_pixels=max_pixels)  # fmt: skip
 
 
 def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan, output: OutputSpec,

@@ -13,7 +13,11 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Demuxers a downloaded clip, voice-over or music track may use. The mov demuxer's external
 # references (`enable_drefs`) stay at their default, off.
@@ -54,3 +58,44 @@ def die_with_parent(parent: int) -> None:
 def dying_with_this_process() -> Callable[[], None] | None:
     """A preexec_fn for FFmpeg: `die_with_parent` of this process (None where prctl is not)."""
     return functools.partial(die_with_parent, os.getpid()) if _PRCTL is not None else None
+
+
+# ---- user bytes are parsed only in a confined child --------------------------------------------
+
+_confined = False  # True only in a child that `confine()`d itself
+
+
+def enter_confinement() -> None:
+    """Mark this process as a confined child: the only place `child_only` functions may run."""
+    global _confined
+    _confined = True
+
+
+@contextlib.contextmanager
+def confined_here() -> Iterator[None]:
+    """For tests that call a `child_only` function directly: as if this process were the child."""
+    global _confined
+    before, _confined = _confined, True
+    try:
+        yield
+    finally:
+        _confined = before
+
+
+def child_only(fn: Callable[P, R]) -> Callable[P, R]:
+    """Marks a function whose cost grows with bytes an end user sent (a caption file, a
+    subtitle document): it runs only in a confined child (rlimited, killable), never in the
+    worker's event loop or its threads, where the GIL would let it stall every job. Calling it
+    anywhere else raises at once, so a new call from the worker's side fails every test that
+    reaches it instead of waiting for an attacker to find it."""
+
+    @functools.wraps(fn)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not _confined:
+            raise RuntimeError(
+                f"{fn.__module__}.{fn.__qualname__} parses an end user's bytes: call it only in "
+                "a confined child (worker.media.caption_child), never in the worker"
+            )
+        return fn(*args, **kwargs)
+
+    return guarded

@@ -2,9 +2,11 @@
 
 Every FFmpeg call in the worker goes through `run_ffmpeg`, so three guarantees hold everywhere:
 
-- FFmpeg decodes no picture over `PIXEL_CEILING` (`-max_pixels` on every input): the probe
-  refuses larger inputs from their headers first; this is the second line, for a file whose
-  container declares one size and whose stream holds another.
+- FFmpeg decodes no picture over `-max_pixels`, given on every input: the operator's
+  MAX_INPUT_PIXELS on a user's file (the caller passes it), `PIXEL_CEILING` on our own
+  intermediates, and never more than that ceiling. The probe refuses larger inputs from their
+  headers first; this is the second line, for a file whose container declares one size and
+  whose stream holds another.
 - FFmpeg reads local files only (`-protocol_whitelist file`) through real media demuxers
   (`-format_whitelist`), so a crafted HLS playlist or ffconcat list saved as `.mp4` cannot make
   it read another file (or a URL) into the output video.
@@ -89,19 +91,20 @@ def input_args(
     *,
     formats: Iterable[str] = MEDIA_FORMATS,
     before: Sequence[str] = (),
+    max_pixels: int = PIXEL_CEILING,
 ) -> list[str]:
     """`-i` arguments for one local input, restricted to the file protocol and `formats`.
 
     The path is given as `file:` + absolute path, so a name that starts with `-` or contains a
     `:` can never be read as an option or another protocol. `before` holds per-input options
     such as `-ss`, which must precede `-i`. Every decoder of the input refuses pictures over
-    `PIXEL_CEILING`.
+    `max_pixels` (a user's file: MAX_INPUT_PIXELS), which is held to `PIXEL_CEILING`.
     """
     location = "file:" + str(Path(path).resolve())
     return [
         "-protocol_whitelist", "file",
         "-format_whitelist", ",".join(formats),
-        "-max_pixels", str(PIXEL_CEILING),
+        "-max_pixels", str(min(max_pixels, PIXEL_CEILING)),
         *before,
         "-i", location,
     ]  # fmt: skip

@@ -29,14 +29,17 @@ class ClipJob:
 
 
 def video_job(
-    clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit, output: Path, threads: int
-) -> ClipJob:
-    """The FFmpeg arguments that turn `clip`'s picture (trimmed to `window`) into an intermediate.
+    clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit, output: Path, threads: int,
+    *, max_pixels: int,
+) -> ClipJob:  # fmt: skip
+    """The FFmpeg arguments that turn `clip`'s picture (trimmed to `window`) into an intermediate,
+    its decoder refusing pictures over `max_pixels` (MAX_INPUT_PIXELS).
 
     The trim is done by input seeking (`-ss`/`-t` before `-i`), which is frame-accurate when
     transcoding; sound.py cuts the sound with the same window.
     """
-    inputs = input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)])
+    inputs = input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)],
+                        max_pixels=max_pixels)  # fmt: skip
     args = [
         *inputs,
         "-filter_complex", video_chain(clip.info, geometry, window.frames, fit),

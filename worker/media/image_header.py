@@ -9,10 +9,19 @@ Only the three formats the contract accepts are read: PNG (the IHDR chunk), JPEG
 start-of-frame marker, skipping the segments before it by their lengths) and WebP (the VP8,
 VP8L or VP8X chunk). Pure Python on a bounded number of bytes: nothing here can allocate in
 proportion to what the header claims.
+
+A file may hold more than one picture, and FFmpeg's image demuxers return every one of them
+(several PNGs, JPEGs or WebPs one after another). The probe demuxes the whole file and reads
+each picture's header here (`packet_header`), so every picture is sized, not only the first.
+Two kinds of animation hide inside one picture's bytes, where no demuxer counts them: an
+animated PNG (APNG: an `acTL` chunk, frames in `fcTL`/`fdAT`) and an animated WebP (`ANIM` and
+`ANMF` chunks, and the VP8X animation flag); `animation` finds them by walking the chunks, in
+time linear in the bytes.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,16 +78,27 @@ def read_header(path: Path) -> ImageHeader | None:
     Raises `HeaderError` for a file that starts as one of them but whose size cannot be read.
     """
     with path.open("rb") as f:
-        head = f.read(64)
-        kind = sniff(head)
-        if kind is None:
-            return None
-        if kind == "png":
-            width, height = _png(head)
-        elif kind == "webp":
-            width, height = _webp(head)
-        else:
-            width, height = _jpeg(f)
+        return _read(f)
+
+
+def packet_header(data: bytes | memoryview) -> ImageHeader | None:
+    """The header of one picture as a demuxer cut it out of a file (a packet); None when the
+    packet does not start like an image (such as bytes after a PNG's end, which FFmpeg's
+    decoders cannot make a picture of). Raises `HeaderError` as `read_header` does."""
+    return _read(io.BytesIO(data[:JPEG_SEARCH_BYTES]))
+
+
+def _read(f: BinaryIO) -> ImageHeader | None:
+    head = f.read(64)
+    kind = sniff(head)
+    if kind is None:
+        return None
+    if kind == "png":
+        width, height = _png(head)
+    elif kind == "webp":
+        width, height = _webp(head)
+    else:
+        width, height = _jpeg(f)
     if width <= 0 or height <= 0:
         raise HeaderError(f"its header declares a {width}x{height} picture")
     return ImageHeader(kind, width, height)
@@ -143,3 +163,48 @@ def _marker(f: BinaryIO) -> int | None:
     while marker == b"\xff":
         marker = f.read(1)
     return marker[0] if marker else None
+
+
+# ---- animations inside one picture ---------------------------------------------------------
+
+_APNG_CHUNKS = frozenset({b"acTL", b"fcTL", b"fdAT"})
+_ANIMATED_WEBP_CHUNKS = frozenset({b"ANIM", b"ANMF"})
+_VP8X_ANIMATION = 0x02  # the animation bit of the VP8X chunk's flags
+
+
+def animation(header: ImageHeader, data: bytes | memoryview) -> str | None:
+    """What makes the picture in `data` (one packet, whose header is `header`) an animation:
+    "an animated PNG (APNG)", "an animated WebP", or None for a still."""
+    if header.format == "png" and _png_animated(data):
+        return "an animated PNG (APNG)"
+    if header.format == "webp" and _webp_animated(data):
+        return "an animated WebP"
+    return None
+
+
+def _png_animated(data: bytes | memoryview) -> bool:
+    """An APNG chunk is among its chunks, up to its IEND (each a length, a type, the data and
+    a CRC)."""
+    at = len(PNG_MAGIC)
+    while at + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        if kind in _APNG_CHUNKS:
+            return True
+        if kind == b"IEND":
+            break
+        at += 12 + length
+    return False
+
+
+def _webp_animated(data: bytes | memoryview) -> bool:
+    """The VP8X flags say so, or an ANIM or ANMF chunk is there (RIFF chunks: a FourCC and a
+    little-endian length, padded to an even size)."""
+    at = 12
+    while at + 8 <= len(data):
+        kind, length = struct.unpack_from("<4sI", data, at)
+        if kind in _ANIMATED_WEBP_CHUNKS:
+            return True
+        if kind == b"VP8X" and at + 8 < len(data) and data[at + 8] & _VP8X_ANIMATION:
+            return True
+        at += 8 + length + (length & 1)
+    return False

@@ -14,7 +14,10 @@ Inputs are hostile, so every cost is bounded before it is spent (`ProbeLimits`):
 - lengths are measured from demuxed packet timestamps, which cost no decoding, so a file that
   holds more than it declares (or declares nothing) shows its real length;
 - decoding for the checks reads a bounded number of packets: the start, and the tail from the
-  last keyframe.
+  last keyframe;
+- a still image is demuxed whole (packets only, bounded by its bytes): FFmpeg's image demuxers
+  return every picture a file holds, so each picture's header is sized, and a file of more
+  than one picture, or an animated PNG or WebP, is refused; only the first is decoded.
 
 This module runs inside the probe's child process (`probe_child.py`, started by
 `probe_process.py`), which adds the time and memory limits; PyAV opens files with the same
@@ -42,7 +45,13 @@ from av.video.format import VideoFormat
 
 from worker.errors import InputError, PermanentError
 from worker.media.confine import MEDIA_FORMATS
-from worker.media.image_header import HeaderError, ImageHeader, read_header
+from worker.media.image_header import (
+    HeaderError,
+    ImageHeader,
+    animation,
+    packet_header,
+    read_header,
+)
 from worker.media.info import (
     FIELD_ORDERS,
     HDR_TRANSFERS,
@@ -554,8 +563,11 @@ def _decode_tail(container: Any, stream: Any, lengths: _Lengths) -> int:
 
 # ---- still images ------------------------------------------------------------------------------
 
-# Packets read looking for the picture: an image pipe holds one, a few more cover odd files.
+# Picture packets decoded looking for the first frame: one, a few more cover odd files.
 IMAGE_PACKETS = 4
+# Pictures counted before the count stops: past this the number says nothing more.
+MAX_COUNTED_PICTURES = 1000
+ONE_PICTURE = "a still image must hold exactly one"
 
 
 def _image_header(path: Path, source: str) -> ImageHeader | None:
@@ -584,7 +596,9 @@ def _not_an_image(path: Path) -> str:
 def _probe_image(
     path: Path, source: str, size: int, header: ImageHeader, limits: ProbeLimits
 ) -> MediaInfo:
-    """Bounded by bytes and by the header's pixel count first, then one frame decoded (with
+    """Bounded by bytes and by the header's pixel count first, then demuxed whole (packets
+    only, so bounded by the bytes): every picture's header is sized and checked for an
+    animation, the pictures are counted (one is allowed), and the first one is decoded (with
     `max_pixels` on the decoder too) to show that FFmpeg can read it."""
     if size > limits.max_image_bytes:
         raise InputError(
@@ -598,11 +612,12 @@ def _probe_image(
     try:
         with av.logging.Capture() as logs:
             with av.open(str(path.resolve()), mode="r", format=f"{header.format}_pipe",
-                         container_options=options) as container:  # fmt: skip
+                         container_options=options,
+                         options=_decoder_options(limits)) as container:  # fmt: skip
                 stream = container.streams.video[0]
                 stream.codec_context.options = _decoder_options(limits)
                 stream.codec_context.thread_count = 1
-                frame = _image_frame(container, stream)
+                frame, pictures = _read_pictures(container, stream, source, limits)
                 info = _image_info(container, stream, frame, path, size)
     except av.error.FFmpegError as exc:
         _reraise_memory(exc)
@@ -612,6 +627,7 @@ def _probe_image(
         ) from None
     finally:
         av.logging.set_level(None)
+    _check_one_picture(pictures, source)
     if frame is None:
         raise InputError(source, "is a damaged image: no picture could be decoded from it")
     if frame.width * frame.height > limits.max_pixels:
@@ -619,13 +635,58 @@ def _probe_image(
     return info
 
 
-def _image_frame(container: Any, stream: Any) -> Any:
-    for count, packet in enumerate(container.demux(stream)):
-        if count >= IMAGE_PACKETS:
+def _read_pictures(
+    container: Any, stream: Any, source: str, limits: ProbeLimits
+) -> tuple[Any, int]:
+    """Demux the whole file, checking every picture's header, and decode the first picture
+    only: its frame, and how many pictures the file holds (FFmpeg would decode each one).
+
+    A packet that does not start like an image is no picture: bytes after a PNG's end, say,
+    from which no decoder makes a picture.
+    """
+    frame, count = None, 0
+    for packet in container.demux(stream):
+        data = memoryview(packet)
+        header = _picture_header(data, source)
+        if header is None:
+            continue
+        count += 1
+        _check_picture(header, data, count, source, limits)
+        if frame is None and count <= IMAGE_PACKETS:
+            frame = next(iter(packet.decode()), None)
+        if count > MAX_COUNTED_PICTURES:
             break
-        for frame in packet.decode():
-            return frame
-    return None
+    return frame, count
+
+
+def _picture_header(data: memoryview, source: str) -> ImageHeader | None:
+    try:
+        return packet_header(data)
+    except HeaderError as exc:
+        raise InputError(source, f"is a damaged image: {exc}") from None
+
+
+def _check_picture(
+    header: ImageHeader, data: memoryview, nth: int, source: str, limits: ProbeLimits
+) -> None:
+    """Each picture within MAX_INPUT_PIXELS, and none an animation."""
+    if header.pixels > limits.max_pixels:
+        _refuse_image_size(header.width, header.height, source, limits, nth)
+    moving = animation(header, data)
+    if moving is not None:
+        raise InputError(source, f"is {moving}; {ONE_PICTURE} picture")
+
+
+def _check_one_picture(pictures: int, source: str) -> None:
+    if pictures > MAX_COUNTED_PICTURES:
+        held = f"more than {MAX_COUNTED_PICTURES} pictures"
+    elif pictures > 1:
+        held = f"{pictures} pictures"
+    else:
+        return
+    raise InputError(
+        source, f"holds {held} (an animation or several images one after another); {ONE_PICTURE}"
+    )
 
 
 def _image_info(container: Any, stream: Any, frame: Any, path: Path, size: int) -> MediaInfo:
@@ -662,9 +723,14 @@ def _check_refused_image_pixels(logs: Iterable[Any], source: str, limits: ProbeL
             _refuse_image_size(int(found[1]), int(found[2]), source, limits)
 
 
-def _refuse_image_size(width: int, height: int, source: str, limits: ProbeLimits) -> None:
+def _refuse_image_size(
+    width: int, height: int, source: str, limits: ProbeLimits, nth: int = 1
+) -> None:
+    """The size refusal; for a picture after the first (`nth`), the word that one is allowed."""
+    what, advice = f"is a {width}x{height} image", "use a smaller image"
+    if nth > 1:
+        what, advice = f"its picture {nth} is {width}x{height}", f"{ONE_PICTURE} picture"
     raise InputError(
-        source, f"is a {width}x{height} image ({width * height / 1e6:.1f} megapixels), over "
-        f"the limit of {limits.max_pixels / 1e6:.1f} megapixels (MAX_INPUT_PIXELS); "
-        "use a smaller image"
+        source, f"{what} ({width * height / 1e6:.1f} megapixels), over the limit of "
+        f"{limits.max_pixels / 1e6:.1f} megapixels (MAX_INPUT_PIXELS); {advice}"
     )  # fmt: skip

@@ -83,9 +83,12 @@ async def describe_async(path: Path, source: str, limits: ProbeLimits | None = N
 
 
 @contextlib.asynccontextmanager
-async def probe_session(limits: ProbeLimits, inputs: int) -> AsyncIterator[ProbeSession]:
-    """A child for `inputs` probes; it is killed and reaped on the way out, whatever happens."""
-    session = await ProbeSession.start(limits, inputs)
+async def probe_session(
+    limits: ProbeLimits, inputs: int, *, module: str = CHILD_MODULE, file_bytes: int = 0
+) -> AsyncIterator[ProbeSession]:
+    """A child for `inputs` probes (or `inputs` requests to another confined `module`); it is
+    killed and reaped on the way out, whatever happens."""
+    session = await ProbeSession.start(limits, inputs, module=module, file_bytes=file_bytes)
     try:
         yield session
     finally:
@@ -102,10 +105,15 @@ class ProbeSession:
         self._stderr = asyncio.ensure_future(read_tail(proc.stderr, STDERR_TAIL_BYTES))
 
     @classmethod
-    async def start(cls, limits: ProbeLimits, inputs: int) -> ProbeSession:
-        config = {**asdict(limits), "inputs": max(1, inputs), "parent": os.getpid()}
+    async def start(
+        cls, limits: ProbeLimits, inputs: int, *, module: str = CHILD_MODULE, file_bytes: int = 0
+    ) -> ProbeSession:
+        """A confined child running `module` (the probe's, unless another child reuses this
+        protocol), allowed to write files of at most `file_bytes`."""
+        config = {**asdict(limits), "inputs": max(1, inputs), "parent": os.getpid(),
+                  "file_bytes": file_bytes}  # fmt: skip
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", CHILD_MODULE, json.dumps(config),
+            sys.executable, "-m", module, json.dumps(config),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -121,8 +129,13 @@ class ProbeSession:
 
     async def ask(self, source: str, path: Path, mode: Mode) -> MediaInfo:
         """Probe one file; raise `InputError(source, …)` for a refusal or a limit."""
+        line = await self.exchange({"source": source, "path": str(path), "mode": mode}, source)
+        return self._reply(source, path, line)
+
+    async def exchange(self, request: dict[str, object], source: str) -> bytes:
+        """Send one request, return the child's one-line answer within the time limit; raise
+        `InputError(source, …)` when it takes too long or dies."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        request = {"source": source, "path": str(path), "mode": mode}
         try:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             await self.proc.stdin.drain()
@@ -136,7 +149,7 @@ class ProbeSession:
             line = b""
         if not line:
             raise InputError(source, await self._death(source))
-        return self._reply(source, path, line)
+        return line
 
     def _reply(self, source: str, path: Path, line: bytes) -> MediaInfo:
         try:
@@ -165,6 +178,8 @@ class ProbeSession:
         log.warning("probe_died", source=source, returncode=code, stderr=tail[-1000:])
         if code == -signal.SIGXCPU:
             return "could not be checked within its CPU time limit; the file is too complex"
+        if code == -signal.SIGXFSZ:
+            return "could not be made within its file size limit; it is too large"
         return "could not be checked: reading it stopped the checker; the file is damaged"
 
     def kill(self) -> None:

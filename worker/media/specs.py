@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from worker.media.captions import CaptionStyle, Word
+from worker.media.confine import DEFAULT_MAX_PIXELS
 from worker.media.info import MediaInfo
 
 Fit = Literal["pad", "crop"]
@@ -72,14 +73,25 @@ class ClipSpec:
 
 
 @dataclass(frozen=True)
+class CaptionFile:
+    """The job's caption file (`captions.srt_url` or `vtt_url`), timed on the output timeline.
+    Only the confined caption child reads it (caption_child.py)."""
+
+    path: Path
+    kind: Literal["srt", "vtt"]
+    source: str  # how errors name it: "captions.srt_url"
+
+
+@dataclass(frozen=True)
 class CaptionSpec:
-    """Burned-in captions: `words` already on the output timeline (`captions.words`, or the
-    cues of `captions.srt_url` / `vtt_url`), joined by the assembly with every clip's placed
-    transcripts; `vtt` asks for a WebVTT sidecar too."""
+    """Burned-in captions: `words` already on the output timeline (`captions.words`) or the
+    cues of a caption `file`, joined by the assembly with every clip's placed transcripts;
+    `vtt` asks for a WebVTT sidecar too."""
 
     style: CaptionStyle
     words: tuple[Word, ...] = ()
     vtt: bool = False
+    file: CaptionFile | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,8 @@ class OutputSpec:
     `max_duration` is the MAX_OUTPUT_SECONDS limit, checked before anything is encoded.
     `max_side` and `max_fps` are the payload's own limits on `output`, which the result keeps
     even when it follows the first clip: an input's size or rate is the uploader's to choose.
+    `max_input_pixels` is MAX_INPUT_PIXELS, which the probe checked every input against and
+    every FFmpeg decoder of an input gets as `-max_pixels`.
     """
 
     width: int | None = None
@@ -139,6 +153,7 @@ class OutputSpec:
     max_duration: float = 1800.0
     max_side: int = 4096
     max_fps: int = 120
+    max_input_pixels: int = DEFAULT_MAX_PIXELS
     fade_in: float = 0.0
     fade_out: float = 0.0
 

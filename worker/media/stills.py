@@ -28,11 +28,16 @@ IMAGE_DEMUXERS = {"png": "png_pipe", "mjpeg": "jpeg_pipe", "webp": "webp_pipe"}
 IMAGE_FORMATS: tuple[str, ...] = tuple(IMAGE_DEMUXERS.values())
 
 
-def image_input(path: Path, info: MediaInfo) -> list[str]:
-    """`-i` arguments for one still (a clip or an overlay), through its own image demuxer."""
+def image_input(path: Path, info: MediaInfo, *, max_pixels: int) -> list[str]:
+    """`-i` arguments for one still (a clip or an overlay), through its own image demuxer.
+
+    The probe found one picture within `max_pixels` (MAX_INPUT_PIXELS); the decoder gets that
+    limit as a second line, and one thread: each frame thread holds a decoded picture, and
+    FFmpeg gives an image decoder several by default. Both options bind per input."""
     codec = info.video.codec if info.video is not None else ""
     forced = ["-f", IMAGE_DEMUXERS[codec]] if codec in IMAGE_DEMUXERS else []
-    return input_args(path, formats=IMAGE_FORMATS, before=forced)
+    return input_args(path, formats=IMAGE_FORMATS, before=["-threads", "1", *forced],
+                      max_pixels=max_pixels)  # fmt: skip
 
 
 def image_steps(

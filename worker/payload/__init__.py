@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.errors import PayloadError
+from worker.media.captions import MAX_CAPTION_WORDS
 from worker.payload.models import (
     FITS,
     MAX_AUDIO_LAYERS,
-    MAX_CAPTION_WORDS,
     MAX_OVERLAYS,
     MAX_TEXT_CHARS,
     PAYLOAD_VERSION,

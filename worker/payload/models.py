@@ -49,7 +49,7 @@ from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict on Python 3.11
 
 from worker.errors import PayloadError
-from worker.media.captions import CaptionStyle, Word, words_from_transcript
+from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -71,7 +71,6 @@ from worker.payload.fields import (
 from worker.settings import DEFAULT_MAX_OUTPUT_SECONDS
 
 PAYLOAD_VERSION = 1
-MAX_CAPTION_WORDS = 20_000  # word entries per transcript, and words per job in all
 MAX_OVERLAYS = 10
 MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay

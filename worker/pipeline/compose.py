@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from worker.errors import InputError
-from worker.media.captions import CaptionStyle, Word
+from worker.media.captions import CaptionStyle
+from worker.media.confine import DEFAULT_MAX_PIXELS
 from worker.media.info import MediaInfo
 from worker.media.specs import (
+    CaptionFile,
     CaptionSpec,
     ClipSpec,
     ImageOverlaySpec,
@@ -26,19 +29,17 @@ from worker.media.specs import (
     TransitionSpec,
 )
 from worker.payload import Clip, ImageOverlay, Payload
-from worker.pipeline.inputs import MUSIC, InputId
+from worker.pipeline.inputs import MUSIC, SRT, VTT, InputId
 
 _IMAGE_NAMES = {"png_pipe": "a PNG", "jpeg_pipe": "a JPEG", "webp_pipe": "a WebP"}
 
 
 @dataclass(frozen=True)
 class Files:
-    """What the job's inputs turned into: local paths and probes by input, and the words of
-    the caption file when there is one."""
+    """What the job's inputs turned into: local paths, and probes of the media among them."""
 
     paths: Mapping[InputId, Path]
     infos: Mapping[InputId, MediaInfo]
-    caption_words: tuple[Word, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,17 @@ class Composition:
     overlays: tuple[OverlaySpec, ...] = ()
 
 
-def compose(payload: Payload, files: Files, *, max_duration: float) -> Composition:
+def compose(
+    payload: Payload, files: Files, *, max_duration: float,
+    max_input_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Composition:  # fmt: skip
+    """The assembly's specs for `payload`, within the operator's MAX_OUTPUT_SECONDS
+    (`max_duration`) and MAX_INPUT_PIXELS (`max_input_pixels`, for FFmpeg's decoders)."""
     clips = tuple(_clip(n, clip, files) for n, clip in enumerate(payload.clips))
     return Composition(
         clips=clips,
         music=_music(payload, files),
-        output=_output(payload, max_duration),
+        output=_output(payload, max_duration, max_input_pixels),
         captions=_captions(payload, files),
         overlays=tuple(_overlays(payload, files)),
     )
@@ -134,7 +140,7 @@ def _music(payload: Payload, files: Files) -> MusicSpec | None:
     )
 
 
-def _output(payload: Payload, max_duration: float) -> OutputSpec:
+def _output(payload: Payload, max_duration: float, max_input_pixels: int) -> OutputSpec:
     out = payload.output
     return OutputSpec(
         width=out.width,
@@ -143,6 +149,7 @@ def _output(payload: Payload, max_duration: float) -> OutputSpec:
         fit=out.fit,
         thumbnail=out.thumbnail,
         max_duration=max_duration,
+        max_input_pixels=max_input_pixels,
         fade_in=out.fade_in,
         fade_out=out.fade_out,
     )
@@ -153,19 +160,28 @@ def _captions(payload: Payload, files: Files) -> CaptionSpec | None:
     caption file) and every clip's transcripts (placed by the assembly). The style is the
     payload's `captions`, or the defaults when only transcripts were given."""
     options = payload.captions
-    timeline = files.caption_words
-    if timeline is None and options is not None and options.words is not None:
-        timeline = options.words
+    file = _caption_file(files)
+    timeline = options.words if options is not None else None
     transcripts = any(
         c.transcript is not None or c.voice_transcript is not None for c in payload.clips
     )
-    if timeline is None and not transcripts:
+    if timeline is None and file is None and not transcripts:
         return None
     return CaptionSpec(
         style=options.caption_style() if options is not None else CaptionStyle(),
         words=timeline or (),
         vtt=options.vtt if options is not None else False,
+        file=file,
     )
+
+
+def _caption_file(files: Files) -> CaptionFile | None:
+    """The downloaded caption file, if the payload named one (read later, by the child)."""
+    for source in (SRT, VTT):
+        if source in files.paths:
+            kind: Literal["srt", "vtt"] = "srt" if source == SRT else "vtt"
+            return CaptionFile(files.paths[source], kind, source.name)
+    return None
 
 
 def _overlays(payload: Payload, files: Files) -> list[OverlaySpec]:

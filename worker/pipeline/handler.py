@@ -1,8 +1,9 @@
 """One job, end to end: validate, download, probe, assemble, upload; clean up whatever happens.
 
     parse_payload ─▶ job_inputs (inputs.py: an InputId per file) ─▶ DownloadBatch
-      ─▶ caption file (caption_files.py) ─▶ probe_all, each input as its role requires
-      ─▶ compose (compose.py: the assembly's specs) ─▶ assemble ─▶ publish poster, captions, video
+      ─▶ probe_all, each input as its role requires ─▶ compose (compose.py: the assembly's
+      specs) ─▶ assemble (the caption file is read there, by the confined caption child)
+      ─▶ publish poster, captions, video
 
 Progress is weighted by stage: downloading 0–25 %, processing 25–90 %, uploading 90–99 %
 (100 % is written with the result). Anything that goes wrong with one input names it
@@ -15,7 +16,6 @@ deleted (never one it found and replaced: see `worker.storage.publication`). A j
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import time
@@ -28,14 +28,12 @@ from worker.errors import PayloadError
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
-from worker.media.captions import Word
 from worker.media.info import MIB, MediaInfo, ProbeLimits
 from worker.media.probe_process import probe_all
 from worker.media.specs import AssemblyResult
 from worker.payload import Payload, output_key, parse_payload
-from worker.pipeline.caption_files import read_caption_file
 from worker.pipeline.compose import Composition, Files, compose
-from worker.pipeline.inputs import Input, InputId, Role, job_inputs
+from worker.pipeline.inputs import Input, InputId, job_inputs
 from worker.pipeline.scratch import attempt_folder
 from worker.queue.context import JobContext
 from worker.queue.models import Job, JobOutcome
@@ -124,8 +122,9 @@ class Pipeline:
         try:
             files = await self._gather(payload, attempt, ctx)
             composition = compose(
-                payload, files, max_duration=float(self.settings.max_output_seconds)
-            )
+                payload, files, max_duration=float(self.settings.max_output_seconds),
+                max_input_pixels=self.probe_limits.max_pixels,
+            )  # fmt: skip
             made = await self._assemble(composition, attempt, ctx)
             return await self._publish(made, keys, attempt, ctx)
         except BaseException:
@@ -135,14 +134,13 @@ class Pipeline:
             shutil.rmtree(attempt.workdir, ignore_errors=True)
 
     async def _gather(self, payload: Payload, attempt: Attempt, ctx: JobContext) -> Files:
-        """Download every input, read the caption file, probe the media: the job's files."""
+        """Download every input and probe the media: the job's files."""
         inputs = job_inputs(payload)
         paths = await self._download(inputs, attempt, ctx)
         await ctx.report(DOWNLOAD[1], "processing", "Checking the inputs")
-        caption_words = await _caption_words(payload, paths)
         with _timed(attempt, "probe"):
             infos = await self._probe(paths)
-        return Files(paths=paths, infos=infos, caption_words=caption_words)
+        return Files(paths=paths, infos=infos)
 
     async def _download(
         self, inputs: list[Input], attempt: Attempt, ctx: JobContext
@@ -188,6 +186,7 @@ class Pipeline:
                 on_progress=_span(ctx, PROCESS, "processing", "Encoding"),
                 captions=composition.captions,
                 overlays=composition.overlays,
+                limits=self.probe_limits,
             )
         return made
 
@@ -236,14 +235,6 @@ class Pipeline:
     async def _unpublish(self, attempt: Attempt) -> None:
         """Best effort, and shielded: it runs while the job is being cancelled."""
         await attempt.publication.undo()
-
-
-async def _caption_words(payload: Payload, paths: dict[InputId, Path]) -> tuple[Word, ...] | None:
-    """The caption file's words (parsed in a thread: a large file takes a moment), if any."""
-    source = next((s for s in paths if s.role in (Role.SRT, Role.VTT)), None)
-    if source is None:
-        return None
-    return await asyncio.to_thread(read_caption_file, source, paths[source], payload)
 
 
 @dataclass(frozen=True)

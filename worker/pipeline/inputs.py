@@ -14,12 +14,11 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from worker.media.caption_child import MAX_CAPTION_FILE_BYTES
 from worker.media.info import Kind
 from worker.payload import ImageOverlay, Payload
 
 MIB = 1024 * 1024
-# A caption file of the job's 20,000 words is about 400 KB of SRT; more is not captions.
-MAX_CAPTION_FILE_BYTES = 2 * MIB
 # An overlay is a logo or a watermark: the probe's image limit, applied on the wire already.
 MAX_OVERLAY_BYTES = 64 * MIB
 

@@ -9,6 +9,7 @@ background ones are supervised here (a crash is logged and the task restarted):
     heartbeat.py    renews the leases of the jobs in flight, notices cancel requests
     maintenance.py  rescues expired leases, ends cancelled pending jobs, keeps statistics fresh
     listener.py     LISTEN/NOTIFY wake-ups
+    ../loop_lag.py  how late the event loop runs (one loop for all, the HTTP side included)
     state.py        what the rooms share; status.py is its read-only view for /health and /stats
 
 This module holds the life cycle: start the rooms, stop claiming on SIGTERM, let running jobs
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from worker.log import SecretMasker, get_logger
+from worker.loop_lag import LoopLag
 from worker.metrics import WorkerMetrics
 from worker.queue.claiming import ClaimLoop
 from worker.queue.final_write import LAST_ATTEMPT
@@ -128,7 +130,10 @@ class Runner:
         if listener is None and listen and database_url:
             listener = listener_on(database_url)
         self.listener = listener(self.wake, self._on_cancel_notice) if listener else None
-        self.status = RunnerStatus(settings, store, self.metrics, masker, self.state, self.listener)
+        self.loop_lag = LoopLag(in_flight=lambda: [str(i) for i in self.state.in_flight])
+        self.status = RunnerStatus(
+            settings, store, self.metrics, masker, self.state, self.listener, self.loop_lag
+        )
         self._tasks: list[asyncio.Task[Any]] = []
 
     def _supervise_job(self, running: Running) -> Coroutine[Any, Any, None]:
@@ -159,6 +164,7 @@ class Runner:
         self._tasks = [
             self._supervise(self.heartbeat.run, "heartbeat"),
             self._supervise(self.maintenance.run, "maintenance"),
+            self._supervise(self.loop_lag.run, "loop_lag"),
         ]
         if self.listener is not None:
             self._tasks.append(self._supervise(self.listener.run, "listener"))

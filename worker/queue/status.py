@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from worker.log import SecretMasker
+from worker.loop_lag import LagReading, LoopLag
 from worker.metrics import WorkerMetrics
 from worker.queue.listener import Listener, ListenerState
 from worker.queue.state import Counters, WorkerState
@@ -32,6 +33,7 @@ class Snapshot:
     database_up: bool  # the last statement reached the database
     counters: Counters  # a copy
     in_flight: list[dict[str, Any]]  # one entry per job, for /stats and the dashboard
+    loop_lag: LagReading  # how late the event loop ran (worker/loop_lag.py)
 
 
 class StatusView(Protocol):
@@ -60,6 +62,7 @@ class RunnerStatus:
     masker: SecretMasker
     state: WorkerState
     listener: Listener | None
+    loop_lag: LoopLag
 
     def snapshot(self) -> Snapshot:
         state = self.state
@@ -73,6 +76,7 @@ class RunnerStatus:
             database_up=state.db_ok,
             counters=dataclasses.replace(state.counters),
             in_flight=self.in_flight(),
+            loop_lag=self.loop_lag.reading(),
         )
 
     def listener_state(self) -> str:
