@@ -10,8 +10,9 @@ rate, a huge or a zero rate, a rotated or anamorphic picture, no audio, zero len
 declaring another length than the file's.
 
 `files_for(payload)` draws a `Files` for a payload: each clip a video or a still (the file
-decides, as in the pipeline), each sound an audio file, each overlay image a still, and words
-for a caption file. Reusable for any property over planned payloads (e.g. a cost estimate).
+decides, as in the pipeline), each sound an audio file, each overlay image a still; a caption
+file is only a path (the caption child reads it, after planning). Reusable for any property
+over planned payloads (e.g. a cost estimate).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Literal
 
 from hypothesis import strategies as st
 
-from worker.media.captions import Word
 from worker.media.info import AudioInfo, MediaInfo, VideoInfo
 from worker.payload import Payload
 from worker.pipeline.compose import Files
@@ -138,29 +138,16 @@ def info_for(source: InputId, path: Path, *, still: bool = False) -> st.SearchSt
     return sounds(path)
 
 
-caption_words = st.lists(
-    st.builds(
-        lambda start, length: Word("word", start, start + length),
-        st.floats(0, 1e6, allow_nan=False),
-        st.floats(0, 60, allow_nan=False),
-    ),
-    min_size=1,
-    max_size=20,
-).map(tuple)
-
-
 @st.composite
 def files_for(draw: st.DrawFn, payload: Payload) -> Files:
-    """A `Files` for every input of `payload`: fabricated paths, drawn probe results, and the
-    caption file's words when it has one."""
+    """A `Files` for every input of `payload`: fabricated paths, and drawn probe results for
+    its media."""
     inputs = job_inputs(payload)
     paths = {i.id: _path(i) for i in inputs}
     stills = {InputId.clip(n) for n, clip in enumerate(payload.clips) if clip.duration is not None}
     media = [i for i in inputs if i.id.probe_kind is not None]
     infos = {i.id: draw(info_for(i.id, paths[i.id], still=i.id in stills)) for i in media}
-    has_file = any(i.id.probe_kind is None for i in inputs)
-    words = draw(caption_words) if has_file else None
-    return Files(paths=paths, infos=infos, caption_words=words)
+    return Files(paths=paths, infos=infos)
 
 
 def _path(item: Input) -> Path:
