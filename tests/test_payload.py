@@ -721,8 +721,9 @@ _TRANSITION_INTO_NEXT = {"type": "fade", "duration": 1}
 
 
 def _words_at(end: object) -> list[dict[str, object]]:
-    """Four timed words, the last ending at `end`."""
-    return [WORD, WORD, WORD, {"word": "late", "start": 0, "end": end}]
+    """Four timed words, the last ending at `end` (a second long, when `end` is a time)."""
+    start = end - 1 if isinstance(end, int | float) and 1 <= end < 1e6 else 0
+    return [WORD, WORD, WORD, {"word": "late", "start": start, "end": end}]
 
 
 # (case id, payload with the value in one seconds field, the field's exact path)
