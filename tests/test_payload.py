@@ -713,3 +713,95 @@ def test_an_echoed_value_stays_on_one_line() -> None:
         assert "\n" not in message and "\r" not in message and "\x1b" not in message, message
     with pytest.raises(PayloadError, match=r'got "pad\\"\\n"$'):
         parse_payload(_output(fit='pad"\n'), SETTINGS)
+
+
+# --- every time in seconds is at most MAX_OUTPUT_SECONDS (issue 15) ---------------------------
+
+_TRANSITION_INTO_NEXT = {"type": "fade", "duration": 1}
+
+
+def _words_at(end: object) -> list[dict[str, object]]:
+    """Four timed words, the last ending at `end` (a second long, when `end` is a time)."""
+    start = end - 1 if isinstance(end, int | float) and 1 <= end < 1e6 else 0
+    return [WORD, WORD, WORD, {"word": "late", "start": start, "end": end}]
+
+
+# (case id, payload with the value in one seconds field, the field's exact path)
+SECONDS_FIELDS: list[tuple[str, object, str]] = [
+    ("clip-start", lambda v: _clip(start=v), "payload.clips[2].start"),
+    ("clip-end", lambda v: _clip(end=v), "payload.clips[2].end"),
+    ("clip-duration", lambda v: _clip(duration=v), "payload.clips[2].duration"),
+    ("transition-duration",
+     lambda v: {"clips": [{**OK_CLIP, "transition": {"type": "fade", "duration": v}}, OK_CLIP]},
+     "payload.clips[0].transition.duration"),
+    ("layer-start", lambda v: _layer(url="https://x/a", start=v),
+     "payload.clips[2].audio[1].start"),
+    ("layer-fade-in", lambda v: _layer(url="https://x/a", fade_in=v),
+     "payload.clips[2].audio[1].fade_in"),
+    ("layer-fade-out", lambda v: _layer(url="https://x/a", fade_out=v),
+     "payload.clips[2].audio[1].fade_out"),
+    ("output-fade-in", lambda v: _output(fade_in=v), "payload.output.fade_in"),
+    ("output-fade-out", lambda v: _output(fade_out=v), "payload.output.fade_out"),
+    ("image-overlay-start", lambda v: _overlay(image="https://x/l.png", start=v),
+     "payload.overlays[1].start"),
+    ("image-overlay-end", lambda v: _overlay(image="https://x/l.png", end=v),
+     "payload.overlays[1].end"),
+    ("text-overlay-start", lambda v: _overlay(text="hi", start=v), "payload.overlays[1].start"),
+    ("text-overlay-end", lambda v: _overlay(text="hi", end=v), "payload.overlays[1].end"),
+    ("transcript-word", lambda v: _clip(transcript={"words": _words_at(v)}),
+     "payload.clips[2].transcript.words[3].end"),
+    ("bare-transcript-word", lambda v: _clip(transcript=_words_at(v)),
+     "payload.clips[2].transcript[3].end"),
+    ("voice-transcript-word",
+     lambda v: _clip(voice_url="https://x/v.mp3", voice_transcript={"words": _words_at(v)}),
+     "payload.clips[2].voice_transcript.words[3].end"),
+    ("captions-word", lambda v: _captions(words={"words": _words_at(v)}),
+     "payload.captions.words.words[3].end"),
+]  # fmt: skip
+_SECONDS_IDS = [case for case, _, _ in SECONDS_FIELDS]
+
+
+@pytest.mark.parametrize(("build", "field"), [(b, f) for _, b, f in SECONDS_FIELDS],
+                         ids=_SECONDS_IDS)  # fmt: skip
+def test_a_time_over_the_longest_video_names_its_field(build, field: str) -> None:
+    """1e308 seconds once reached planning and overflowed there (retried, naming nothing)."""
+    with pytest.raises(PayloadError) as caught:
+        parse_payload(build(1e308), SETTINGS)
+    assert str(caught.value) == (
+        f"{field}: must be at most 1800 seconds (MAX_OUTPUT_SECONDS), got 1e+308"
+    )
+    with pytest.raises(PayloadError) as caught:
+        parse_payload(build(1800.5), SETTINGS)
+    assert caught.value.field == field and caught.value.problem.endswith("got 1800.5")
+    for huge in (10**400, float("inf")):  # no float holds them: still a sentence of ours
+        with pytest.raises(PayloadError) as caught:
+            parse_payload(build(huge), SETTINGS)
+        assert caught.value.field == field, str(caught.value)
+    parse_payload(build(1800), SETTINGS)  # the limit itself is allowed
+
+
+@pytest.mark.parametrize(("build", "field"), [(b, f) for _, b, f in SECONDS_FIELDS],
+                         ids=_SECONDS_IDS)  # fmt: skip
+def test_the_time_limit_is_the_operators_max_output_seconds(build, field: str) -> None:
+    longer = Settings(max_output_seconds=7200)
+    parse_payload(build(7200), longer)
+    with pytest.raises(PayloadError) as caught:
+        parse_payload(build(7201), longer)
+    assert str(caught.value) == (
+        f"{field}: must be at most 7200 seconds (MAX_OUTPUT_SECONDS), got 7201"
+    )
+    with pytest.raises(PayloadError, match=r"at most 60 seconds \(MAX_OUTPUT_SECONDS\), got 61$"):
+        parse_payload(build(61), Settings(max_output_seconds=60))
+
+
+def test_models_built_in_python_get_the_default_time_limit() -> None:
+    assert Transition(type="fade", duration=1800).duration == 1800.0
+    for build in (
+        lambda: Transition(type="fade", duration=1801),
+        lambda: Clip(url="https://x/a", start=1e308),
+        lambda: Output(fade_in=1801),
+        lambda: TextOverlay(text="hi", end=1801),
+        lambda: Clip(url="https://x/a", transcript=[{"word": "a", "start": 0, "end": 1801}]),
+    ):
+        with pytest.raises(ValidationError, match=r"at most 1800 seconds \(MAX_OUTPUT_SECONDS\)"):
+            build()

@@ -14,7 +14,7 @@ from worker.cli import main
 from worker.errors import PayloadError
 from worker.payload import parse_payload
 from worker.payload.schema import schema_json
-from worker.settings import Settings
+from worker.settings import DEFAULT_MAX_OUTPUT_SECONDS, Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "payload.schema.json"
 SETTINGS = Settings()
@@ -78,6 +78,12 @@ REFUSED_BY_BOTH = [
     ("clips.0.volume", 1.5),
     ("clips.0.transition.type", "spin"),
     ("clips.0.transition.duration", 0),
+    ("clips.0.transition.duration", 1e308),  # every time: at most MAX_OUTPUT_SECONDS' default
+    ("clips.1.duration", 1801),
+    ("clips.0.audio.0.fade_in", 1e308),
+    ("clips.0.transcript", {"words": [{"word": "Hello", "start": 0.2, "end": 1801}]}),
+    ("overlays.1.end", 1801),
+    ("output.fade_out", 1801),
     ("clips.1.motion", "spin"),
     ("clips.0.audio.0.loop", "yes"),
     ("clips.0.transcript", "hello"),
@@ -104,3 +110,37 @@ def test_the_schema_refuses_what_the_parser_refuses(validator, path: str, value:
     with pytest.raises(PayloadError):
         parse_payload(raw, SETTINGS)
     assert not validator.is_valid(raw)
+
+
+def _numbers(node: object, path: str = "") -> list[tuple[str, dict[str, object]]]:
+    """Every number or integer schema in `node`, with its JSON pointer."""
+    found = []
+    if isinstance(node, dict):
+        if node.get("type") in ("number", "integer"):
+            found.append((path, node))
+        for key, value in node.items():
+            found += _numbers(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            found += _numbers(value, f"{path}/{n}")
+    return found
+
+
+TIME_NAMES = ("start", "end", "duration", "fade_in", "fade_out")
+
+
+def _property(pointer: str) -> str:
+    """The name of the innermost property a JSON pointer is in."""
+    return pointer.rpartition("/properties/")[2].split("/")[0]
+
+
+def test_every_number_in_the_schema_has_a_maximum() -> None:
+    """A number without a bound is how 1e308 seconds reached planning (issue 15): a field added
+    without one fails here. Every time says MAX_OUTPUT_SECONDS' default (the worker's own
+    check reads the operator's value)."""
+    numbers = _numbers(json.loads(SCHEMA_FILE.read_text()))
+    unbounded = [path for path, node in numbers if "maximum" not in node and "const" not in node]
+    assert unbounded == []
+    times = {p: n["maximum"] for p, n in numbers if _property(p) in TIME_NAMES}
+    assert len(times) == 15, times  # 13 fields of the models and a transcript word's two
+    assert set(times.values()) == {DEFAULT_MAX_OUTPUT_SECONDS}, times

@@ -23,6 +23,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from worker.errors import ConfigError
 
 GIB = 1024**3
+# MAX_OUTPUT_SECONDS' default: also every seconds field's `maximum` in the payload's JSON Schema
+# (worker/payload/fields.py), which cannot know an operator's own value.
+DEFAULT_MAX_OUTPUT_SECONDS = 1800
 
 
 MAX_RETENTION_DAYS = 36_500  # a century: past it, now() minus the age leaves Postgres' range
@@ -110,7 +113,7 @@ class Settings:
     shutdown_grace: int = 25
     max_clips: int = 100
     max_input_bytes: int = 2 * GIB
-    max_output_seconds: int = 1800
+    max_output_seconds: int = DEFAULT_MAX_OUTPUT_SECONDS
     max_input_pixels: int = 4096 * 4096 * 2  # every 4K size and 8K UHD; the 16000² bomb is 256 Mpx
     probe_timeout: float = 20.0
     probe_memory_mb: int = 1024
@@ -181,7 +184,9 @@ class Settings:
             shutdown_grace=_int(env, "SHUTDOWN_GRACE", 25, minimum=0),
             max_clips=_int(env, "MAX_CLIPS", 100, minimum=1),
             max_input_bytes=_int(env, "MAX_INPUT_BYTES", 2 * GIB, minimum=1),
-            max_output_seconds=_int(env, "MAX_OUTPUT_SECONDS", 1800, minimum=1),
+            max_output_seconds=_int(
+                env, "MAX_OUTPUT_SECONDS", DEFAULT_MAX_OUTPUT_SECONDS, minimum=1
+            ),
             max_input_pixels=_max_pixels(env),
             probe_timeout=_int(env, "PROBE_TIMEOUT", 20, minimum=1),
             probe_memory_mb=_int(env, "PROBE_MEMORY_MB", 1024, minimum=256),

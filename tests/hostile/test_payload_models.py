@@ -54,6 +54,18 @@ CASES: list[tuple[str, object, tuple[str, ...], tuple[str, ...]]] = [
     ("overlay-image-and-text",
      {"clips": [CLIP], "overlays": [{"image": CLIP["url"], "text": "x"}]},
      ("payload.overlays[0]: ", "not both"), ()),
+    # 1e308 seconds once overflowed in planning: retried as unexpected, every input fetched again
+    ("image-duration-1e308", {"clips": [{**CLIP, "duration": 1e308}]},
+     ("payload.clips[0].duration: ", "at most 1800 seconds (MAX_OUTPUT_SECONDS)"), ()),
+    ("transition-1e308",
+     {"clips": [{**CLIP, "transition": {"type": "fade", "duration": 1e308}}, CLIP]},
+     ("payload.clips[0].transition.duration: ", "at most 1800 seconds"), ()),
+    ("layer-fade-in-1e308",
+     {"clips": [{**CLIP, "audio": [{"url": CLIP["url"], "fade_in": 1e308}]}]},
+     ("payload.clips[0].audio[0].fade_in: ", "at most 1800 seconds"), ()),
+    ("word-end-1e308",
+     {"clips": [{**CLIP, "transcript": [WORD, {"word": "w", "start": 0, "end": 1e308}]}]},
+     ("payload.clips[0].transcript[1].end: ", "at most 1800 seconds"), ()),
 ]  # fmt: skip
 
 

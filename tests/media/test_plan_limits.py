@@ -17,7 +17,7 @@ from worker.media.ffmpeg import FFmpegError, input_args, run_ffmpeg
 from worker.media.info import MediaInfo
 from worker.media.plan import copy_blockers, make_plan, output_geometry
 from worker.media.probe_process import probe_async
-from worker.media.specs import ClipSpec, OutputSpec
+from worker.media.specs import ClipSpec, OutputSpec, TransitionSpec
 
 
 def _resized(info: MediaInfo, width: int, height: int, **video: object) -> MediaInfo:
@@ -85,3 +85,31 @@ async def test_ffmpeg_itself_refuses_a_picture_over_the_ceiling(tmp_path: Path) 
     with pytest.raises(FFmpegError):
         await run_ffmpeg([*input_args(bomb), "-f", "null", "-"], expected_duration=None,
                          on_progress=None)  # fmt: skip
+
+
+def _lasting(info: MediaInfo, seconds: float) -> MediaInfo:
+    assert info.video is not None
+    return dataclasses.replace(
+        info, duration=seconds, video=dataclasses.replace(info.video, duration=seconds)
+    )
+
+
+@pytest.mark.parametrize("seconds", [1e307, 1.7e308])
+def test_a_length_past_any_frame_count_is_refused_not_overflowed(
+    media: Media, seconds: float
+) -> None:
+    """The probe passes any finite length, and a Python-built spec any number: planning counts
+    frames exactly, so a length whose frames no float holds (1e307 s x 30 fps) is the usual
+    named refusal instead of an OverflowError retried as unexpected (issue 15)."""
+    path, info = media.path("h264_30"), media.info("h264_30")
+    long = ClipSpec(path, _lasting(info, seconds))
+    still = ClipSpec(path, dataclasses.replace(info, format="png_pipe"), kind="image",
+                     duration=seconds)  # fmt: skip
+    over = r"^payload\.clips: the video would be more than 10\^15 s long, over the limit of 1800 s"
+    for clips in ([long], [long, long], [dataclasses.replace(long, start=1.0)], [still]):
+        with pytest.raises(PayloadError, match=over):
+            make_plan(clips, None, OutputSpec())
+    fading = dataclasses.replace(long, transition=TransitionSpec("fade", seconds))
+    with pytest.raises(PayloadError) as caught:
+        make_plan([fading, ClipSpec(path, info)], None, OutputSpec())
+    assert caught.value.field == "payload.clips[0].transition.duration"

@@ -100,9 +100,12 @@ class CaptionStyle:
 # ---- words from transcripts ------------------------------------------------------------------
 
 
-def words_from_transcript(raw: object, where: str, *, max_words: int) -> list[Word]:
+def words_from_transcript(
+    raw: object, where: str, *, max_words: int, max_seconds: float = math.inf
+) -> list[Word]:
     """The words of a transcript object (see the module's docstring), checked.
 
+    A word's times are at most `max_seconds` (the payload passes MAX_OUTPUT_SECONDS).
     Raises PayloadError naming the exact entry (`{where}.words[3].start: …`).
     """
     entries, path = _word_entries(raw, where)
@@ -110,7 +113,7 @@ def words_from_transcript(raw: object, where: str, *, max_words: int) -> list[Wo
         raise PayloadError(path, f"has {len(entries)} words; at most {max_words} are allowed")
     words = []
     for n, entry in enumerate(entries):
-        word = _word(entry, f"{path}[{n}]")
+        word = _word(entry, f"{path}[{n}]", max_seconds)
         if word is not None:
             words.append(word)
     return words
@@ -145,7 +148,7 @@ def _segment_words(segments: list[object], where: str) -> list[object]:
     return found
 
 
-def _word(entry: object, where: str) -> Word | None:
+def _word(entry: object, where: str, max_seconds: float) -> Word | None:
     """One checked word; None for entries that are not words (ElevenLabs' spacing)."""
     if not isinstance(entry, Mapping):
         raise PayloadError(
@@ -161,8 +164,8 @@ def _word(entry: object, where: str) -> Word | None:
             f"{where}.word", f"has {len(text)} characters; a word may have at most "
             f"{MAX_CAPTION_TEXT}"
         )  # fmt: skip
-    start = _seconds(entry.get("start"), f"{where}.start")
-    end = _seconds(entry.get("end"), f"{where}.end")
+    start = _seconds(entry.get("start"), f"{where}.start", max_seconds)
+    end = _seconds(entry.get("end"), f"{where}.end", max_seconds)
     if end < start:
         raise PayloadError(f"{where}.end", f"must not be before start ({start:g} s), got {end:g} s")
     if end - start > MAX_WORD_SECONDS:
@@ -174,12 +177,19 @@ def _word(entry: object, where: str) -> Word | None:
     return Word(text, start, end) if text else None
 
 
-def _seconds(value: object, where: str) -> float:
+def _seconds(value: object, where: str, most: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(where, "must be a number of seconds")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
     if not math.isfinite(number) or number < 0:
         raise PayloadError(where, "must be a finite number of seconds, 0 or more")
+    if number > most:
+        raise PayloadError(
+            where, f"must be at most {most:.15g} seconds (MAX_OUTPUT_SECONDS), got {number:.15g}"
+        )
     return number
 
 

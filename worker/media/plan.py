@@ -101,15 +101,17 @@ def make_plan(
     overlaps = transition_overlaps(clips, windows, geometry.fps)
     reasons = compose_reasons(clips, output, captions, overlays)
     if reasons:  # the copy blockers do not matter (and an image has no copy key)
-        duration = float((sum(w.frames for w in windows) - sum(overlaps)) / geometry.fps)
-        check_max_duration(duration, output.max_duration)
-        return Plan("compose", geometry, windows, duration, tuple(reasons), overlaps)
+        length = Fraction(sum(w.frames for w in windows) - sum(overlaps)) / geometry.fps
+        check_max_duration(length, output.max_duration)
+        return Plan("compose", geometry, windows, float(length), tuple(reasons), overlaps)
     blockers = tuple(copy_blockers(clips, audio, output))
     if blockers:
+        length = Fraction(sum(w.frames for w in windows)) / geometry.fps
+        check_max_duration(length, output.max_duration)
         duration = sum(float(w.frames / geometry.fps) for w in windows)
     else:
         duration = sum(clip.info.duration for clip in clips)
-    check_max_duration(duration, output.max_duration)
+        check_max_duration(duration, output.max_duration)
     join: Join = "reencode" if blockers else "copy"
     return Plan(join, geometry, windows, duration, blockers, (0,) * (len(clips) - 1))
 
@@ -160,7 +162,7 @@ def transition_overlaps(
         if not clip.transition.duration > 0:
             raise PayloadError(field, "must be more than 0 s")
         shorter = min(windows[i].frames, windows[i + 1].frames)
-        frames = max(1, round(clip.transition.duration * fps))
+        frames = max(1, frames_at(clip.transition.duration, fps))
         half = float(shorter / fps) / 2
         if clip.transition.duration > half + 1e-9 or frames * 2 > shorter:
             raise PayloadError(
@@ -172,14 +174,26 @@ def transition_overlaps(
     return tuple(found)
 
 
-def check_max_duration(duration: float, limit: float) -> None:
-    """Refuse before encoding anything: a too-long job would only fail after minutes of work."""
+def check_max_duration(duration: float | Fraction, limit: float) -> None:
+    """Refuse before encoding anything: a too-long job would only fail after minutes of work.
+
+    `duration` may be exact (a Fraction of frames over the rate): compared before it is made a
+    float, a length no float can hold (a broken header's) is refused rather than overflowing."""
     if duration > limit:
+        shown = f"{float(duration):.1f}" if duration < 10**15 else "more than 10^15"
         raise PayloadError(
             "payload.clips",
-            f"the video would be {duration:.1f} s long, over the limit of {limit:g} s "
+            f"the video would be {shown} s long, over the limit of {limit:g} s "
             "(MAX_OUTPUT_SECONDS); use fewer or shorter clips",
         )
+
+
+def frames_at(seconds: float, fps: Fraction) -> int:
+    """`seconds` as a whole number of frames at `fps`, rounded to the nearest.
+
+    Exact (a float times a Fraction would be a float): no finite length overflows, however long
+    a probe says a file is, and the frame counts add up as whole numbers."""
+    return round(Fraction(seconds) * fps)
 
 
 def clip_window(index: int, clip: ClipSpec, fps: Fraction) -> ClipWindow:
@@ -192,15 +206,15 @@ def clip_window(index: int, clip: ClipSpec, fps: Fraction) -> ClipWindow:
     start = clip.start or 0.0
     end = length if clip.end is None else min(clip.end, length)
     field = f"payload.clips[{index}]"
-    if start < 0:
+    if not start >= 0:  # written so that NaN is refused too
         raise PayloadError(f"{field}.start", "must not be negative")
-    if start >= length:
+    if not start < length:
         raise PayloadError(
             f"{field}.start", f"{start:g} s is at or past the end of the clip ({length:.2f} s)"
         )
-    if end <= start:
+    if not end > start:
         raise PayloadError(f"{field}.end", f"must be after start ({start:g} s)")
-    frames = max(1, round((end - start) * fps))
+    frames = max(1, frames_at(end - start, fps))
     return ClipWindow(start=start, duration=end - start, frames=frames)
 
 
@@ -209,7 +223,7 @@ def _image_window(index: int, clip: ClipSpec, fps: Fraction) -> ClipWindow:
         raise PayloadError(f"payload.clips[{index}].duration", "is required for an image")
     if not clip.duration > 0:
         raise PayloadError(f"payload.clips[{index}].duration", "must be more than 0 s")
-    frames = max(1, round(clip.duration * fps))
+    frames = max(1, frames_at(clip.duration, fps))
     return ClipWindow(start=0.0, duration=clip.duration, frames=frames)
 
 

@@ -64,6 +64,7 @@ def parse_payload(raw: object, settings: Settings) -> Payload:
     """Check `raw` (the row's JSON value) and return it typed; raise PayloadError otherwise."""
     context: dict[str, Any] = {
         "max_clips": settings.max_clips,
+        "max_seconds": settings.max_output_seconds,  # every time in the payload (fields.py)
         "caption_words_left": MAX_CAPTION_WORDS,  # spent by each transcript in turn
     }
     try:

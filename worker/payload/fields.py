@@ -25,9 +25,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import annotated_types
-from pydantic import BeforeValidator, StringConstraints, ValidationInfo
-from pydantic_core import PydanticCustomError
+from pydantic import BeforeValidator, GetJsonSchemaHandler, StringConstraints, ValidationInfo
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
+from worker.settings import DEFAULT_MAX_OUTPUT_SECONDS
 from worker.storage.base import InvalidKeyError, check_bucket, check_key
 
 MAX_URL_LENGTH = 4096
@@ -65,8 +67,9 @@ def finite(value: object) -> float | None:
 
 
 def number_text(value: object) -> str:
-    """1.0 as "1", 1.5 as "1.5": what the developer wrote, not Python's float repr."""
-    if isinstance(value, float) and value.is_integer():
+    """1.0 as "1", 1.5 as "1.5", 1e308 as "1e+308": what the developer wrote, not Python's
+    float repr nor a 309-digit integer."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return str(value)
 
@@ -110,21 +113,40 @@ def check_whole(value: object, low: int, high: int) -> int:
     return int(number)
 
 
-def check_seconds(value: object) -> float:
+def check_seconds(value: object, most: float) -> float:
+    """A moment, from 0 to `most` (MAX_OUTPUT_SECONDS)."""
     seconds = finite(value)
     if seconds is None:
-        raise problem(f"must be a number of seconds (0 or more), got {describe(value)}")
+        raise problem(
+            f"must be a number of seconds from 0 to {number_text(most)} (MAX_OUTPUT_SECONDS), "
+            f"got {describe(value)}"
+        )
     if seconds < 0:
         raise problem(f"must be 0 or more seconds, got {number_text(seconds)}")
-    return seconds
+    return _at_most(seconds, most)
 
 
-def check_duration(value: object) -> float:
+def check_duration(value: object, most: float) -> float:
+    """A length, more than 0 and at most `most` (MAX_OUTPUT_SECONDS)."""
     seconds = finite(value)
     if seconds is None:
-        raise problem(f"must be a number of seconds greater than 0, got {describe(value)}")
+        raise problem(
+            "must be a number of seconds greater than 0 and at most "
+            f"{number_text(most)} (MAX_OUTPUT_SECONDS), got {describe(value)}"
+        )
     if seconds <= 0:
         raise problem(f"must be greater than 0 seconds, got {number_text(seconds)}")
+    return _at_most(seconds, most)
+
+
+def _at_most(seconds: float, most: float) -> float:
+    """No time in a payload is longer than the longest video the worker makes: past it, the
+    arithmetic of planning (frames = seconds x fps) would overflow rather than say why."""
+    if seconds > most:
+        raise problem(
+            f"must be at most {number_text(most)} seconds (MAX_OUTPUT_SECONDS), "
+            f"got {number_text(seconds)}"
+        )
     return seconds
 
 
@@ -258,11 +280,16 @@ def check_output_path(value: object) -> str:
 def _before(check: Callable[[Any], Any]) -> BeforeValidator:
     """`check` as a before-validator. Optional fields never see null (the models drop it: null
     counts as absent), so a null that arrives here is a required field left out."""
+    return _before_in_context(lambda value, _info: check(value))
 
-    def required(value: object) -> Any:
+
+def _before_in_context(check: Callable[[Any, ValidationInfo], Any]) -> BeforeValidator:
+    """`_before` for a check that reads the validation context (the operator's limits)."""
+
+    def required(value: object, info: ValidationInfo) -> Any:
         if value is None:
             raise problem("is required")
-        return check(value)
+        return check(value, info)
 
     return BeforeValidator(required)
 
@@ -306,13 +333,44 @@ class Whole(annotated_types.GroupedMetadata):
 
 @dataclass(frozen=True)
 class Seconds(annotated_types.GroupedMetadata):
-    """Seconds, 0 or more; with `positive`, more than 0 (a length rather than a moment)."""
+    """Seconds, 0 or more; with `positive`, more than 0 (a length rather than a moment).
+
+    At most the operator's MAX_OUTPUT_SECONDS, which parse_payload puts in the validation
+    context (`max_seconds`); a model built in Python has none and gets the default, which is
+    also the schema's `maximum`. The maximum is stated for the schema only, not declared to
+    pydantic as a constraint: an operator's larger value must not meet a second, fixed check.
+    """
 
     positive: bool = False
 
     def __iter__(self) -> Iterator[object]:
         yield annotated_types.Gt(0) if self.positive else annotated_types.Ge(0)
-        yield _before(check_duration if self.positive else check_seconds)
+        yield SchemaMaximum(DEFAULT_MAX_OUTPUT_SECONDS)
+        yield _before_in_context(self._check)
+
+    def _check(self, value: object, info: ValidationInfo) -> float:
+        most = max_seconds(info)
+        return check_duration(value, most) if self.positive else check_seconds(value, most)
+
+
+def max_seconds(info: ValidationInfo) -> float:
+    """The longest time a payload may name: the operator's MAX_OUTPUT_SECONDS, else the default."""
+    most = context_value(info, "max_seconds")
+    return float(most if most is not None else DEFAULT_MAX_OUTPUT_SECONDS)
+
+
+@dataclass(frozen=True)
+class SchemaMaximum:
+    """`maximum` in the JSON Schema, for a bound a check of ours enforces (with its sentence)."""
+
+    value: float
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["maximum"] = self.value
+        return schema
 
 
 @dataclass(frozen=True)

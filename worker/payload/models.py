@@ -64,9 +64,11 @@ from worker.payload.fields import (
     context_value,
     describe,
     is_number,
+    max_seconds,
     number_text,
     problem,
 )
+from worker.settings import DEFAULT_MAX_OUTPUT_SECONDS
 
 PAYLOAD_VERSION = 1
 MAX_OVERLAYS = 10
@@ -174,14 +176,19 @@ def _after_start(end: float | None, info: ValidationInfo) -> float | None:
 # --- transcripts ------------------------------------------------------------------------------
 
 
+# A word's time, as the schema states it; the transcript reader (worker.media.captions) checks
+# it, against the operator's MAX_OUTPUT_SECONDS.
+WordTime = Annotated[float, Field(ge=0, le=DEFAULT_MAX_OUTPUT_SECONDS)]
+
+
 class TranscriptWord(TypedDict):
     """One timed word: `word` (or `text`), `start` and `end` in seconds. Entries whose `type` is
     "spacing" or "audio_event" (ElevenLabs Scribe) are skipped."""
 
     word: NotRequired[str]
     text: NotRequired[str]
-    start: float
-    end: float
+    start: WordTime
+    end: WordTime
     type: NotRequired[str]
 
 
@@ -221,7 +228,9 @@ def _transcript(value: object, info: ValidationInfo) -> tuple[Word, ...]:
     if left is not None and left < 0:
         raise problem(f"must be left out: the job is over its {MAX_CAPTION_WORDS} caption words")
     try:
-        words = words_from_transcript(value, "", max_words=MAX_CAPTION_WORDS)
+        words = words_from_transcript(
+            value, "", max_words=MAX_CAPTION_WORDS, max_seconds=max_seconds(info)
+        )
     except PayloadError as exc:
         raise problem(exc.problem, at=exc.field) from None
     if left is not None:
