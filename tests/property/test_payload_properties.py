@@ -18,9 +18,12 @@ from hypothesis import strategies as st
 from tests.property.files import files_for
 from tests.property.payloads import hostile, hostile_payloads, plausible_payloads, schema_payloads
 from worker.errors import InputError, PayloadError
-from worker.media.plan import make_plan
+from worker.media import caption_child, cost
+from worker.media.captions import CaptionStyle, Word, ass_lines, group_lines
+from worker.media.confine import confined_here
+from worker.media.plan import Plan, make_plan
 from worker.payload import Payload, parse_payload
-from worker.pipeline.compose import compose
+from worker.pipeline.compose import Composition, compose
 from worker.settings import Settings
 
 SETTINGS = Settings()
@@ -71,3 +74,37 @@ def test_planning_raises_only_payload_or_input_errors(data: st.DataObject) -> No
     event(f"planned: {plan.join}")
     assert 0 < plan.duration <= max_duration
     assert plan.frames >= 1 and plan.geometry.width >= 2 and plan.geometry.height >= 2
+    _cost_within_bounds(plan, made, max_duration)
+
+
+def _cost_within_bounds(plan: Plan, made: Composition, max_duration: float) -> None:
+    """Every accepted plan's cost estimate is within the bounds: frames times things drawn
+    (a caption block is one, by the caption child's construction: see the property below)."""
+    spent = cost.estimate(plan, made.clips, made.overlays, 1 if made.captions else 0)
+    try:
+        cost.check(spent, max_seconds=max_duration, max_pixels=SETTINGS.max_input_pixels)
+    except InputError as exc:  # a fabricated input over MAX_INPUT_PIXELS: named, not spent
+        assert "MAX_INPUT_PIXELS" in str(exc), exc
+        return
+    assert spent.layers <= cost.MAX_LAYERS
+    assert spent.work <= (max_duration * spent.fps + 1) * cost.MAX_LAYERS
+
+
+WORDS = st.lists(
+    st.tuples(st.floats(0, 30), st.floats(0, 60)).map(lambda t: Word("w", t[0], t[0] + t[1])),
+    max_size=60,
+)
+
+
+@given(WORDS, st.integers(1, 20), st.sampled_from(["static", "highlight", "karaoke"]))
+def test_captions_show_one_block_at_a_time_however_the_words_overlap(
+    words: list[Word], max_words: int, style: str
+) -> None:
+    """The caption child's document never has two events on screen at once: the bound the
+    cost check holds (a block per frame, not one per overlapping word)."""
+    look = CaptionStyle(style=style, max_words=max_words)  # type: ignore[arg-type]
+    with confined_here():
+        dialogues = [line for line in ass_lines(group_lines(words, max_words), look, 320, 180)
+                     if line.startswith("Dialogue:")]  # fmt: skip
+    spans = [caption_child.event_span(line) for line in dialogues]
+    assert caption_child.most_at_once(spans) <= cost.MAX_CAPTION_LAYERS

@@ -128,7 +128,7 @@ def _write_ass(
             if written > MAX_DOCUMENT_BYTES:
                 raise PayloadError("payload.captions", _too_big(len(lines), style))
             if text.startswith("Dialogue:"):
-                events.append(_event_span(text))
+                events.append(event_span(text))
             out.write(text + "\n")
     return {"events": len(events), "most_at_once": most_at_once(events)}
 
@@ -141,7 +141,7 @@ def _too_big(lines: int, style: CaptionStyle) -> str:
     )
 
 
-def _event_span(dialogue: str) -> tuple[str, str]:
+def event_span(dialogue: str) -> tuple[str, str]:
     """A Dialogue line's start and end, as ASS writes them (H:MM:SS.CC sorts as time)."""
     fields = dialogue.split(",", 3)
     return _sortable(fields[1]), _sortable(fields[2])
