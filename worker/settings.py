@@ -28,6 +28,7 @@ GIB = 1024**3
 DEFAULT_MAX_OUTPUT_SECONDS = 1800
 
 
+MAX_OUTPUT_SECONDS_CEILING = 86_400  # a day of video: a payload's times stay far from overflow
 MAX_RETENTION_DAYS = 36_500  # a century: past it, now() minus the age leaves Postgres' range
 
 
@@ -48,7 +49,7 @@ def _int(
         return default
     try:
         value = int(float(raw))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc"; "1e400" is an infinite float
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
@@ -185,7 +186,11 @@ class Settings:
             max_clips=_int(env, "MAX_CLIPS", 100, minimum=1),
             max_input_bytes=_int(env, "MAX_INPUT_BYTES", 2 * GIB, minimum=1),
             max_output_seconds=_int(
-                env, "MAX_OUTPUT_SECONDS", DEFAULT_MAX_OUTPUT_SECONDS, minimum=1
+                env,
+                "MAX_OUTPUT_SECONDS",
+                DEFAULT_MAX_OUTPUT_SECONDS,
+                minimum=1,
+                maximum=MAX_OUTPUT_SECONDS_CEILING,
             ),
             max_input_pixels=_max_pixels(env),
             probe_timeout=_int(env, "PROBE_TIMEOUT", 20, minimum=1),
