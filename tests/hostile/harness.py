@@ -18,6 +18,7 @@ all stop while it is held).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import uuid
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from aiohttp import web
 
 from tests.queue.helpers import fast_settings, running, status_is
@@ -180,13 +182,68 @@ async def run_case(
     policy: FetchPolicy = POLICY,
     timeout: float = 60,
 ) -> dict[str, Any]:
-    """The whole case: hostile job to its end, checked (its row, then the loop's lag while it
-    ran), then a good job completes."""
+    """The whole case: hostile job to its end, checked (its row, then the loop's lag and the
+    process tree's growth while it ran), then a good job completes."""
     async with corpus_worker(store, settings, good_clip, policy=policy) as runner:
-        with runner.loop_lag.watch() as lag:
-            job_id, _ = await store.enqueue(payload, user_id=user_id)
-            row = await status_is(store, job_id, *TERMINAL, timeout=timeout)
+        async with tree_growth() as growth:
+            with runner.loop_lag.watch() as lag:
+                job_id, _ = await store.enqueue(payload, user_id=user_id)
+                row = await status_is(store, job_id, *TERMINAL, timeout=timeout)
         check_row(row, expect)
         check_lag(runner, lag)
+        check_growth(growth)
         await check_good(store, settings)
     return row
+
+
+# The replica's process tree (this test process, which runs the worker, and its children: the
+# probe and caption children, FFmpeg) may grow by this much during a hostile job: the bombs
+# and floods this corpus holds once took gigabytes; a normal small job takes tens of MB.
+TREE_GROWTH_LIMIT = 250 * 1024 * 1024
+
+
+@dataclass
+class Growth:
+    """The tree's RSS when the case began, and its peak since (sampled every 20 ms)."""
+
+    start: int = 0
+    peak: int = 0
+
+    @property
+    def grown(self) -> int:
+        return self.peak - self.start
+
+
+@contextlib.asynccontextmanager
+async def tree_growth() -> AsyncIterator[Growth]:
+    me = psutil.Process()
+    growth = Growth(tree_rss(me))
+    growth.peak = growth.start
+
+    async def sample() -> None:
+        while True:
+            growth.peak = max(growth.peak, tree_rss(me))
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield growth
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for proc in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
+
+
+def check_growth(growth: Growth) -> None:
+    assert growth.grown < TREE_GROWTH_LIMIT, (
+        f"the worker's process tree grew by {growth.grown / 2**20:.0f} MB during the hostile job "
+        f"(bound {TREE_GROWTH_LIMIT / 2**20:.0f} MB)"
+    )

@@ -1,5 +1,6 @@
 """Caption recipes from the second review: each once froze or flooded a replica, and each now ends
-at attempt 1 naming its field (or completes, bounded), with the worker's process tree small and
+at attempt 1 naming its field (or completes, bounded), with the worker's event loop never 0.5 s
+late and its process tree growing less than 250 MB (harness.py's `run_case` checks both), and
 a good job completing after it.
 
 - a caption file of many `<` and no `>` (the tag pattern backtracked, holding the GIL: 100 KB
@@ -13,7 +14,6 @@ a good job completing after it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,7 +31,6 @@ from tests.hostile.harness import (
 )
 from worker.media.caption_render import CAPTION_CHILD
 
-TREE_RSS_LIMIT = 300 * 1024 * 1024  # the issue's target for the replica's process tree
 NO_PATHS = ("/tmp", "/root", "Traceback")
 
 
@@ -40,35 +39,6 @@ async def served(good_clip: Path) -> AsyncIterator[LoopbackServer]:
     server = LoopbackServer({"/good.mp4": good_clip})
     async with server.serving():
         yield server
-
-
-@contextlib.asynccontextmanager
-async def tree_peak() -> AsyncIterator[list[int]]:
-    """The worker's process tree (this test process and its children: FFmpeg, the children
-    that parse user files) sampled every 20 ms; yields a list whose one item is the peak RSS."""
-    peak = [0]
-
-    async def sample() -> None:
-        me = psutil.Process()
-        while True:
-            peak[0] = max(peak[0], _tree_rss(me))
-            await asyncio.sleep(0.02)
-
-    task = asyncio.create_task(sample())
-    try:
-        yield peak
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            total += proc.memory_info().rss
-    return total
 
 
 def _no_caption_child_left() -> None:
@@ -88,9 +58,7 @@ async def _case(store: Any, tmp_path: Path, good_clip: Path, server: LoopbackSer
         if key in payload.get("captions", {}):
             payload["captions"][key] = server.base + payload["captions"][key]
     settings = corpus_settings(tmp_path, allow_private_urls=True)
-    async with tree_peak() as peak:
-        row = await run_case(store, settings, good_clip, payload, expect)
-    assert peak[0] < TREE_RSS_LIMIT, f"the process tree peaked at {peak[0] / 2**20:.0f} MB"
+    row = await run_case(store, settings, good_clip, payload, expect)  # lag and memory too
     _no_caption_child_left()
     return row
 
