@@ -76,6 +76,8 @@ def run_demo(tmp_path: Path) -> None:
     assert "joined by compose" in out  # the still, the fade and the captions: issue 9's path
     assert "DATABASE_URL and storage settings are ignored" in out
     assert f"Database: embedded Postgres in {tmp_path / 'home' / 'pgdata'}" in out
+    # a database of its own: a local worker on the same home never takes the demo's job
+    assert "(database video_worker_demo, the demo's own)" in out
     video = Path(next(line for line in out.splitlines() if line.startswith("Video:")).split()[1])
     poster = Path(next(line for line in out.splitlines() if line.startswith("Poster:")).split()[1])
     assert video.is_relative_to(tmp_path) and poster.stat().st_size > 0

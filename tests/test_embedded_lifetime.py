@@ -221,3 +221,19 @@ def test_run_on_the_embedded_database_when_allowed_then_stopped_by_a_signal(home
             worker.kill()
             worker.wait()
         assert servers_on(home / "pgdata") == [] and handles(home / "pgdata") == [], sig
+
+
+async def test_the_demo_gets_a_database_of_its_own_on_the_embedded_server(home):
+    """`demo` enqueues into `video_worker_demo`, never into the database a local worker on the
+    same home uses, created once and found again."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from worker.db.embedded import embedded_database_url, embedded_url, stop_all
+
+    try:
+        url = await embedded_database_url(home, "video_worker_demo")
+        assert conninfo_to_dict(url)["dbname"] == "video_worker_demo"
+        assert conninfo_to_dict(embedded_url(home))["dbname"] != "video_worker_demo"
+        assert await embedded_database_url(home, "video_worker_demo") == url
+    finally:
+        stop_all()

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from worker.app import open_store, run_worker
+from worker.db.embedded import embedded_database_url
 from worker.follow import watch
 from worker.log import configure
 from worker.media.ffmpeg import ffmpeg_exe
@@ -44,6 +45,7 @@ STILL = ("still.png", "gradients=size=960x540:speed=0:seed=7")
 STILL_SECONDS = 2.0
 TRANSITION = {"type": "fade", "duration": 0.5}  # from the first clip into the still
 CAPTION = "video worker makes this from clips a still and timed words".split()
+DEMO_DATABASE = "video_worker_demo"
 
 
 async def run_demo(settings: Settings, *, keep: bool = False) -> int:
@@ -53,15 +55,18 @@ async def run_demo(settings: Settings, *, keep: bool = False) -> int:
             "The demo always uses the embedded Postgres and local storage under "
             f"{settings.home}; DATABASE_URL and storage settings are ignored."
         )
+    configure(settings.log_format, settings.secrets(), level=logging.WARNING)
+    started = time.monotonic()
     settings = replace(
         settings,
-        database_url=None,
+        # a database of its own: another local worker must not take the demo's job, nor the
+        # demo's worker take theirs
+        database_url=await embedded_database_url(settings.home, DEMO_DATABASE),
         storage_backend="local",
         allow_private_urls=True,  # the samples are served locally
     )
-    configure(settings.log_format, settings.secrets(), level=logging.WARNING)
-    started = time.monotonic()
-    print(f"Database: embedded Postgres in {(settings.home / 'pgdata').resolve()}")
+    print(f"Database: embedded Postgres in {(settings.home / 'pgdata').resolve()} "
+          f"(database {DEMO_DATABASE}, the demo's own)")  # fmt: skip
     samples = settings.home / "demo" / "samples"
     print(f"Making sample clips in {samples} …")
     await make_samples(samples)

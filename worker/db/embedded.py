@@ -22,6 +22,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
 if TYPE_CHECKING:  # imported lazily at run time, under a warnings filter (see embedded_url)
     from pgserver.postgres_server import PostgresServer
 
@@ -42,6 +46,17 @@ def embedded_url(home: Path) -> str:
             prune_stale_handles(pgdata)
             _servers[pgdata] = get_server(pgdata, cleanup_mode="stop")
     return _servers[pgdata].get_uri()
+
+
+async def embedded_database_url(home: Path, dbname: str) -> str:
+    """A database of its own on the embedded server under `home`, created on first use: the
+    demo's, so its job never lands in a local worker's queue, nor its worker takes theirs."""
+    url = embedded_url(home)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("select 1 from pg_database where datname = %s", (dbname,))
+        if await cur.fetchone() is None:
+            await conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+    return make_conninfo(url, dbname=dbname)
 
 
 def resolve_database_url(database_url: str | None, home: Path) -> str:
