@@ -341,16 +341,32 @@ async def _server_version(store: JobStore) -> int:
     return int(row["v"]) if row else 0
 
 
-def test_run_without_no_migrate_is_refused_for_the_role(role_db, tmp_path: Path):
-    """The doc says --no-migrate matters: without it the role's `run` stops at the migration
-    (it may not create the ledger table) instead of running with a half-applied schema."""
+def test_run_without_no_migrate_starts_when_nothing_is_pending(role_db, tmp_path: Path):
+    """Migrating looks first, reading only: on an up-to-date schema the role's plain `run`
+    starts (it once died creating the ledger table it may not create)."""
+    worker = Replica(role_db.url, "migrating", tmp_path)
+    try:
+        assert worker.port() > 0
+    finally:
+        worker.stop()
+    assert "permission denied" not in worker.log_path.read_text()
+
+
+def test_run_with_a_migration_pending_says_who_must_apply_it(role_db, tmp_path: Path):
+    """With a migration pending, the role's `run` ends in one line naming it and what to do,
+    instead of running on a half-applied schema or printing a traceback."""
+    with psycopg.connect(role_db.admin_url, autocommit=True) as conn:
+        conn.execute("delete from video_worker_migrations where name = '007_fair_share.sql'")
     worker = Replica(role_db.url, "migrating", tmp_path)
     try:
         code = worker.wait(60)
     finally:
         worker.stop()
-    assert code != 0
-    assert "permission denied" in worker.log_path.read_text()
+    log = worker.log_path.read_text()
+    assert code == 2, log
+    assert f"the database role {role_db.role} may not change the schema" in log
+    assert "(007_fair_share.sql): run `video-worker migrate` once as the schema's owner" in log
+    assert "Traceback" not in log
 
 
 # --- Supabase -------------------------------------------------------------------------------

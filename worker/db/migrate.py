@@ -19,6 +19,8 @@ from typing import Any
 
 import psycopg
 
+from worker.db.preflight import PreflightError
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK = 7238561029384755
 
@@ -45,8 +47,58 @@ def migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
     return found
 
 
+class MigrationRefused(PreflightError):
+    """The database role may not change the schema and migrations are pending."""
+
+
 async def migrate(conn: psycopg.AsyncConnection[Any], sql_dir: Path = SQL_DIR) -> list[str]:
-    """Apply what is missing; return the names applied by this call."""
+    """Apply what is missing; return the names applied by this call.
+
+    It looks first, reading only: with nothing pending it writes nothing, so a role that may
+    not change the schema (docs/worker-role.md) passes. With migrations pending and no right
+    to apply them, MigrationRefused says which and what to do, instead of a traceback."""
+    try:
+        todo = await pending(conn, sql_dir)
+    except psycopg.errors.InsufficientPrivilege:
+        raise MigrationRefused(
+            "this database role may not read the migrations' ledger (video_worker_migrations): "
+            "grant it select (docs/worker-role.md), or start with `video-worker run --no-migrate`"
+        ) from None
+    if not todo:
+        return []
+    try:
+        return await _apply(conn, sql_dir)
+    except psycopg.errors.InsufficientPrivilege:
+        cur = await conn.execute("select current_user")
+        row = await cur.fetchone()
+        raise MigrationRefused(_refusal(str(_first(row)) if row else "?", todo)) from None
+
+
+async def pending(conn: psycopg.AsyncConnection[Any], sql_dir: Path = SQL_DIR) -> list[str]:
+    """The migrations this database has not had yet, found by reading only."""
+    cur = await conn.execute(
+        "select to_regclass('public.video_worker_migrations') is not null as found"
+    )
+    row = await cur.fetchone()
+    done: set[str] = set()
+    if row is not None and _first(row):
+        cur = await conn.execute("select name from public.video_worker_migrations")
+        done = {_first(r) for r in await cur.fetchall()}
+    has_auth = await _has_auth_schema(conn)
+    return [m.name for m in migrations(sql_dir)
+            if m.name not in done and (has_auth or not m.supabase_only)]  # fmt: skip
+
+
+def _refusal(role: str, todo: list[str]) -> str:
+    shown = ", ".join(todo[:3]) + (f" and {len(todo) - 3} more" if len(todo) > 3 else "")
+    return (
+        f"the database role {role} may not change the schema, and {len(todo)} migration(s) "
+        f"are pending ({shown}): run `video-worker migrate` once as the schema's owner, then "
+        "start this role with `video-worker run --no-migrate` (docs/worker-role.md)"
+    )
+
+
+async def _apply(conn: psycopg.AsyncConnection[Any], sql_dir: Path) -> list[str]:
     applied: list[str] = []
     async with conn.transaction():
         await conn.execute("select pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
