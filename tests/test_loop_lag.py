@@ -127,3 +127,16 @@ async def test_the_runner_supervises_a_monitor_for_as_long_as_it_runs() -> None:
             await hold_the_loop(0.3)
         assert seen.worst >= 0.3 - runner.loop_lag.tick
     assert not runner.loop_lag.running
+
+
+def test_the_worker_sets_its_start_up_objects_aside_from_the_collector() -> None:
+    """A full collection while jobs run scans only what jobs made (worker/app.py)."""
+    import gc
+
+    from worker.app import settle_heap
+
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 10_000  # the modules, settings and pools of a worker
+    finally:
+        gc.unfreeze()

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ async def run_case(
     process tree's growth while it ran), then a good job completes."""
     async with corpus_worker(store, settings, good_clip, policy=policy) as runner:
         async with tree_growth() as growth:
-            with runner.loop_lag.watch() as lag:
+            with worker_sized_heap(), runner.loop_lag.watch() as lag:
                 job_id, _ = await store.enqueue(payload, user_id=user_id)
                 row = await status_is(store, job_id, *TERMINAL, timeout=timeout)
         check_row(row, expect)
@@ -194,6 +195,20 @@ async def run_case(
         check_growth(growth)
         await check_good(store, settings)
     return row
+
+
+@contextlib.contextmanager
+def worker_sized_heap() -> Iterator[None]:
+    """The test process holds every object the suite made so far; a worker's heap holds its
+    own few (and the worker freezes its start-up objects, worker/app.py). `gc.freeze()` sets
+    the suite's aside, so a full collection during the case scans what the worker made, as in
+    production: the lag bound then measures the job, not pytest's history."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 # The replica's process tree (this test process, which runs the worker, and its children: the
