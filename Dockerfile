@@ -44,4 +44,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '3001'), timeout=4)"]
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["video-worker", "run"]
+# The daemon never changes the schema: migrations are a step of their own, as the schema's owner
+# (`docker run IMAGE video-worker migrate` with MIGRATE_DATABASE_URL or DATABASE_URL; Render's
+# preDeployCommand; the Kubernetes init container), so DATABASE_URL can be a least-privilege role.
+CMD ["video-worker", "run", "--no-migrate"]

@@ -72,10 +72,23 @@ def test_render_service_fits_the_worker():
     assert service["type"] == "web" and service["runtime"] == "docker"
     assert service["healthCheckPath"] == "/health"
     env = {e["key"]: e for e in service["envVars"]}
-    for secret in ("DATABASE_URL", "SUPABASE_SERVICE_KEY", "WEBHOOK_SECRET"):
+    secrets = ("DATABASE_URL", "MIGRATE_DATABASE_URL", "SUPABASE_SERVICE_KEY", "WEBHOOK_SECRET")
+    for secret in secrets:
         assert env[secret] == {"key": secret, "sync": False}
     documented = documented_names()
     assert set(env) <= documented, set(env) - documented
+    # migrations before each deploy, as the owner; the image's CMD runs `run --no-migrate`
+    assert service["preDeployCommand"] == "video-worker migrate"
+
+
+def test_kubernetes_migrates_in_an_init_container_before_the_worker_starts():
+    spec = one("Deployment")["spec"]["template"]["spec"]
+    [init] = spec["initContainers"]
+    [worker] = spec["containers"]
+    assert init["args"] == ["video-worker", "migrate"] and init["image"] == worker["image"]
+    assert init["envFrom"] == worker["envFrom"]  # MIGRATE_DATABASE_URL comes from the Secret
+    assert init["securityContext"] == worker["securityContext"]
+    assert "args" not in worker and "command" not in worker  # the image's `run --no-migrate`
 
 
 def test_render_grace_period_is_the_platform_maximum_and_fits_the_hand_back():
@@ -100,7 +113,8 @@ def test_render_runs_a_fixed_instance_count():
 def test_dockerfile_runs_the_worker_under_tini_as_non_root():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["/usr/bin/tini", "--"\]$', text, re.M)
-    assert re.search(r'^CMD \["video-worker", "run"\]$', text, re.M)  # exec form
+    # exec form; the daemon never migrates: that is a step of its own, as the schema's owner
+    assert re.search(r'^CMD \["video-worker", "run", "--no-migrate"\]$', text, re.M)
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in {"root", "0"}
     assert "HEALTHCHECK" in text and "/health" in text
@@ -306,7 +320,7 @@ def test_secret_template_holds_placeholders_only():
     for secret in secrets:
         assert "data" not in secret  # base64 would hide what is in it
         for key, value in secret["stringData"].items():
-            assert re.search(r"REPLACE|USER:PASSWORD@HOST|PROJECT-REF", value), key
+            assert re.search(r"REPLACE|(USER|OWNER):PASSWORD@HOST|PROJECT-REF", value), key
             assert not value.startswith("eyJ"), key  # a JWT (a real Supabase key)
     values = one("Secret")["stringData"]
     assert "DATABASE_URL" in values

@@ -22,6 +22,7 @@ from worker.settings import MAX_RETENTION_DAYS, Settings, SettingsError
 # The variables --help lists; every one is described in the README's Configuration table.
 ENVIRONMENT = [
     ("DATABASE_URL", "Postgres connection string; unset: an embedded one (development only)"),
+    ("MIGRATE_DATABASE_URL", "`migrate` only: the schema owner's connection (else DATABASE_URL)"),
     ("VIDEO_WORKER_HOME", "local state: embedded database, local storage, temp files"),
     ("ALLOW_EMBEDDED_DATABASE", "true lets `run` use the embedded database where deployed"),
     ("STORAGE_BACKEND", "supabase, s3 or local"),

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,10 @@ def _stop_on_hangup(runner: Any, _port: int) -> None:
 
 
 async def migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    """Apply pending migrations as MIGRATE_DATABASE_URL's role when it is set (the schema's
+    owner, while the daemon runs as a least-privilege role), else DATABASE_URL's."""
+    if settings.migrate_database_url:
+        settings = replace(settings, database_url=settings.migrate_database_url)
     db = await checked_database(settings, need_schema=False)
     applied = await apply_migrations(db.url, user_limits(settings))
     print("applied: " + ", ".join(applied) if applied else "up to date")

@@ -92,6 +92,7 @@ def _first(env: Mapping[str, str], *names: str) -> str | None:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
+    migrate_database_url: str | None = None  # `migrate` only: the schema owner's connection
     home: Path = field(default_factory=lambda: default_home())
     storage_backend: str = "local"
     supabase_url: str | None = None
@@ -146,6 +147,7 @@ class Settings:
         found = [self.supabase_service_key, self.aws_secret_access_key, self.webhook_secret]
         found.extend([self.stats_token, self.metrics_token])
         found.extend(_url_passwords(self.database_url))
+        found.extend(_url_passwords(self.migrate_database_url))
         return [s for s in found if s and len(s) >= MIN_SECRET_LENGTH]
 
     @classmethod
@@ -162,6 +164,7 @@ class Settings:
             raise SettingsError(f"EVENT_LOOP must be auto, uvloop or asyncio, got {event_loop!r}")
         return cls(
             database_url=_database_url(env),
+            migrate_database_url=_database_url(env, "MIGRATE_DATABASE_URL"),
             home=_home(_first(env, "VIDEO_WORKER_HOME")),
             allow_embedded_database=_bool(env, "ALLOW_EMBEDDED_DATABASE"),
             storage_backend=_storage_backend(env, supabase_url, supabase_key, s3_bucket),
@@ -224,6 +227,8 @@ class Settings:
                 value = "set" if value else None
             elif f.name == "database_url":
                 value = redact_url(value) if value else "embedded"
+            elif f.name == "migrate_database_url":
+                value = redact_url(value) if value else None
             shown[f.name] = str(value) if isinstance(value, Path) else value
         return shown
 
@@ -241,17 +246,17 @@ def _max_pixels(env: Mapping[str, str]) -> int:
 DATABASE_URL_SHAPE = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
 
 
-def _database_url(env: Mapping[str, str]) -> str | None:
-    """DATABASE_URL, refused at start-up if libpq cannot parse it: later, libpq's error (and a
-    traceback) would quote the string, password and all."""
-    url = _first(env, "DATABASE_URL")
+def _database_url(env: Mapping[str, str], name: str = "DATABASE_URL") -> str | None:
+    """DATABASE_URL (or MIGRATE_DATABASE_URL), refused at start-up if libpq cannot parse it:
+    later, libpq's error (and a traceback) would quote the string, password and all."""
+    url = _first(env, name)
     if url:
         try:
             conninfo_to_dict(url)
         except PsycopgError as exc:
             problem = mask_database_url(str(exc).strip(), url)
             raise SettingsError(
-                f"DATABASE_URL is not a Postgres connection string (it cannot be parsed: "
+                f"{name} is not a Postgres connection string (it cannot be parsed: "
                 f"{problem}); it should look like {DATABASE_URL_SHAPE}"
             ) from None
     return url

@@ -369,6 +369,21 @@ def test_run_with_a_migration_pending_says_who_must_apply_it(role_db, tmp_path: 
     assert "Traceback" not in log
 
 
+def test_migrate_applies_as_the_owner_named_by_migrate_database_url(role_db):
+    """The deploy files' migration step: DATABASE_URL is the least-privilege role (the
+    daemon's), MIGRATE_DATABASE_URL the owner's, which `migrate` alone uses."""
+    from tests.test_cli_mistakes import cli
+
+    with psycopg.connect(role_db.admin_url, autocommit=True) as conn:
+        conn.execute("delete from video_worker_migrations where name = '007_fair_share.sql'")
+    refused = cli(role_db.url, "migrate")
+    assert refused.returncode == 2 and "may not change the schema" in refused.stderr
+    admin = url_for_uri(role_db.admin_url, conninfo_to_dict(role_db.admin_url)["dbname"])
+    proc = cli(role_db.url, "migrate", MIGRATE_DATABASE_URL=admin)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "applied: 007_fair_share.sql"
+
+
 # --- Supabase -------------------------------------------------------------------------------
 
 

@@ -93,7 +93,8 @@ def _refusal(role: str, todo: list[str]) -> str:
     shown = ", ".join(todo[:3]) + (f" and {len(todo) - 3} more" if len(todo) > 3 else "")
     return (
         f"the database role {role} may not change the schema, and {len(todo)} migration(s) "
-        f"are pending ({shown}): run `video-worker migrate` once as the schema's owner, then "
+        f"are pending ({shown}): run `video-worker migrate` once as the schema's owner "
+        "(MIGRATE_DATABASE_URL), then "
         "start this role with `video-worker run --no-migrate` (docs/worker-role.md)"
     )
 
