@@ -537,20 +537,8 @@ class TextOverlay(Model):
     text: Annotated[str, Text(MAX_TEXT_CHARS), Field(description="The text, shown literally.")]
     position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = "center"
     size: Annotated[
-        Annotated[float, Number(0.01, 0.5)] | None,
-        Field(
-            description="Text height as a fraction of the frame's height (default 0.075 for a "
-            "landscape or square output, 0.045 for a portrait one)."
-        ),
-    ] = None
-    margin: Annotated[
-        Annotated[float, Number(0, 0.45)] | None,
-        Field(
-            description="The gap between the position's edge and the captions, as a fraction "
-            "of the frame's height (default 0.06 for a landscape or square output, 0.18 for a "
-            "portrait one, clear of short-video apps' buttons); not used when centred."
-        ),
-    ] = None
+        float, Number(0.01, 0.5), Field(description="Text height as a fraction of the frame's.")
+    ] = 0.06
     color: Annotated[str, Colour(), Field(description="Text colour, #RRGGBB.")] = "#FFFFFF"
     box: Annotated[bool, FLAG, Field(description="A dark box behind the text.")] = False
     start: Annotated[Secs, _START] = 0.0
