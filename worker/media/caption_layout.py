@@ -113,7 +113,7 @@ def _char_width(char: str) -> float:
         return 0.6
     if category.startswith("P"):
         return 0.3
-    return 0.5
+    return 0.46  # Latin, Greek, Cyrillic lower case, digits: Noto Sans Bold's 0.42, and some
 
 
 def break_rows(texts: Sequence[str], max_width: float, measure: Measure) -> list[list[Row]]:
