@@ -367,7 +367,9 @@ def test_composition_example_parses_to_the_expected_values() -> None:
     assert (second.duration, second.motion, second.zoom) == (3.0, "zoom_in", 0.15)
     assert second.voice_transcript == (Word("World", 0.1, 0.6),)
     assert second.transition is None and second.audio == () and second.volume == 1.0
-    assert payload.captions == Captions(style="highlight", highlight_color="#FFD400", vtt=True)
+    assert payload.captions == Captions(
+        style="highlight", highlight_color="#FFD400", size=0.06, vtt=True
+    )
     assert payload.overlays == (
         ImageOverlay(image="https://cdn.example.com/logo.png", opacity=0.8),
         TextOverlay(text="Summer sale", size=0.08, box=True, end=2.0),
@@ -527,7 +529,7 @@ MALFORMED_COMPOSITION: list[tuple[str, object, str, str]] = [
     ("captions-words-bad", _captions(words={"words": 5}), "payload.captions.words.words",
      "must be a list"),
     ("captions-style", _captions(style="bold"), "payload.captions.style",
-     '"static", "highlight", "karaoke", got "bold"'),
+     '"static", "highlight", "karaoke", "pop", "word_box", got "bold"'),
     ("captions-position", _captions(position="left"), "payload.captions.position",
      '"bottom", "center", "top"'),
     ("captions-size", _captions(size=0.9), "payload.captions.size", "from 0.01 to 0.5"),

@@ -9,7 +9,9 @@ a good job completing after it.
 - 20,000 words on screen at once (libass needed seconds per frame): at most 10,000 words, and
   one caption block on screen at a time however the words overlap;
 - an SRT of backslashes in `highlight` (a 162 MB subtitle document built in the event loop): the
-  document is written by the child and refused past its size limit.
+  document is written by the child and refused past its size limit (the recipe is now zero-width
+  marks: cues are shown as authored, in blocks that fit the frame, so wide words no longer make
+  long blocks).
 """
 
 from __future__ import annotations
@@ -126,14 +128,15 @@ async def test_10000_words_at_once_show_one_caption_block_at_a_time(
     assert vtt.count(" --> ") == 1, vtt[:500]
 
 
-async def test_an_srt_of_backslashes_in_highlight_is_refused_before_its_document_grows(
+async def test_an_srt_of_zero_width_marks_in_highlight_is_refused_before_its_document_grows(
     store: Any, tmp_path: Path, good_clip: Path, served: LoopbackServer
 ) -> None:
-    """1,500 words of 200 backslashes (300 KB): in `highlight`, 20 words a line, each line's
-    text written once per word, each backslash four bytes in ASS: about 24 MB of document."""
-    word = "\\" * 200
-    routes = {"/subs.srt": _srt([" ".join([word] * 4)] * 375)}
-    captions = {"srt_url": "/subs.srt", "style": "highlight", "max_words": 20}
+    """500 cues of 20 words, each a letter and 47 zero-width marks (1.4 MB; a cue's 20 words
+    fit one row, so its block is the whole cue): in `highlight`, each cue's text is written
+    once per word, about 37 MB of document."""
+    word = "a" + "\u20d0" * 47
+    routes = {"/subs.srt": _srt([" ".join([word] * 20)] * 500)}
+    captions = {"srt_url": "/subs.srt", "style": "highlight"}
     expect = Expect(error=("payload.captions: make a subtitle document over 16 MB",),
                     not_in_error=NO_PATHS)  # fmt: skip
     await _case(store, tmp_path, good_clip, served, routes, {"captions": captions}, expect)

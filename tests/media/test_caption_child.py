@@ -59,11 +59,12 @@ async def test_a_caption_file_is_read_by_the_child_and_its_refusal_names_it(
 async def test_a_document_past_its_size_limit_is_refused_naming_the_captions(
     tmp_path: Path,
 ) -> None:
-    """1,300 words of 200 backslashes in lines of 20, highlighted: each line's text is written
-    once per word and each backslash takes four bytes in ASS (20 x 20 x 200 x 4 = 320 KB a
-    line, 65 lines, about 21 MB), past the child's 16 MB; it stops there and says so."""
-    word = "\\" * 200
-    words = tuple(Word(word, n * 0.001, n * 0.001 + 0.001) for n in range(1300))
+    """2,000 words of a letter and 199 zero-width marks (600 bytes, one character wide, so 20
+    fit one row), in lines of 20, highlighted: each line's text is written once per word (20 x
+    20 x 600 bytes = 240 KB a line, 100 lines, about 25 MB), past the child's 16 MB; it stops
+    there and says so."""
+    word = "a" + "\u20d0" * 199
+    words = tuple(Word(word, n * 0.001, n * 0.001 + 0.001) for n in range(2000))
     spec = CaptionSpec(style=CaptionStyle(style="highlight", max_words=20), words=words)
     with pytest.raises(PayloadError, match=r"^payload\.captions: make a subtitle document over"):
         await render_captions(spec, [CLIP], PLAN, tmp_path, LIMITS, 1800.0)

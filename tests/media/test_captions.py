@@ -7,12 +7,14 @@ The caption file readers and the document writers run only in the confined capti
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from worker.errors import InputError, PayloadError
+from worker.media.caption_layout import break_rows, estimate_width, join_words, row_text
 from worker.media.captions import (
     FONT_DIR,
     CaptionStyle,
@@ -20,7 +22,11 @@ from worker.media.captions import (
     Word,
     ass_document,
     ass_text,
+    cue_lines,
+    cues_from_srt,
     group_lines,
+    lay_out,
+    one_at_a_time,
     place,
     vtt_document,
     words_from_srt,
@@ -165,24 +171,34 @@ WHITE = (255, 255, 255)
 YELLOW = "#FFD400"
 
 
-def render(tmp_path: Path, lines: list[Line], at: float, **style: object) -> bytes:
-    """The frame at `at` seconds of a black W x H video with the captions burned in (RGB)."""
+def render(tmp_path: Path, lines: list[Line], at: float, *, frame: tuple[int, int] = (W, H),
+           **style: object) -> bytes:  # fmt: skip
+    """The frame at `at` seconds of a black video (W x H unless `frame`) with the captions
+    burned in (RGB; drawn on RGB, so no chroma subsampling blurs colour into the ink mask)."""
+    width, height = frame
     ass = tmp_path / "c.ass"
-    ass.write_text(ass_document(lines, CaptionStyle(**style), W, H), encoding="utf-8")  # type: ignore[arg-type]
-    args = [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"color=black:s={W}x{H}:r=25:d=3",
-            "-vf", f"ass=filename={ass}:fontsdir={FONT_DIR}", "-ss", str(at), "-frames:v", "1",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
-    frame = subprocess.run(args, capture_output=True, check=True, timeout=60).stdout
-    assert len(frame) == W * H * 3
-    return frame
+    document = ass_document(lines, CaptionStyle(**style), width, height)  # type: ignore[arg-type]
+    ass.write_text(document, encoding="utf-8")
+    args = [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+            f"color=black:s={width}x{height}:r=25:d=3", "-vf",
+            f"format=rgb24,ass=filename={ass}:fontsdir={FONT_DIR}", "-ss", str(at),
+            "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    picture = subprocess.run(args, capture_output=True, check=True, timeout=60).stdout
+    assert len(picture) == width * height * 3
+    return picture
 
 
-def pixels(frame: bytes, test) -> list[tuple[int, int]]:
+def pixels(frame: bytes, test, width: int = W) -> list[tuple[int, int]]:
     found = []
     for i in range(0, len(frame), 3):
         if test(frame[i], frame[i + 1], frame[i + 2]):
-            found.append(((i // 3) % W, (i // 3) // W))
+            found.append(((i // 3) % width, (i // 3) // width))
     return found
+
+
+def is_ink(r: int, g: int, b: int) -> bool:
+    """Text of either colour (or its outline's lighter edge) on the black frame."""
+    return max(r, g, b) > 60
 
 
 def is_yellow(r: int, g: int, b: int) -> bool:
@@ -252,3 +268,164 @@ def test_the_bundled_font_is_the_one_libass_uses(tmp_path):
     log = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stderr
     assert "SourceSansPro-Bold.ttf" in log or "Source Sans Pro" in log, log[-2000:]
     assert (FONT_DIR / "SourceSansPro-LICENSE.txt").read_text().count("SIL OPEN FONT LICENSE") >= 1
+
+
+# ---- reading order, rows, placement, pop and word_box ------------------------------------------
+
+HEBREW = ("שלום", "עולם", "יפה")  # three Hebrew words, right to left
+RTL_W = 640
+
+
+def hebrew_font() -> None:
+    """The test machine's fontconfig must cover Hebrew (DejaVu Sans does; the bundled Latin font
+    does not): libass falls back to it per character."""
+    found = subprocess.run(["fc-list", ":charset=5d0"], capture_output=True, text=True,
+                           check=False).stdout  # fmt: skip
+    assert found.strip(), "this test needs a font covering Hebrew (fonts-dejavu-core has one)"
+
+
+def test_a_right_to_left_line_keeps_every_glyph_in_place_as_the_highlight_moves(tmp_path):
+    hebrew_font()
+    lines = one_line(*((word, 0.5 + n, 1.3 + n) for n, word in enumerate(HEBREW)))
+    frames = [render(tmp_path, lines, at, frame=(RTL_W, H), style="highlight", outline=False,
+                     highlight_color=YELLOW) for at in (0.8, 1.8)]  # fmt: skip
+    inks = [pixels(frame, is_ink, RTL_W) for frame in frames]
+    lit = [pixels(frame, is_yellow, RTL_W) for frame in frames]
+    assert inks[0] == inks[1]  # not one pixel of text moved
+    assert lit[0] and lit[1] and lit[0] != lit[1]  # only the colours did
+    # the first word is the rightmost: read right to left
+    assert min(x for x, _ in lit[0]) > max(x for x, _ in lit[1])
+
+
+def test_karaoke_pop_and_word_box_keep_a_right_to_left_line_in_place(tmp_path):
+    hebrew_font()
+    lines = one_line(*((word, 0.5 + n, 1.3 + n) for n, word in enumerate(HEBREW)))
+    for style in ("karaoke", "word_box", "pop"):
+        # pop: after the word has grown and shrunk back (220 ms)
+        inks = [pixels(render(tmp_path, lines, at, frame=(RTL_W, H), style=style, outline=False,
+                              highlight_color=YELLOW), is_white, RTL_W)
+                for at in (0.9, 1.9)]  # fmt: skip
+        static = pixels(render(tmp_path, lines, 0.9, frame=(RTL_W, H), outline=False), is_white,
+                        RTL_W)  # fmt: skip
+        assert inks[0] and inks[1], style
+        # every white pixel in either state is where the static line has text
+        assert set(inks[0]) | set(inks[1]) <= set(_dilate(static)), style
+
+
+def _dilate(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(x + dx, y + dy) for x, y in points for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+
+def test_a_latin_line_keeps_its_ink_as_the_highlight_moves(tmp_path):
+    lines = one_line(("Wave", 0.5, 1.2), ("at", 1.3, 1.6), ("me", 1.7, 2.0))
+    frames = [render(tmp_path, lines, at, style="highlight", highlight_color=YELLOW, size=0.15)
+              for at in (0.8, 1.8)]  # fmt: skip
+    assert pixels(frames[0], is_ink) == pixels(frames[1], is_ink)
+    assert pixels(frames[0], is_yellow) != pixels(frames[1], is_yellow)
+
+
+def test_two_strings_of_one_script_render_differently(tmp_path):
+    hebrew_font()
+    for one, other in (("שלום", "עולם"), ("Wave", "Mode")):
+        a, b = (pixels(render(tmp_path, one_line((t, 0, 2)), 1.0, frame=(RTL_W, H)), is_ink, RTL_W)
+                for t in (one, other))  # fmt: skip
+        assert a and b and a != b
+
+
+def test_pop_grows_the_spoken_word_around_its_centre_and_moves_nothing_else(tmp_path):
+    lines = one_line(("Wave", 0.5, 1.2), ("at", 1.3, 1.6), ("me", 1.7, 2.0))
+    style = {"style": "pop", "highlight_color": YELLOW, "size": 0.15, "outline": False}
+    grown = box(pixels(render(tmp_path, lines, 1.38, **style), is_yellow))  # 80 ms in
+    rest = box(pixels(render(tmp_path, lines, 1.55, **style), is_yellow))  # back to its size
+    assert grown[2] - grown[0] > (rest[2] - rest[0]) * 1.08
+    assert abs((grown[0] + grown[2]) - (rest[0] + rest[2])) <= 3  # the same centre
+    white = [pixels(render(tmp_path, lines, at, **style), is_white) for at in (1.38, 1.55)]
+    left, right = rest[0] - 8, rest[2] + 8  # around the popped word
+    assert [p for p in white[0] if not left <= p[0] <= right] == [
+        p for p in white[1] if not left <= p[0] <= right
+    ]
+
+
+def test_word_box_puts_the_spoken_word_on_a_box_of_the_highlight_colour(tmp_path):
+    lines = one_line(("Wave", 0.5, 1.2), ("at", 1.3, 1.6), ("me", 1.7, 2.0))
+    style = {"style": "word_box", "highlight_color": YELLOW, "size": 0.15}
+    first = box(pixels(render(tmp_path, lines, 0.8, **style), is_yellow))
+    second = box(pixels(render(tmp_path, lines, 1.4, **style), is_yellow))
+    text = box(pixels(render(tmp_path, lines, 0.8, **style), is_white))
+    assert first[2] < second[0]  # the box moved on to the next word
+    assert first[0] <= text[0] + 6 and first[1] < text[1]  # it sits behind "Wave", around it
+    assert second[2] < text[2]
+
+
+def test_portrait_captions_sit_clear_of_the_apps_buttons(tmp_path):
+    lines = one_line(("Clear", 0, 2), ("of", 0, 2), ("buttons", 0, 2))
+    frame = render(tmp_path, lines, 1.0, frame=(1080, 1920))
+    ink = box(pixels(frame, is_ink, 1080))
+    assert 1920 * 0.78 < ink[3] < 1920 * 0.83  # its bottom 18% above the frame's
+    header = ass_document(lines, CaptionStyle(), 1080, 1920)
+    assert ",2,54,54,346,-1" in header  # MarginV 0.18 x 1920
+    assert ",2,64,64,43,-1" in ass_document(lines, CaptionStyle(), 1280, 720)  # 0.06 x 720
+    assert ",2,64,64,144,-1" in ass_document(lines, CaptionStyle(margin=0.2), 1280, 720)
+    assert "Style: Caption,Source Sans Pro,86," in header  # default size 0.045 x 1920
+    assert "Style: Caption,Source Sans Pro,54," in ass_document(lines, CaptionStyle(), 1280, 720)
+
+
+# ---- rows --------------------------------------------------------------------------------------
+
+
+def rows(texts: list[str], max_width: float) -> list[list[str]]:
+    return [[row_text(r) for r in block] for block in break_rows(texts, max_width, estimate_width)]
+
+
+def test_a_block_has_at_most_two_balanced_rows_without_a_lone_last_word():
+    words = "one two three four five six seven eight".split()
+    blocks = rows(words, 12.0)
+    assert all(len(block) <= 2 for block in blocks)
+    assert all(estimate_width(r) <= 12.0 for block in blocks for r in block)
+    first = blocks[0]
+    assert abs(estimate_width(first[0]) - estimate_width(first[1])) < 4
+    # one row too many for one row: two even rows, not a full row and a lone word
+    assert rows("a caption line that nearly fits".split(), 12.0) == [
+        ["a caption line", "that nearly fits"]
+    ]
+    assert rows(["short", "line"], 12.0) == [["short line"]]
+    # more than two rows' worth: consecutive blocks of two rows, the words in order
+    long = rows([f"word{n}" for n in range(30)], 12.0)
+    assert len(long) > 1 and " ".join(" ".join(b) for b in long).split() == [
+        f"word{n}" for n in range(30)
+    ]
+
+
+def test_scripts_without_spaces_join_without_spaces_and_break_between_characters():
+    tokens = ["今日", "は", "いい", "天気", "です", "ね", "。"]  # Whisper's Japanese tokens
+    assert join_words(tokens) == "今日はいい天気ですね。"
+    assert Line(tuple(Word(t, 0, 1) for t in tokens), 0, 1).text == "今日はいい天気ですね。"
+    # one "word" of a cue, 20 characters, in rows of about 5: broken between characters
+    sentence = "今日はいい天気ですね。明日も晴れるでしょう。"
+    blocks = rows([sentence], 5.0)
+    flat = [r for block in blocks for r in block]
+    assert "".join(flat) == sentence and len(flat) > 2 and " " not in "".join(flat)
+    assert not any(r.startswith(("。", "、")) for r in flat)  # never a row starting with 。
+    assert join_words(["Hello", "world"]) == "Hello world"
+    assert join_words(["東京", "Tokyo"]) == "東京 Tokyo"
+
+
+def test_a_cue_is_shown_during_its_own_time_in_parts_that_fit(tmp_path):
+    srt = (
+        "1\n00:00:01,000 --> 00:00:03,000\nA first cue of several words that will need "
+        "more than two rows at this size to be read\n\n"
+        "2\n00:00:02,500 --> 00:00:04,000\nA second cue that starts early\n\n"
+        "3\n00:00:05,000 --> 00:00:06,000\nThird\n"
+    )
+    cues = cues_from_srt(srt, "captions.srt_url", max_seconds=1800)
+    blocks = lay_out(one_at_a_time(cue_lines(cues)), CaptionStyle(size=0.15), W, H)
+    vtt = vtt_document(blocks)
+    shown = [(b.start, b.end, b.row_texts()) for b in blocks]
+    assert all(len(rows) <= 2 for _, _, rows in shown)
+    for (_, end, _), (next_start, _, _) in itertools.pairwise(shown):
+        assert end <= next_start  # one block at a time
+    for start, end, texts in shown:  # each within one cue's time, its words from that cue
+        cue = next(c for c in cues if " ".join(texts) in c.text)
+        assert cue.start <= start < end <= cue.end
+    assert shown[0][0] == 1.0 and max(e for s, e, t in shown if "first" not in " ".join(t)) > 2
+    assert vtt.count(" --> ") == len(blocks) and "\n00:00:05.000 --> 00:00:06.000\nThird\n" in vtt

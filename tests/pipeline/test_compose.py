@@ -18,7 +18,7 @@ from tests.media.conftest import Media, ffmpeg
 from tests.queue.helpers import fast_settings
 from worker.errors import InputError, PayloadError, StorageError
 from worker.media import caption_child
-from worker.media.captions import CaptionStyle, Word
+from worker.media.captions import CaptionStyle, Word, words_from_cues
 from worker.media.confine import confined_here
 from worker.media.probe import probe
 from worker.media.specs import (
@@ -142,7 +142,8 @@ def read_caption_file(source: InputId, path: Path, payload: Payload) -> list[Wor
         held += len(payload.captions.words)
     file = {"path": str(path), "kind": source.role.value, "source": source.name}
     with confined_here():
-        return caption_child.read_caption_file(file, held, max_seconds=1800.0)
+        cues = caption_child.read_caption_file(file, held, max_seconds=1800.0)
+        return words_from_cues(cues, source.name)
 
 
 def test_the_specs_of_a_full_composition(files: dict[str, Path]) -> None:

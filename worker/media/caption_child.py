@@ -2,7 +2,8 @@
 
     worker: caption_render.py         child: python -m worker.media.caption_child
     request ── JSON line ──▶ read the caption file (UTF-8, its byte cap, its cues bounded)
-                                    place each clip's transcript, one line on screen at a time
+                                    place each clip's transcript, keep each cue as authored,
+                                    one block on screen at a time, rows broken to fit
                                     write captions.ass (≤ MAX_DOCUMENT_BYTES) and captions.vtt
       ◀── JSON line: {"made": {lines, events, most_at_once, bytes, …}} | {"limit": "memory"}
                      | {"refused": "…", "input": "captions.srt_url" or "field": "payload.captions"}
@@ -27,14 +28,19 @@ from worker.errors import InputError, PayloadError
 from worker.media.captions import (
     MAX_CAPTION_WORDS,
     CaptionStyle,
+    Cue,
     Line,
     Word,
     ass_lines,
+    cue_lines,
+    cues_from_srt,
+    cues_from_vtt,
     group_lines,
+    lay_out,
+    one_at_a_time,
     place,
     vtt_document,
-    words_from_srt,
-    words_from_vtt,
+    words_from_cues,
 )
 from worker.media.confine import child_only
 from worker.media.probe_child import answered, confine, send
@@ -50,40 +56,50 @@ def make(request: dict[str, Any]) -> dict[str, Any]:
     """Write the request's subtitle files into its folder; the numbers the worker checks."""
     folder = Path(request["folder"])
     style = CaptionStyle(**request["style"])
-    lines = group_lines(_words(request), style.max_words)
+    width, height = int(request["width"]), int(request["height"])
+    lines = lay_out(_blocks(request, style), style, width, height)
     made: dict[str, Any] = {"lines": len(lines), "ass": None, "vtt": None, "bytes": 0}
     made |= {"events": 0, "most_at_once": 0}
     if lines:
         events = _write_ass(folder / ASS_NAME, lines, style, request)
         made |= {"ass": ASS_NAME, "bytes": (folder / ASS_NAME).stat().st_size, **events}
     if request.get("vtt"):
-        (folder / VTT_NAME).write_text(vtt_document(lines, uppercase=style.uppercase), "utf-8")
+        (folder / VTT_NAME).write_text(vtt_document(lines), "utf-8")
         made["vtt"] = VTT_NAME
     return made
 
 
-def _words(request: dict[str, Any]) -> list[Word]:
-    """Every caption word on the output timeline, cut at the output's end."""
+def _blocks(request: dict[str, Any], style: CaptionStyle) -> list[Line]:
+    """Every caption block on the output timeline, one at a time, cut at the output's end:
+    lines of at most `max_words` from word timings, and a caption file's cues as authored."""
+    end = float(request["end"])
     words = [Word(*w) for w in request["words"]]
-    file = request.get("file")
-    if file is not None:
-        words += read_caption_file(file, int(request["payload_words"]), request["max_seconds"])
     for clip in request["placed"]:
         source = [Word(*w) for w in clip["words"]]
         words += place(source, source_start=clip["source_start"],
                        source_end=clip["source_end"], offset=clip["offset"])  # fmt: skip
-    end = float(request["end"])
-    return [Word(w.text, w.start, min(w.end, end)) for w in words if w.start < end]
+    words = [Word(w.text, w.start, min(w.end, end)) for w in words if w.start < end]
+    blocks = group_lines(words, style.max_words)
+    file = request.get("file")
+    if file is not None:
+        cues = read_caption_file(file, int(request["payload_words"]), request["max_seconds"])
+        blocks += cue_lines([_cut(cue, end) for cue in cues if cue.start < end])
+    return one_at_a_time(blocks)
+
+
+def _cut(cue: Cue, end: float) -> Cue:
+    return Cue(cue.text, cue.start, min(cue.end, end), cue.line)
 
 
 @child_only
-def read_caption_file(file: dict[str, str], payload_words: int, max_seconds: float) -> list[Word]:
-    """The words of the SRT or WebVTT file, checked: UTF-8 text within its byte cap, cues
+def read_caption_file(file: dict[str, str], payload_words: int, max_seconds: float) -> list[Cue]:
+    """The cues of the SRT or WebVTT file, checked: UTF-8 text within its byte cap, cues
     bounded (captions.py), and with the payload's own words no more than MAX_CAPTION_WORDS."""
     source, path = file["source"], Path(file["path"])
     text = _text(source, path)
-    read = words_from_srt if file["kind"] == "srt" else words_from_vtt
-    words = read(text, source, max_seconds=max_seconds)
+    read = cues_from_srt if file["kind"] == "srt" else cues_from_vtt
+    cues = read(text, source, max_seconds=max_seconds)
+    words = words_from_cues(cues, source)
     if not words:
         raise InputError(source, "has no caption text; check that the file has cues")
     total = len(words) + payload_words
@@ -94,7 +110,7 @@ def read_caption_file(file: dict[str, str], payload_words: int, max_seconds: flo
             f"{MAX_CAPTION_WORDS} are allowed in one job (the caption file and all transcripts "
             "together)",
         )
-    return words
+    return cues
 
 
 def _text(source: str, path: Path) -> str:

@@ -32,20 +32,32 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from worker.errors import InputError, PayloadError
+from worker.media.caption_layout import (
+    ROW_WIDTH,
+    Measure,
+    Row,
+    Segment,
+    break_rows,
+    estimate_width,
+    join_words,
+    joined_without_space,
+    row_text,
+)
 from worker.media.confine import child_only
 
 FONT_DIR = Path(__file__).with_name("fonts")
 FONT_NAME = "Source Sans Pro"  # the family of fonts/SourceSansPro-Bold.ttf
 
-Style = Literal["static", "highlight", "karaoke"]
+Style = Literal["static", "highlight", "karaoke", "pop", "word_box"]
 Position = Literal["bottom", "center", "top"]
-STYLES: tuple[Style, ...] = ("static", "highlight", "karaoke")
+STYLES: tuple[Style, ...] = ("static", "highlight", "karaoke", "pop", "word_box")
+LAYERED: tuple[Style, ...] = ("pop", "word_box")  # the spoken word drawn as a second event
 POSITIONS: tuple[Position, ...] = ("bottom", "center", "top")
 
 MAX_WORD_CHARS = 200  # longer "words" are cut for display: a caption line must fit a frame
@@ -57,6 +69,14 @@ LINGER = 0.4  # seconds a line stays after its last word, unless the next line s
 SENTENCE_END = (".", "!", "?", "…", "。", "！", "？")
 _WORD_JOINER = "\u2060"
 _ALIGNMENT = {"bottom": 2, "center": 5, "top": 8}  # ASS numpad alignment, centred horizontally
+# Default text height (fraction of the frame's height) and gap to the edge, by orientation:
+# 0.075 is a 54 px line at 720p (cap height about 37 px), 0.045 of a 1920 px portrait frame is
+# 86 px (8% of its width), both read on a phone held either way; a portrait frame keeps its
+# captions 18% above the bottom, clear of the short-video apps' buttons and descriptions.
+SIZE_LANDSCAPE, SIZE_PORTRAIT = 0.075, 0.045
+MARGIN_LANDSCAPE, MARGIN_PORTRAIT = 0.06, 0.18
+POP_SCALE = 115  # percent: how large the spoken word grows in `pop`
+POP_MS = (90, 220)  # it grows over the first 90 ms of its word and is back by 220 ms
 _COLOUR = re.compile(r"^#?([0-9A-Fa-f]{6})$")
 
 
@@ -71,15 +91,28 @@ class Word:
 
 @dataclass(frozen=True)
 class Line:
-    """One caption line: the words shown together, and how long the line is on screen."""
+    """One caption block: the words shown together, how long the block is on screen, and its
+    rows (caption_layout.py; empty until laid out: then all words on one row)."""
 
     words: tuple[Word, ...]
     start: float
     end: float
+    rows: tuple[Row, ...] = ()
 
     @property
     def text(self) -> str:
-        return " ".join(w.text for w in self.words)
+        """The words as one run of text (spaced where their scripts use spaces)."""
+        return join_words([w.text for w in self.words])
+
+    def shown_rows(self) -> tuple[Row, ...]:
+        if self.rows:
+            return self.rows
+        texts = [w.text for w in self.words]
+        return (tuple(Segment(n, t, n > 0 and not joined_without_space(texts[n - 1], t))
+                      for n, t in enumerate(texts)),)  # fmt: skip
+
+    def row_texts(self) -> list[str]:
+        return [row_text(row) for row in self.shown_rows()]
 
 
 @dataclass(frozen=True)
@@ -88,13 +121,32 @@ class CaptionStyle:
 
     style: Style = "static"
     position: Position = "bottom"
-    size: float = 0.06  # text height as a fraction of the frame's height
+    size: float | None = None  # text height, fraction of the frame's height (None: by shape)
+    margin: float | None = None  # gap to the `position` edge, fraction of the frame's height
     color: str = "#FFFFFF"
     highlight_color: str = "#FFD400"
     uppercase: bool = False
     max_words: int = 4
     outline: bool = True
     box: bool = False
+
+    def font_size(self, width: int, height: int) -> int:
+        """The text height in pixels: `size`, or the default for the frame's orientation."""
+        portrait = height > width
+        fraction = self.size if self.size is not None else (
+            SIZE_PORTRAIT if portrait else SIZE_LANDSCAPE
+        )  # fmt: skip
+        return max(8, round(fraction * height))
+
+    def margin_pixels(self, width: int, height: int) -> int:
+        """The gap between the `position` edge and the captions (none when centred)."""
+        if self.position == "center":
+            return 0
+        portrait = height > width
+        fraction = self.margin if self.margin is not None else (
+            MARGIN_PORTRAIT if portrait else MARGIN_LANDSCAPE
+        )  # fmt: skip
+        return round(fraction * height)
 
 
 # ---- words from transcripts ------------------------------------------------------------------
@@ -422,6 +474,69 @@ def group_lines(words: Sequence[Word], max_words: int) -> list[Line]:
     return lines
 
 
+def cue_lines(cues: Sequence[Cue]) -> list[Line]:
+    """One block per cue, as authored: its words (its time shared out over them) shown during
+    its own time; `max_words` does not apply."""
+    return [Line(tuple(_spread(cue)), cue.start, cue.end) for cue in cues if cue.end > cue.start]
+
+
+def one_at_a_time(lines: Sequence[Line]) -> list[Line]:
+    """The blocks in order of their start, each ending where the next begins (a block the
+    next one starts with is dropped): one block on screen at a time, each within its time."""
+    ordered = sorted(lines, key=lambda line: line.start)
+    shown = []
+    for n, line in enumerate(ordered):
+        end = min(line.end, ordered[n + 1].start) if n + 1 < len(ordered) else line.end
+        if end > line.start:
+            shown.append(replace(line, end=end))
+    return shown
+
+
+def lay_out(
+    lines: Sequence[Line], style: CaptionStyle, width: int, height: int,
+    measure: Measure = estimate_width,
+) -> list[Line]:  # fmt: skip
+    """Each block broken into rows (at most two, each within ROW_WIDTH of the frame); a block
+    too long for two rows becomes consecutive blocks within its own time."""
+    max_width = ROW_WIDTH * width / style.font_size(width, height)
+    laid: list[Line] = []
+    for line in lines:
+        shown = _upper(line) if style.uppercase else line
+        laid += _parts(shown, break_rows([w.text for w in shown.words], max_width, measure))
+    return laid
+
+
+def _parts(line: Line, blocks: Sequence[Sequence[Row]]) -> list[Line]:
+    """The consecutive blocks of one line, each with its own words and time: a part begins
+    when its first word begins (at the line's start for the first), and ends where the next
+    begins (at the line's end for the last)."""
+    spans = [(min(s.word for row in b for s in row), max(s.word for row in b for s in row))
+             for b in blocks]  # fmt: skip
+    starts = _part_starts(line, spans)
+    parts = []
+    for k, block in enumerate(blocks):
+        end = starts[k + 1] if k + 1 < len(blocks) else line.end
+        if end <= starts[k]:
+            continue
+        first, last = spans[k]
+        rows = tuple(tuple(replace(s, word=s.word - first) for s in row) for row in block)
+        parts.append(Line(line.words[first : last + 1], starts[k], end, rows))
+    return parts
+
+
+def _part_starts(line: Line, spans: Sequence[tuple[int, int]]) -> list[float]:
+    """When each part begins: its first word's start, or the middle of a word cut between two
+    parts, always after the part before it (shared out evenly when the words say otherwise)."""
+    starts = [line.start]
+    for k, (first, _) in enumerate(spans[1:], start=1):
+        word = line.words[first]
+        at = (word.start + word.end) / 2 if first == spans[k - 1][1] else word.start
+        if not starts[-1] < at < line.end:
+            at = starts[-1] + (line.end - starts[-1]) / (len(spans) - k + 1)
+        starts.append(at)
+    return starts
+
+
 # ---- ASS -----------------------------------------------------------------------------------------
 
 
@@ -456,11 +571,12 @@ def ass_document(lines: Sequence[Line], style: CaptionStyle, width: int, height:
 @child_only
 def ass_lines(lines: Sequence[Line], style: CaptionStyle, width: int, height: int) -> Iterator[str]:
     """The ASS script line by line, so a writer can stop at its size limit before the whole
-    document exists (highlight writes a line's text once per word: it grows as words times
-    line length)."""
+    document exists (highlight writes a block's text once per word: it grows as words times
+    block length). Blocks not yet laid out (no rows) are laid out here."""
     yield from _header(style, width, height)
     for line in lines:
-        yield from _events(_upper(line) if style.uppercase else line, style)
+        for part in [line] if line.rows else lay_out([line], style, width, height):
+            yield from _events(part, style)
 
 
 def _upper(line: Line) -> Line:
@@ -468,25 +584,29 @@ def _upper(line: Line) -> Line:
 
 
 def _header(style: CaptionStyle, width: int, height: int) -> list[str]:
-    size = max(8, round(style.size * height))
+    size = style.font_size(width, height)
     border = 3 if style.box else 1
     outline = (
         max(1, round(size * (0.25 if style.box else 0.08))) if style.outline or style.box else 0
     )
     shade = ass_colour("#000000", 0x60 if style.box else 0)
-    margin_v = round(height * 0.08) if style.position != "center" else 0
+    margin_v = style.margin_pixels(width, height)
     margin_h = round(width * 0.05)
-    common = (
-        f"{shade},{shade},-1,0,0,0,100,100,0,0,{border},{outline},0,"
-        f"{_ALIGNMENT[style.position]},{margin_h},{margin_h},{margin_v},1"
-    )
+    # Encoding -1: each run's direction from its own text, so a right-to-left line keeps its
+    # order however its words are coloured (libass starts a new run at every style change)
+    place = f"{_ALIGNMENT[style.position]},{margin_h},{margin_h},{margin_v},-1"
+    common = f"{shade},{shade},-1,0,0,0,100,100,0,0,{border},{outline},0,{place}"
     base, lit = ass_colour(style.color), ass_colour(style.highlight_color)
+    # word_box's box: every glyph's opaque box (BorderStyle 3), text and boxes hidden but the
+    # spoken word's; the same face and size as Caption, so the same layout
+    pad, hidden = max(2, round(size * 0.1)), ass_colour(style.highlight_color, 0xFF)
+    boxed = f"{hidden},{shade},-1,0,0,0,100,100,0,0,3,{pad},0,{place}"
     return [
         "[Script Info]",
         "ScriptType: v4.00+",
         f"PlayResX: {width}",
         f"PlayResY: {height}",
-        "WrapStyle: 0",
+        "WrapStyle: 2",  # no wrapping by libass: the rows are broken here (`\\N`)
         "ScaledBorderAndShadow: yes",
         "",
         "[V4+ Styles]",
@@ -496,56 +616,132 @@ def _header(style: CaptionStyle, width: int, height: int) -> list[str]:
         f"Style: Caption,{FONT_NAME},{size},{base},{base},{common}",
         # karaoke fills from SecondaryColour to PrimaryColour as each word is sung
         f"Style: Karaoke,{FONT_NAME},{size},{lit},{base},{common}",
+        f"Style: Box,{FONT_NAME},{size},{hidden},{hidden},{boxed}",
         "",
         "[Events]",
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
     ]
 
 
+# Every style but static draws each word (and each space between words) as its own run, in
+# every state alike (`_markup`): libass lays out a run at a time, so were the runs to change as
+# the spoken word moves, a right-to-left line would reorder. Colours, alpha and the pop's scale
+# then change inside runs that never move. The runs differ by an invisible shadow colour (the
+# shadow is 0 wide), which is what makes libass start a new one.
+
+
 def _events(line: Line, style: CaptionStyle) -> list[str]:
+    base, lit = ass_colour(style.color), ass_colour(style.highlight_color)
     if style.style == "highlight":
-        return _highlight_events(line, ass_colour(style.highlight_color))
+        return [_dialogue(s, e, "Caption", _markup(line, _lit(n, lit, base)))
+                for n, s, e in _states(line)]  # fmt: skip
     if style.style == "karaoke":
-        return [_dialogue(line.start, line.end, "Karaoke", _karaoke_text(line))]
-    return [_dialogue(line.start, line.end, "Caption", ass_text(line.text))]
+        return [_dialogue(line.start, line.end, "Karaoke", _markup(line, _karaoke(line)))]
+    if style.style == "pop":
+        return _pop_events(line, lit, base)
+    if style.style == "word_box":
+        return _box_events(line)
+    rows = "\\N".join(ass_text(text) for text in line.row_texts())
+    return [_dialogue(line.start, line.end, "Caption", rows)]
 
 
-def _highlight_events(line: Line, lit: str) -> list[str]:
-    """One event per word state: the spoken word in the highlight colour, the rest plain."""
-    events = []
+def _states(line: Line) -> list[tuple[int, float, float]]:
+    """Each word's turn as the spoken word: (its number, from, until the next word's)."""
+    states = []
     words = line.words
     for n, word in enumerate(words):
-        start = line.start if n == 0 else word.start
+        start = line.start if n == 0 else max(word.start, line.start)
         end = min(words[n + 1].start, line.end) if n + 1 < len(words) else line.end
-        if end <= start:
-            continue
-        parts = [
-            f"{{\\1c{lit}&}}{ass_text(w.text)}{{\\r}}" if i == n else ass_text(w.text)
-            for i, w in enumerate(words)
+        if end > start:
+            states.append((n, start, end))
+    return states
+
+
+Tag = Callable[[int | None], str]  # the override tags for word n's runs (None: a space)
+
+
+def _markup(line: Line, tag: Tag) -> str:
+    """The block's rows, every word and every space its own run, `tag` inside each run's
+    override block; rows joined by `\\N`."""
+    rows = []
+    for row in line.shown_rows():
+        parts = []
+        for segment in row:
+            if segment.space:
+                parts.append(f"{{\\4c&H000000&{tag(None)}}} ")
+            run = f"\\4c&H00000{1 + segment.word % 2}&"
+            parts.append(f"{{{run}{tag(segment.word)}}}{ass_text(segment.text)}")
+        rows.append("".join(parts))
+    return "\\N".join(rows)
+
+
+def _lit(spoken: int, lit: str, base: str) -> Tag:
+    return lambda n: f"\\1c{lit if n == spoken else base}" if n is not None else ""
+
+
+def _karaoke(line: Line) -> Tag:
+    """`\\k` for the pauses and `\\kf` for the words (at a word's first run), in centiseconds
+    from the block's start."""
+    at, seen = line.start, set()
+
+    def tag(n: int | None) -> str:
+        nonlocal at
+        if n is None or n in seen:
+            return ""
+        seen.add(n)
+        word = line.words[n]
+        gap = _cs(word.start) - _cs(at)
+        fill = max(1, _cs(word.end) - _cs(max(word.start, at)))
+        at = max(at, word.end)
+        return (f"\\k{gap}" if gap > 0 else "") + f"\\kf{fill}"
+
+    return tag
+
+
+def _pop_events(line: Line, lit: str, base: str) -> list[str]:
+    """Per spoken word, two events: the block without it, and over it the block with only it
+    showing, in the highlight colour, growing and shrinking back. The block is centred, so the
+    word growing by a fraction of its width moves the (hidden) rest by half that and the word
+    stays centred on itself; the visible block never moves."""
+    grow, back = POP_MS
+    scale = f"\\fscx{POP_SCALE}\\fscy{POP_SCALE}"
+    popped = f"\\alpha&H00&\\1c{lit}\\t(0,{grow},{scale})\\t({grow},{back},\\fscx100\\fscy100)"
+    events = []
+    for n, start, end in _states(line):
+        rest = _markup(line, _only(n, "\\alpha&HFF&", f"\\alpha&H00&\\1c{base}"))
+        word = _markup(line, _only(n, popped, "\\alpha&HFF&\\fscx100\\fscy100"))
+        events += [
+            _dialogue(start, end, "Caption", rest),
+            _dialogue(start, end, "Caption", word, 1),
         ]
-        events.append(_dialogue(start, end, "Caption", " ".join(parts)))
     return events
 
 
-def _karaoke_text(line: Line) -> str:
-    """`\\k` for the pauses and `\\kf` for the words, in centiseconds from the line's start."""
-    parts, at = [], line.start
-    for word in line.words:
-        gap = _cs(word.start) - _cs(at)
-        if gap > 0:
-            parts.append(f"{{\\k{gap}}}")
-        parts.append(f"{{\\kf{max(1, _cs(word.end) - _cs(max(word.start, at)))}}}")
-        parts.append(ass_text(word.text) + " ")
-        at = max(at, word.end)
-    return "".join(parts).rstrip()
+def _box_events(line: Line) -> list[str]:
+    """The block once, and under it, per spoken word, the Box style's boxes with only that
+    word's showing (soft-edged, so its corners round)."""
+    boxes = [
+        _dialogue(s, e, "Box", "{\\blur3}" + _markup(line, _only(n, "\\3a&H00&", "\\3a&HFF&")))
+        for n, s, e in _states(line)
+    ]
+    return [*boxes, _dialogue(line.start, line.end, "Caption", _markup(line, _only(-1, "", "")), 1)]
+
+
+def _only(spoken: int, tags: str, others: str) -> Tag:
+    """`tags` for the spoken word's runs, `others` for every other run (spaces included)."""
+
+    def tag(n: int | None) -> str:
+        return tags if n == spoken else others
+
+    return tag
 
 
 def _cs(seconds: float) -> int:
     return round(seconds * 100)
 
 
-def _dialogue(start: float, end: float, style: str, text: str) -> str:
-    return f"Dialogue: 0,{_ass_time(start)},{_ass_time(end)},{style},,0,0,0,,{text}"
+def _dialogue(start: float, end: float, style: str, text: str, layer: int = 0) -> str:
+    return f"Dialogue: {layer},{_ass_time(start)},{_ass_time(end)},{style},,0,0,0,,{text}"
 
 
 def _ass_time(seconds: float) -> str:
@@ -560,10 +756,12 @@ def _ass_time(seconds: float) -> str:
 
 @child_only
 def vtt_document(lines: Sequence[Line], *, uppercase: bool = False) -> str:
-    """The captions as a WebVTT file, one cue per line, text escaped for HTML."""
+    """The captions as a WebVTT file, one cue per block (its rows on lines of their own), text
+    escaped for HTML. The blocks are one at a time, so the cues never overlap."""
     cues = ["WEBVTT", ""]
     for line in lines:
-        text = line.text.upper() if uppercase else line.text
+        text = "\n".join(line.row_texts())
+        text = text.upper() if uppercase else text
         escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         cues += [f"{_vtt_time(line.start)} --> {_vtt_time(line.end)}", escaped, ""]
     return "\n".join(cues)

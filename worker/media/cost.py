@@ -11,7 +11,7 @@ at attempt 1, naming the field, before FFmpeg spends anything:
 
 so no payload field can make the work grow faster than the output's frames times the number of
 things drawn on them (the contract's bound). The caption child already guarantees one caption
-block at a time (captions.py `group_lines`); the check holds the guarantee, so a regression
+block at a time (captions.py `one_at_a_time`); the check holds the guarantee, so a regression
 fails a job with a sentence instead of costing libass seconds per frame.
 """
 
@@ -25,7 +25,9 @@ from worker.media.info import MediaInfo
 from worker.media.plan import Plan
 from worker.media.specs import ClipSpec, ImageOverlaySpec, OverlaySpec
 
-MAX_CAPTION_LAYERS = 1  # caption events on screen at once: one caption block
+# caption events on screen at once: one caption block, drawn as two events in `pop` and
+# `word_box` (the block, and the spoken word's layer over or under it)
+MAX_CAPTION_LAYERS = 2
 MAX_OVERLAY_LAYERS = 50  # the contract's most overlays
 CLIP_LAYERS = 2  # the clips' own pictures: two while a transition blends them
 MAX_LAYERS = CLIP_LAYERS + MAX_CAPTION_LAYERS + MAX_OVERLAY_LAYERS

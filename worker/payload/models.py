@@ -77,7 +77,7 @@ MAX_TEXT_CHARS = 500  # a text overlay
 
 Fit = Literal["pad", "crop"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
-CaptionStyleName = Literal["static", "highlight", "karaoke"]
+CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
 CaptionPosition = Literal["bottom", "center", "top"]
 Position = Literal[
     "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
@@ -454,15 +454,29 @@ class Captions(Model):
         Choice(CAPTION_STYLES),
         Field(
             description="static: lines as they are; highlight: the spoken word in "
-            "highlight_color; karaoke: the line fills as it is spoken."
+            "highlight_color; karaoke: the line fills as it is spoken; pop: the spoken word in "
+            "highlight_color grows briefly (about 15%) around its centre; word_box: the spoken "
+            "word on a rounded box in highlight_color."
         ),
     ] = "static"
     position: Annotated[
         CaptionPosition, Choice(CAPTION_POSITIONS), Field(description="Where the lines sit.")
     ] = "bottom"
     size: Annotated[
-        float, Number(0.01, 0.5), Field(description="Text height as a fraction of the frame's.")
-    ] = 0.06
+        Annotated[float, Number(0.01, 0.5)] | None,
+        Field(
+            description="Text height as a fraction of the frame's height (default 0.075 for a "
+            "landscape or square output, 0.045 for a portrait one)."
+        ),
+    ] = None
+    margin: Annotated[
+        Annotated[float, Number(0, 0.45)] | None,
+        Field(
+            description="The gap between the position's edge and the captions, as a fraction "
+            "of the frame's height (default 0.06 for a landscape or square output, 0.18 for a "
+            "portrait one, clear of short-video apps' buttons); not used when centred."
+        ),
+    ] = None
     color: Annotated[str, Colour(), Field(description="Text colour, #RRGGBB.")] = "#FFFFFF"
     highlight_color: Annotated[
         str, Colour(), Field(description="The spoken word's colour, #RRGGBB.")
@@ -492,6 +506,7 @@ class Captions(Model):
             style=self.style,
             position=self.position,
             size=self.size,
+            margin=self.margin,
             color=self.color,
             highlight_color=self.highlight_color,
             uppercase=self.uppercase,
