@@ -37,7 +37,15 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from worker.log import get_logger
-from worker.media.scripts import Ranges, covered_scripts, ignorable, merge, script_of
+from worker.media.scripts import (
+    SCRIPTS,
+    Ranges,
+    covered_scripts,
+    ignorable,
+    merge,
+    script_of,
+    within,
+)
 
 BUNDLED_DIR = Path(__file__).with_name("fonts")  # Source Sans Pro Bold (OFL), Latin only
 # pip packages of Noto fonts (SIL Open Font License 1.1) the worker depends on, by module name:
@@ -127,9 +135,29 @@ class FontSet:
         return path
 
 
+def listing(fonts: FontSet) -> str:
+    """`video-worker fonts`: each name `font` may say and the scripts that family covers by
+    itself; every family falls back to the others for what it lacks."""
+    rows = []
+    for name in fonts.names():
+        family = fonts.resolve(name)
+        assert family is not None
+        shown = f"{name} ({family})" if family != name else name
+        rows.append((shown, ", ".join(fonts.scripts(family)) or "-"))
+    width = max((len(shown) for shown, _ in rows), default=0)
+    lines = [f"{shown.ljust(width)}  {scripts}" for shown, scripts in rows]
+    covered = [s.name for s in SCRIPTS if all(within(fonts.coverage, ord(c)) for c in s.sample)]
+    missing = [s.name for s in SCRIPTS if s.name not in covered]
+    lines.append("")
+    lines.append("with fallback, any family draws: " + (", ".join(covered) or "-"))
+    if missing:
+        lines.append("no font covers: " + ", ".join(missing) + " (text in them is refused)")
+    return "\n".join(lines) + "\n"
+
+
 def uncovered_problem(char: str, script: str) -> str:
     """The sentence for text no font covers (the field or source is named before it)."""
-    return f"has {script} text ({char}), which no font of this worker covers"
+    return f"has {script} text ({char} U+{ord(char):04X}), which no font of this worker covers"
 
 
 def missing_pattern(coverage: Ranges) -> re.Pattern[str]:
