@@ -29,6 +29,7 @@ from worker.media.captions import (
 )
 from worker.media.confine import confined_here
 from worker.media.ffmpeg import ffmpeg_exe
+from worker.media.fonts import ffmpeg_env, installed
 
 W, H = 320, 180
 
@@ -170,9 +171,10 @@ def render(tmp_path: Path, lines: list[Line], at: float, **style: object) -> byt
     ass = tmp_path / "c.ass"
     ass.write_text(ass_document(lines, CaptionStyle(**style), W, H), encoding="utf-8")  # type: ignore[arg-type]
     args = [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"color=black:s={W}x{H}:r=25:d=3",
-            "-vf", f"ass=filename={ass}:fontsdir={FONT_DIR}", "-ss", str(at), "-frames:v", "1",
+            "-vf", f"ass=filename={ass}", "-ss", str(at), "-frames:v", "1",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
-    frame = subprocess.run(args, capture_output=True, check=True, timeout=60).stdout
+    frame = subprocess.run(args, capture_output=True, check=True, timeout=60,
+                           env=worker_fonts(tmp_path)).stdout  # fmt: skip
     assert len(frame) == W * H * 3
     return frame
 
@@ -243,12 +245,18 @@ def test_accented_latin_renders_with_the_bundled_font(tmp_path):
     assert abs(accented[3] - plain[3]) <= 1  # on the same baseline
 
 
-def test_the_bundled_font_is_the_one_libass_uses(tmp_path):
+def worker_fonts(folder: Path) -> dict[str, str]:
+    """FFmpeg's environment as the worker gives it: fontconfig reads only the worker's fonts."""
+    return ffmpeg_env(installed().write_config(folder))
+
+
+def test_the_style_font_is_the_one_libass_uses(tmp_path):
     ass = tmp_path / "c.ass"
     ass.write_text(ass_document(one_line(("Hi", 0, 1)), CaptionStyle(), W, H), encoding="utf-8")
     args = [ffmpeg_exe(), "-v", "verbose", "-f", "lavfi", "-i", f"color=black:s={W}x{H}:d=1",
-            "-vf", f"ass=filename={ass}:fontsdir={FONT_DIR}", "-frames:v", "1",
-            "-f", "null", "-"]  # fmt: skip
-    log = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stderr
-    assert "SourceSansPro-Bold.ttf" in log or "Source Sans Pro" in log, log[-2000:]
+            "-vf", f"ass=filename={ass}", "-frames:v", "1", "-f", "null", "-"]  # fmt: skip
+    log = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60,
+                         env=worker_fonts(tmp_path)).stderr  # fmt: skip
+    assert "fontselect: (Noto Sans, 700, 0) -> " in log, log[-2000:]
+    assert "NotoSans-Bold" in log.split("fontselect: (Noto Sans, 700, 0) -> ", 1)[1].split("\n")[0]
     assert (FONT_DIR / "SourceSansPro-LICENSE.txt").read_text().count("SIL OPEN FONT LICENSE") >= 1

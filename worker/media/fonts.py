@@ -116,7 +116,10 @@ class FontSet:
         """The sentence for a `font` this worker does not have."""
         names = self.names()
         listed = ", ".join(names[:MAX_LISTED]) + (", …" if len(names) > MAX_LISTED else "")
-        return f'"{name}" is not a font this worker has; it has {listed} (video-worker fonts)'
+        return (
+            f'must be a font family this worker has; "{name}" is not (it has {listed}; '
+            "video-worker fonts lists them all)"
+        )
 
     def first_uncovered(self, text: str) -> tuple[str, str] | None:
         """The first character of `text` no font covers, and its script; None when every
@@ -177,7 +180,11 @@ def first_uncovered(text: str, missing: re.Pattern[str]) -> tuple[str, str] | No
 @functools.cache
 def installed(fonts_dir: Path | None = None) -> FontSet:
     """The fonts in every search folder (and `fonts_dir`, FONTS_DIR), read once per process."""
-    dirs = search_dirs(fonts_dir)
+    return font_set(search_dirs(fonts_dir))
+
+
+def font_set(dirs: tuple[Path, ...]) -> FontSet:
+    """The fonts in exactly these folders."""
     families: dict[str, list[tuple[int, int]]] = {}
     for face in read_faces(dirs):
         families.setdefault(face.family, []).extend(face.ranges)
