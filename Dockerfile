@@ -16,9 +16,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LOG_FORMAT=json \
     PORT=3001
 
-# tini as PID 1; ca-certificates for HTTPS downloads and uploads.
+# tini as PID 1; ca-certificates for HTTPS downloads and uploads; Debian's Noto fonts, so
+# `serif` and the many Noto families cover every script too (the pip dependencies already give
+# `sans` every script the contract names, emoji included: Debian's only emoji font is the colour
+# one, which libass cannot draw).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini ca-certificates \
+       fonts-noto-core fonts-noto-cjk \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

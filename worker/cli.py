@@ -54,6 +54,7 @@ ENVIRONMENT = [
     ("AUTO_CLEANUP", "true: the worker deletes old jobs and their files hourly"),
     ("RETRY_BASE_MS", "first retry delay (10000)"),
     ("EVENT_LOOP", "auto, uvloop or asyncio"),
+    ("FONTS_DIR", "a folder of more fonts for captions and text (`video-worker fonts` lists all)"),
 ]
 
 
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("schema", help="print the payload's JSON Schema (docs/payload.schema.json)")
+    sub.add_parser("fonts", help="list the font families `font` may name and their scripts")
     return parser
 
 
@@ -166,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"video-worker: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_format, settings.secrets())
+    if args.command == "fonts":  # needs no database or storage
+        from worker.media.fonts import installed, listing
+
+        sys.stdout.write(listing(installed(settings.fonts_dir)))
+        return 0
     exit_on_signals()
     try:
         code = run_coroutine(_stopped_by_signals(_dispatch(args, settings)), settings.event_loop)

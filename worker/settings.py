@@ -132,6 +132,7 @@ class Settings:
     retry_base_seconds: float = 10.0
     event_loop: str = "auto"
     allow_embedded_database: bool = False
+    fonts_dir: Path | None = None  # more fonts, besides the package's and the system's
 
     @property
     def heartbeat_interval(self) -> float:
@@ -210,6 +211,7 @@ class Settings:
             auto_cleanup=_bool(env, "AUTO_CLEANUP"),
             retry_base_seconds=_int(env, "RETRY_BASE_MS", 10_000, minimum=0) / 1000,
             event_loop=event_loop,
+            fonts_dir=_fonts_dir(_first(env, "FONTS_DIR")),
         )
 
     def describe(self) -> dict[str, object]:
@@ -277,6 +279,15 @@ def default_home() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("video-worker", appauthor=False))
+
+
+def _fonts_dir(given: str | None) -> Path | None:
+    if not given:
+        return None
+    folder = Path(given).expanduser().resolve()
+    if not folder.is_dir():
+        raise SettingsError(f"FONTS_DIR must be a folder of font files; {given} is not a folder")
+    return folder
 
 
 def _home(given: str | None) -> Path:

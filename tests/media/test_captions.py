@@ -35,6 +35,7 @@ from worker.media.captions import (
 )
 from worker.media.confine import confined_here
 from worker.media.ffmpeg import ffmpeg_exe
+from worker.media.fonts import ffmpeg_env, installed
 
 W, H = 320, 180
 
@@ -181,9 +182,10 @@ def render(tmp_path: Path, lines: list[Line], at: float, *, frame: tuple[int, in
     ass.write_text(document, encoding="utf-8")
     args = [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
             f"color=black:s={width}x{height}:r=25:d=3", "-vf",
-            f"format=rgb24,ass=filename={ass}:fontsdir={FONT_DIR}", "-ss", str(at),
+            f"format=rgb24,ass=filename={ass}", "-ss", str(at),
             "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
-    picture = subprocess.run(args, capture_output=True, check=True, timeout=60).stdout
+    picture = subprocess.run(args, capture_output=True, check=True, timeout=60,
+                             env=worker_fonts(tmp_path)).stdout  # fmt: skip
     assert len(picture) == width * height * 3
     return picture
 
@@ -259,14 +261,20 @@ def test_accented_latin_renders_with_the_bundled_font(tmp_path):
     assert abs(accented[3] - plain[3]) <= 1  # on the same baseline
 
 
-def test_the_bundled_font_is_the_one_libass_uses(tmp_path):
+def worker_fonts(folder: Path) -> dict[str, str]:
+    """FFmpeg's environment as the worker gives it: fontconfig reads only the worker's fonts."""
+    return ffmpeg_env(installed().write_config(folder))
+
+
+def test_the_style_font_is_the_one_libass_uses(tmp_path):
     ass = tmp_path / "c.ass"
     ass.write_text(ass_document(one_line(("Hi", 0, 1)), CaptionStyle(), W, H), encoding="utf-8")
     args = [ffmpeg_exe(), "-v", "verbose", "-f", "lavfi", "-i", f"color=black:s={W}x{H}:d=1",
-            "-vf", f"ass=filename={ass}:fontsdir={FONT_DIR}", "-frames:v", "1",
-            "-f", "null", "-"]  # fmt: skip
-    log = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stderr
-    assert "SourceSansPro-Bold.ttf" in log or "Source Sans Pro" in log, log[-2000:]
+            "-vf", f"ass=filename={ass}", "-frames:v", "1", "-f", "null", "-"]  # fmt: skip
+    log = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60,
+                         env=worker_fonts(tmp_path)).stderr  # fmt: skip
+    assert "fontselect: (Noto Sans, 700, 0) -> " in log, log[-2000:]
+    assert "NotoSans-Bold" in log.split("fontselect: (Noto Sans, 700, 0) -> ", 1)[1].split("\n")[0]
     assert (FONT_DIR / "SourceSansPro-LICENSE.txt").read_text().count("SIL OPEN FONT LICENSE") >= 1
 
 
@@ -277,11 +285,9 @@ RTL_W = 640
 
 
 def hebrew_font() -> None:
-    """The test machine's fontconfig must cover Hebrew (DejaVu Sans does; the bundled Latin font
-    does not): libass falls back to it per character."""
-    found = subprocess.run(["fc-list", ":charset=5d0"], capture_output=True, text=True,
-                           check=False).stdout  # fmt: skip
-    assert found.strip(), "this test needs a font covering Hebrew (fonts-dejavu-core has one)"
+    """The worker's own fonts (what `render` gives libass) cover Hebrew: the Noto families it
+    installs with pip, so no font of the test machine's is needed."""
+    assert installed().first_uncovered("".join(HEBREW)) is None
 
 
 def test_a_right_to_left_line_keeps_every_glyph_in_place_as_the_highlight_moves(tmp_path):
@@ -366,8 +372,8 @@ def test_portrait_captions_sit_clear_of_the_apps_buttons(tmp_path):
     assert ",2,54,54,346,-1" in header  # MarginV 0.18 x 1920
     assert ",2,64,64,43,-1" in ass_document(lines, CaptionStyle(), 1280, 720)  # 0.06 x 720
     assert ",2,64,64,144,-1" in ass_document(lines, CaptionStyle(margin=0.2), 1280, 720)
-    assert "Style: Caption,Source Sans Pro,86," in header  # default size 0.045 x 1920
-    assert "Style: Caption,Source Sans Pro,54," in ass_document(lines, CaptionStyle(), 1280, 720)
+    assert "Style: Caption,Noto Sans,86," in header  # default size 0.045 x 1920
+    assert "Style: Caption,Noto Sans,54," in ass_document(lines, CaptionStyle(), 1280, 720)
 
 
 # ---- rows --------------------------------------------------------------------------------------

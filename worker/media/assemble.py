@@ -40,16 +40,11 @@ from worker.media import cost
 from worker.media.caption_child import VTT_NAME
 from worker.media.caption_render import render_captions
 from worker.media.captions import CaptionStyle
-from worker.media.compose import (
-    MAX_CLIPS_PER_PASS,
-    Piece,
-    link_fonts,
-    picture_args,
-    split_timeline,
-)
+from worker.media.compose import MAX_CLIPS_PER_PASS, Piece, picture_args, split_timeline
 from worker.media.confine import CONCAT_FORMATS
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
 from worker.media.filters import ClipJob, video_job
+from worker.media.fonts import FontSet, ffmpeg_env, installed
 from worker.media.info import MediaInfo, ProbeLimits
 from worker.media.overlays import write_texts
 from worker.media.plan import ClipWindow, Geometry, Plan, make_plan
@@ -88,13 +83,15 @@ async def assemble(
     captions: CaptionSpec | None = None,
     overlays: Sequence[OverlaySpec] = (),
     limits: ProbeLimits | None = None,
+    fonts: FontSet | None = None,
 ) -> AssemblyResult:
     """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`, composing
     stills, transitions, `captions`, `overlays` and output fades when there are any.
 
     Raises `PayloadError` before any encoding for a bad trim, image clip or transition, or a
     result over `output.max_duration` or past the cost bounds (cost.py); `InputError` for a
-    caption file the caption child refuses (it runs under `limits`, the probe's); `FFmpegError`
+    caption file the caption child refuses (it runs under `limits`, the probe's) or whose
+    text none of `fonts` (default: the fonts installed, fonts.py) covers; `FFmpegError`
     if FFmpeg fails. On any failure or cancellation the output, poster, sidecar and
     intermediates are removed.
     """
@@ -110,6 +107,7 @@ async def assemble(
         overlays=tuple(overlays), plan=plan, scratch=scratch, timings=timings,
         progress=WeightedProgress(_weights(plan, output), on_progress),
         parallel=parallel, threads=threads, limits=limits or ProbeLimits(),
+        fonts=fonts or installed(),
     )  # fmt: skip
     try:
         partial = scratch / OUTPUT_NAME
@@ -156,6 +154,8 @@ class Assembly:
     parallel: int = 1  # FFmpeg encodes at once
     threads: int = 1  # threads each
     limits: ProbeLimits = field(default_factory=ProbeLimits)  # the caption child's
+    fonts: FontSet = field(default_factory=installed)  # what libass may draw with
+    env: dict[str, str] | None = None  # FFmpeg's, once the fonts configuration is written
 
     @property
     def geometry(self) -> Geometry:
@@ -247,28 +247,28 @@ class Assembly:
             )  # fmt: skip
             share = piece.plan.frames / self.plan.frames
             await run_ffmpeg(args, expected_duration=piece.plan.duration, cwd=self.scratch,
-                             on_progress=_share(stage, done, share))  # fmt: skip
+                             on_progress=_share(stage, done, share), env=self.env)  # fmt: skip
             done += share
         self.progress.finish("compose")
 
     async def write_decorations(self) -> tuple[str | None, list[str]]:
         """Write what the picture passes read (the captions' ASS, by the caption child; the
-        overlay texts; the fonts link) and check the job's cost before anything is encoded:
-        the ASS file's name (None without captions) and the text files' names. The captions'
-        WebVTT waits in scratch for `place_sidecar`."""
+        overlay texts' ASS; the fonts configuration) and check the job's cost before anything
+        is encoded: the ASS file's name (None without captions) and the text files' names. The
+        captions' WebVTT waits in scratch for `place_sidecar`."""
         caption_file, caption_layers = None, 0
-        link_fonts(self.scratch)
+        self.env = ffmpeg_env(self.fonts.write_config(self.scratch))
         if self.captions is not None:
             made = await render_captions(
                 self.captions, self.clips, self.plan, self.scratch, self.limits,
-                self.output.max_duration,
+                self.output.max_duration, self.fonts,
             )  # fmt: skip
             caption_file, caption_layers = made.ass, made.most_at_once
         spent = cost.estimate(self.plan, self.clips, self.overlays, caption_layers)
         cost.check(spent, max_seconds=self.output.max_duration,
                    max_pixels=self.output.max_input_pixels)  # fmt: skip
         texts = write_texts([o for o in self.overlays if isinstance(o, TextOverlaySpec)],
-                            self.scratch)  # fmt: skip
+                            self.scratch, self.geometry)  # fmt: skip
         return caption_file, texts
 
     def place_sidecar(self, sidecar: Path) -> Path | None:

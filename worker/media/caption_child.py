@@ -43,6 +43,7 @@ from worker.media.captions import (
     words_from_cues,
 )
 from worker.media.confine import child_only
+from worker.media.fonts import first_uncovered, missing_pattern, uncovered_problem
 from worker.media.probe_child import answered, confine, send
 
 MIB = 1024 * 1024
@@ -82,7 +83,8 @@ def _blocks(request: dict[str, Any], style: CaptionStyle) -> list[Line]:
     blocks = group_lines(words, style.max_words)
     file = request.get("file")
     if file is not None:
-        cues = read_caption_file(file, int(request["payload_words"]), request["max_seconds"])
+        cues = read_caption_file(file, int(request["payload_words"]), request["max_seconds"],
+                                 request.get("coverage"))  # fmt: skip
         blocks += cue_lines([_cut(cue, end) for cue in cues if cue.start < end])
     return one_at_a_time(blocks)
 
@@ -92,9 +94,14 @@ def _cut(cue: Cue, end: float) -> Cue:
 
 
 @child_only
-def read_caption_file(file: dict[str, str], payload_words: int, max_seconds: float) -> list[Cue]:
+def read_caption_file(
+    file: dict[str, str], payload_words: int, max_seconds: float,
+    coverage: Sequence[Sequence[int]] | None = None,
+) -> list[Cue]:  # fmt: skip
     """The cues of the SRT or WebVTT file, checked: UTF-8 text within its byte cap, cues
-    bounded (captions.py), and with the payload's own words no more than MAX_CAPTION_WORDS."""
+    bounded (captions.py), with the payload's own words no more than MAX_CAPTION_WORDS, and
+    every character drawable by the worker's fonts (`coverage`: the code point ranges they
+    cover, fonts.py), so a script no font has fails here instead of rendering boxes."""
     source, path = file["source"], Path(file["path"])
     text = _text(source, path)
     read = cues_from_srt if file["kind"] == "srt" else cues_from_vtt
@@ -110,7 +117,18 @@ def read_caption_file(file: dict[str, str], payload_words: int, max_seconds: flo
             f"{MAX_CAPTION_WORDS} are allowed in one job (the caption file and all transcripts "
             "together)",
         )
+    if coverage is not None:
+        check_drawable(words, source, [(int(a), int(b)) for a, b in coverage])
     return cues
+
+
+def check_drawable(words: Sequence[Word], source: str, coverage: list[tuple[int, int]]) -> None:
+    """InputError naming the first character no font covers and its script."""
+    missing = missing_pattern(tuple(coverage))
+    for word in words:
+        found = first_uncovered(word.text, missing)
+        if found is not None:
+            raise InputError(source, uncovered_problem(*found))
 
 
 def _text(source: str, path: Path) -> str:

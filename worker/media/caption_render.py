@@ -21,6 +21,7 @@ from worker.errors import InputError, PayloadError
 from worker.log import get_logger
 from worker.media.caption_child import MAX_DOCUMENT_BYTES, VTT_NAME
 from worker.media.captions import Word
+from worker.media.fonts import FontSet
 from worker.media.info import MIB, ProbeLimits
 from worker.media.plan import Plan
 from worker.media.probe_process import probe_session
@@ -46,12 +47,15 @@ class CaptionFiles:
 
 async def render_captions(
     captions: CaptionSpec, clips: Sequence[ClipSpec], plan: Plan, folder: Path,
-    limits: ProbeLimits, max_seconds: float,
+    limits: ProbeLimits, max_seconds: float, fonts: FontSet | None = None,
 ) -> CaptionFiles:  # fmt: skip
     """Have the caption child write `folder/captions.ass` (and `captions.vtt`); raise the
-    child's refusal as InputError (the caption file) or PayloadError (the payload's words)."""
+    child's refusal as InputError (the caption file) or PayloadError (the payload's words).
+    With `fonts`, the child refuses a caption file with text none of them covers."""
     source = captions.file.source if captions.file is not None else "captions"
     request = caption_request(captions, clips, plan, folder, max_seconds)
+    if fonts is not None:
+        request["coverage"] = fonts.coverage
     async with probe_session(
         limits, 1, module=CAPTION_CHILD, file_bytes=MAX_DOCUMENT_BYTES + FILE_SLACK_BYTES
     ) as session:

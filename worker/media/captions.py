@@ -20,8 +20,9 @@ backslash gets an invisible WORD JOINER after it (libass then draws it as a back
 stays two characters), braces are written as libass's `\\{` and `\\}` escapes, and newlines,
 tabs and other control characters become spaces.
 
-The font ships in `fonts/` (Source Sans Pro Bold, SIL Open Font License 1.1, beside it), because
-the Docker image has no system fonts; FFmpeg's `ass` filter gets that folder as `fontsdir`.
+The style names a font family (`CaptionStyle.font`); fonts.py finds the operator's fonts and
+writes the fontconfig file through which libass finds that family and, character by
+character, a family for what it lacks.
 
 Over 300 lines on purpose: every caption source (words, transcripts, SRT, WebVTT), the
 timeline mapping and both outputs (ASS, WebVTT) share one `Word` and one escaping rule;
@@ -52,7 +53,6 @@ from worker.media.caption_layout import (
 from worker.media.confine import child_only
 
 FONT_DIR = Path(__file__).with_name("fonts")
-FONT_NAME = "Source Sans Pro"  # the family of fonts/SourceSansPro-Bold.ttf
 
 Style = Literal["static", "highlight", "karaoke", "pop", "word_box"]
 Position = Literal["bottom", "center", "top"]
@@ -129,6 +129,7 @@ class CaptionStyle:
     max_words: int = 4
     outline: bool = True
     box: bool = False
+    font: str = "Noto Sans"  # a family of the worker's fonts (fonts.py), as libass finds it
 
     def font_size(self, width: int, height: int) -> int:
         """The text height in pixels: `size`, or the default for the frame's orientation."""
@@ -613,10 +614,10 @@ def _header(style: CaptionStyle, width: int, height: int) -> list[str]:
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
         "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
         "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
-        f"Style: Caption,{FONT_NAME},{size},{base},{base},{common}",
+        f"Style: Caption,{style.font},{size},{base},{base},{common}",
         # karaoke fills from SecondaryColour to PrimaryColour as each word is sung
-        f"Style: Karaoke,{FONT_NAME},{size},{lit},{base},{common}",
-        f"Style: Box,{FONT_NAME},{size},{hidden},{hidden},{boxed}",
+        f"Style: Karaoke,{style.font},{size},{lit},{base},{common}",
+        f"Style: Box,{style.font},{size},{hidden},{hidden},{boxed}",
         "",
         "[Events]",
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",

@@ -7,7 +7,7 @@ overlays and fades, encoded once.
         joined in order by one `concat`; a transition's overlap frames alone go through
         `xfade` (the next clip starts `overlap` frames early)
         → captions (libass, from the ASS file written beside the command)
-        → overlays (images, `drawtext`), over everything, transitions included
+        → overlays (images; text by libass too), over everything, transitions included
         → fade from and to black → H.264 (the same x264 settings as every intermediate)
 
 One pass rather than an intermediate per clip: every frame is encoded once, and a transition
@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from worker.media.captions import FONT_DIR
 from worker.media.ffmpeg import input_args
 from worker.media.filters import _trim, length_steps, normal_steps, video_steps, x264_args
 from worker.media.overlays import image_overlay, text_overlay
@@ -46,19 +45,6 @@ FONTS_NAME = "fonts"  # a folder holding a link to the font, where the command r
 FONT_FILE = "SourceSansPro-Bold.ttf"
 MAX_CLIPS_PER_PASS = 6  # inputs one FFmpeg pass decodes at once (see `split_timeline`)
 _TRANSITION = re.compile(r"^[a-z]{2,20}$")  # xfade's names; anything else is a bug upstream
-
-
-# ---- captions: the ASS document is the caption child's (caption_child.py); fonts are ours ----
-
-
-def link_fonts(folder: Path) -> None:
-    """The bundled font under a plain relative name, so no filter option holds a real path
-    (and alone in its folder: libass tries to load every file of `fontsdir` as a font)."""
-    fonts = folder / FONTS_NAME
-    fonts.mkdir(exist_ok=True)
-    link = fonts / FONT_FILE
-    if not link.exists():
-        link.symlink_to((FONT_DIR / FONT_FILE).resolve())
 
 
 # ---- pieces of the timeline -------------------------------------------------------------------
@@ -150,8 +136,9 @@ def picture_args(
     """FFmpeg arguments for one piece of the picture (`timeline` is the whole output's plan),
     H.264 without sound, into `destination`.
 
-    Run it in the folder that holds `captions` (an ASS file name), the `texts` (one file name
-    per text overlay, in order) and the fonts link (`link_fonts`). Captions, overlays and
+    Run it in the folder that holds `captions` (an ASS file name) and the `texts` (one ASS
+    file name per text overlay, in order), with FONTCONFIG_FILE naming the worker's fonts
+    (fonts.py: libass finds its families and fallbacks there). Captions, overlays and
     fades are timed on the whole output: the piece's frames are stamped with their output time
     while they are drawn on, and start from 0 again for the encoder.
     """
@@ -167,7 +154,7 @@ def picture_args(
         graph.append(f"{label}setpts=PTS+{piece.offset}[timed]")
         label = "[timed]"
     if captions is not None:
-        graph.append(f"{label}ass=filename={captions}:fontsdir={FONTS_NAME}[captioned]")
+        graph.append(f"{label}ass=filename={captions}[captioned]")
         label = "[captioned]"
     images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
     for overlay in images:
@@ -268,11 +255,10 @@ def overlay_parts(
     """Each overlay in order over `label`; image overlays read inputs from `first_input` on."""
     parts: list[str] = []
     image_input, text = first_input, 0
-    fontfile = f"{FONTS_NAME}/{FONT_FILE}"
     for k, overlay in enumerate(overlays):
         out = f"[o{k}]"
         if isinstance(overlay, TextOverlaySpec):
-            parts.append(text_overlay(overlay, texts[text], fontfile, label, out, plan.geometry))
+            parts.append(text_overlay(texts[text], label, out))
             text += 1
         else:
             parts += image_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry)

@@ -26,7 +26,7 @@ import functools
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from worker.errors import RetryableError
@@ -125,9 +125,11 @@ async def run_ffmpeg(
     on_progress: ProgressCallback | None,
     cwd: Path | str | None = None,
     on_line: Callable[[str, str], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> None:
     """Run FFmpeg with `args` after the fixed head; raise `FFmpegError` if it fails.
 
+    `env` replaces the worker's environment (the compose pass gets FONTCONFIG_FILE: fonts.py).
     `expected_duration` (seconds of output) turns `out_time_us` into a 0..1 fraction for
     `on_progress`. `on_line` sees every `key=value` line on FFmpeg's stdout (progress, and
     what a filter prints there, such as `ametadata=mode=print:file=-`). On cancellation the
@@ -140,6 +142,7 @@ async def run_ffmpeg(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
+        env=env,
         start_new_session=True,  # its own process group, so we can signal all of it
         preexec_fn=dying_with_this_process(),
     )

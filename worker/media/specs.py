@@ -119,6 +119,7 @@ class TextOverlaySpec:
     box: bool = False
     start: float = 0.0
     end: float | None = None
+    font: str = "Noto Sans"  # a family of the worker's fonts (fonts.py), as libass finds it
 
 
 OverlaySpec = ImageOverlaySpec | TextOverlaySpec

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS
+from worker.media.fonts import installed
 from worker.payload.models import (
     FITS,
     MAX_AUDIO_LAYERS,
@@ -66,6 +67,7 @@ def parse_payload(raw: object, settings: Settings) -> Payload:
         "max_clips": settings.max_clips,
         "max_seconds": settings.max_output_seconds,  # every time in the payload (fields.py)
         "caption_words_left": MAX_CAPTION_WORDS,  # spent by each transcript in turn
+        "fonts": installed(settings.fonts_dir),  # `font` names one; every text is drawable
     }
     try:
         return Payload.model_validate(raw, context=context)

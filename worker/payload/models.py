@@ -50,6 +50,7 @@ from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict o
 
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
+from worker.media.fonts import FontSet, uncovered_problem
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -173,6 +174,40 @@ def _after_start(end: float | None, info: ValidationInfo) -> float | None:
     return end
 
 
+# --- fonts and scripts ------------------------------------------------------------------------
+
+FONT_NAME_CHARS = 100
+
+
+def _font(name: str, info: ValidationInfo) -> str:
+    """A family the worker has (`video-worker fonts`): checked against the operator's fonts,
+    which parse_payload puts in the context (models built in Python are not checked)."""
+    fonts = context_value(info, "fonts")
+    if isinstance(fonts, FontSet) and fonts.resolve(name) is None:
+        raise problem(fonts.unknown_font(name))
+    return name
+
+
+def _drawable(text: str, info: ValidationInfo) -> str:
+    """Text every character of which some font of the worker covers (else the script, named)."""
+    fonts = context_value(info, "fonts")
+    found = fonts.first_uncovered(text) if isinstance(fonts, FontSet) else None
+    if found is not None:
+        raise problem(uncovered_problem(*found))
+    return text
+
+
+FontName = Annotated[
+    str,
+    Text(FONT_NAME_CHARS),
+    AfterValidator(_font),
+    Field(
+        description='A font family of the worker: "sans" (Noto Sans), "serif" (Noto Serif) or '
+        "a family `video-worker fonts` lists. Characters it lacks come from another family."
+    ),
+]
+
+
 # --- transcripts ------------------------------------------------------------------------------
 
 
@@ -233,6 +268,8 @@ def _transcript(value: object, info: ValidationInfo) -> tuple[Word, ...]:
         )
     except PayloadError as exc:
         raise problem(exc.problem, at=exc.field) from None
+    for word in words:
+        _drawable(word.text, info)
     if left is not None:
         assert isinstance(info.context, dict)
         info.context["caption_words_left"] = left = left - len(words)
@@ -490,6 +527,7 @@ class Captions(Model):
         FLAG,
         Field(description="Also store a WebVTT file beside the video (result.captions_path)."),
     ] = False
+    font: FontName = "sans"
 
     @classmethod
     def _check_together(cls, fields: dict[str, Any]) -> None:
@@ -513,6 +551,7 @@ class Captions(Model):
             max_words=self.max_words,
             outline=self.outline,
             box=self.box,
+            font=self.font,
         )
 
 
@@ -543,7 +582,12 @@ class ImageOverlay(Model):
 class TextOverlay(Model):
     """A line of text (a title) over the whole timeline, transitions included."""
 
-    text: Annotated[str, Text(MAX_TEXT_CHARS), Field(description="The text, shown literally.")]
+    text: Annotated[
+        str,
+        Text(MAX_TEXT_CHARS),
+        AfterValidator(_drawable),
+        Field(description="The text, shown literally."),
+    ]
     position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = "center"
     size: Annotated[
         float, Number(0.01, 0.5), Field(description="Text height as a fraction of the frame's.")
@@ -552,6 +596,7 @@ class TextOverlay(Model):
     box: Annotated[bool, FLAG, Field(description="A dark box behind the text.")] = False
     start: Annotated[Secs, _START] = 0.0
     end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+    font: FontName = "sans"
 
 
 def _overlay(value: object, info: ValidationInfo) -> ImageOverlay | TextOverlay:

@@ -8,13 +8,14 @@ where a fact that only the files know is applied: whether a clip is a video or a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from worker.errors import InputError
+from worker.errors import InputError, PayloadError
 from worker.media.captions import CaptionStyle
 from worker.media.confine import DEFAULT_MAX_PIXELS
+from worker.media.fonts import FontSet, installed
 from worker.media.info import MediaInfo
 from worker.media.specs import (
     CaptionFile,
@@ -55,18 +56,28 @@ class Composition:
 
 def compose(
     payload: Payload, files: Files, *, max_duration: float,
-    max_input_pixels: int = DEFAULT_MAX_PIXELS,
+    max_input_pixels: int = DEFAULT_MAX_PIXELS, fonts: FontSet | None = None,
 ) -> Composition:  # fmt: skip
     """The assembly's specs for `payload`, within the operator's MAX_OUTPUT_SECONDS
-    (`max_duration`) and MAX_INPUT_PIXELS (`max_input_pixels`, for FFmpeg's decoders)."""
+    (`max_duration`) and MAX_INPUT_PIXELS (`max_input_pixels`, for FFmpeg's decoders), each
+    `font` as the family of `fonts` (default: those installed) it names."""
+    fonts = fonts or installed()
     clips = tuple(_clip(n, clip, files) for n, clip in enumerate(payload.clips))
     return Composition(
         clips=clips,
         music=_music(payload, files),
         output=_output(payload, max_duration, max_input_pixels),
-        captions=_captions(payload, files),
-        overlays=tuple(_overlays(payload, files)),
+        captions=_captions(payload, files, fonts),
+        overlays=tuple(_overlays(payload, files, fonts)),
     )
+
+
+def _family(name: str, where: str, fonts: FontSet) -> str:
+    """The real family `font` names ("sans" is Noto Sans), as libass will look it up."""
+    family = fonts.resolve(name)
+    if family is None:  # parse_payload checked it against these fonts; a model built by hand
+        raise PayloadError(where, fonts.unknown_font(name))
+    return family
 
 
 def _clip(n: int, clip: Clip, files: Files) -> ClipSpec:
@@ -155,7 +166,7 @@ def _output(payload: Payload, max_duration: float, max_input_pixels: int) -> Out
     )
 
 
-def _captions(payload: Payload, files: Files) -> CaptionSpec | None:
+def _captions(payload: Payload, files: Files, fonts: FontSet) -> CaptionSpec | None:
     """Captions when any source has words: the output timeline's own (`captions.words` or the
     caption file) and every clip's transcripts (placed by the assembly). The style is the
     payload's `captions`, or the defaults when only transcripts were given."""
@@ -167,8 +178,9 @@ def _captions(payload: Payload, files: Files) -> CaptionSpec | None:
     )
     if timeline is None and file is None and not transcripts:
         return None
+    style = options.caption_style() if options is not None else CaptionStyle(font="sans")
     return CaptionSpec(
-        style=options.caption_style() if options is not None else CaptionStyle(),
+        style=replace(style, font=_family(style.font, "payload.captions.font", fonts)),
         words=timeline or (),
         vtt=options.vtt if options is not None else False,
         file=file,
@@ -184,7 +196,7 @@ def _caption_file(files: Files) -> CaptionFile | None:
     return None
 
 
-def _overlays(payload: Payload, files: Files) -> list[OverlaySpec]:
+def _overlays(payload: Payload, files: Files, fonts: FontSet) -> list[OverlaySpec]:
     overlays: list[OverlaySpec] = []
     for n, overlay in enumerate(payload.overlays):
         if isinstance(overlay, ImageOverlay):
@@ -211,6 +223,7 @@ def _overlays(payload: Payload, files: Files) -> list[OverlaySpec]:
                     box=overlay.box,
                     start=overlay.start,
                     end=overlay.end,
+                    font=_family(overlay.font, f"payload.overlays[{n}].font", fonts),
                 )
             )
     return overlays

@@ -28,6 +28,7 @@ from worker.errors import PayloadError
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
+from worker.media.fonts import installed
 from worker.media.info import MIB, MediaInfo, ProbeLimits
 from worker.media.probe_process import probe_all
 from worker.media.specs import AssemblyResult
@@ -111,6 +112,7 @@ class Pipeline:
         self.probe_limits = (
             probe_limits if probe_limits is not None else settings_probe_limits(settings)
         )
+        self.fonts = installed(settings.fonts_dir)  # read once per process, before any job
 
     async def __call__(self, job: Job, ctx: JobContext) -> JobOutcome:
         raw = job.payload
@@ -128,7 +130,7 @@ class Pipeline:
             files = await self._gather(payload, attempt, ctx)
             composition = compose(
                 payload, files, max_duration=float(self.settings.max_output_seconds),
-                max_input_pixels=self.probe_limits.max_pixels,
+                max_input_pixels=self.probe_limits.max_pixels, fonts=self.fonts,
             )  # fmt: skip
             made = await self._assemble(composition, attempt, ctx)
             return await self._publish(made, keys, attempt, ctx)
@@ -192,6 +194,7 @@ class Pipeline:
                 captions=composition.captions,
                 overlays=composition.overlays,
                 limits=self.probe_limits,
+                fonts=self.fonts,
             )
         return made
 
