@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from worker.media.captions import FONT_DIR, CaptionStyle, Word, ass_document, group_lines
+from worker.media.confine import confined_here
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.media.filters import X264_CRF, X264_PRESET
 
@@ -125,7 +126,8 @@ def make_media(root: Path) -> None:
            str(root / "ambient.m4a"))  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
     lines = group_lines(words(), HIGHLIGHT.max_words)
-    (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
+    with confined_here():  # the bench's own words, not an end user's: no child needed
+        (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
 
 
 # --- (c) one hand-written command -----------------------------------------------------------------
@@ -230,7 +232,7 @@ def still_chain(clip: Clip, frames: int) -> str:
     return (
         f"{canvas},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
         f"perspective={options}:interpolation=linear:sense=source:eval=frame,"
-        f"crop={WIDTH}:{HEIGHT}:0:0,setsar=1,format=yuv420p,trim=end_frame={frames},"
+        f"crop={WIDTH}:{HEIGHT}:0:0,setsar=1,fps={FPS},format=yuv420p,trim=end_frame={frames},"
         f"setpts=N/{FPS}/TB"
     )
 
