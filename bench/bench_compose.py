@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from worker.media.captions import FONT_DIR, CaptionStyle, Word, ass_document, group_lines
+from worker.media.confine import confined_here
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.media.filters import X264_CRF, X264_PRESET
 
@@ -125,7 +126,8 @@ def make_media(root: Path) -> None:
            str(root / "ambient.m4a"))  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
     lines = group_lines(words(), HIGHLIGHT.max_words)
-    (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
+    with confined_here():  # the bench's own words, not an end user's: no child needed
+        (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
 
 
 # --- (c) one hand-written command -----------------------------------------------------------------
@@ -207,22 +209,31 @@ def fit_chain() -> str:
 
 
 def still_chain(clip: Clip, frames: int) -> str:
-    """The picture fitted once and repeated (`loop`), then moved by `perspective`, which samples
-    a window at fractional pixel positions (smooth, where zoompan steps by whole pixels)."""
-    p = f"(in/{max(frames - 1, 1)})"
+    """The picture fitted once (Lanczos) to a canvas 1 + ZOOM times the frame and repeated
+    (`loop`), then moved by `perspective`, which samples a window of the canvas at fractional
+    pixel positions (smooth, where zoompan steps by whole pixels) into the frame-sized top left
+    of its output, cropped to the frame: the view is never enlarged from pixels shrunk to the
+    frame. (`perspective` counts its frames, `in`, from 1.)"""
+    p = f"((in-1)/{max(frames - 1, 1)})"
     if clip.motion == "zoom_in":
         scale, across = f"(1+{ZOOM}*{p})", "0.5"
     else:  # pan_left: the window travels ZOOM of the frame, right to left
         scale, across = f"(1+{ZOOM})", f"(1-{p})"
+    cw, ch = 2 * round(WIDTH * (1 + ZOOM) / 2), 2 * round(HEIGHT * (1 + ZOOM) / 2)
     left, top = f"(W-W/{scale})*{across}", f"(H-H/{scale})*0.5"
-    right, bottom = f"{left}+W/{scale}", f"{top}+H/{scale}"
+    right, bottom = f"{left}+({cw}/{WIDTH})*W/{scale}", f"{top}+({ch}/{HEIGHT})*H/{scale}"
     corners = [("x0", left), ("y0", top), ("x1", right), ("y1", top),
                ("x2", left), ("y2", bottom), ("x3", right), ("y3", bottom)]  # fmt: skip
     options = ":".join(f"{name}='{expr}'" for name, expr in corners)
+    canvas = (
+        f"scale={cw}:{ch}:force_original_aspect_ratio=decrease:force_divisible_by=2:"
+        f"flags=lanczos,pad={cw}:{ch}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p"
+    )
     return (
-        f"{fit_chain()},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
+        f"{canvas},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
         f"perspective={options}:interpolation=linear:sense=source:eval=frame,"
-        f"format=yuv420p,trim=end_frame={frames},setpts=N/{FPS}/TB"
+        f"crop={WIDTH}:{HEIGHT}:0:0,setsar=1,fps={FPS},format=yuv420p,trim=end_frame={frames},"
+        f"setpts=N/{FPS}/TB"
     )
 
 

@@ -365,6 +365,7 @@ def test_composition_example_parses_to_the_expected_values() -> None:
     assert first.transcript == (Word("Hello", 0.2, 0.5),)
     assert first.transition == Transition(type="fade", duration=0.5)
     assert (second.duration, second.motion, second.zoom) == (3.0, "zoom_in", 0.15)
+    assert second.easing == "linear"
     assert second.voice_transcript == (Word("World", 0.1, 0.6),)
     assert second.transition is None and second.audio == () and second.volume == 1.0
     assert payload.captions == Captions(
@@ -396,8 +397,8 @@ def test_a_version_1_payload_means_what_it_meant_before() -> None:
 def test_composition_nulls_count_as_absent() -> None:
     raw = {
         "clips": [
-            {**OK_CLIP, "duration": None, "motion": None, "zoom": None, "volume": None,
-             "audio": None, "transcript": None, "transition": None},
+            {**OK_CLIP, "duration": None, "motion": None, "zoom": None, "easing": None,
+             "volume": None, "audio": None, "transcript": None, "transition": None},
         ],
         "captions": {"style": None, "color": None, "words": None},
         "overlays": None,
@@ -407,6 +408,12 @@ def test_composition_nulls_count_as_absent() -> None:
     assert payload.clips == (Clip(url=OK_CLIP["url"]),)
     assert payload.captions == Captions()
     assert payload.overlays == () and payload.output == Output()
+
+
+def test_a_stills_motion_takes_every_easing_of_the_contract() -> None:
+    for easing in ("linear", "ease_in", "ease_out", "ease_in_out"):
+        payload = parse_payload(_clip(motion="zoom_in", easing=easing), SETTINGS)
+        assert payload.clips[2].easing == easing
 
 
 def test_transcripts_in_every_shape_the_contract_names() -> None:
@@ -478,6 +485,8 @@ MALFORMED_COMPOSITION: list[tuple[str, object, str, str]] = [
     ("duration-string", _clip(duration="3s"), "payload.clips[2].duration", "number of seconds"),
     ("motion-unknown", _clip(motion="spin"), "payload.clips[2].motion", '"zoom_in"'),
     ("zoom-high", _clip(zoom=2), "payload.clips[2].zoom", "from 0 to 1, got 2"),
+    ("easing-unknown", _clip(easing="bounce"), "payload.clips[2].easing",
+     '"linear", "ease_in", "ease_out", "ease_in_out", got "bounce"'),
     ("clip-volume-neg", _clip(volume=-1), "payload.clips[2].volume", "from 0 to 1"),
     ("audio-object", _clip(audio={"url": "https://x/a.mp3"}), "payload.clips[2].audio",
      "must be a list of audio layers"),

@@ -49,7 +49,7 @@ def test_null_counts_as_absent_in_the_schema_too(validator) -> None:
     raw = copy.deepcopy(COMPOSITION_EXAMPLE)
     raw.update(audio=None, version=None)
     raw["clips"][0].update(start=None, end=None, volume=None, motion=None, transition=None)
-    raw["clips"][1].update(audio=None, duration=None)
+    raw["clips"][1].update(audio=None, duration=None, easing=None)
     raw["captions"].update(style=None, color=None, words=None)
     raw["output"].update(width=None, fit=None, fade_in=None)
     raw["overlays"][1].update(size=None, end=None)
@@ -85,6 +85,7 @@ REFUSED_BY_BOTH = [
     ("overlays.1.end", 1801),
     ("output.fade_out", 1801),
     ("clips.1.motion", "spin"),
+    ("clips.1.easing", "bounce"),
     ("clips.0.audio.0.loop", "yes"),
     ("clips.0.transcript", "hello"),
     ("captions.style", "bold"),

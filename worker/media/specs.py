@@ -17,6 +17,7 @@ Join = Literal["copy", "reencode", "compose"]
 ClipKind = Literal["video", "image"]
 # the payload's own names (worker/payload/models.py)
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
+Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 Position = Literal[
     "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
     "bottom_right",
@@ -51,7 +52,8 @@ class ClipSpec:
 
     The composition fields (issue 9) default to what a clip meant before them, so a ClipSpec
     built with only the first six fields assembles exactly as it always did.
-    `kind` "image": `path` is a still (PNG, JPEG, WebP) shown for `duration` s with `motion`.
+    `kind` "image": `path` is a still (PNG, JPEG, WebP) shown for `duration` s with `motion`
+    (eased by `easing`).
     `transcript` is timed on the clip's source, `voice_transcript` on its voice-over; the
     assembly places both on the output timeline, through trims and transitions."""
 
@@ -65,6 +67,7 @@ class ClipSpec:
     duration: float | None = None
     motion: Motion = "none"
     zoom: float = 0.15
+    easing: Easing = "linear"
     volume: float = 1.0
     layers: tuple[LayerSpec, ...] = ()
     transition: TransitionSpec | None = None

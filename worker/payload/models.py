@@ -78,6 +78,7 @@ MAX_TEXT_CHARS = 500  # a text overlay
 
 Fit = Literal["pad", "crop"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
+Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
 CaptionPosition = Literal["bottom", "center", "top"]
 Position = Literal[
@@ -101,6 +102,7 @@ TransitionType = Literal[
 
 FITS: tuple[Fit, ...] = get_args(Fit)
 MOTIONS: tuple[Motion, ...] = get_args(Motion)
+EASINGS: tuple[Easing, ...] = get_args(Easing)
 CAPTION_STYLES: tuple[CaptionStyleName, ...] = get_args(CaptionStyleName)
 CAPTION_POSITIONS: tuple[CaptionPosition, ...] = get_args(CaptionPosition)
 POSITIONS: tuple[Position, ...] = get_args(Position)
@@ -359,6 +361,11 @@ class Clip(Model):
         Number(0, 1),
         Field(description="How far the motion goes: zoom_in scales from 1 to 1 + zoom."),
     ] = 0.15
+    easing: Annotated[
+        Easing,
+        Choice(EASINGS),
+        Field(description="How a still's motion speeds up and slows down over the clip."),
+    ] = "linear"
     volume: Annotated[
         float, Number(0, 1), Field(description="The clip's own sound: 0 mutes it, 1 as it is.")
     ] = 1.0

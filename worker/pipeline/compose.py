@@ -95,6 +95,7 @@ def _clip(n: int, clip: Clip, files: Files) -> ClipSpec:
         duration=_still_duration(n, clip, info),
         motion=clip.motion,
         zoom=clip.zoom,
+        easing=clip.easing,
         volume=clip.volume,
         layers=tuple(_layers(n, clip, files)),
         transition=(
