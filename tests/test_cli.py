@@ -189,3 +189,14 @@ async def test_status_json_gives_every_timestamp_in_one_format(store, db_url):
     assert all(iso.match(v) for v in stamps.values()), stamps
     assert row["errors"][1]["at"] == "2026-01-01T10:00:00.000Z"
     assert row["heartbeat_at"] is None and "lease_token" not in row
+
+
+def test_every_command_says_what_it_does_in_its_help():
+    """`video-worker COMMAND --help` opens with a description of the command (they had none)."""
+    from worker.cli import DESCRIPTIONS, build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(commands) == set(DESCRIPTIONS)
+    for name, command in commands.items():
+        text = command.format_help()
+        assert DESCRIPTIONS[name].split(",")[0] in " ".join(text.split()), name

@@ -64,6 +64,34 @@ def environment_epilog() -> str:
     return "environment variables (read once at start):\n" + "\n".join(lines)
 
 
+# What `video-worker COMMAND --help` says first (every command has one; a test holds it).
+DESCRIPTIONS = {
+    "run": "Run the worker daemon: claim jobs from video_jobs, download, compose with FFmpeg, "
+    "upload, and write progress to each row; serve /health, /stats, /metrics and the dashboard "
+    "on PORT. The first SIGTERM or Ctrl-C stops claiming and gives running jobs SHUTDOWN_GRACE "
+    "seconds; a second hands them back at once.",
+    "migrate": "Apply the pending SQL migrations (the files of sql/, packaged in the worker), as "
+    "MIGRATE_DATABASE_URL's role when it is set, else DATABASE_URL's. Safe to run from several "
+    "places at once; prints what it applied.",
+    "demo": "Make sample clips, a still and music, start an embedded Postgres (a database of "
+    "its own) and a local file server, and run one composed job end to end with a progress "
+    "bar; prints where the video and its poster are.",
+    "enqueue": "Insert a job into video_jobs from clip URLs and flags, or a whole payload with "
+    "--payload, checked as the worker will check it; keys it would ignore are named as "
+    "warnings.",
+    "status": "Show one job's state (status, progress, error, result), or with no id the "
+    "queue's counts by status.",
+    "cancel": "Request a job's cancellation: a pending job never starts; a running one stops "
+    "within seconds and leaves no output behind.",
+    "cleanup": "Delete finished jobs (completed, failed, cancelled) older than N days; with "
+    "--delete-files, their stored videos, posters and captions files too.",
+    "schema": "Print the payload's JSON Schema (draft 2020-12), as docs/payload.schema.json "
+    "holds it; web apps validate payloads or generate TypeScript types from it.",
+    "fonts": "List the font families a payload's `font` may name, the scripts each covers, and "
+    "any script no installed font covers.",
+}
+
+
 def _days(text: str) -> int:
     """`cleanup --days`: a whole number of days, at least 1. 0 used to mean 7 and -1 deleted
     jobs that had just finished."""
@@ -93,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"video-worker {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the worker daemon (claims and runs jobs)")
+    run = sub.add_parser(
+        "run",
+        help="run the worker daemon (claims and runs jobs)",
+    )
     run.add_argument(
         "--handler",
         default=None,
@@ -109,22 +140,31 @@ def build_parser() -> argparse.ArgumentParser:
         "(same as ALLOW_EMBEDDED_DATABASE=true)",
     )
 
-    sub.add_parser("migrate", help="apply the SQL migrations (worker/migrations/)")
+    sub.add_parser(
+        "migrate",
+        help="apply the SQL migrations (worker/migrations/)",
+    )
 
-    demo = sub.add_parser("demo", help="run one whole job end to end on embedded defaults")
+    demo = sub.add_parser(
+        "demo",
+        help="run one whole job end to end on embedded defaults",
+    )
     demo.add_argument(
         "--keep",
         action="store_true",
         help="keep serving the dashboard after the job ends, until Enter or Ctrl-C",
     )
 
-    enq = sub.add_parser("enqueue", help="insert a job from clip URLs and flags, or a payload")
+    enq = sub.add_parser(
+        "enqueue",
+        help="insert a job from clip URLs and flags, or a payload",
+    )
     add_enqueue_arguments(enq)
-    enq.add_argument("--priority", type=int, default=0)
-    enq.add_argument("--max-attempts", type=int, default=3)
-    enq.add_argument("--idempotency-key")
-    enq.add_argument("--webhook-url")
-    enq.add_argument("--user-id", type=uuid.UUID)
+    enq.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    enq.add_argument("--max-attempts", type=int, default=3, help="attempts before it fails (3)")
+    enq.add_argument("--idempotency-key", help="a second enqueue with this key adds no job")
+    enq.add_argument("--webhook-url", help="receives a signed POST when the job ends")
+    enq.add_argument("--user-id", type=uuid.UUID, help="the owner (a UUID), as RLS would set it")
     enq.add_argument("--wait", action="store_true", help="follow the job until it ends")
     enq.add_argument(
         "--no-check",
@@ -132,15 +172,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="insert the payload unchecked (for workers run with a custom --handler)",
     )
 
-    status = sub.add_parser("status", help="one job's state, or the queue's counts")
-    status.add_argument("job_id", nargs="?", type=uuid.UUID)
+    status = sub.add_parser(
+        "status",
+        help="one job's state, or the queue's counts",
+    )
+    status.add_argument("job_id", nargs="?", type=uuid.UUID, help="the job's id (a UUID)")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--wait", action="store_true", help="follow the job until it ends")
 
-    cancel = sub.add_parser("cancel", help="request cancellation of a job")
-    cancel.add_argument("job_id", type=uuid.UUID)
+    cancel = sub.add_parser(
+        "cancel",
+        help="request cancellation of a job",
+    )
+    cancel.add_argument("job_id", type=uuid.UUID, help="the job's id (a UUID)")
 
-    cleanup = sub.add_parser("cleanup", help="delete finished jobs older than N days")
+    cleanup = sub.add_parser(
+        "cleanup",
+        help="delete finished jobs older than N days",
+    )
     cleanup.add_argument(
         "--days", type=_days, default=None, help="age in days, at least 1 (RETENTION_DAYS)"
     )
@@ -150,8 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also delete each removed job's stored video, poster and captions file",
     )
 
-    sub.add_parser("schema", help="print the payload's JSON Schema (docs/payload.schema.json)")
-    sub.add_parser("fonts", help="list the font families `font` may name and their scripts")
+    sub.add_parser(
+        "schema",
+        help="print the payload's JSON Schema (docs/payload.schema.json)",
+    )
+    sub.add_parser(
+        "fonts",
+        help="list the font families `font` may name and their scripts",
+    )
+    for name, command in sub.choices.items():
+        command.description = DESCRIPTIONS[name]
     return parser
 
 
