@@ -171,3 +171,17 @@ def test_a_port_outside_the_tcp_range_is_refused(db_url, port):
     proc = cli(db_url, "run", PORT=port)
     assert proc.returncode == 2, proc.stderr
     assert_one_clear_line(proc, "PORT must be at")
+
+
+def test_under_log_format_json_a_refused_start_is_a_json_line(db_url):
+    """A log pipeline reads every line as JSON: the reason a command stops must be one too."""
+    import json
+
+    proc = cli(db_url, "run", PORT="99999", LOG_FORMAT="json")
+    assert proc.returncode == 2
+    [line] = [line for line in proc.stderr.splitlines() if line.strip()]
+    event = json.loads(line)
+    assert event["event"] == "command_refused" and event["level"] == "error"
+    assert event["error"] == "PORT must be at most 65535, got 99999" and event["exit"] == 2
+    plain = cli(db_url, "run", PORT="99999", LOG_FORMAT="console")
+    assert plain.stderr.strip() == "video-worker: PORT must be at most 65535, got 99999"

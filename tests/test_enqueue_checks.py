@@ -65,7 +65,7 @@ async def test_the_command_refuses_before_inserting_and_exits_non_zero(store, db
         (["ftp://cdn.example.com/a.mp4"], {"clips": [{"url": "ftp://cdn.example.com/a.mp4"}]}),
         (["--payload", '{"clips":[]}'], {"clips": []}),
     ]:
-        proc = cli(db_url, "enqueue", *args, check=False)
+        proc = cli(db_url, "enqueue", *args, check=False, LOG_FORMAT="console")
         assert proc.returncode == 2 and proc.stdout == ""
         assert f"video-worker: {parser_message(payload)}" in proc.stderr
         assert "Traceback" not in proc.stderr
@@ -75,7 +75,7 @@ async def test_the_command_refuses_before_inserting_and_exits_non_zero(store, db
 async def test_a_local_path_is_refused_with_a_hint(store, db_url, tmp_path: Path):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not fetched")
-    proc = cli(db_url, "enqueue", str(clip), check=False)
+    proc = cli(db_url, "enqueue", str(clip), check=False, LOG_FORMAT="console")
     assert proc.returncode == 2
     assert parser_message({"clips": [{"url": str(clip)}]}) in proc.stderr
     assert f"{clip} is a file on this machine" in proc.stderr
@@ -356,7 +356,7 @@ def test_a_composition_the_worker_would_refuse_gets_the_workers_message(args, pa
         ([URL, "--transition", "fade:soon"], "--transition: must be TYPE:SECONDS"),
         ([URL, "--duration", "2", "--duration", "3"], "--duration: given twice for the clip"),
         ([URL, "--layer", SOUND, "volum=1"], "'volum=1' is not a setting here; use KEY=VALUE"),
-        ([URL, "--captions", "font=Arial"], "KEY one of style, position, size, color"),
+        ([URL, "--captions", "fnt=Arial"], "KEY one of style, position"),
         ([URL, "--overlay-text", "Hi", "width=0.2"], "KEY one of position, size, color, box"),
     ],
     ids=["flag-before-clip", "transition-no-seconds", "transition-bad-seconds", "twice",

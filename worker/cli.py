@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
 import uuid
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from worker import __version__
@@ -222,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
-        print(f"video-worker: {exc}", file=sys.stderr)
-        return 2
+        return refuse(exc, 2, json_lines=os.environ.get("LOG_FORMAT", "").lower() == "json")
     configure(settings.log_format, settings.secrets())
     if args.command == "fonts":  # needs no database or storage
         from worker.media.fonts import installed, listing
@@ -242,17 +243,27 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except PreflightError as exc:
-        print(f"video-worker: {exc}", file=sys.stderr)
-        return 2
+        return refuse(exc, 2, json_lines=settings.log_format == "json")
     except PendingLimitError as exc:  # the user's queue is full: not the command's mistake
-        print(f"video-worker: {exc}", file=sys.stderr)
-        return 1
+        return refuse(exc, 1, json_lines=settings.log_format == "json")
     except (ValueError, FileNotFoundError, PermanentError) as exc:
         # bad arguments or configuration (e.g. a storage backend without its bucket)
-        print(f"video-worker: {exc}", file=sys.stderr)
-        return 2
+        return refuse(exc, 2, json_lines=settings.log_format == "json")
     finally:
         stop_all()  # leave (and, if last, stop) the embedded database
+
+
+def refuse(exc: BaseException, code: int, *, json_lines: bool) -> int:
+    """Say why the command cannot go on, in one line on stderr: plain for a person, or under
+    LOG_FORMAT=json a JSON line like every other line the worker writes (a log pipeline
+    reads the reason for a failed start instead of dropping an unparsable line)."""
+    if json_lines:
+        line = {"event": "command_refused", "level": "error", "error": str(exc), "exit": code,
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}  # fmt: skip
+        print(json.dumps(line, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(f"video-worker: {exc}", file=sys.stderr)
+    return code
 
 
 def exit_on_signals() -> None:
