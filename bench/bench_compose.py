@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from worker.media.captions import FONT_DIR, CaptionStyle, Word, ass_document, group_lines
+from worker.media.confine import confined_here
 from worker.media.duck import Envelope, ramp_seconds
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.media.filters import X264_CRF, X264_PRESET
@@ -126,7 +127,8 @@ def make_media(root: Path) -> None:
            str(root / "ambient.m4a"))  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
     lines = group_lines(words(), HIGHLIGHT.max_words)
-    (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
+    with confined_here():  # the bench's own words, not an end user's bytes
+        (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
 
 
 # --- (c) one hand-written command -----------------------------------------------------------------
