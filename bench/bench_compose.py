@@ -38,6 +38,7 @@ from typing import Any, get_args
 
 from worker.media.captions import FONT_DIR, CaptionStyle, Word, ass_document, group_lines
 from worker.media.confine import confined_here
+from worker.media.duck import Envelope, ramp_seconds
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.media.filters import X264_CRF, X264_PRESET
 
@@ -126,7 +127,7 @@ def make_media(root: Path) -> None:
            str(root / "ambient.m4a"))  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
     lines = group_lines(words(), HIGHLIGHT.max_words)
-    with confined_here():  # the bench's own words, not an end user's: no child needed
+    with confined_here():  # the bench's own words, not an end user's bytes
         (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
 
 
@@ -167,7 +168,7 @@ def single_command(root: Path, out: Path) -> list[str]:
         f"[joined]ass=filename={root / 'captions.ass'}:fontsdir={FONT_DIR}[captioned]",
         f"[{n + 1}:v]scale={logo_w}:-2,format=rgba,colorchannelmixer=aa={LOGO_OPACITY}[logo]",
         f"[captioned][logo]overlay=W-w-{margin}:{margin}:format=yuv420,format=yuv420p[v]",
-        *music_graph(n + 2),
+        *music_graph(n + 2, root),
     ]
     return [
         *inputs, "-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]",
@@ -277,17 +278,19 @@ def join_sound(graph: list[str], ambient_at: int) -> None:
     graph.append("".join(pieces) + f"concat=n={len(pieces)}:v=0:a=1[speech]")
 
 
-def music_graph(index: int) -> list[str]:
-    """Music at its volume, ducked under the clips' sound, mixed, limited (fixed gain: one
-    command cannot measure the loudness first, as the worker's soundtrack pass does)."""
+def music_graph(index: int, root: Path) -> list[str]:
+    """Music at its volume, ducked 12 dB while a clip has sound (the worker's envelope: ramps
+    driven by `asendcmd`, here from the clips' windows written out), mixed, limited (fixed gain:
+    one command cannot measure the loudness first, as the worker's soundtrack pass does)."""
     samples = round(total() * 48000)
+    speaking = [(at, at + c.seconds) for c, at in zip(CLIPS, starts(), strict=True) if c.sound]
+    commands = root / "duck.cmd"
+    commands.write_text(Envelope(12.0, ramp_seconds(12.0), tuple(speaking)).commands())
     return [
-        f"[{index}:a]aresample=48000,{AFMT},volume={MUSIC_VOLUME},atrim=end_sample={samples}"
-        "[music]",
-        "[speech]asplit=2[sp][key]",
-        "[music][key]sidechaincompress=threshold=0.005:ratio=20:attack=20:release=400[bed]",
-        "[sp][bed]amix=inputs=2:duration=first:normalize=0,"
-        f"alimiter=limit=0.8414:level=false:attack=5:release=50,{AFMT}[a]",
+        f"[{index}:a]aresample=48000,{AFMT},volume={MUSIC_VOLUME},atrim=end_sample={samples},"
+        f"asetnsamples=n=480,asendcmd=f={commands},volume@duck=volume=1:eval=frame[bed]",
+        "[speech][bed]amix=inputs=2:duration=first:normalize=0,"
+        f"alimiter=limit=0.7943:level=false:attack=5:release=50,{AFMT}[a]",
     ]
 
 

@@ -582,6 +582,12 @@ MALFORMED_COMPOSITION: list[tuple[str, object, str, str]] = [
     ("overlay-text-box", _overlay(text="hi", box=1), "payload.overlays[1].box", "true or false"),
     ("fade-in-neg", _output(fade_in=-1), "payload.output.fade_in", "0 or more"),
     ("fade-out-string", _output(fade_out="1"), "payload.output.fade_out", "number of seconds"),
+    ("duck-db-low", _audio(url="https://x/m.mp3", duck_db=2), "payload.audio.duck_db",
+     "from 3 to 30"),
+    ("duck-db-string", _audio(url="https://x/m.mp3", duck_db="12"), "payload.audio.duck_db",
+     "from 3 to 30"),
+    ("loudness-loud", _output(loudness=-8), "payload.output.loudness", "from -24 to -9"),
+    ("loudness-positive", _output(loudness=16), "payload.output.loudness", "from -24 to -9"),
 ]  # fmt: skip
 
 
@@ -816,3 +822,25 @@ def test_models_built_in_python_get_the_default_time_limit() -> None:
     ):
         with pytest.raises(ValidationError, match=r"at most 1800 seconds \(MAX_OUTPUT_SECONDS\)"):
             build()
+
+
+def test_duck_db_sets_the_depth_and_alone_turns_ducking_on() -> None:
+    def audio(**fields: object) -> Audio:
+        payload = parse_payload(
+            {"clips": [OK_CLIP], "audio": {"url": "https://x/m.mp3", **fields}}, SETTINGS
+        )
+        assert payload.audio is not None
+        return payload.audio
+
+    assert (audio().ducks, audio().duck_db) == (False, 12.0)
+    assert (audio(duck=True).ducks, audio(duck=True).duck_db) == (True, 12.0)
+    assert (audio(duck_db=24).ducks, audio(duck_db=24).duck_db) == (True, 24.0)
+    assert audio(duck=False, duck_db=24).ducks is False  # an explicit false wins
+    assert audio(duck=None, duck_db=6).ducks is True  # null is absent
+
+
+def test_output_loudness_defaults_to_minus_16() -> None:
+    payload = parse_payload({"clips": [OK_CLIP]}, SETTINGS)
+    assert payload.output.loudness == -16.0
+    louder = parse_payload({"clips": [OK_CLIP], "output": {"loudness": -14}}, SETTINGS)
+    assert louder.output.loudness == -14.0

@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.media.checks import assert_contract_output, decode_mono, tone_level_db
+from tests.media.checks import (
+    assert_contract_output,
+    decode_mono,
+    integrated_loudness,
+    tone_level_db,
+)
 from tests.media.conftest import Media, ffmpeg
 from worker.media.assemble import assemble
 from worker.media.audio import SAMPLE_RATE
@@ -234,11 +239,12 @@ async def test_music_ducks_under_speech_but_not_under_layers(media: Media, tmp_p
     clips = [media.clip("h264_30_silent", layers=(rain,)), media.clip("speech_clip"),
              media.clip("h264_30_silent")]  # fmt: skip
     music = MusicSpec(media.path("music"), media.info("music", "audio"), duck=True)
-    samples, rate = await _render(clips, [1.0, 1.0, 2.0], tmp_path, music)
+    samples, rate = await _render(clips, [2.0, 1.0, 2.0], tmp_path, music)
 
-    under_layer = tone_level_db(samples, rate, MUSIC_HZ, 0.3, 0.9)
-    under_speech = tone_level_db(samples, rate, MUSIC_HZ, 1.3, 1.9)
-    alone = tone_level_db(samples, rate, MUSIC_HZ, 3.0, 3.9)  # once the compressor let go
+    # Speech from 2.0 to 3.0 s; the music starts down 0.5 s ahead and is back 0.5 s after.
+    under_layer = tone_level_db(samples, rate, MUSIC_HZ, 0.2, 1.3)
+    under_speech = tone_level_db(samples, rate, MUSIC_HZ, 2.1, 2.9)
+    alone = tone_level_db(samples, rate, MUSIC_HZ, 3.7, 4.9)
     assert tone_level_db(samples, rate, LOOP_HZ, 0.3, 0.9) > PRESENT
     assert alone - under_speech >= 10, (alone, under_speech)
     assert under_layer == pytest.approx(alone, abs=1.5)
@@ -257,3 +263,67 @@ async def test_a_layer_comes_through_the_whole_assembly(media: Media, workdir: P
     inside = tone_level_db(samples, rate, LOOP_HZ, 0.1, 0.9)
     assert inside > PRESENT
     assert tone_level_db(samples, rate, LOOP_HZ, 1.1, 1.9) < inside - GONE
+
+
+# --- ducking with a depth, and the loudness target -------------------------------------------
+
+DUCK_TIMELINE = ["h264_30_silent", "speech_clip", "h264_30_silent", "h264_30_silent"]
+DUCK_SECONDS = [2.0, 1.0, 2.0, 2.0]  # someone speaks from 2.0 to 3.0 s
+WINDOW, STEP = 0.05, 0.025  # the music's level, in 50 ms windows every 25 ms
+
+
+def _music(media: Media, **kwargs: object) -> MusicSpec:
+    """An 8 s 220 Hz bed, longer than the timelines here (a loop point is not a level change)."""
+    path = media.root / "music8s.wav"
+    if not path.exists():
+        tone = f"0.3*sin(2*PI*{MUSIC_HZ}*t)"
+        ffmpeg(["-f", "lavfi", "-i", f"aevalsrc={tone}|{tone}:s=48000:d=8:c=stereo"], path)
+    return MusicSpec(path, probe(path, "music8s", "audio"), **kwargs)  # type: ignore[arg-type]
+
+
+def _music_levels(samples: array.array, rate: int, end: float) -> list[tuple[float, float]]:
+    """(time, the music's level in dBFS) over the timeline; 50 ms holds whole cycles of both
+    the music (11) and the speech (50), so the speech does not leak into the music's bin."""
+    count = int((end - WINDOW) / STEP) + 1
+    return [
+        (i * STEP, tone_level_db(samples, rate, MUSIC_HZ, i * STEP, i * STEP + WINDOW))
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("depth", [6.0, 12.0, 24.0])
+async def test_music_ducks_by_its_depth_smoothly_and_comes_back(
+    media: Media, tmp_path: Path, depth: float
+) -> None:
+    clips = [media.clip(name) for name in DUCK_TIMELINE]
+    music = _music(media, duck=True, duck_db=depth)
+    samples, rate = await _render(clips, DUCK_SECONDS, tmp_path, music)
+
+    alone = tone_level_db(samples, rate, MUSIC_HZ, 0.2, 1.2)  # before the ramp down begins
+    under_speech = tone_level_db(samples, rate, MUSIC_HZ, 2.1, 2.9)
+    assert alone - under_speech == pytest.approx(depth, abs=3), (alone, under_speech)
+    levels = _music_levels(samples, rate, sum(DUCK_SECONDS))
+    steps = round(0.1 / STEP)  # 100 ms apart
+    moves = [abs(b[1] - a[1]) for a, b in zip(levels, levels[steps:], strict=False)]
+    assert max(moves) <= 6, max(moves)
+    # Back to full within 1.5 s after the speech ends at 3.0 s, and staying there.
+    back = [level for t, level in levels if t >= 4.5]
+    assert min(back) == pytest.approx(alone, abs=1), (min(back), alone)
+
+
+@pytest.mark.parametrize("target", [-16.0, -14.0, -23.0])
+@pytest.mark.parametrize("mix", ["music_stretches", "speech_only"])
+async def test_the_mix_is_at_its_loudness_target(
+    media: Media, tmp_path: Path, target: float, mix: str
+) -> None:
+    output = OutputSpec(loudness=target)
+    if mix == "music_stretches":  # 1 s of speech, then 4 s of music alone, ducked under it
+        clips = [media.clip("speech_clip"), media.clip("h264_30_silent"),
+                 media.clip("h264_30_silent")]  # fmt: skip
+        await _render(clips, [1.0, 2.0, 2.0], tmp_path, _music(media, volume=0.3, duck=True),
+                      output)  # fmt: skip
+    else:
+        clips = [media.clip("speech_clip"), media.clip("quiet_clip")]
+        await _render(clips, [1.0, 2.0], tmp_path, None, output)
+
+    assert integrated_loudness(tmp_path / "soundtrack.m4a") == pytest.approx(target, abs=1)

@@ -4,16 +4,19 @@ sound.py lays every clip's sound on the output timeline as slot WAVs read throug
 ffconcat listings per part (`Tracks`): the speech (each clip's own sound and its voice-over) and
 the ambient layers. This module's two passes turn them into the AAC track.
 
-Pass one measures, with `ebur128` at 48 kHz, the integrated loudness of two things apart: the
-foreground (speech plus layers) and the music bed (the track looped and cut to the video's
-length, as it comes). Pass two gives each its own fixed gain: the foreground to -16 LUFS
-(EBU R128, the usual target for web and mobile playback), the music to -16 LUFS plus
-20·log10(`volume`). So `audio.volume` 1.0 is as loud as the normalized foreground and 0.3 about
-10.5 dB under it, whether the clips are silent or not. (One gain for the whole mix, as before,
-lifted a quiet bed under silent clips back to the target, so every volume sounded the same.)
-With `duck`, a sidechain compressor keyed by the normalized speech (not by the layers: an
-ambient bed is not someone talking) pulls the music down while anyone speaks. Then a peak
-limiter at the true-peak ceiling, the output's fades, the exact length, and AAC.
+Pass one measures, with `ebur128` at 48 kHz in 100 ms frames, the loudness of two things
+apart: the foreground (speech plus layers) and the music bed (the track looped and cut to the
+video's length, as it comes); with `duck`, also the speech's level per frame (`astats`). Each
+part gets its own gain: the foreground to the target (`output.loudness`, default -16 LUFS, EBU
+R128's usual target for web and mobile), the music to the target plus 20·log10(`volume`). So
+`audio.volume` 1.0 is as loud as the normalized foreground and 0.3 about 10.5 dB under it.
+With `duck`, duck.py plans the music's envelope under the speech (not under the layers: an
+ambient bed is not someone talking): down by `duck_db`, on ramps that never move more than 4 dB
+in 100 ms. loudness.py then predicts the loudness of the mix those gains, the envelope and the
+output's fades make, block by block, and one correction on both parts brings the finished mix
+to the target whatever it holds (music alone for a while, silence, one loud clip). Pass two
+applies it all, then a peak limiter at the true-peak ceiling, the fades, the exact length, and
+AAC.
 
 A fixed gain per part is "linear" normalization, which keeps the mix's dynamics (single-pass
 `loudnorm` rides the gain up and down), and it is several times faster: `loudnorm` works at
@@ -27,27 +30,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.media.confine import CONCAT_FORMATS
+from worker.media.duck import COMMANDS_FILE, DUCK_FILTER, FRAME_SECONDS, Envelope, envelope
 from worker.media.ffmpeg import input_args
+from worker.media.loudness import block_energies, integrated, mix_energies, read_series
 from worker.media.specs import MusicSpec
 
 SAMPLE_RATE = 48_000
 AUDIO_FORMAT = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
-LOUDNESS_TARGET_LUFS = -16.0
-TRUE_PEAK_DBTP = -1.5
-LOUDNESS_RANGE_LU = 11.0
+# The limiter's sample-peak ceiling, under the contract's -1 dBTP: AAC and the peaks between
+# samples add about half a dB (a limited mix measured -1.0 dBTP with a -1.5 ceiling).
+TRUE_PEAK_DBTP = -2.0
 AAC_BITRATE = "192k"
-# Ducking: the key (speech) above about -46 dBFS starts compressing; ratio 20 means speech at a
-# usual -20 to -30 dBFS pulls the music down by roughly 15 to 25 dB.
-DUCK_THRESHOLD = 0.005
-DUCK_RATIO = 20
-DUCK_ATTACK_MS = 20
-DUCK_RELEASE_MS = 400
-
+FRAME_SAMPLES = round(FRAME_SECONDS * SAMPLE_RATE)  # pass one's measuring frame
+ENVELOPE_FRAME_SAMPLES = 480  # pass two re-reads the ducking gain every 10 ms
 
 MAX_GAIN_DB = 20.0  # never lift a near-silent part into loud noise
 SILENT_LUFS = -60.0  # below this there is nothing to normalize
-LOUDNESS_KEY = "lavfi.r128.I"
-MUSIC_LOUDNESS_FILE = "music-loudness.txt"  # pass one's music measure, inside its `cwd`
+MOMENTARY_KEY = "lavfi.r128.M"
+LEVEL_KEY = "lavfi.astats.Overall.RMS_level"
+# Pass one's measures, inside its `cwd`: a key printed by two filters cannot share one stream.
+FOREGROUND_FILE, MUSIC_FILE, SPEECH_FILE = "fg-loudness.txt", "music-loudness.txt", "speech.txt"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class Tracks:
     ambient: tuple[Path, ...]
     samples: int
 
+    @property
+    def frames(self) -> int:
+        """How many 100 ms frames pass one measures (the last one may be shorter)."""
+        return -(-self.samples // FRAME_SAMPLES)
+
 
 @dataclass(frozen=True)
 class Gains:
@@ -70,6 +77,16 @@ class Gains:
 
     foreground: float
     music: float | None
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What pass two needs: the gains, the ducking envelope (None: none), the fades (samples)."""
+
+    gains: Gains
+    envelope: Envelope | None
+    fade_in: int
+    fade_out: int
 
 
 def _inputs(tracks: Tracks, music: MusicSpec | None) -> tuple[list[str], list[int], list[int]]:
@@ -117,98 +134,147 @@ def _bed(music_index: int, samples: int, gain_db: float | None) -> str:
     )
 
 
+def _printed(key: str, file: str) -> str:
+    return f"ametadata=mode=print:key={key}:file={file}"
+
+
 def measure_args(tracks: Tracks, music: MusicSpec | None) -> list[str]:
-    """Pass one: the foreground's integrated loudness on stdout (`lavfi.r128.I=…`), and the
-    music bed's, at volume 1 and before ducking, in `MUSIC_LOUDNESS_FILE` (run it with that
-    file's folder as `cwd`): two measures of one key cannot share one stream."""
+    """Pass one, run with its files' folder as `cwd`: per 100 ms frame, the momentary loudness
+    of the foreground (FOREGROUND_FILE) and of the music bed at volume 1 (MUSIC_FILE), and with
+    `duck` the speech's RMS level (SPEECH_FILE)."""
     args, speech, ambient = _inputs(tracks, music)
-    measure = f"ebur128=metadata=1,ametadata=mode=print:key={LOUDNESS_KEY}"
-    graph = _foreground(tracks, speech, ambient, 0.0, key=False)
-    graph.append(f"[fg]{measure}:file=-[fgm]")
+    duck = music is not None and music.duck
+    frames = f"asetnsamples=n={FRAME_SAMPLES}:p=0"
+    loudness = f"{frames},ebur128=metadata=1,{_printed(MOMENTARY_KEY, '{}')}"
+    graph = _foreground(tracks, speech, ambient, 0.0, key=duck)
+    graph.append(f"[fg]{loudness.format(FOREGROUND_FILE)}[fgm]")
     outputs = ["-map", "[fgm]", "-f", "null", "-"]
+    if duck:
+        levels = "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level"
+        graph.append(f"[key]{frames},{levels},{_printed(LEVEL_KEY, SPEECH_FILE)}[km]")
+        outputs += ["-map", "[km]", "-f", "null", "-"]
     if music is not None:
         index = len(speech) + len(ambient)
-        graph.append(
-            f"{_bed(index, tracks.samples, None)},{measure}:file={MUSIC_LOUDNESS_FILE}[mm]"
-        )
+        graph.append(f"{_bed(index, tracks.samples, None)},{loudness.format(MUSIC_FILE)}[mm]")
         outputs += ["-map", "[mm]", "-f", "null", "-"]
     return [*args, "-filter_complex", ";".join(graph), *outputs]
 
 
-def read_loudness(lines: str) -> float | None:
-    """The last integrated loudness that `ametadata=mode=print` wrote, if any."""
-    found = None
-    for line in lines.splitlines():
-        key, _, value = line.strip().partition("=")
-        if key == LOUDNESS_KEY:
-            found = parse_float(value)
-    return found
+def _series(directory: Path, name: str, key: str, frames: int) -> list[float]:
+    """One measure of pass one, exactly `frames` long (missing frames are silence)."""
+    path = directory / name
+    values = read_series(path.read_text(encoding="utf-8"), key) if path.exists() else []
+    return (values + [-math.inf] * frames)[:frames]
 
 
-def parse_float(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
+def plan_mix(directory: Path, tracks: Tracks, music: MusicSpec | None, target: float,
+             fades: tuple[int, int]) -> Mix:  # fmt: skip
+    """Pass two's gains and envelope from pass one's measures in `directory`.
+
+    Each part is normalized on its own (the music then set by its volume), the envelope drawn
+    under the normalized speech, and both parts moved together by what the predicted mix misses
+    the target by; no gain lifts a part by more than MAX_GAIN_DB.
+    """
+    frames = tracks.frames
+    fg = block_energies(_series(directory, FOREGROUND_FILE, MOMENTARY_KEY, frames))
+    fg_gain = normalize_gain_db(integrated(fg), target)
+    if music is None or music.volume <= 0:  # volume 0 is no music
+        return _corrected(fg, None, (fg_gain, 0.0), None, fades, tracks, target)
+    bed = block_energies(_series(directory, MUSIC_FILE, MOMENTARY_KEY, frames))
+    music_gain = music_gain_db(integrated(bed), music.volume, target)
+    shape = None
+    if music.duck:
+        levels = _series(directory, SPEECH_FILE, LEVEL_KEY, frames)
+        shape = envelope(levels, fg_gain, tracks.samples / SAMPLE_RATE, music.duck_db)
+    return _corrected(fg, bed, (fg_gain, music_gain), shape, fades, tracks, target)
 
 
-def normalize_gain_db(integrated_lufs: float | None) -> float:
-    """The fixed gain that brings a measured part to the target, within sane bounds."""
+def _corrected(fg: list[float], bed: list[float] | None, gains: tuple[float, float],
+               shape: Envelope | None, fades: tuple[int, int], tracks: Tracks,
+               target: float) -> Mix:  # fmt: skip
+    frames = tracks.frames
+    ducked = [1.0] * frames if shape is None else [10 ** (g / 10) for g in shape.gain_db(0, frames)]
+    faded = fade_power(fades, tracks.samples, frames)
+    predicted = integrated(mix_energies(fg, bed, gains, ducked, faded))
+    correction = 0.0 if predicted is None else target - predicted
+    fg_gain, music_gain = (min(MAX_GAIN_DB, g + correction) for g in gains)
+    return Mix(Gains(fg_gain, music_gain if bed is not None else None), shape, *fades)
+
+
+def fade_power(fades: tuple[int, int], samples: int, frames: int) -> list[float]:
+    """The output's linear fades (in samples) as a power factor at each frame's middle."""
+    fade_in, fade_out = fades
+    powers = []
+    for i in range(frames):
+        at = (i + 0.5) * FRAME_SAMPLES
+        amplitude = 1.0
+        if fade_in:
+            amplitude = min(amplitude, at / fade_in)
+        if fade_out:
+            amplitude = min(amplitude, max(0.0, samples - at) / fade_out)
+        powers.append(amplitude * amplitude)
+    return powers
+
+
+def normalize_gain_db(integrated_lufs: float | None, target: float) -> float:
+    """The fixed gain that brings a measured part to `target`, within sane bounds."""
     if integrated_lufs is None or integrated_lufs <= SILENT_LUFS:
         return 0.0
-    return min(MAX_GAIN_DB, LOUDNESS_TARGET_LUFS - integrated_lufs)
+    return min(MAX_GAIN_DB, target - integrated_lufs)
 
 
-def music_gain_db(integrated_lufs: float | None, volume: float) -> float | None:
-    """The music's gain: normalized like the foreground, then `volume` relative to the target
-    (1.0 level with it, 0.3 about 10.5 dB under it); None for a volume of 0, meaning no music."""
-    if volume <= 0:
-        return None
-    return normalize_gain_db(integrated_lufs) + 20 * math.log10(volume)
+def music_gain_db(integrated_lufs: float | None, volume: float, target: float) -> float:
+    """The music's gain: normalized like the foreground, then `volume` (above 0) relative to
+    the target (1.0 level with it, 0.3 about 10.5 dB under it)."""
+    return normalize_gain_db(integrated_lufs, target) + 20 * math.log10(volume)
 
 
-def encode_args(tracks: Tracks, music: MusicSpec | None, gains: Gains, fade_in: int,
-                fade_out: int, output: Path) -> list[str]:  # fmt: skip
-    """Pass two: the gains, ducking, a peak limiter, the fades (in samples), exact length, AAC.
+def encode_args(tracks: Tracks, music: MusicSpec | None, mix: Mix,
+                output: Path) -> list[str]:  # fmt: skip
+    """Pass two, run with pass one's folder as `cwd` (the envelope's COMMANDS_FILE is there):
+    the gains, the ducking envelope, a peak limiter, the fades, exact length, AAC.
 
     The limiter compensates its look-ahead (`latency`), so the sound stays where the picture is.
     """
-    music = music if gains.music is not None else None
+    music = music if mix.gains.music is not None else None
     args, speech, ambient = _inputs(tracks, music)
-    duck = music is not None and music.duck
-    graph = _foreground(tracks, speech, ambient, gains.foreground, key=duck)
+    graph = _foreground(tracks, speech, ambient, mix.gains.foreground, key=False)
     mixed = "[fg]"
     if music is not None:
         index = len(speech) + len(ambient)
-        graph.append(f"{_bed(index, tracks.samples, gains.music)}[music]")
-        bed = "[music]"
-        if duck:
-            graph.append(
-                f"[music][key]sidechaincompress=threshold={DUCK_THRESHOLD}:ratio={DUCK_RATIO}"
-                f":attack={DUCK_ATTACK_MS}:release={DUCK_RELEASE_MS}[bed]"
+        bed = _bed(index, tracks.samples, mix.gains.music)
+        if mix.envelope is not None:
+            bed += (
+                f",asetnsamples=n={ENVELOPE_FRAME_SAMPLES},asendcmd=f={COMMANDS_FILE},"
+                f"{DUCK_FILTER}=volume=1:eval=frame"
             )
-            bed = "[bed]"
-        graph.append(f"[fg]{bed}amix=inputs=2:duration=first:normalize=0[mix]")
+        graph.append(f"{bed}[bed]")
+        graph.append("[fg][bed]amix=inputs=2:duration=first:normalize=0[mix]")
         mixed = "[mix]"
+    graph.append(f"{mixed}{','.join(_tail(tracks.samples, mix))}[a]")
+    return [
+        *args,
+        "-filter_complex", ";".join(graph),
+        "-map", "[a]", *aac_args(), "-map_metadata", "-1",
+        str(output.absolute()),
+    ]  # fmt: skip
+
+
+def _tail(samples: int, mix: Mix) -> list[str]:
+    """The limiter, the exact length and the output's fades."""
     ceiling = 10 ** (TRUE_PEAK_DBTP / 20)
     steps = [
         f"alimiter=limit={ceiling:.4f}:level=false:attack=5:release=50:latency=true",
         AUDIO_FORMAT,
         "apad",
-        f"atrim=end_sample={tracks.samples}",
+        f"atrim=end_sample={samples}",
         "asetpts=N/SR/TB",
     ]
-    if fade_in > 0:
-        steps.append(f"afade=t=in:ss=0:ns={fade_in}")
-    if fade_out > 0:
-        steps.append(f"afade=t=out:ss={tracks.samples - fade_out}:ns={fade_out}")
-    graph.append(f"{mixed}{','.join(steps)}[a]")
-    return [
-        *args,
-        "-filter_complex", ";".join(graph),
-        "-map", "[a]", *aac_args(), "-map_metadata", "-1",
-        str(output),
-    ]  # fmt: skip
+    if mix.fade_in > 0:
+        steps.append(f"afade=t=in:ss=0:ns={mix.fade_in}")
+    if mix.fade_out > 0:
+        steps.append(f"afade=t=out:ss={samples - mix.fade_out}:ns={mix.fade_out}")
+    return steps
 
 
 def aac_args() -> list[str]:

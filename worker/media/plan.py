@@ -24,7 +24,15 @@ from fractions import Fraction
 
 from worker.errors import PayloadError
 from worker.media.info import MediaInfo
-from worker.media.specs import CaptionSpec, ClipSpec, Join, MusicSpec, OutputSpec, OverlaySpec
+from worker.media.specs import (
+    DEFAULT_LOUDNESS_LUFS,
+    CaptionSpec,
+    ClipSpec,
+    Join,
+    MusicSpec,
+    OutputSpec,
+    OverlaySpec,
+)
 
 COPY_VIDEO_CODEC = "h264"
 COPY_PIX_FMT = "yuv420p"
@@ -320,6 +328,8 @@ def _output_blockers(first: MediaInfo, output: OutputSpec) -> list[str]:
         reasons.append(f"the clips are larger than {output.max_side} px")
     if first.video.frame_rate > output.max_fps:
         reasons.append(f"the clips are faster than {output.max_fps} frames a second")
+    if output.loudness != DEFAULT_LOUDNESS_LUFS:  # a copy keeps the clips' sound as it is
+        reasons.append(f"a loudness target of {output.loudness:g} LUFS")
     return reasons
 
 

@@ -44,18 +44,13 @@ from pathlib import Path
 
 from worker.media.audio import (
     AUDIO_FORMAT,
-    LOUDNESS_KEY,
-    MUSIC_LOUDNESS_FILE,
     SAMPLE_RATE,
-    Gains,
     Tracks,
     encode_args,
     measure_args,
-    music_gain_db,
-    normalize_gain_db,
-    parse_float,
-    read_loudness,
+    plan_mix,
 )
+from worker.media.duck import COMMANDS_FILE
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
 from worker.media.plan import ClipWindow, Plan
 from worker.media.progress import WeightedProgress
@@ -299,26 +294,23 @@ async def make_soundtrack(
 
     tracks = _tracks(directory, jobs, slots, samples)
     seconds = samples / SAMPLE_RATE
-    measured: dict[str, str] = {}
-    (directory / MUSIC_LOUDNESS_FILE).unlink(missing_ok=True)
     await run_ffmpeg(
         measure_args(tracks, music),
         expected_duration=seconds,
         on_progress=progress.stage("measure"),
         cwd=directory,
-        on_line=lambda k, v: measured.update({k: v}) if k == LOUDNESS_KEY else None,
     )
     progress.finish("measure")
-    gains = Gains(
-        foreground=normalize_gain_db(parse_float(measured.get(LOUDNESS_KEY))),
-        music=music_gain_db(_music_loudness(directory), music.volume) if music else None,
-    )
+    fades = (_fade(output.fade_in, samples), _fade(output.fade_out, samples))
+    mix = plan_mix(directory, tracks, music, output.loudness, fades)
+    if mix.envelope is not None:
+        (directory / COMMANDS_FILE).write_text(mix.envelope.commands(), encoding="utf-8")
     await run_ffmpeg(
-        encode_args(tracks, music, gains, _fade(output.fade_in, samples),
-                    _fade(output.fade_out, samples), out),
+        encode_args(tracks, music, mix, out),
         expected_duration=seconds,
         on_progress=progress.stage("encode"),
-    )  # fmt: skip
+        cwd=directory,
+    )
     progress.finish("encode")
 
 
@@ -333,11 +325,6 @@ def _tracks(directory: Path, jobs: list[SlotJob], slots: Sequence[Slot], samples
         if files:
             ambient.append(write_listing(directory, f"ambient-{track}", files))
     return Tracks(tuple(speech), tuple(ambient), samples)
-
-
-def _music_loudness(directory: Path) -> float | None:
-    path = directory / MUSIC_LOUDNESS_FILE
-    return read_loudness(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _fade(seconds: float, samples: int) -> int:

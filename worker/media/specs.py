@@ -12,6 +12,9 @@ from worker.media.captions import CaptionStyle, Word
 from worker.media.confine import DEFAULT_MAX_PIXELS
 from worker.media.info import MediaInfo
 
+DEFAULT_DUCK_DB = 12.0  # how far `duck` lowers the music under speech
+DEFAULT_LOUDNESS_LUFS = -16.0  # the finished mix's integrated loudness (EBU R128)
+
 Fit = Literal["pad", "crop"]
 Join = Literal["copy", "reencode", "compose"]
 ClipKind = Literal["video", "image"]
@@ -130,12 +133,14 @@ OverlaySpec = ImageOverlaySpec | TextOverlaySpec
 
 @dataclass(frozen=True)
 class MusicSpec:
-    """A background track under the whole video; `duck` lowers it under clip audio and voice."""
+    """A background track under the whole video; `duck` lowers it by `duck_db` under clip
+    audio and voice."""
 
     path: Path
     info: MediaInfo
     volume: float = 1.0
     duck: bool = False
+    duck_db: float = DEFAULT_DUCK_DB
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,8 @@ class OutputSpec:
     `max_side` and `max_fps` are the payload's own limits on `output`, which the result keeps
     even when it follows the first clip: an input's size or rate is the uploader's to choose.
     `max_input_pixels` is MAX_INPUT_PIXELS, which the probe checked every input against and
-    every FFmpeg decoder of an input gets as `-max_pixels`.
+    every FFmpeg decoder of an input gets as `-max_pixels`. `loudness` is the finished
+    sound's integrated loudness in LUFS.
     """
 
     width: int | None = None
@@ -160,6 +166,7 @@ class OutputSpec:
     max_input_pixels: int = DEFAULT_MAX_PIXELS
     fade_in: float = 0.0
     fade_out: float = 0.0
+    loudness: float = DEFAULT_LOUDNESS_LUFS
 
 
 @dataclass(frozen=True)

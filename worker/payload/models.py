@@ -51,6 +51,7 @@ from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict o
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
 from worker.media.fonts import FontSet, uncovered_problem
+from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -429,8 +430,26 @@ class Audio(Model):
         Field(description="Relative to the loudness target: 1 is as loud as the foreground."),
     ] = 1.0
     duck: Annotated[
-        bool, FLAG, Field(description="Lower it by at least 10 dB under speech and clip sound.")
+        bool,
+        FLAG,
+        Field(
+            description="Lower it by duck_db under speech and clip sound "
+            "(default: true when duck_db is given, else false)."
+        ),
     ] = False
+    duck_db: Annotated[
+        float,
+        Number(3, 30),
+        Field(description="How far ducking lowers the music, in dB: 3 to 30 (default 12)."),
+    ] = DEFAULT_DUCK_DB
+
+    @property
+    def ducks(self) -> bool:
+        """Whether the music ducks: `duck` when given, else whether `duck_db` was given (a depth
+        says ducking is wanted; `"duck": false` turns it off whatever the depth)."""
+        if "duck" in self.model_fields_set:
+            return self.duck
+        return "duck_db" in self.model_fields_set
 
 
 class Output(Model):
@@ -468,6 +487,11 @@ class Output(Model):
     fade_out: Annotated[
         float, Seconds(), Field(description="Seconds of picture to black and sound to silence.")
     ] = 0.0
+    loudness: Annotated[
+        float,
+        Number(-24, -9),
+        Field(description="The finished video's integrated loudness, LUFS: -24 to -9."),
+    ] = DEFAULT_LOUDNESS_LUFS
 
     @classmethod
     def _check_together(cls, fields: dict[str, Any]) -> None:

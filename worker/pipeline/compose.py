@@ -148,7 +148,8 @@ def _music(payload: Payload, files: Files) -> MusicSpec | None:
         path=files.paths[MUSIC],
         info=files.infos[MUSIC],
         volume=payload.audio.volume,
-        duck=payload.audio.duck,
+        duck=payload.audio.ducks,
+        duck_db=payload.audio.duck_db,
     )
 
 
@@ -164,6 +165,7 @@ def _output(payload: Payload, max_duration: float, max_input_pixels: int) -> Out
         max_input_pixels=max_input_pixels,
         fade_in=out.fade_in,
         fade_out=out.fade_out,
+        loudness=out.loudness,
     )
 
 
