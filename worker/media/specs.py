@@ -12,7 +12,7 @@ from worker.media.captions import CaptionStyle, Word
 from worker.media.confine import DEFAULT_MAX_PIXELS
 from worker.media.info import MediaInfo
 
-Fit = Literal["pad", "crop"]
+Fit = Literal["pad", "crop", "blur"]  # the payload's `output.fit` (models.py imports it)
 Join = Literal["copy", "reencode", "compose"]
 ClipKind = Literal["video", "image"]
 # the payload's own names (worker/payload/models.py)

@@ -50,6 +50,7 @@ from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict o
 
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
+from worker.media.specs import Fit as Fit  # one vocabulary: the media side's, re-exported
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -75,7 +76,6 @@ MAX_OVERLAYS = 10
 MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
 
-Fit = Literal["pad", "crop"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
 CaptionStyleName = Literal["static", "highlight", "karaoke"]
 CaptionPosition = Literal["bottom", "center", "top"]
@@ -405,8 +405,15 @@ class Output(Model):
     ] = None
     fit: Annotated[
         Fit,
-        Choice(FITS, 'must be "pad" (letterbox to the size) or "crop" (fill and cut the edges)'),
-        Field(description="pad: letterbox to the size; crop: fill it and cut the edges."),
+        Choice(
+            FITS,
+            'must be "pad" (letterbox to the size), "crop" (fill and cut the edges) '
+            'or "blur" (the whole picture over a blurred, darkened copy of itself)',
+        ),
+        Field(
+            description="pad: letterbox to the size; crop: fill it and cut the edges; blur: "
+            "the whole picture, with a blurred, darkened copy of it filling the rest."
+        ),
     ] = "pad"
     path: Annotated[
         Annotated[str, OUTPUT_PATH] | None,
