@@ -15,6 +15,10 @@ sound. Made three ways in one run, taking turns, from the same generated media:
     again at the same settings. No composition can take less, so moviepy / (d) is the most any
     FFmpeg-based worker can be faster than moviepy on this machine, and it is printed too.
 
+With `--fit blur`, the same job is made at 1080x1920 (9:16) with the blurred fill (issue 17):
+each 16:9 picture fitted whole over a blurred, darkened copy of itself, the same blur in (a),
+(b) and (c).
+
 (b) and (c) work on any worker; (a) needs the composition (issue 9) in `assemble` and says so
 when it is not there. It generates its own media in a temporary folder; nothing is kept.
 """
@@ -37,10 +41,17 @@ from pathlib import Path
 from typing import Any, get_args
 
 from worker.media.captions import FONT_DIR, CaptionStyle, Word, ass_document, group_lines
+from worker.media.confine import confined_here
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.media.filters import X264_CRF, X264_PRESET
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
+FIT = "pad"  # or "blur", at BLUR_SIZE (`--fit blur`)
+BLUR_SIZE = (1080, 1920)
+# The blurred fill as the worker makes it (worker/media/filters.py `blur_fill`) at 1080x1920:
+# the fitted picture's centre at 9:16 made 136x240, box-blurred twice (radius 14, chroma 7),
+# R, G and B times 0.55, scaled back up.
+BLUR_SMALL, BLUR_RADIUS, BLUR_DARKEN = (136, 240), 14, 0.55
 FONT = FONT_DIR / "SourceSansPro-Bold.ttf"
 HIGHLIGHT = CaptionStyle(style="highlight")
 MUSIC_VOLUME = 0.3
@@ -125,7 +136,8 @@ def make_media(root: Path) -> None:
            str(root / "ambient.m4a"))  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
     lines = group_lines(words(), HIGHLIGHT.max_words)
-    (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
+    with confined_here():  # the bench's own words, in the bench's own process: no worker here
+        (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
 
 
 # --- (c) one hand-written command -----------------------------------------------------------------
@@ -142,10 +154,10 @@ def single_command(root: Path, out: Path) -> list[str]:
         samples = round(frames * 48000 / FPS)
         if clip.still:
             inputs += ["-f", "png_pipe", "-i", str(root / clip.name)]
-            graph.append(f"[{i}:v]{still_chain(clip, frames)}[v{i}]")
+            graph.append(f"[{i}:v]{still_chain(clip, frames, i)}[v{i}]")
         else:
             inputs += ["-i", str(root / clip.name)]
-            graph.append(f"[{i}:v]{fit_chain()},trim=end_frame={frames},setpts=N/{FPS}/TB[v{i}]")
+            graph.append(f"[{i}:v]{fit_chain(i)},trim=end_frame={frames},setpts=N/{FPS}/TB[v{i}]")
         sound = f"[{i}:a:0]aresample=48000,{AFMT}" if clip.sound else "anullsrc=r=48000:cl=stereo"
         graph.append(f"{sound},apad,atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
     n = len(CLIPS)
@@ -199,14 +211,30 @@ def encoder_alone(frames: Path, sound: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def fit_chain() -> str:
+def fit_chain(index: int) -> str:
+    fill = blur_chain(index) if FIT == "blur" else (
+        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=black")  # fmt: skip
     return (
         f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={FPS},format=yuv420p"
+        f"{fill},setsar=1,fps={FPS},format=yuv420p"
     )
 
 
-def still_chain(clip: Clip, frames: int) -> str:
+def blur_chain(index: int) -> str:
+    """The fitted picture split: its centre at the frame's shape, small, blurred, darkened and
+    scaled up, and the picture laid over it in the middle."""
+    w, h, d = WIDTH, HEIGHT, BLUR_DARKEN
+    picture, fill, back = f"[bp{index}]", f"[bf{index}]", f"[bb{index}]"
+    return (
+        f"split{picture}{fill};{fill}crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})',"
+        f"scale={BLUR_SMALL[0]}:{BLUR_SMALL[1]},"
+        f"boxblur={BLUR_RADIUS}:2:{BLUR_RADIUS // 2}:2,"
+        f"lutyuv=y=16+(val-16)*{d}:u=128+(val-128)*{d}:v=128+(val-128)*{d},"
+        f"scale={w}:{h}{back};{back}{picture}overlay=(W-w)/2:(H-h)/2"
+    )
+
+
+def still_chain(clip: Clip, frames: int, index: int) -> str:
     """The picture fitted once and repeated (`loop`), then moved by `perspective`, which samples
     a window at fractional pixel positions (smooth, where zoompan steps by whole pixels)."""
     p = f"(in/{max(frames - 1, 1)})"
@@ -220,7 +248,7 @@ def still_chain(clip: Clip, frames: int) -> str:
                ("x2", left), ("y2", bottom), ("x3", right), ("y3", bottom)]  # fmt: skip
     options = ":".join(f"{name}='{expr}'" for name, expr in corners)
     return (
-        f"{fit_chain()},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
+        f"{fit_chain(index)},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
         f"perspective={options}:interpolation=linear:sense=source:eval=frame,"
         f"format=yuv420p,trim=end_frame={frames},setpts=N/{FPS}/TB"
     )
@@ -309,6 +337,8 @@ def with_moviepy(root: Path, out: Path) -> None:
             if clip.sound and part.audio is not None:
                 sounds.append(part.audio.with_start(at))
             part = part.without_audio()
+            if FIT == "blur":
+                part = part.image_transform(moviepy_blur_fill).with_duration(clip.seconds)
         before = CLIPS.index(clip) - 1
         if before >= 0 and CLIPS[before].transition is not None:
             kind, seconds = CLIPS[before].transition  # type: ignore[misc]
@@ -361,7 +391,8 @@ def moviepy_still(image: Any, clip: Clip) -> Any:
     moviepy's own `resized` and `cropped` do per frame."""
     from PIL import Image
 
-    source = Image.fromarray(image.get_frame(0))
+    first = image.get_frame(0)
+    source = Image.fromarray(moviepy_blur_fill(first) if FIT == "blur" else first)
 
     def moved(_get_frame: Any, t: float) -> Any:
         import numpy as np
@@ -378,6 +409,27 @@ def moviepy_still(image: Any, clip: Clip) -> Any:
         return np.asarray(source.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC, box=box))
 
     return image.with_duration(clip.seconds).transform(moved).with_duration(clip.seconds)
+
+
+def moviepy_blur_fill(frame: Any) -> Any:
+    """One frame fitted whole over a blurred, darkened copy of itself, with PIL, as a moviepy
+    user would write it (moviepy has no blur of its own): the same sizes and blur as (a)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    picture = Image.fromarray(frame)
+    scale = min(WIDTH / picture.width, HEIGHT / picture.height)
+    fw, fh = (2 * round(side * scale / 2) for side in picture.size)
+    picture = picture.resize((fw, fh), Image.Resampling.BICUBIC)
+    cw, ch = min(fw, fh * WIDTH / HEIGHT), min(fh, fw * HEIGHT / WIDTH)
+    box = ((fw - cw) / 2, (fh - ch) / 2, (fw + cw) / 2, (fh + ch) / 2)
+    small = picture.resize(BLUR_SMALL, Image.Resampling.BILINEAR, box=box)
+    for _ in range(2):
+        small = small.filter(ImageFilter.BoxBlur(BLUR_RADIUS))
+    small = small.point(lambda v: round(v * BLUR_DARKEN))
+    filled = small.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)
+    filled.paste(picture, ((WIDTH - fw) // 4 * 2, (HEIGHT - fh) // 4 * 2))
+    return np.asarray(filled)
 
 
 def moviepy_captions(image_clip: Any) -> list[Any]:
@@ -481,7 +533,7 @@ def worker_specs(root: Path) -> dict[str, Any]:
         "audio": s.MusicSpec(
             root / "music.m4a", infos["music.m4a"], volume=MUSIC_VOLUME, duck=True
         ),
-        "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS),
+        "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS, fit=FIT),
         "captions": s.CaptionSpec(HIGHLIGHT, words=tuple(words())),
         "overlays": (
             s.ImageOverlaySpec(
@@ -527,7 +579,7 @@ async def assemble_composition(specs: dict[str, Any], workdir: Path) -> Any:
 def run_worker(root: Path) -> dict[str, Any]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker-child", str(root)],
+        [sys.executable, __file__, "--fit", FIT, "--worker-child", str(root)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     wall = time.perf_counter() - started
@@ -562,8 +614,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="turns of (a) and (c)")
     parser.add_argument("--moviepy-rounds", type=int, default=2)
+    parser.add_argument("--fit", choices=("pad", "blur"), default="pad",
+                        help="blur: the job at 1080x1920 with the blurred fill")  # fmt: skip
     parser.add_argument("--worker-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    choose_fit(args.fit)
     if args.worker_child:
         try:
             worker_child(args.worker_child)
@@ -573,6 +628,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-compose-") as tmp:
         run(Path(tmp), args.rounds, args.moviepy_rounds)
+
+
+def choose_fit(fit: str) -> None:
+    """`blur`: the whole job (captions, logo, every input's fit) at BLUR_SIZE, blur-filled."""
+    global WIDTH, HEIGHT, FIT
+    FIT = fit
+    if fit == "blur":
+        WIDTH, HEIGHT = BLUR_SIZE
 
 
 def run(root: Path, rounds: int, moviepy_rounds: int) -> None:
@@ -603,7 +666,7 @@ def report(worker: list[dict[str, Any]], single: float, moviepy: float, alone: f
            not_yet: str | None, root: Path) -> None:  # fmt: skip
     length = total()
     print(f"composition: 6 clips (2 stills with motion), 3 transitions, highlight captions, an "
-          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS}, {length:g} s, "
+          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS} fit {FIT}, {length:g} s, "
           f"x264 {X264_PRESET} crf {X264_CRF}; best of each")  # fmt: skip
     print(f"    one ffmpeg command      : {single:8.2f} s  ({length / single:5.1f}x realtime, "
           f"output {duration_of(root / 'single.mp4'):.3f} s)")  # fmt: skip
