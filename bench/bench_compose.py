@@ -15,6 +15,10 @@ sound. Made three ways in one run, taking turns, from the same generated media:
     again at the same settings. No composition can take less, so moviepy / (d) is the most any
     FFmpeg-based worker can be faster than moviepy on this machine, and it is printed too.
 
+With `--fit blur`, the same job is made at 1080x1920 (9:16) with the blurred fill (issue 17):
+each 16:9 picture fitted whole over a blurred, darkened copy of itself, the same blur in (a),
+(b) and (c).
+
 (b) and (c) work on any worker; (a) needs the composition (issue 9) in `assemble` and says so
 when it is not there. It generates its own media in a temporary folder; nothing is kept.
 """
@@ -43,6 +47,12 @@ from worker.media.ffmpeg import ffmpeg_exe
 from worker.media.filters import X264_CRF, X264_PRESET
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
+FIT = "pad"  # or "blur", at BLUR_SIZE (`--fit blur`)
+BLUR_SIZE = (1080, 1920)
+# The blurred fill as the worker makes it (worker/media/filters.py `blur_fill`) at 1080x1920:
+# the fitted picture's centre at 9:16 made 136x240, box-blurred twice (radius 14, chroma 7),
+# R, G and B times 0.55, scaled back up.
+BLUR_SMALL, BLUR_RADIUS, BLUR_DARKEN = (136, 240), 14, 0.55
 FONT = FONT_DIR / "SourceSansPro-Bold.ttf"
 HIGHLIGHT = CaptionStyle(style="highlight")
 MUSIC_VOLUME = 0.3
@@ -145,10 +155,10 @@ def single_command(root: Path, out: Path) -> list[str]:
         samples = round(frames * 48000 / FPS)
         if clip.still:
             inputs += ["-f", "png_pipe", "-i", str(root / clip.name)]
-            graph.append(f"[{i}:v]{still_chain(clip, frames)}[v{i}]")
+            graph.append(f"[{i}:v]{still_chain(clip, frames, i)}[v{i}]")
         else:
             inputs += ["-i", str(root / clip.name)]
-            graph.append(f"[{i}:v]{fit_chain()},trim=end_frame={frames},setpts=N/{FPS}/TB[v{i}]")
+            graph.append(f"[{i}:v]{fit_chain(i)},trim=end_frame={frames},setpts=N/{FPS}/TB[v{i}]")
         sound = f"[{i}:a:0]aresample=48000,{AFMT}" if clip.sound else "anullsrc=r=48000:cl=stereo"
         graph.append(f"{sound},apad,atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
     n = len(CLIPS)
@@ -202,19 +212,35 @@ def encoder_alone(frames: Path, sound: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def fit_chain() -> str:
+def fit_chain(index: int) -> str:
+    fill = blur_chain(index) if FIT == "blur" else (
+        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=black")  # fmt: skip
     return (
         f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={FPS},format=yuv420p"
+        f"{fill},setsar=1,fps={FPS},format=yuv420p"
     )
 
 
-def still_chain(clip: Clip, frames: int) -> str:
-    """The picture fitted once (Lanczos) to a canvas 1 + ZOOM times the frame and repeated
-    (`loop`), then moved by `perspective`, which samples a window of the canvas at fractional
-    pixel positions (smooth, where zoompan steps by whole pixels) into the frame-sized top left
-    of its output, cropped to the frame: the view is never enlarged from pixels shrunk to the
-    frame. (`perspective` counts its frames, `in`, from 1.)"""
+def blur_chain(index: int, w: int = WIDTH, h: int = HEIGHT) -> str:
+    """The fitted picture split: its centre at the `w` x `h` shape, small, blurred, darkened
+    and scaled up, and the picture laid over it in the middle."""
+    d = BLUR_DARKEN
+    picture, fill, back = f"[bp{index}]", f"[bf{index}]", f"[bb{index}]"
+    return (
+        f"split{picture}{fill};{fill}crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})',"
+        f"scale={BLUR_SMALL[0]}:{BLUR_SMALL[1]},"
+        f"boxblur={BLUR_RADIUS}:2:{BLUR_RADIUS // 2}:2,"
+        f"lutyuv=y=16+(val-16)*{d}:u=128+(val-128)*{d}:v=128+(val-128)*{d},"
+        f"scale={w}:{h}{back};{back}{picture}overlay=(W-w)/2:(H-h)/2"
+    )
+
+
+def still_chain(clip: Clip, frames: int, index: int) -> str:
+    """The picture fitted once (Lanczos) to a canvas 1 + ZOOM times the frame (over the blurred
+    fill with `--fit blur`) and repeated (`loop`), then moved by `perspective`, which samples a
+    window of the canvas at fractional pixel positions (smooth, where zoompan steps by whole
+    pixels) into the frame-sized top left of its output, cropped to the frame: the view is never
+    enlarged from pixels shrunk to the frame. (`perspective` counts its frames, `in`, from 1.)"""
     p = f"((in-1)/{max(frames - 1, 1)})"
     if clip.motion == "zoom_in":
         scale, across = f"(1+{ZOOM}*{p})", "0.5"
@@ -226,9 +252,11 @@ def still_chain(clip: Clip, frames: int) -> str:
     corners = [("x0", left), ("y0", top), ("x1", right), ("y1", top),
                ("x2", left), ("y2", bottom), ("x3", right), ("y3", bottom)]  # fmt: skip
     options = ":".join(f"{name}='{expr}'" for name, expr in corners)
+    fill = blur_chain(index, cw, ch) if FIT == "blur" else (
+        f"pad={cw}:{ch}:(ow-iw)/2:(oh-ih)/2:color=black")  # fmt: skip
     canvas = (
         f"scale={cw}:{ch}:force_original_aspect_ratio=decrease:force_divisible_by=2:"
-        f"flags=lanczos,pad={cw}:{ch}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p"
+        f"flags=lanczos,{fill},format=yuv420p"
     )
     return (
         f"{canvas},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
@@ -323,6 +351,8 @@ def with_moviepy(root: Path, out: Path) -> None:
             if clip.sound and part.audio is not None:
                 sounds.append(part.audio.with_start(at))
             part = part.without_audio()
+            if FIT == "blur":
+                part = part.image_transform(moviepy_blur_fill).with_duration(clip.seconds)
         before = CLIPS.index(clip) - 1
         if before >= 0 and CLIPS[before].transition is not None:
             kind, seconds = CLIPS[before].transition  # type: ignore[misc]
@@ -375,7 +405,8 @@ def moviepy_still(image: Any, clip: Clip) -> Any:
     moviepy's own `resized` and `cropped` do per frame."""
     from PIL import Image
 
-    source = Image.fromarray(image.get_frame(0))
+    first = image.get_frame(0)
+    source = Image.fromarray(moviepy_blur_fill(first) if FIT == "blur" else first)
 
     def moved(_get_frame: Any, t: float) -> Any:
         import numpy as np
@@ -392,6 +423,27 @@ def moviepy_still(image: Any, clip: Clip) -> Any:
         return np.asarray(source.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC, box=box))
 
     return image.with_duration(clip.seconds).transform(moved).with_duration(clip.seconds)
+
+
+def moviepy_blur_fill(frame: Any) -> Any:
+    """One frame fitted whole over a blurred, darkened copy of itself, with PIL, as a moviepy
+    user would write it (moviepy has no blur of its own): the same sizes and blur as (a)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    picture = Image.fromarray(frame)
+    scale = min(WIDTH / picture.width, HEIGHT / picture.height)
+    fw, fh = (2 * round(side * scale / 2) for side in picture.size)
+    picture = picture.resize((fw, fh), Image.Resampling.BICUBIC)
+    cw, ch = min(fw, fh * WIDTH / HEIGHT), min(fh, fw * HEIGHT / WIDTH)
+    box = ((fw - cw) / 2, (fh - ch) / 2, (fw + cw) / 2, (fh + ch) / 2)
+    small = picture.resize(BLUR_SMALL, Image.Resampling.BILINEAR, box=box)
+    for _ in range(2):
+        small = small.filter(ImageFilter.BoxBlur(BLUR_RADIUS))
+    small = small.point(lambda v: round(v * BLUR_DARKEN))
+    filled = small.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)
+    filled.paste(picture, ((WIDTH - fw) // 4 * 2, (HEIGHT - fh) // 4 * 2))
+    return np.asarray(filled)
 
 
 def moviepy_captions(image_clip: Any) -> list[Any]:
@@ -495,7 +547,7 @@ def worker_specs(root: Path) -> dict[str, Any]:
         "audio": s.MusicSpec(
             root / "music.m4a", infos["music.m4a"], volume=MUSIC_VOLUME, duck=True
         ),
-        "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS),
+        "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS, fit=FIT),
         "captions": s.CaptionSpec(HIGHLIGHT, words=tuple(words())),
         "overlays": (
             s.ImageOverlaySpec(
@@ -541,7 +593,7 @@ async def assemble_composition(specs: dict[str, Any], workdir: Path) -> Any:
 def run_worker(root: Path) -> dict[str, Any]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker-child", str(root)],
+        [sys.executable, __file__, "--fit", FIT, "--worker-child", str(root)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     wall = time.perf_counter() - started
@@ -576,8 +628,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="turns of (a) and (c)")
     parser.add_argument("--moviepy-rounds", type=int, default=2)
+    parser.add_argument("--fit", choices=("pad", "blur"), default="pad",
+                        help="blur: the job at 1080x1920 with the blurred fill")  # fmt: skip
     parser.add_argument("--worker-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    choose_fit(args.fit)
     if args.worker_child:
         try:
             worker_child(args.worker_child)
@@ -587,6 +642,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-compose-") as tmp:
         run(Path(tmp), args.rounds, args.moviepy_rounds)
+
+
+def choose_fit(fit: str) -> None:
+    """`blur`: the whole job (captions, logo, every input's fit) at BLUR_SIZE, blur-filled."""
+    global WIDTH, HEIGHT, FIT
+    FIT = fit
+    if fit == "blur":
+        WIDTH, HEIGHT = BLUR_SIZE
 
 
 def run(root: Path, rounds: int, moviepy_rounds: int) -> None:
@@ -617,7 +680,7 @@ def report(worker: list[dict[str, Any]], single: float, moviepy: float, alone: f
            not_yet: str | None, root: Path) -> None:  # fmt: skip
     length = total()
     print(f"composition: 6 clips (2 stills with motion), 3 transitions, highlight captions, an "
-          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS}, {length:g} s, "
+          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS} fit {FIT}, {length:g} s, "
           f"x264 {X264_PRESET} crf {X264_CRF}; best of each")  # fmt: skip
     print(f"    one ffmpeg command      : {single:8.2f} s  ({length / single:5.1f}x realtime, "
           f"output {duration_of(root / 'single.mp4'):.3f} s)")  # fmt: skip

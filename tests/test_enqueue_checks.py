@@ -289,6 +289,14 @@ def test_no_thumbnail_is_a_flag_too():
     assert "output" not in built(URL)
 
 
+def test_fit_takes_blur_and_refuses_what_the_payload_refuses(capsys):
+    assert built(URL, "--width", "1080", "--height", "1920", "--fit", "blur")["output"] == {
+        "width": 1080, "height": 1920, "fit": "blur"}  # fmt: skip
+    with pytest.raises(SystemExit):
+        built(URL, "--fit", "fill")
+    assert "'blur'" in capsys.readouterr().err
+
+
 def test_the_contracts_example_can_be_built_from_flags(tmp_path: Path):
     """Every field of the contract's composition example, from flags alone."""
     (tmp_path / "t1.json").write_text('{"words": [{"word": "Hello", "start": 0.2, "end": 0.5}]}')

@@ -52,6 +52,7 @@ from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
 from worker.media.fonts import FontSet, uncovered_problem
 from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS
+from worker.media.specs import Fit as Fit  # one vocabulary: the media side's, re-exported
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -77,7 +78,6 @@ MAX_OVERLAYS = 10
 MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
 
-Fit = Literal["pad", "crop"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
 Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
@@ -468,8 +468,15 @@ class Output(Model):
     ] = None
     fit: Annotated[
         Fit,
-        Choice(FITS, 'must be "pad" (letterbox to the size) or "crop" (fill and cut the edges)'),
-        Field(description="pad: letterbox to the size; crop: fill it and cut the edges."),
+        Choice(
+            FITS,
+            'must be "pad" (letterbox to the size), "crop" (fill and cut the edges) '
+            'or "blur" (the whole picture over a blurred, darkened copy of itself)',
+        ),
+        Field(
+            description="pad: letterbox to the size; crop: fill it and cut the edges; blur: "
+            "the whole picture, with a blurred, darkened copy of it filling the rest."
+        ),
     ] = "pad"
     path: Annotated[
         Annotated[str, OUTPUT_PATH] | None,
