@@ -4,7 +4,9 @@
 #
 # FFmpeg comes from the imageio-ffmpeg wheel (a static FFmpeg 9 build with libx264, zimg
 # and friends), the same binary the tests run on, instead of Debian's older package; it is
-# linked onto PATH for operators who want to run it by hand.
+# linked onto PATH for operators who want to run it by hand. PyAV's wheel carries FFmpeg's
+# libraries too: the probe child reads headers and packets through them in-process, under its
+# rlimits, which the command-line binary cannot do packet by packet. Two builds, two jobs.
 
 FROM python:3.12-slim-bookworm
 
