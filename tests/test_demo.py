@@ -105,3 +105,7 @@ def test_the_demo_job_is_a_composition_of_generated_media(tmp_path: Path):
     assert payload.captions is not None and payload.captions.style == "highlight"
     words = payload.captions.words or ()
     assert len(words) > 5 and words[-1].end < DEMO_SECONDS
+    # two scripts: Latin, and Japanese (which the worker's fonts draw, never as boxes)
+    assert any(w.text.isascii() for w in words) and any(
+        "\u3040" <= c <= "\u9fff" for w in words for c in w.text
+    )

@@ -44,7 +44,10 @@ MUSIC = ("music.m4a", "sine=frequency=220", 10.0)
 STILL = ("still.png", "gradients=size=960x540:speed=0:seed=7")
 STILL_SECONDS = 2.0
 TRANSITION = {"type": "fade", "duration": 0.5}  # from the first clip into the still
-CAPTION = "video worker makes this from clips a still and timed words".split()
+# Two scripts: the captions' fonts fall back per character (Noto Sans, Noto Sans CJK), and
+# Japanese words join without spaces ("字幕はどの言語でも": captions in any language).
+CAPTION = ["video", "worker", "makes", "this", "from", "clips", "and", "timed", "words",
+           "字幕は", "どの", "言語", "でも"]  # fmt: skip
 DEMO_DATABASE = "video_worker_demo"
 
 
@@ -164,10 +167,10 @@ def demo_payload(base: str) -> dict[str, Any]:
 
 
 def caption_words() -> list[dict[str, Any]]:
-    """One word every 0.7 s from 0.3 s on: a transcript on the output timeline, as a
+    """One word every 0.65 s from 0.3 s on: a transcript on the output timeline, as a
     speech-to-text service would return it."""
     return [
-        {"word": word, "start": round(0.3 + 0.7 * n, 2), "end": round(0.9 + 0.7 * n, 2)}
+        {"word": word, "start": round(0.3 + 0.65 * n, 2), "end": round(0.85 + 0.65 * n, 2)}
         for n, word in enumerate(CAPTION)
     ]
 
