@@ -29,7 +29,7 @@ SLOW_FILES = frozenset({
     "media/test_assemble.py", "media/test_compose.py", "media/test_sound.py",
     "media/test_audio.py", "media/test_probe_limits.py",
     "test_demo.py", "test_embedded_lifetime.py", "test_pipeline.py", "test_cli_mistakes.py",
-    "test_dashboard_browser.py", "test_caption_strip.py",
+    "test_dashboard_browser.py", "test_caption_strip.py", "test_cli.py", "test_cleanup_cli.py",
 })  # fmt: skip
 
 

@@ -59,6 +59,7 @@ def test_a_payload_the_worker_would_refuse_gets_the_workers_message(args, payloa
     assert str(refused.value) == parser_message(payload)
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_the_command_refuses_before_inserting_and_exits_non_zero(store, db_url):
     """As a real process: exit 2, the message on stderr, no row."""
     for args, payload in [
@@ -72,6 +73,7 @@ async def test_the_command_refuses_before_inserting_and_exits_non_zero(store, db
     assert await job_ids(store) == set()
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_local_path_is_refused_with_a_hint(store, db_url, tmp_path: Path):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not fetched")
@@ -94,12 +96,14 @@ def test_no_check_inserts_a_custom_handlers_payload_as_given():
     assert checked_payload(parsed, Settings()) == {"script": []}
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_valid_payload_is_still_enqueued(store, db_url):
     proc = cli(db_url, "enqueue", URL, "--fps", "29.97", "--width", "1080", "--height", "1920")
     assert proc.stdout.startswith("enqueued ")
     assert len(await job_ids(store)) == 1
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_typo_is_enqueued_with_a_warning_naming_the_key(store, db_url):
     payload = {
         "clips": [{"url": URL, "transtion": {"type": "fade"}}],
@@ -129,6 +133,7 @@ async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float =
     return await asyncio.wait_for(scan(), timeout)
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_wait_says_once_that_no_worker_runs_then_follows_when_one_starts(store, db_url):
     payload = json.dumps({"script": [{"progress": 50, "stage": "processing", "message": "half"}]})
     proc = await asyncio.create_subprocess_exec(
@@ -403,6 +408,7 @@ def test_payload_flags_beside_a_whole_payload_are_refused_not_dropped(tmp_path: 
     assert checked_payload(alone, Settings()) == {"clips": [{"url": URL}], "output": {"fade_in": 1}}
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_composition_from_flags_is_inserted_as_built(store, db_url):
     """As a real process: the row holds exactly the payload the flags describe."""
     proc = cli(
