@@ -653,7 +653,8 @@ def worker_child(root: Path) -> None:
     own = peak_rss_kib()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"seconds": seconds, "rss_kib": own, "ffmpeg_rss_kib": children,
-                      "duration": result.duration, "join": result.join}))  # fmt: skip
+                      "duration": result.duration, "join": result.join,
+                      "timings": getattr(result, "timings", {})}))  # fmt: skip
 
 
 def peak_rss_kib() -> int:
@@ -871,6 +872,8 @@ def report(worker: list[dict[str, Any]], single: float, moviepy: float, alone: f
     print(f"    worker assemble()       : {best['seconds']:8.2f} s  (child process "
           f"{best['wall']:.2f} s with start-up; output {best['duration']:.3f} s, "
           f"join {best['join']})")  # fmt: skip
+    stages = ", ".join(f"{name} {spent:.2f}" for name, spent in best.get("timings", {}).items())
+    print(f"    worker's stages (s)     : {stages}")
     print(f"    worker / moviepy        : {moviepy / best['seconds']:8.2f}x faster "
           "(target >= 5x)")  # fmt: skip
     print(f"    worker / one command    : {best['seconds'] / single:8.2f}x   (target <= 1.25x)")
