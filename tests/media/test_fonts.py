@@ -197,3 +197,16 @@ def test_the_fonts_command_lists_families_and_their_scripts() -> None:
                          timeout=120).stdout  # fmt: skip
     assert out.startswith("sans (Noto Sans)") and "Source Sans Pro" in out
     assert Settings.from_env(env).fonts_dir == BUNDLED_DIR.resolve()
+
+
+def test_every_job_shares_this_process_font_cache(tmp_path: Path) -> None:
+    """fontconfig's cache outlives a job's scratch folder: only the first job builds it."""
+    from worker.media.fonts import installed, process_cache
+
+    one, two = tmp_path / "job1", tmp_path / "job2"
+    one.mkdir()
+    two.mkdir()
+    configs = [installed().write_config(folder).read_text() for folder in (one, two)]
+    cache = f"<cachedir>{process_cache()}</cachedir>"
+    assert all(cache in text for text in configs), configs[0][-400:]
+    assert not str(process_cache()).startswith(str(tmp_path))
