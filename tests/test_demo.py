@@ -87,6 +87,8 @@ def run_demo(tmp_path: Path) -> None:
     # the clips, plus the still, less the fade that overlaps the first clip and the still
     assert abs(info.duration - DEMO_SECONDS) < 0.2, info.duration
     assert "Traceback" not in err and "Warning" not in err
+    # nothing held the worker's event loop a second (reading the fonts at the first job did)
+    assert "event_loop_lag" not in out + err
     assert servers_on(tmp_path / "home" / "pgdata") == []
 
 

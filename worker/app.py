@@ -17,6 +17,7 @@ from worker.db.embedded import resolve_database_url
 from worker.db.migrate import migrate
 from worker.http.server import bound_port, check_port, create_app, serve
 from worker.log import SecretMasker, get_logger
+from worker.media.fonts import installed
 from worker.metrics import WorkerMetrics
 from worker.pipeline.scratch import sweep_orphans
 from worker.queue.jobs import JobStore
@@ -90,6 +91,7 @@ async def run_worker(
         applied = await apply_migrations(url)
         if applied:
             log.info("migrations_applied", names=applied)
+    installed(settings.fonts_dir)  # read once (1-2 s of font files) before any job can wait on it
     pool = make_pool(url, max_size=settings.concurrency + 4)
     await pool.open(wait=False)
     store = JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
