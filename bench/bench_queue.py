@@ -1,7 +1,8 @@
 """Queue benchmark, run by hand (never a test): video-worker against Procrastinate and PgQueuer.
 
     .venv/bin/python bench/bench_queue.py [--jobs 2000] [--latency-jobs 200] [--rounds 3]
-        [--database-url URL] [--only ours|procrastinate|pgqueuer] [--loop cli|asyncio|uvloop]
+        [--database-url URL] [--only ours|procrastinate|pgqueuer ...] [--claim-v1]
+        [--loop cli|asyncio|uvloop]
 
 One run, one Postgres (DATABASE_URL, or an embedded pgserver started for the run), and every
 phase of every system in a fresh database of its own (CREATE DATABASE, dropped afterwards).
@@ -21,6 +22,10 @@ minutes, so one run each says little.
 Each system runs on the event loop its own command line uses (--loop cli): `video-worker run`
 and PgQueuer's `pgq run` use uvloop when it is installed, `procrastinate worker` runs asyncio's
 loop. --loop asyncio (or uvloop) puts all three on the same loop instead.
+
+--claim-v1 adds one more system, video-worker driving the claim of before fair share
+(video_jobs_claim_v1 and video_jobs_complete_and_claim_v1, first come first served, in the same
+schema), so that what the fair-share claim costs is a ratio taken within one run (issue 19).
 
 Each system runs at its full feature set: ours with leases, heartbeat, fencing and the
 progress row; Procrastinate with its worker registry, heartbeat and abort polling; PgQueuer
@@ -56,7 +61,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 SYSTEMS = ("ours", "procrastinate", "pgqueuer")
-LABELS = {"ours": "video-worker", "procrastinate": "Procrastinate", "pgqueuer": "PgQueuer"}
+LABELS = {
+    "ours": "video-worker",
+    "ours_v1": "video-worker claim_v1",
+    "procrastinate": "Procrastinate",
+    "pgqueuer": "PgQueuer",
+}
 POLL_SECONDS = 5.0  # every worker's fallback polling: long, so latency shows the notify path
 LATENCY_CONCURRENCY = 1
 LATENCY_PAUSE = 0.025  # after a job started, let the worker finish it and go idle again
@@ -129,6 +139,7 @@ class System:
 
 class Ours(System):
     name = "ours"
+    claim_v1 = False
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -189,7 +200,8 @@ class Ours(System):
             REC.mark(job.payload["k"], at)
             return None
 
-        self.runner = Runner(settings, JobStore(pool), handler, database_url=self.url, listen=True)
+        store = claim_v1_store(pool) if self.claim_v1 else JobStore(pool)
+        self.runner = Runner(settings, store, handler, database_url=self.url, listen=True)
         self.task = asyncio.create_task(self.runner.run())
 
     async def worker_ready(self) -> None:
@@ -213,6 +225,30 @@ class Ours(System):
 
     def done_query(self, n: int) -> str:
         return "select count(*) from public.video_jobs where status = 'completed'"
+
+
+class OursClaimV1(Ours):
+    name = "ours_v1"
+    claim_v1 = True
+
+
+def claim_v1_store(pool: Any) -> Any:
+    """A JobStore whose claim and hot path call the _v1 functions (no turns, no running cap)."""
+    from worker.queue.jobs import JobStore
+    from worker.queue.queries import QUERIES
+
+    class ClaimV1Store(JobStore):
+        async def _all(
+            self, name: str, params: dict[str, Any] | None = None, *, wait: float | None = None
+        ) -> list[dict[str, Any]]:
+            if name not in ("claim", "complete_and_claim"):
+                return await super()._all(name, params, wait=wait)
+            async with self.pool.connection(timeout=wait) as conn:
+                query = QUERIES[name].replace("_v2(", "_v1(")
+                cur = await conn.execute(query, {"now": self.now, **(params or {})})
+                return await cur.fetchall()
+
+    return ClaimV1Store(pool)
 
 
 class Procrastinate(System):
@@ -439,6 +475,7 @@ def psycopg_driver(
 
 FACTORIES: dict[str, Callable[[str], System]] = {
     "ours": Ours,
+    "ours_v1": OursClaimV1,
     "procrastinate": Procrastinate,
     "pgqueuer": PgQueuer,
 }
@@ -773,7 +810,9 @@ def measure(system: str, phase: str | int, args: argparse.Namespace, url: str) -
 
 
 def run(args: argparse.Namespace, url: str, origin: str) -> int:
-    systems = [args.only] if args.only else list(SYSTEMS)
+    systems = list(args.only or SYSTEMS)
+    if args.claim_v1:
+        systems.insert(1, "ours_v1")
     load_start = load()
     pg = f"{asyncio.run(server_version(url))} [{origin}]"
     print(f"Postgres: {pg}", flush=True)
@@ -829,7 +868,14 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("DATABASE_URL"),
         help="server to use (default: $DATABASE_URL, else an embedded pgserver)",
     )
-    parser.add_argument("--only", choices=SYSTEMS, help="measure one system only")
+    parser.add_argument(
+        "--only", choices=SYSTEMS, nargs="+", help="measure these systems only (default: all)"
+    )
+    parser.add_argument(
+        "--claim-v1",
+        action="store_true",
+        help="also video-worker on the claim of before fair share (video_jobs_claim_v1)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="throughput runs per system and concurrency"
     )

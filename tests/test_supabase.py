@@ -505,7 +505,6 @@ async def test_the_job_transitions_are_out_of_the_browsers_reach(supa):
 
 FAIR_SHARE = [
     "video_jobs_claim_v2(text, int, bigint, timestamptz)",
-    "video_jobs_user_slot_v2(uuid, int)",
     "video_jobs_complete_and_claim_v2(uuid, uuid, text, text, jsonb, text, bigint, timestamptz)",
     "video_jobs_mark_held_v1(timestamptz)",
     "video_jobs_pending_cap()",

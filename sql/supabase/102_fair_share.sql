@@ -14,8 +14,7 @@ declare
 begin
     for fn in select p.oid::regprocedure from pg_proc as p
               where p.pronamespace = 'public'::regnamespace
-                and p.proname in ('video_jobs_claim_v2', 'video_jobs_user_slot_v2',
-                                  'video_jobs_complete_and_claim_v2',
+                and p.proname in ('video_jobs_claim_v2', 'video_jobs_complete_and_claim_v2',
                                   'video_jobs_mark_held_v1', 'video_jobs_pending_cap') loop
         execute format('revoke execute on function %s from public, anon, authenticated', fn);
     end loop;

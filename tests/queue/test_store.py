@@ -28,28 +28,37 @@ async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
         return await cur.fetchall() if cur.description else []
 
 
-async def claim_picks(store: JobStore) -> list[str]:
-    """The claim's picks of a ready row inside video_jobs_claim_v2 (step b: the first job of a
-    user with nothing running, over every row, then over the rows with a user), as the
-    database holds them, with literal values for EXPLAIN: the plan of a function's call does
-    not show the statements it runs."""
+PICK = r"select j\.id, j\.user_id, j\.priority, j\.run_at, j\.seq"
+CLAIM_PICKS = {
+    # step b while the backend has nothing running: over every row (the head's priority,
+    # beside it in the select list, left out)
+    "every row": rf"({PICK}),\s+case .*? end\s+into [^\n]*\n(.*?);",
+    # while it has: over the rows with a user, and the backend's first job beside it
+    "users": rf"\(({PICK}, 0 as busy)(.*?)\) as u\b",
+    "backend": rf"\(({PICK}, 1\b)(.*?)\) as b\b",
+}
+
+
+async def claim_picks(store: JobStore) -> dict[str, str]:
+    """The claim's picks of a ready row inside video_jobs_claim_v2 (step b, CLAIM_PICKS), as
+    the database holds them, with literal values for EXPLAIN: the plan of a function's call
+    does not show the statements it runs."""
     [r] = await sql(
         store, "select prosrc from pg_proc where oid = 'public.video_jobs_claim_v2'::regproc"
     )
-    picks = re.findall(
-        r"(select j\.id, j\.user_id, j\.priority) into .*?\n(.*?);", r["prosrc"], re.S
-    )
-    assert len(picks) == 2, r["prosrc"]
-    values = {"v_now": "now()", "v_busy": "'{}'::uuid[]", "v_full": "'{}'::uuid[]"}
-    return [
-        re.sub(r"\b(v_now|v_busy|v_full)\b", lambda m: values[m.group(1)], f"{head}\n{rest}")
-        for head, rest in picks
-    ]
+    values = {"v_now": "now()", "v_passed": "'{}'::uuid[]"}
+    picks = {}
+    for name, pattern in CLAIM_PICKS.items():
+        found = re.search(pattern, r["prosrc"], re.S)
+        assert found, (name, r["prosrc"])
+        text = f"{found.group(1)}\n{found.group(2)}"
+        picks[name] = re.sub(r"\b(v_now|v_passed)\b", lambda m: values[m.group(1)], text)
+    return picks
 
 
 async def claim_sql(store: JobStore) -> str:
     """The claim's pick over every row (the one the claim index serves)."""
-    return (await claim_picks(store))[0]
+    return (await claim_picks(store))["every row"]
 
 
 async def db_now(store: JobStore) -> datetime:
@@ -344,11 +353,14 @@ async def test_claim_plan_uses_the_partial_index(store):
     for _ in range(5):
         await store.enqueue({}, user_id=uuid.uuid4())
     await sql(store, "analyze video_jobs")
-    every_row, users_only = await claim_picks(store)
-    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + every_row))
-    assert "video_jobs_claim_idx" in plan, plan
-    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + users_only))
+    picks = await claim_picks(store)
+    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + picks["every row"]))
+    assert "video_jobs_claim_idx" in plan and "Sort" not in plan, plan
+    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + picks["users"]))
     assert "video_jobs_claim_users_idx" in plan and "Sort" not in plan, plan
+    # the backend's first job: its own entries of the user index, in order, none sorted
+    plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + picks["backend"]))
+    assert "video_jobs_user_claim_idx" in plan and "Sort" not in plan, plan
 
 
 def test_the_sql_folder_is_the_migrations_the_package_applies():
