@@ -268,7 +268,7 @@ class Assembly:
         cost.check(spent, max_seconds=self.output.max_duration,
                    max_pixels=self.output.max_input_pixels)  # fmt: skip
         texts = write_texts([o for o in self.overlays if isinstance(o, TextOverlaySpec)],
-                            self.scratch, self.geometry)  # fmt: skip
+                            self.scratch, self.geometry, self.plan.duration)  # fmt: skip
         return caption_file, texts
 
     def place_sidecar(self, sidecar: Path) -> Path | None:

@@ -159,7 +159,8 @@ def picture_args(
     images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
     for overlay in images:
         inputs += image_input(overlay.path, overlay.info, max_pixels=output.max_input_pixels)
-    parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan)
+    parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan,
+                                 ends=timeline.duration, first_frame=piece.offset)  # fmt: skip
     graph += parts
     steps = [*fade_steps(timeline, output), *normal_steps(plan.geometry),
              *length_steps(plan.frames), "setpts=PTS-STARTPTS"]  # fmt: skip
@@ -250,9 +251,10 @@ def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
 
 def overlay_parts(
     overlays: Sequence[OverlaySpec], label: str, first_input: int, texts: Sequence[str],
-    plan: Plan,
+    plan: Plan, *, ends: float, first_frame: int = 0,
 ) -> tuple[list[str], str]:  # fmt: skip
-    """Each overlay in order over `label`; image overlays read inputs from `first_input` on."""
+    """Each overlay in order over `label`; image overlays read inputs from `first_input` on.
+    `plan` is this pass's, from output frame `first_frame`; the output ends at `ends` s."""
     parts: list[str] = []
     image_input, text = first_input, 0
     for k, overlay in enumerate(overlays):
@@ -261,7 +263,8 @@ def overlay_parts(
             parts.append(text_overlay(texts[text], label, out))
             text += 1
         else:
-            parts += image_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry)
+            parts += image_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry,
+                                   ends=ends, frames=(first_frame, plan.frames))  # fmt: skip
             image_input += 1
         label = out
     return parts, label

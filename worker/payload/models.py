@@ -51,7 +51,7 @@ from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict o
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
 from worker.media.fonts import FontSet, uncovered_problem
-from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS
+from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS, Animation, Easing
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -76,10 +76,10 @@ PAYLOAD_VERSION = 1
 MAX_OVERLAYS = 10
 MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
+MAX_KEYFRAMES = 20  # per overlay: a motion's expressions grow with its keyframes, and nothing else
 
 Fit = Literal["pad", "crop"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
-Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
 CaptionPosition = Literal["bottom", "center", "top"]
 Position = Literal[
@@ -104,6 +104,7 @@ TransitionType = Literal[
 FITS: tuple[Fit, ...] = get_args(Fit)
 MOTIONS: tuple[Motion, ...] = get_args(Motion)
 EASINGS: tuple[Easing, ...] = get_args(Easing)
+ANIMATIONS: tuple[Animation, ...] = get_args(Animation)
 CAPTION_STYLES: tuple[CaptionStyleName, ...] = get_args(CaptionStyleName)
 CAPTION_POSITIONS: tuple[CaptionPosition, ...] = get_args(CaptionPosition)
 POSITIONS: tuple[Position, ...] = get_args(Position)
@@ -590,6 +591,96 @@ _START = Field(description="When it appears, in seconds on the output timeline."
 _END = Field(description="When it goes, in seconds on the output timeline (null: at the end).")
 
 
+# Where an overlay's centre is, as a fraction of the frame: a little past its edges, so that
+# an overlay can move in from outside the picture.
+Place = Annotated[float, Number(-1, 2)]
+
+
+class Keyframe(Model):
+    """An overlay's values `t` seconds into its window; each value it leaves out follows the
+    keyframes that set it (or the overlay's own)."""
+
+    t: Annotated[float, Seconds(), Field(description="Seconds from the overlay's start.")]
+    x: Annotated[
+        Place | None, Field(description="The centre's x, a fraction of the frame's width.")
+    ] = None
+    y: Annotated[
+        Place | None, Field(description="The centre's y, a fraction of the frame's height.")
+    ] = None
+    scale: Annotated[
+        Annotated[float, Number(0, 4)] | None,
+        Field(description="Its size, 1 as given: 0 to 4."),
+    ] = None
+    opacity: Annotated[
+        Annotated[float, Number(0, 1)] | None, Field(description="0 (invisible) to 1.")
+    ] = None
+
+
+def _window(info: ValidationInfo) -> float | None:
+    """The overlay's window in seconds when its `end` is given (else it is the output's end)."""
+    start, end = info.data.get("start"), info.data.get("end")
+    if isinstance(start, float) and isinstance(end, float):
+        return end - start
+    return None
+
+
+def _keyframes_in_order(keys: tuple[Keyframe, ...], info: ValidationInfo) -> tuple[Keyframe, ...]:
+    """Keyframe times increase, and stay inside the overlay's window."""
+    window = _window(info)
+    for n, key in enumerate(keys):
+        if n and key.t <= keys[n - 1].t:
+            raise problem(
+                f"must be greater than keyframes[{n - 1}].t ({number_text(keys[n - 1].t)} s): "
+                "keyframes are in time order",
+                at=f"[{n}].t",
+            )
+        if window is not None and key.t > window + 1e-9:
+            raise problem(
+                f"must be within the overlay's window (end - start = {number_text(window)} s), "
+                f"got {number_text(key.t)} s",
+                at=f"[{n}].t",
+            )
+    return keys
+
+
+def _a_third_of_the_window(seconds: float, info: ValidationInfo) -> float:
+    """The entrance and the exit fit in the window: each at most a third of it. (With an open
+    end the window is known only when the output is: the drawing keeps it to a third then.)"""
+    window = _window(info)
+    if window is not None and seconds > window / 3 + 1e-9:
+        raise problem(
+            f"must be at most a third of the overlay's window ({number_text(window)} s), "
+            f"got {number_text(seconds)} s"
+        )
+    return seconds
+
+
+_X = Field(description="Its centre's x, a fraction of the frame's width (overrides position).")
+_Y = Field(description="Its centre's y, a fraction of the frame's height (overrides position).")
+_FADE_IN = Field(description="Seconds it fades in over, from its start.")
+_FADE_OUT = Field(description="Seconds it fades out over, to its end.")
+_ANIMATION = Field(
+    description="Its entrance, played in reverse as its exit: none, fade, slide_up, "
+    "slide_down, slide_left, slide_right, pop (grows past its size and settles) or zoom."
+)
+AnimationName = Annotated[Animation, Choice(ANIMATIONS), _ANIMATION]
+AnimationSeconds = Annotated[
+    float,
+    Seconds(positive=True),
+    AfterValidator(_a_third_of_the_window),
+    Field(description="Seconds the entrance (and the exit) takes: at most a third of its window."),
+]
+Keyframes = Annotated[
+    tuple[Keyframe, ...],
+    Items("keyframes", MAX_KEYFRAMES, "per overlay"),
+    AfterValidator(_keyframes_in_order),
+    Field(description="x, y, scale and opacity at times through its window, in time order."),
+]
+KeyEasing = Annotated[
+    Easing, Choice(EASINGS), Field(description="How values move between keyframes.")
+]
+
+
 class ImageOverlay(Model):
     """An image (a logo, a watermark) over the whole timeline, transitions included."""
 
@@ -608,6 +699,14 @@ class ImageOverlay(Model):
     ] = 0.03
     start: Annotated[Secs, _START] = 0.0
     end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+    x: Annotated[Place | None, _X] = None
+    y: Annotated[Place | None, _Y] = None
+    fade_in: Annotated[Secs, _FADE_IN] = 0.0
+    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    animation: AnimationName = "none"
+    animation_duration: AnimationSeconds = 0.4
+    keyframes: Keyframes = ()
+    easing: KeyEasing = "linear"
 
 
 class TextOverlay(Model):
@@ -628,6 +727,21 @@ class TextOverlay(Model):
     start: Annotated[Secs, _START] = 0.0
     end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
     font: FontName = "sans"
+    x: Annotated[Place | None, _X] = None
+    y: Annotated[Place | None, _Y] = None
+    fade_in: Annotated[Secs, _FADE_IN] = 0.0
+    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    animation: AnimationName = "none"
+    animation_duration: AnimationSeconds = 0.4
+    keyframes: Keyframes = ()
+    easing: KeyEasing = "linear"
+    max_width: Annotated[
+        Annotated[float, Number(0.05, 1)] | None,
+        Field(
+            description="The widest a line may be, a fraction of the frame's width: longer "
+            "text wraps (default: the frame less its margins)."
+        ),
+    ] = None
 
 
 def _overlay(value: object, info: ValidationInfo) -> ImageOverlay | TextOverlay:

@@ -22,14 +22,16 @@ from worker.media.specs import (
     CaptionSpec,
     ClipSpec,
     ImageOverlaySpec,
+    Keyframe,
     LayerSpec,
+    MotionSpec,
     MusicSpec,
     OutputSpec,
     OverlaySpec,
     TextOverlaySpec,
     TransitionSpec,
 )
-from worker.payload import Clip, ImageOverlay, Payload
+from worker.payload import Clip, ImageOverlay, Payload, TextOverlay
 from worker.pipeline.inputs import MUSIC, SRT, VTT, InputId
 
 _IMAGE_NAMES = {"png_pipe": "a PNG", "jpeg_pipe": "a JPEG", "webp_pipe": "a WebP"}
@@ -214,6 +216,7 @@ def _overlays(payload: Payload, files: Files, fonts: FontSet) -> list[OverlaySpe
                     margin=overlay.margin,
                     start=overlay.start,
                     end=overlay.end,
+                    motion=_motion(overlay),
                 )
             )
         else:
@@ -227,6 +230,24 @@ def _overlays(payload: Payload, files: Files, fonts: FontSet) -> list[OverlaySpe
                     start=overlay.start,
                     end=overlay.end,
                     font=_family(overlay.font, f"payload.overlays[{n}].font", fonts),
+                    motion=_motion(overlay),
+                    max_width=overlay.max_width,
                 )
             )
     return overlays
+
+
+def _motion(overlay: ImageOverlay | TextOverlay) -> MotionSpec:
+    """Where an overlay sits and how it moves, as the drawing takes it."""
+    return MotionSpec(
+        x=overlay.x,
+        y=overlay.y,
+        fade_in=overlay.fade_in,
+        fade_out=overlay.fade_out,
+        animation=overlay.animation,
+        animation_duration=overlay.animation_duration,
+        keyframes=tuple(
+            Keyframe(k.t, x=k.x, y=k.y, scale=k.scale, opacity=k.opacity) for k in overlay.keyframes
+        ),
+        easing=overlay.easing,
+    )
