@@ -17,6 +17,7 @@ from worker.payload import (
     MAX_CAPTION_WORDS,
     MAX_OVERLAYS,
     MAX_TEXT_CHARS,
+    MAX_VIDEO_OVERLAYS,
     Audio,
     AudioLayer,
     Captions,
@@ -26,6 +27,7 @@ from worker.payload import (
     Payload,
     TextOverlay,
     Transition,
+    VideoOverlay,
     default_output_key,
     output_key,
     parse_payload,
@@ -617,6 +619,23 @@ MALFORMED_COMPOSITION: list[tuple[str, object, str, str]] = [
      '"linear", "ease_in", "ease_out", "ease_in_out", got "bounce"'),
     ("overlay-max-width", _overlay(text="hi", max_width=0), "payload.overlays[1].max_width",
      "from 0.05 to 1"),
+    ("overlay-video-bad", _overlay(video="file:///etc/passwd"), "payload.overlays[1].video",
+     "URL"),
+    ("overlay-video-and-image", _overlay(video="https://x/v.mp4", image="https://x/l.png"),
+     "payload.overlays[1]", "not both image and video"),
+    ("overlay-video-from", _overlay(video="https://x/v.mp4", **{"from": -1}),
+     "payload.overlays[1].from", "0 or more"),
+    ("overlay-video-volume", _overlay(video="https://x/v.mp4", volume=2),
+     "payload.overlays[1].volume", "from 0 to 1"),
+    ("overlay-video-loop", _overlay(video="https://x/v.mp4", loop="yes"),
+     "payload.overlays[1].loop", "true or false"),
+    ("overlay-video-radius", _overlay(video="https://x/v.mp4", radius=0.6),
+     "payload.overlays[1].radius", "from 0 to 0.5"),
+    ("overlay-video-keyframe", _overlay(video="https://x/v.mp4", keyframes=[{"t": 1}, {"t": 0}]),
+     "payload.overlays[1].keyframes[1].t", "greater than keyframes[0].t"),
+    ("overlays-too-many-videos",
+     {"clips": [OK_CLIP], "overlays": [{"video": "https://x/v.mp4"}] * (MAX_VIDEO_OVERLAYS + 1)},
+     "payload.overlays", f"has 21 video overlays; at most {MAX_VIDEO_OVERLAYS} are allowed"),
     ("fade-in-neg", _output(fade_in=-1), "payload.output.fade_in", "0 or more"),
     ("fade-out-string", _output(fade_out="1"), "payload.output.fade_out", "number of seconds"),
     ("duck-db-low", _audio(url="https://x/m.mp3", duck_db=2), "payload.audio.duck_db",
@@ -902,3 +921,19 @@ def test_overlay_motion_parses_and_a_default_entrance_fits_any_window() -> None:
     assert [k.t for k in overlay.keyframes] == [0.0, 0.6]
     assert overlay.keyframes[1].x == 0.4 and overlay.keyframes[0].x is None
     assert overlay.max_width == 0.8 and overlay.easing == "ease_out"
+
+
+def test_a_video_overlay_parses_with_its_from_and_names_its_input() -> None:
+    raw = {"clips": [OK_CLIP], "overlays": [
+        {"text": "hi"},
+        {"video": "https://cdn.example.com/reaction.mp4", "x": 0.78, "y": 0.22, "width": 0.3,
+         "start": 2, "end": 9, "from": 1.5, "volume": 0.4, "loop": True, "radius": 0.04,
+         "fade_in": 0.3},
+    ]}  # fmt: skip
+    payload = parse_payload(raw, SETTINGS)
+    video = payload.overlays[1]
+    assert isinstance(video, VideoOverlay)
+    assert (video.from_, video.volume, video.loop, video.radius) == (1.5, 0.4, True, 0.04)
+    assert (video.x, video.y, video.width, video.fade_in) == (0.78, 0.22, 0.3, 0.3)
+    assert payload.inputs()[-1] == ("overlays[1].video", "https://cdn.example.com/reaction.mp4")
+    assert VideoOverlay(video="https://x/v.mp4", from_=2.0).from_ == 2.0  # by name in Python

@@ -79,6 +79,22 @@ async def test_a_slide_up_enters_from_below_and_leaves_the_same_way(
     assert not _lit(_at(frames, 2.6))
 
 
+async def test_an_image_zoom_grows_around_its_centre_as_it_fades_in(
+    made: Made, workdir: Path
+) -> None:
+    overlay = _card(made, position="center", start=0.0, end=2.0,
+                    motion=MotionSpec(animation="zoom", animation_duration=0.6))  # fmt: skip
+    frames = await _frames(made, workdir, [overlay], seconds=2.0)
+
+    widths = []
+    for t in (0.1, 0.3, 1.0):
+        x0, y0, x1, y1 = bounding_box(_lit(_at(frames, t), 20))
+        assert abs((x0 + x1 + 1) / 2 - W / 2) <= 1 and abs((y0 + y1 + 1) / 2 - H / 2) <= 1
+        widths.append(x1 - x0 + 1)
+    assert widths[0] < widths[1] < widths[2] == 80, widths
+    assert _at(frames, 0.1).mean((150, 85, 170, 95))[0] < 200  # still fading in
+
+
 async def test_fade_in_makes_the_overlay_grow_brighter(made: Made, workdir: Path) -> None:
     overlay = _card(made, position="center", start=0.5,
                     motion=MotionSpec(fade_in=1.0, fade_out=0.5))  # fmt: skip

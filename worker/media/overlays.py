@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from worker.media import motion
 from worker.media.captions import ass_colour, ass_text
+from worker.media.ffmpeg import input_args
 from worker.media.plan import Geometry
-from worker.media.specs import ImageOverlaySpec, Position, TextOverlaySpec
+from worker.media.specs import (
+    ImageOverlaySpec,
+    MotionSpec,
+    PictureOverlaySpec,
+    Position,
+    TextOverlaySpec,
+    VideoOverlaySpec,
+)
 
 TEXT_MARGIN = 0.05  # a text overlay's distance from the frame's edges, as a fraction
 TEXT_BOX_ALPHA = 0.55
@@ -50,7 +59,7 @@ def _edge(column: int, margin: float, size: float, whole: float) -> float:
     return (margin + size / 2, whole / 2, whole - margin - size / 2)[column]
 
 
-def image_centre(overlay: ImageOverlaySpec, size: tuple[int, int], geometry: Geometry,
+def image_centre(overlay: PictureOverlaySpec, size: tuple[int, int], geometry: Geometry,
                  margin: int) -> tuple[float, float]:  # fmt: skip
     """The overlay's centre without motion, as fractions of the frame: `x`, `y`, else where
     `position` puts a picture of `size` pixels, `margin` px from the edges."""
@@ -65,7 +74,7 @@ def image_centre(overlay: ImageOverlaySpec, size: tuple[int, int], geometry: Geo
     )
 
 
-def overlay_size(overlay: ImageOverlaySpec, geometry: Geometry) -> tuple[int, int]:
+def overlay_size(overlay: PictureOverlaySpec, geometry: Geometry) -> tuple[int, int]:
     """The overlay's size in pixels without motion: its share of the frame's width, its own
     aspect ratio (even sides, as `scale=W:-2` makes them)."""
     width = max(2, 2 * round(overlay.width * geometry.width / 2))
@@ -110,27 +119,121 @@ def _moving(overlay: ImageOverlaySpec, head: str, now: motion.State, size: tuple
     """`head` (the fitted picture) as a stream over the overlay's frames in this pass, scaled
     and faded per frame by the motion, into `prepared`."""
     fps = geometry.fps
+    first, count = overlay_frames(overlay, frames, fps)
+    steps = [f"loop=loop={count - 1}:size=1:start=0", f"settb={fps.denominator}/{fps.numerator}",
+             f"setpts=N+{first}"]  # fmt: skip
+    return _in_motion(",".join([head, *steps]), overlay.motion, now, size, now.opacity, prepared)
+
+
+def overlay_frames(overlay: PictureOverlaySpec, frames: tuple[int, int],
+                   fps: Fraction) -> tuple[int, int]:  # fmt: skip
+    """The output frames (first, count) an overlay is drawn on within a pass making `frames`
+    (first, count): its window cut to the pass (at least one frame, so the input is used)."""
     first = max(frames[0], round(overlay.start * fps))
     last = frames[0] + frames[1]
     if overlay.end is not None:
         last = min(last, round(overlay.end * fps))
-    count = max(1, last - first)
-    steps = [f"loop=loop={count - 1}:size=1:start=0", f"settb={fps.denominator}/{fps.numerator}",
-             f"setpts=N+{first}"]  # fmt: skip
-    if motion.scales(overlay.motion):
-        scale = motion.text(now.scale)
-        steps.append(f"scale=w='max(2,2*trunc({size[0]}*{scale}/2))'"
-                     f":h='max(2,2*trunc({size[1]}*{scale}/2))':eval=frame")  # fmt: skip
-    if not isinstance(now.opacity, motion.Expr):  # never fades
-        return [",".join([head, *steps]) + prepared]
+    return first, max(1, last - first)
+
+
+def _in_motion(chain: str, moving: MotionSpec, now: motion.State, size: tuple[int, int],
+               opacity: motion.Num, prepared: str) -> list[str]:  # fmt: skip
+    """`chain` (a picture stream on the output's timeline, fitted for its largest scale) with
+    its alpha multiplied by `opacity` when that changes or is below 1 (`eq` on the alpha plane:
+    a·o is (a - ½)·o + ½ + (o - 1)·½), then scaled per frame by `now` when the motion scales
+    it (last: `alphamerge` needs both its inputs the size they started at)."""
+    scale = ""
+    if motion.scales(moving):
+        factor = motion.text(now.scale)
+        scale = (f",scale=w='max(2,2*trunc({size[0]}*{factor}/2))'"
+                 f":h='max(2,2*trunc({size[1]}*{factor}/2))':eval=frame")  # fmt: skip
+    if not isinstance(opacity, motion.Expr) and opacity >= 1:  # never fades
+        return [chain + scale + prepared]
     stem = prepared[:-1]
-    opacity = now.opacity.text
+    alpha = motion.text(opacity)
     return [
-        ",".join([head, *steps, f"split{stem}a]{stem}b]"]),
-        f"{stem}b]alphaextract,eq=contrast='{opacity}'"
-        f":brightness='({opacity}-1)*{_HALF:.6f}':eval=frame{stem}c]",
-        f"{stem}a]{stem}c]alphamerge{prepared}",
+        chain + f",split{stem}a]{stem}b]",
+        f"{stem}b]alphaextract,eq=contrast='{alpha}'"
+        f":brightness='({alpha}-1)*{_HALF:.6f}':eval=frame{stem}c]",
+        f"{stem}a]{stem}c]alphamerge{scale}{prepared}",
     ]
+
+
+def video_input(overlay: VideoOverlaySpec, frames: tuple[int, int], fps: Fraction, *,
+                threads: int, max_pixels: int) -> list[str]:  # fmt: skip
+    """A video overlay's `-i`: seeked to where its window (cut to this pass) starts playing,
+    looped with `-stream_loop` when asked, read for no longer than it is drawn."""
+    first, count = overlay_frames(overlay, frames, fps)
+    seek = _source_time(overlay, float(first / fps) - overlay.start)
+    loop = ["-stream_loop", "-1"] if overlay.loop else []
+    before = ["-threads", str(threads), "-ss", f"{seek:.6f}", *loop,
+              "-t", f"{float((count + 1) / fps):.6f}"]  # fmt: skip
+    return input_args(overlay.path, before=before, max_pixels=max_pixels)
+
+
+def _source_time(overlay: VideoOverlaySpec, elapsed: float) -> float:
+    """Where in its file a video overlay is, `elapsed` s into its window: from `from`; a
+    looped one starts again from the file's beginning (as `-stream_loop` plays it)."""
+    at = overlay.from_ + max(0.0, elapsed)
+    length = overlay.info.duration
+    if overlay.loop and length > 0 and at >= length:
+        at = (at - length) % length
+    return at
+
+
+def video_overlay(
+    overlay: VideoOverlaySpec, source: str, main: str, label: str, geometry: Geometry,
+    *, ends: float, frames: tuple[int, int],
+) -> list[str]:  # fmt: skip
+    """Graph parts: the video input `source` on the output's timeline over its window (cut to
+    this pass), fitted, its corners rounded, moved and faded as the motion says, laid over
+    `main` into `label`."""
+    size = overlay_size(overlay, geometry)
+    margin = round(overlay.margin * min(geometry.width, geometry.height))
+    centre = image_centre(overlay, size, geometry, margin)
+    length = (overlay.end if overlay.end is not None else ends) - overlay.start
+    now = motion.state(overlay.motion, motion.Window(overlay.start, length, centre),
+                       motion.Expr(f"(t-{overlay.start:.6f})"))  # fmt: skip
+    fitted = (_even(size[0] * motion.largest_scale(overlay.motion)),
+              _even(size[1] * motion.largest_scale(overlay.motion)))  # fmt: skip
+    fps = geometry.fps
+    first, count = overlay_frames(overlay, frames, fps)
+    stem = label[:-1]
+    timed = f"settb={fps.denominator}/{fps.numerator},setpts=N+{first}"
+    chain = (f"{source}setpts=PTS-STARTPTS,fps={fps.numerator}/{fps.denominator},"
+             f"scale={fitted[0]}:{fitted[1]}:out_color_matrix=bt709:out_range=tv,"
+             f"format=yuva420p,trim=end_frame={count},{timed}")  # fmt: skip
+    parts = []
+    radius = round(overlay.radius * geometry.width * fitted[0] / max(1, size[0]))
+    if radius > 0:
+        parts.append(_corner_mask(fitted, radius, count, timed, f"{stem}mask]"))
+        parts.append(f"{chain}{stem}raw]")
+        chain = f"{stem}raw]{stem}mask]alphamerge"
+    prepared = f"{stem}vid]"
+    parts += _in_motion(chain, overlay.motion, now, size, now.opacity * overlay.opacity, prepared)
+    x, y = f"W*{motion.text(now.x)}-w/2", f"H*{motion.text(now.y)}-h/2"
+    return [
+        *parts,
+        f"{main}{prepared}overlay=x='{x}':y='{y}':eof_action=pass:format=yuv420"
+        f":enable='{enable(overlay.start, overlay.end)}'{label}",
+    ]
+
+
+def _corner_mask(size: tuple[int, int], radius: int, count: int, timed: str, label: str) -> str:
+    """A grey mask of `size` with corners rounded by `radius` px (antialiased), drawn once by
+    `geq` and repeated for `count` frames on the video's timestamps: `alphamerge` makes it the
+    video's alpha."""
+    w, h = size
+    r = min(radius, w // 2, h // 2)
+    dx = f"max(0,max({r}-X-0.5,X+0.5-{w - r}))"
+    dy = f"max(0,max({r}-Y-0.5,Y+0.5-{h - r}))"
+    return (f"color=c=white:s={w}x{h},trim=end_frame=1,format=gray,"
+            f"geq=lum='255*clip({r}-hypot({dx},{dy})+0.5,0,1)',"
+            f"loop=loop={count - 1}:size=1:start=0,{timed}{label}")  # fmt: skip
+
+
+def _even(size: float) -> int:
+    return max(2, 2 * round(size / 2))
 
 
 def text_overlay(textfile: str, main: str, label: str) -> str:

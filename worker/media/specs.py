@@ -161,7 +161,30 @@ class TextOverlaySpec:
     max_width: float | None = None  # the widest a line may be, a fraction of the frame's width
 
 
-OverlaySpec = ImageOverlaySpec | TextOverlaySpec
+@dataclass(frozen=True)
+class VideoOverlaySpec:
+    """`overlays[i]` with a video (picture-in-picture, B-roll): played from `from_` s into it
+    between `start` and `end` on the output, `width` of the frame wide, its corners rounded by
+    `radius` (a fraction of the frame's width); its sound mixed at `volume` (0: silent);
+    `loop` repeats it to fill its window (else it is gone when it ends)."""
+
+    path: Path
+    info: MediaInfo
+    position: Position = "top_right"
+    width: float = 0.3
+    opacity: float = 1.0
+    margin: float = 0.03
+    start: float = 0.0
+    end: float | None = None
+    from_: float = 0.0
+    volume: float = 0.0
+    loop: bool = False
+    radius: float = 0.0
+    motion: MotionSpec = MotionSpec()
+
+
+OverlaySpec = ImageOverlaySpec | TextOverlaySpec | VideoOverlaySpec
+PictureOverlaySpec = ImageOverlaySpec | VideoOverlaySpec  # drawn from an input file
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict o
 
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
+from worker.media.cost import MAX_OVERLAY_LAYERS, MAX_VIDEO_OVERLAYS
 from worker.media.fonts import FontSet, uncovered_problem
 from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS, Animation, Easing
 from worker.payload.fields import (
@@ -73,7 +74,7 @@ from worker.payload.fields import (
 from worker.settings import DEFAULT_MAX_OUTPUT_SECONDS
 
 PAYLOAD_VERSION = 1
-MAX_OVERLAYS = 10
+MAX_OVERLAYS = MAX_OVERLAY_LAYERS  # the cost bound's own number (worker/media/cost.py)
 MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
 MAX_KEYFRAMES = 20  # per overlay: a motion's expressions grow with its keyframes, and nothing else
@@ -120,16 +121,21 @@ Side = Annotated[int, Whole(16, 4096, even=True)]
 class Model(BaseModel):
     """What every payload object shares: a JSON object, null as absent, frozen, extras ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # a field whose JSON key is a Python keyword (`from`) has that key as its alias
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_by_name=True)
 
-    _names: ClassVar[tuple[str, ...]] = ()
+    _names: ClassVar[tuple[str, ...]] = ()  # the JSON keys, in field order
     _required: ClassVar[frozenset[str]] = frozenset()
+    json_keys: ClassVar[dict[str, str]] = {}  # field name → its JSON key
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        cls._names = tuple(cls.model_fields)
-        cls._required = frozenset(n for n, f in cls.model_fields.items() if f.is_required())
+        cls.json_keys = {n: f.alias or n for n, f in cls.model_fields.items()}
+        cls._names = tuple(cls.json_keys.values())
+        cls._required = frozenset(
+            cls.json_keys[n] for n, f in cls.model_fields.items() if f.is_required()
+        )
 
     def __init__(self, *args: Any, **fields: Any) -> None:
         """Positional arguments in field order too, as the dataclasses these models replaced."""
@@ -157,7 +163,11 @@ class Model(BaseModel):
             return data
         if not isinstance(data, Mapping):
             raise problem(f"must be a JSON object, got {describe(data)}")
-        present = {name: data[name] for name in cls._names if data.get(name) is not None}
+        present = {}
+        for name, key in cls.json_keys.items():  # by its JSON key, or its name in Python
+            value = data.get(key, data.get(name))
+            if value is not None:
+                present[key] = value
         for name in cls._required:
             present.setdefault(name, None)
         cls._check_together(present)
@@ -744,20 +754,80 @@ class TextOverlay(Model):
     ] = None
 
 
-def _overlay(value: object, info: ValidationInfo) -> ImageOverlay | TextOverlay:
-    """An overlay is an image overlay when it has `image`, a text overlay when it has `text`."""
-    if isinstance(value, ImageOverlay | TextOverlay):
+class VideoOverlay(Model):
+    """A video over the timeline (picture-in-picture, B-roll), transitions included."""
+
+    video: Annotated[str, Url(), Field(description="The video: an http(s) or storage:// URL.")]
+    position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = (
+        "top_right"
+    )
+    width: Annotated[
+        float, Number(0.01, 1), Field(description="Its width as a fraction of the frame's.")
+    ] = 0.3
+    opacity: Annotated[float, Number(0, 1), Field(description="0 (invisible) to 1.")] = 1.0
+    margin: Annotated[
+        float,
+        Number(0, 0.5),
+        Field(description="Distance from the edges, a fraction of the frame."),
+    ] = 0.03
+    start: Annotated[Secs, _START] = 0.0
+    end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+    from_: Annotated[
+        Secs, Field(alias="from", description="Where in the video it starts playing, seconds.")
+    ] = 0.0
+    volume: Annotated[
+        float,
+        Number(0, 1),
+        Field(description="Its sound in the mix: 0 (silent, the default) to 1."),
+    ] = 0.0
+    loop: Annotated[
+        bool, FLAG, Field(description="Repeat it to fill its window (else it goes when it ends).")
+    ] = False
+    radius: Annotated[
+        float,
+        Number(0, 0.5),
+        Field(description="Rounded corners: the radius as a fraction of the frame's width."),
+    ] = 0.0
+    x: Annotated[Place | None, _X] = None
+    y: Annotated[Place | None, _Y] = None
+    fade_in: Annotated[Secs, _FADE_IN] = 0.0
+    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    animation: AnimationName = "none"
+    animation_duration: AnimationSeconds = 0.4
+    keyframes: Keyframes = ()
+    easing: KeyEasing = "linear"
+
+
+AnyOverlay = ImageOverlay | TextOverlay | VideoOverlay
+_KINDS: dict[str, type[AnyOverlay]] = {
+    "image": ImageOverlay, "text": TextOverlay, "video": VideoOverlay
+}  # fmt: skip
+
+
+def _overlay(value: object, info: ValidationInfo) -> AnyOverlay:
+    """An overlay is an image, a text or a video overlay by which of `image`, `text` and
+    `video` it has (exactly one)."""
+    if isinstance(value, ImageOverlay | TextOverlay | VideoOverlay):
         return value
     if not isinstance(value, Mapping):
         raise problem(f"must be a JSON object, got {describe(value)}")
-    has_image, has_text = value.get("image") is not None, value.get("text") is not None
-    if has_image == has_text:
+    given = [key for key in _KINDS if value.get(key) is not None]
+    if len(given) != 1:
         raise problem(
-            'must have either "image" (a URL) or "text", '
-            + ("not both" if has_image else "and has neither")
+            'must have one of "image" (a URL), "text" or "video" (a URL), '
+            + (f"not both {given[0]} and {given[1]}" if given else "and has neither")
         )
-    kind = ImageOverlay if has_image else TextOverlay
-    return kind.model_validate(value, context=info.context)
+    return _KINDS[given[0]].model_validate(value, context=info.context)
+
+
+def _few_videos(overlays: tuple[AnyOverlay, ...]) -> tuple[AnyOverlay, ...]:
+    """Each video overlay is decoded beside the clips: at most MAX_VIDEO_OVERLAYS of them."""
+    videos = sum(isinstance(o, VideoOverlay) for o in overlays)
+    if videos > MAX_VIDEO_OVERLAYS:
+        raise problem(
+            f"has {videos} video overlays; at most {MAX_VIDEO_OVERLAYS} are allowed in one job"
+        )
+    return overlays
 
 
 class _OneKind:
@@ -773,8 +843,8 @@ class _OneKind:
 
 
 Overlay = Annotated[
-    ImageOverlay | TextOverlay,
-    PlainValidator(_overlay, json_schema_input_type=ImageOverlay | TextOverlay),
+    AnyOverlay,
+    PlainValidator(_overlay, json_schema_input_type=AnyOverlay),
     _OneKind(),
 ]
 
@@ -818,14 +888,16 @@ class Payload(Model):
     overlays: Annotated[
         tuple[Overlay, ...],
         Items("overlays", MAX_OVERLAYS, "in one job"),
-        Field(description="Images and text over the whole timeline."),
+        AfterValidator(_few_videos),
+        Field(description="Images, text and videos over the whole timeline."),
     ] = ()
 
     def inputs(self) -> tuple[tuple[str, str], ...]:
         """Every input as (source, url), sources named as the contract names them in errors.
 
         `clips[N]`, `clips[N].voice_url`, `clips[N].audio[K]`, `audio`, `captions.srt_url`,
-        `captions.vtt_url`, `overlays[N].image`: in playing order, then the timeline's own.
+        `captions.vtt_url`, `overlays[N].image`, `overlays[N].video`: in playing order, then
+        the timeline's own.
         """
         found: list[tuple[str, str]] = []
         for n, clip in enumerate(self.clips):
@@ -845,4 +917,6 @@ class Payload(Model):
         for n, overlay in enumerate(self.overlays):
             if isinstance(overlay, ImageOverlay):
                 found.append((f"overlays[{n}].image", overlay.image))
+            elif isinstance(overlay, VideoOverlay):
+                found.append((f"overlays[{n}].video", overlay.video))
         return tuple(found)

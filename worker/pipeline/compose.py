@@ -30,8 +30,9 @@ from worker.media.specs import (
     OverlaySpec,
     TextOverlaySpec,
     TransitionSpec,
+    VideoOverlaySpec,
 )
-from worker.payload import Clip, ImageOverlay, Payload, TextOverlay
+from worker.payload import Clip, ImageOverlay, Payload, TextOverlay, VideoOverlay
 from worker.pipeline.inputs import MUSIC, SRT, VTT, InputId
 
 _IMAGE_NAMES = {"png_pipe": "a PNG", "jpeg_pipe": "a JPEG", "webp_pipe": "a WebP"}
@@ -219,6 +220,8 @@ def _overlays(payload: Payload, files: Files, fonts: FontSet) -> list[OverlaySpe
                     motion=_motion(overlay),
                 )
             )
+        elif isinstance(overlay, VideoOverlay):
+            overlays.append(_video_overlay(n, overlay, files))
         else:
             overlays.append(
                 TextOverlaySpec(
@@ -237,7 +240,35 @@ def _overlays(payload: Payload, files: Files, fonts: FontSet) -> list[OverlaySpe
     return overlays
 
 
-def _motion(overlay: ImageOverlay | TextOverlay) -> MotionSpec:
+def _video_overlay(n: int, overlay: VideoOverlay, files: Files) -> VideoOverlaySpec:
+    """A video overlay, which must start inside its video (a `from` past its end would show
+    nothing at all)."""
+    source = InputId.overlay_video(n)
+    info = files.infos[source]
+    if info.duration and overlay.from_ >= info.duration:
+        raise PayloadError(
+            f"payload.overlays[{n}].from",
+            f"must be less than the video's length ({info.duration:.2f} s), "
+            f"got {overlay.from_:g} s",
+        )
+    return VideoOverlaySpec(
+        path=files.paths[source],
+        info=info,
+        position=overlay.position,
+        width=overlay.width,
+        opacity=overlay.opacity,
+        margin=overlay.margin,
+        start=overlay.start,
+        end=overlay.end,
+        from_=overlay.from_,
+        volume=overlay.volume,
+        loop=overlay.loop,
+        radius=overlay.radius,
+        motion=_motion(overlay),
+    )
+
+
+def _motion(overlay: ImageOverlay | TextOverlay | VideoOverlay) -> MotionSpec:
     """Where an overlay sits and how it moves, as the drawing takes it."""
     return MotionSpec(
         x=overlay.x,
