@@ -4,7 +4,9 @@
 #
 # FFmpeg comes from the imageio-ffmpeg wheel (a static FFmpeg 9 build with libx264, zimg
 # and friends), the same binary the tests run on, instead of Debian's older package; it is
-# linked onto PATH for operators who want to run it by hand.
+# linked onto PATH for operators who want to run it by hand. PyAV's wheel carries FFmpeg's
+# libraries too: the probe child reads headers and packets through them in-process, under its
+# rlimits, which the command-line binary cannot do packet by packet. Two builds, two jobs.
 
 FROM python:3.12-slim-bookworm
 
@@ -27,15 +29,15 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# Dependencies first, from the metadata alone, so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir -p worker \
-    && touch worker/__init__.py \
-    && pip install . \
-    && pip uninstall -y video-worker \
-    && rm -rf worker
+# Dependencies first, exactly as locked (every version pinned, every file's hash checked), so
+# two builds a week apart install the same bytes and a code change does not reinstall them.
+# The lock holds production's only: no test tools and no embedded Postgres (pgserver, which
+# `pip install .` would add for development), so the image must be given DATABASE_URL.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
 # Then the code (the migrations `migrate` applies are inside it, in worker/migrations/).
+COPY pyproject.toml README.md ./
 COPY worker ./worker
 RUN pip install --no-deps . \
     && ln -s "$(python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" /usr/local/bin/ffmpeg \

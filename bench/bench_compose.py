@@ -10,13 +10,34 @@ sound. Made three ways in one run, taking turns, from the same generated media:
 (b) moviepy 2 doing the same composition at the same x264 preset and CRF.
     Target: worker >= 5x faster.
 (c) one hand-written `ffmpeg -filter_complex` command that makes the same video in one process
-    (the encoder's own limit). Target: worker <= 1.25x its time.
+    (the encoder's own limit). Target: worker <= 1.25x its time. It draws the captions the
+    worker's way: the ASS document is the one the worker's caption child writes for this job
+    (`render_captions`, untimed, before the rounds), read by libass through the worker's own
+    fonts.conf (`installed().write_config`, passed by FONTCONFIG_FILE: `ffmpeg_env`), whose
+    fontconfig cache is warmed once, as a machine that runs FFmpeg by hand has its cache built.
 (d) the encoder alone: (c)'s video, decoded beforehand to raw frames and PCM (not timed), encoded
     again at the same settings. No composition can take less, so moviepy / (d) is the most any
     FFmpeg-based worker can be faster than moviepy on this machine, and it is printed too.
 
-(b) and (c) work on any worker; (a) needs the composition (issue 9) in `assemble` and says so
-when it is not there. It generates its own media in a temporary folder; nothing is kept.
+With `--fit blur`, the same job is made at 1080x1920 (9:16) with the blurred fill (issue 17):
+each 16:9 picture fitted whole over a blurred, darkened copy of itself, the same blur in (a),
+(b) and (c).
+
+With `--scripts`, the caption words are in three scripts (issue 16), a caption line of each in
+turn: English, Japanese (tokens joined without spaces) and Arabic (right to left), the same
+words in (a), (b) and (c). libass draws them with the worker's fonts, a character the caption
+family (Noto Sans) lacks from the first fallback family that has it (fonts.py). moviepy draws
+text with PIL, so (b) draws each line with the Bold face of the family that has its glyphs
+(Noto Sans, Noto Sans CJK JP, Noto Sans Arabic: the files among the worker's font folders,
+read with `worker.media.fonts.read_faces`), placing the words right to left on an Arabic
+line. PIL shapes Arabic (joined letter forms) only with libraqm (`PIL.features.check("raqm")`);
+without it, (b) still draws the Arabic words, letters unjoined and left to right: moviepy's
+result is a baseline for time, not for looks.
+
+(a) needs the composition (issue 9) in `assemble`; (c) reads the captions the worker's child
+writes from the same specs, so the bench needs a worker with fonts.py (issue 16). It generates
+its own media in a temporary folder; nothing is kept. The load average is printed before and
+after the rounds: other work on the machine slows every way, so compare ratios within a run.
 """
 
 from __future__ import annotations
@@ -31,20 +52,33 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from dataclasses import dataclass
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, get_args
 
-from worker.media.captions import FONT_DIR, CaptionStyle, Word, ass_document, group_lines
-from worker.media.confine import confined_here
+from worker.media.caption_layout import joined_without_space
+from worker.media.captions import CaptionStyle, Word, group_lines
 from worker.media.duck import Envelope, ramp_seconds
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.media.filters import X264_CRF, X264_PRESET
+from worker.media.fonts import CONFIG_NAME, ffmpeg_env, installed, read_faces
+from worker.media.scripts import within
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
-FONT = FONT_DIR / "SourceSansPro-Bold.ttf"
-HIGHLIGHT = CaptionStyle(style="highlight")
+FIT = "pad"  # or "blur", at BLUR_SIZE (`--fit blur`)
+BLUR_SIZE = (1080, 1920)
+# The blurred fill as the worker makes it (worker/media/filters.py `blur_fill`) at 1080x1920:
+# the fitted picture's centre at 9:16 made 136x240, box-blurred twice (radius 14, chroma 7),
+# R, G and B times 0.55, scaled back up.
+BLUR_SMALL, BLUR_RADIUS, BLUR_DARKEN = (136, 240), 14, 0.55
+HIGHLIGHT = CaptionStyle(style="highlight")  # in the worker's caption font, Noto Sans
+SCRIPTS = False  # `--scripts`: caption lines in English, Japanese and Arabic in turn
+ENGLISH = "the quick brown fox jumps over the lazy dog again and again".split()
+JAPANESE = ["素早い", "茶色の", "狐が", "怠けた", "犬を", "飛び越える", "何度も", "繰り返し"]
+ARABIC = "الثعلب البني السريع يقفز فوق الكلب الكسول مرة بعد مرة".split()
 MUSIC_VOLUME = 0.3
 AMBIENT_VOLUME = 0.5
 LOGO_WIDTH, LOGO_OPACITY, LOGO_MARGIN = 0.15, 0.8, 0.03
@@ -95,17 +129,33 @@ def total() -> float:
 
 def words() -> list[Word]:
     """A word every 0.4 s over the whole output, as a transcript on the output timeline."""
-    text = "the quick brown fox jumps over the lazy dog again and again".split()
     count = int(total() / 0.4) - 1
-    return [Word(text[n % len(text)], n * 0.4 + 0.1, n * 0.4 + 0.45) for n in range(count)]
+    return [Word(token(n), n * 0.4 + 0.1, n * 0.4 + 0.45) for n in range(count)]
+
+
+def token(n: int) -> str:
+    """Word `n`: English, or with `--scripts` each caption line (`max_words` words, which
+    `group_lines` keeps together: the words come evenly, no sentence ends) in English, Japanese
+    and Arabic in turn, each script's words in their order."""
+    if not SCRIPTS:
+        return ENGLISH[n % len(ENGLISH)]
+    per_line = HIGHLIGHT.max_words
+    line, at = divmod(n, per_line)
+    text = (ENGLISH, JAPANESE, ARABIC)[line % 3]
+    return text[((line // 3) * per_line + at) % len(text)]
 
 
 # --- media ----------------------------------------------------------------------------------------
 
 
-def ffmpeg(*args: str) -> None:
+def ffmpeg(*args: str, env: dict[str, str] | None = None) -> None:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-                   check=True)  # fmt: skip
+                   check=True, env=env)  # fmt: skip
+
+
+def fonts_env(root: Path) -> dict[str, str]:
+    """FFmpeg's environment for the one command: libass reading the worker's fonts.conf."""
+    return ffmpeg_env(root / CONFIG_NAME)
 
 
 def make_media(root: Path) -> None:
@@ -126,9 +176,29 @@ def make_media(root: Path) -> None:
     ffmpeg("-f", "lavfi", "-i", "anoisesrc=c=brown:a=0.3:r=48000:d=10", "-c:a", "aac",
            str(root / "ambient.m4a"))  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
-    lines = group_lines(words(), HIGHLIGHT.max_words)
-    with confined_here():  # the bench's own words, not an end user's bytes
-        (root / "captions.ass").write_text(ass_document(lines, HIGHLIGHT, WIDTH, HEIGHT))
+    write_captions(root)
+
+
+def write_captions(root: Path) -> None:
+    """`root/captions.ass` as the worker writes it for this job (its caption child, from the
+    specs and plan `assemble` makes: `render_captions`) and the worker's fonts.conf, with its
+    fontconfig cache built once (a single frame drawn), for the one command."""
+    from worker.media.caption_render import render_captions
+    from worker.media.info import ProbeLimits
+    from worker.media.plan import make_plan
+
+    specs = worker_specs(root)
+    plan = make_plan(specs["clips"], specs["audio"], specs["output"],
+                     captions=specs["captions"], overlays=specs["overlays"])  # fmt: skip
+    made = asyncio.run(render_captions(
+        specs["captions"], specs["clips"], plan, root, ProbeLimits(),
+        specs["output"].max_duration, installed(),
+    ))  # fmt: skip
+    assert made.ass == "captions.ass", made
+    installed().write_config(root)
+    ffmpeg("-f", "lavfi", "-i", f"color=s={WIDTH}x{HEIGHT}:d=0.1",
+           "-vf", f"ass=filename={root / 'captions.ass'}", "-f", "null", "-",
+           env=fonts_env(root))  # fmt: skip
 
 
 # --- (c) one hand-written command -----------------------------------------------------------------
@@ -145,10 +215,10 @@ def single_command(root: Path, out: Path) -> list[str]:
         samples = round(frames * 48000 / FPS)
         if clip.still:
             inputs += ["-f", "png_pipe", "-i", str(root / clip.name)]
-            graph.append(f"[{i}:v]{still_chain(clip, frames)}[v{i}]")
+            graph.append(f"[{i}:v]{still_chain(clip, frames, i)}[v{i}]")
         else:
             inputs += ["-i", str(root / clip.name)]
-            graph.append(f"[{i}:v]{fit_chain()},trim=end_frame={frames},setpts=N/{FPS}/TB[v{i}]")
+            graph.append(f"[{i}:v]{fit_chain(i)},trim=end_frame={frames},setpts=N/{FPS}/TB[v{i}]")
         sound = f"[{i}:a:0]aresample=48000,{AFMT}" if clip.sound else "anullsrc=r=48000:cl=stereo"
         graph.append(f"{sound},apad,atrim=end_sample={samples},asetpts=N/SR/TB[a{i}]")
     n = len(CLIPS)
@@ -165,7 +235,7 @@ def single_command(root: Path, out: Path) -> list[str]:
     inputs += ["-i", str(root / "logo.png"), "-stream_loop", "-1", "-i", str(root / "music.m4a")]
     logo_w, margin = round(WIDTH * LOGO_WIDTH), round(WIDTH * LOGO_MARGIN)
     graph += [
-        f"[joined]ass=filename={root / 'captions.ass'}:fontsdir={FONT_DIR}[captioned]",
+        f"[joined]ass=filename={root / 'captions.ass'}[captioned]",  # FONTCONFIG_FILE
         f"[{n + 1}:v]scale={logo_w}:-2,format=rgba,colorchannelmixer=aa={LOGO_OPACITY}[logo]",
         f"[captioned][logo]overlay=W-w-{margin}:{margin}:format=yuv420,format=yuv420p[v]",
         *music_graph(n + 2, root),
@@ -202,19 +272,35 @@ def encoder_alone(frames: Path, sound: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def fit_chain() -> str:
+def fit_chain(index: int) -> str:
+    fill = blur_chain(index) if FIT == "blur" else (
+        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=black")  # fmt: skip
     return (
         f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={FPS},format=yuv420p"
+        f"{fill},setsar=1,fps={FPS},format=yuv420p"
     )
 
 
-def still_chain(clip: Clip, frames: int) -> str:
-    """The picture fitted once (Lanczos) to a canvas 1 + ZOOM times the frame and repeated
-    (`loop`), then moved by `perspective`, which samples a window of the canvas at fractional
-    pixel positions (smooth, where zoompan steps by whole pixels) into the frame-sized top left
-    of its output, cropped to the frame: the view is never enlarged from pixels shrunk to the
-    frame. (`perspective` counts its frames, `in`, from 1.)"""
+def blur_chain(index: int, w: int = WIDTH, h: int = HEIGHT) -> str:
+    """The fitted picture split: its centre at the `w` x `h` shape, small, blurred, darkened
+    and scaled up, and the picture laid over it in the middle."""
+    d = BLUR_DARKEN
+    picture, fill, back = f"[bp{index}]", f"[bf{index}]", f"[bb{index}]"
+    return (
+        f"split{picture}{fill};{fill}crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})',"
+        f"scale={BLUR_SMALL[0]}:{BLUR_SMALL[1]},"
+        f"boxblur={BLUR_RADIUS}:2:{BLUR_RADIUS // 2}:2,"
+        f"lutyuv=y=16+(val-16)*{d}:u=128+(val-128)*{d}:v=128+(val-128)*{d},"
+        f"scale={w}:{h}{back};{back}{picture}overlay=(W-w)/2:(H-h)/2"
+    )
+
+
+def still_chain(clip: Clip, frames: int, index: int) -> str:
+    """The picture fitted once (Lanczos) to a canvas 1 + ZOOM times the frame (over the blurred
+    fill with `--fit blur`) and repeated (`loop`), then moved by `perspective`, which samples a
+    window of the canvas at fractional pixel positions (smooth, where zoompan steps by whole
+    pixels) into the frame-sized top left of its output, cropped to the frame: the view is never
+    enlarged from pixels shrunk to the frame. (`perspective` counts its frames, `in`, from 1.)"""
     p = f"((in-1)/{max(frames - 1, 1)})"
     if clip.motion == "zoom_in":
         scale, across = f"(1+{ZOOM}*{p})", "0.5"
@@ -226,9 +312,11 @@ def still_chain(clip: Clip, frames: int) -> str:
     corners = [("x0", left), ("y0", top), ("x1", right), ("y1", top),
                ("x2", left), ("y2", bottom), ("x3", right), ("y3", bottom)]  # fmt: skip
     options = ":".join(f"{name}='{expr}'" for name, expr in corners)
+    fill = blur_chain(index, cw, ch) if FIT == "blur" else (
+        f"pad={cw}:{ch}:(ow-iw)/2:(oh-ih)/2:color=black")  # fmt: skip
     canvas = (
         f"scale={cw}:{ch}:force_original_aspect_ratio=decrease:force_divisible_by=2:"
-        f"flags=lanczos,pad={cw}:{ch}:(ow-iw)/2:(oh-ih)/2:color=black,format=yuv420p"
+        f"flags=lanczos,{fill},format=yuv420p"
     )
     return (
         f"{canvas},loop=loop={frames - 1}:size=1:start=0,settb=1/{FPS},setpts=N,"
@@ -297,10 +385,11 @@ def music_graph(index: int, root: Path) -> list[str]:
 # --- (b) moviepy ----------------------------------------------------------------------------------
 
 
-def with_moviepy(root: Path, out: Path) -> None:
+def with_moviepy(root: Path, out: Path, fonts: dict[str, Any]) -> None:
     """The same composition in moviepy 2: clips placed on the timeline with crossfades and
     slides, stills zoomed or panned per frame, highlight captions as per-word-state images
-    (rendered with the same font), a logo, and a music bed lowered while a clip has sound."""
+    (drawn with `fonts`, the worker's: `pil_fonts`), a logo, and a music bed lowered while a
+    clip has sound."""
     import numpy as np
     from moviepy import (
         AudioFileClip,
@@ -323,6 +412,8 @@ def with_moviepy(root: Path, out: Path) -> None:
             if clip.sound and part.audio is not None:
                 sounds.append(part.audio.with_start(at))
             part = part.without_audio()
+            if FIT == "blur":
+                part = part.image_transform(moviepy_blur_fill).with_duration(clip.seconds)
         before = CLIPS.index(clip) - 1
         if before >= 0 and CLIPS[before].transition is not None:
             kind, seconds = CLIPS[before].transition  # type: ignore[misc]
@@ -345,7 +436,7 @@ def with_moviepy(root: Path, out: Path) -> None:
     margin = round(WIDTH * LOGO_MARGIN)
     logo = (logo.with_opacity(LOGO_OPACITY).with_duration(length)
             .with_position((WIDTH - logo.w - margin, margin)))  # fmt: skip
-    captions = moviepy_captions(ImageClip)
+    captions = moviepy_captions(ImageClip, fonts)
     video = CompositeVideoClip([background, *placed, *captions, logo], size=(WIDTH, HEIGHT))
     speaking = [(at, at + c.seconds) for c, at in zip(CLIPS, starts(), strict=True) if c.sound]
 
@@ -375,7 +466,8 @@ def moviepy_still(image: Any, clip: Clip) -> Any:
     moviepy's own `resized` and `cropped` do per frame."""
     from PIL import Image
 
-    source = Image.fromarray(image.get_frame(0))
+    first = image.get_frame(0)
+    source = Image.fromarray(moviepy_blur_fill(first) if FIT == "blur" else first)
 
     def moved(_get_frame: Any, t: float) -> Any:
         import numpy as np
@@ -394,34 +486,151 @@ def moviepy_still(image: Any, clip: Clip) -> Any:
     return image.with_duration(clip.seconds).transform(moved).with_duration(clip.seconds)
 
 
-def moviepy_captions(image_clip: Any) -> list[Any]:
-    """One RGBA image per word state (the line in white, the spoken word in yellow), drawn with
-    PIL and the worker's font, as moviepy's own TextClip draws text."""
+def moviepy_blur_fill(frame: Any) -> Any:
+    """One frame fitted whole over a blurred, darkened copy of itself, with PIL, as a moviepy
+    user would write it (moviepy has no blur of its own): the same sizes and blur as (a)."""
     import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageFilter
 
-    size = round(HEIGHT * HIGHLIGHT.size)
-    font = ImageFont.truetype(str(FONT), size)
+    picture = Image.fromarray(frame)
+    scale = min(WIDTH / picture.width, HEIGHT / picture.height)
+    fw, fh = (2 * round(side * scale / 2) for side in picture.size)
+    picture = picture.resize((fw, fh), Image.Resampling.BICUBIC)
+    cw, ch = min(fw, fh * WIDTH / HEIGHT), min(fh, fw * HEIGHT / WIDTH)
+    box = ((fw - cw) / 2, (fh - ch) / 2, (fw + cw) / 2, (fh + ch) / 2)
+    small = picture.resize(BLUR_SMALL, Image.Resampling.BILINEAR, box=box)
+    for _ in range(2):
+        small = small.filter(ImageFilter.BoxBlur(BLUR_RADIUS))
+    small = small.point(lambda v: round(v * BLUR_DARKEN))
+    filled = small.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)
+    filled.paste(picture, ((WIDTH - fw) // 4 * 2, (HEIGHT - fh) // 4 * 2))
+    return np.asarray(filled)
+
+
+def moviepy_captions(image_clip: Any, fonts: dict[str, Any]) -> list[Any]:
+    """One RGBA image per word state (the line in white, the spoken word in yellow, outlined
+    as the worker's), drawn with PIL, as moviepy's own TextClip draws text: each line in the
+    Bold face of the first of the worker's caption family and its fallbacks that has the
+    line's glyphs, the words spaced (or not) as the worker joins them, right to left on a
+    right-to-left line."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    size = HIGHLIGHT.font_size(WIDTH, HEIGHT)
+    outline = max(1, round(size * 0.08))
+    top = HEIGHT - HIGHLIGHT.margin_pixels(WIDTH, HEIGHT) - 2 * size
     shown = []
     for line in group_lines(words(), HIGHLIGHT.max_words):
         texts = [w.text for w in line.words]
+        font, rtl = fonts[family_for(texts)], right_to_left(texts)
         for n, word in enumerate(line.words):
             end = line.words[n + 1].start if n + 1 < len(line.words) else line.end
             picture = Image.new("RGBA", (WIDTH, size * 2), (0, 0, 0, 0))
             draw = ImageDraw.Draw(picture)
-            x = (WIDTH - draw.textlength(" ".join(texts), font=font)) / 2
-            for k, text in enumerate(texts):
+            for k, (text, x) in enumerate(zip(texts, word_xs(draw, texts, font, rtl),
+                                              strict=True)):  # fmt: skip
                 colour = HIGHLIGHT.highlight_color if k == n else HIGHLIGHT.color
-                draw.text((x, size // 2), text, font=font, fill=colour, stroke_width=2,
-                          stroke_fill="black")  # fmt: skip
-                x += draw.textlength(text + " ", font=font)
+                draw.text((x, size // 2), text, font=font, fill=colour, stroke_width=outline,
+                          stroke_fill="black", **direction(rtl))  # fmt: skip
             start = line.start if n == 0 else word.start
             shown.append(
                 image_clip(np.array(picture), transparent=True)
                 .with_start(start).with_duration(max(end - start, 0.04))
-                .with_position(("center", HEIGHT - size * 3))
+                .with_position(("center", top))
             )  # fmt: skip
     return shown
+
+
+def word_xs(draw: Any, texts: list[str], font: Any, rtl: bool) -> list[float]:
+    """Where each word starts so that the line is centred: left to right, or mirrored."""
+    widths = [draw.textlength(text, font=font, **direction(rtl)) for text in texts]
+    space = draw.textlength(" ", font=font)
+    gaps = [0.0] + [0.0 if joined_without_space(a, b) else space for a, b in pairwise(texts)]
+    x, xs = (WIDTH - sum(widths) - sum(gaps)) / 2, []
+    for width, gap in zip(widths, gaps, strict=True):
+        x += gap
+        xs.append(x)
+        x += width
+    if rtl:
+        xs = [WIDTH - x - width for x, width in zip(xs, widths, strict=True)]
+    return xs
+
+
+def right_to_left(texts: list[str]) -> bool:
+    """Whether the line's first strongly directed character is right to left."""
+    for char in "".join(texts):
+        kind = unicodedata.bidirectional(char)
+        if kind in ("L", "R", "AL"):
+            return kind != "L"
+    return False
+
+
+def direction(rtl: bool) -> dict[str, str]:
+    """PIL's `direction` for a right-to-left word: only with libraqm (it raises without)."""
+    from PIL import features
+
+    return {"direction": "rtl"} if rtl and features.check("raqm") else {}
+
+
+def caption_families() -> list[str]:
+    """The worker's caption family, then the families libass falls back to, in its order."""
+    fallback = installed().fallback_families()
+    return [HIGHLIGHT.font, *(f for f in fallback if f != HIGHLIGHT.font)]
+
+
+def family_for(texts: list[str]) -> str:
+    """The first caption family that has every character of the line."""
+    fonts = installed()
+    chars = [ord(c) for c in "".join(texts) if not c.isspace()]
+    for family in caption_families():
+        if all(within(fonts.families[family], c) for c in chars):
+            return family
+    raise LookupError(f"no font has every character of {' '.join(texts)!r}")
+
+
+def pil_fonts() -> dict[str, Any]:
+    """The Bold face (as the captions' style asks) of each family the captions' lines need,
+    from the worker's own font files, loaded at the captions' size (before any timing: the
+    faces are read from every font folder once)."""
+    needed = {family_for([w.text for w in line.words])
+              for line in group_lines(words(), HIGHLIGHT.max_words)}  # fmt: skip
+    files: dict[str, list[Path]] = {}
+    for face in read_faces(installed().dirs):
+        if face.family in needed and face.path not in files.setdefault(face.family, []):
+            files[face.family].append(face.path)
+    return {family: line_sized(family, files.get(family, [])) for family in needed}
+
+
+def line_sized(family: str, paths: list[Path]) -> Any:
+    """The Bold face at the size libass gives the captions' font size: an ASS font size is
+    the face's ascent plus descent, where PIL's is its em."""
+    size = HIGHLIGHT.font_size(WIDTH, HEIGHT)
+    ascent, descent = bold_font(family, paths, size).getmetrics()
+    return bold_font(family, paths, round(size * size / (ascent + descent)))
+
+
+def bold_font(family: str, paths: list[Path], size: int) -> Any:
+    """`family`'s Bold face in the first of `paths` that has one: a static Bold face, or a
+    variable font's Bold instance (libass picks the same from the pip packages' fonts)."""
+    from PIL import ImageFont
+
+    for path in paths:
+        for index in range(32):  # the faces of a collection, in order
+            try:
+                font = ImageFont.truetype(str(path), size, index=index)
+            except OSError:
+                break
+            name, style = font.getname()
+            if name != family:
+                continue
+            if style == "Bold":
+                return font
+            try:
+                font.set_variation_by_name("Bold")
+            except (OSError, ValueError):
+                continue
+            return font
+    raise LookupError(f"no Bold face of {family} among the worker's fonts")
 
 
 # --- (a) the worker, in a child process -----------------------------------------------------------
@@ -432,15 +641,20 @@ class NotYet(Exception):
 
 
 def worker_child(root: Path) -> None:
-    """Runs in its own process: build the specs, assemble, print timings and peak RSS."""
+    """Runs in its own process: build the specs, assemble, print timings and peak RSS. The
+    fonts are read before the clock starts, as a worker reads them once, before its first job
+    (pipeline/handler.py); what each job does with them (fonts.conf, its fontconfig cache,
+    the caption child) is timed."""
+    fonts = installed()
     specs = worker_specs(root)
     started = time.perf_counter()
-    result = asyncio.run(assemble_composition(specs, root / "worker"))
+    result = asyncio.run(assemble_composition(specs, root / "worker", fonts))
     seconds = time.perf_counter() - started
     own = peak_rss_kib()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"seconds": seconds, "rss_kib": own, "ffmpeg_rss_kib": children,
-                      "duration": result.duration, "join": result.join}))  # fmt: skip
+                      "duration": result.duration, "join": result.join,
+                      "timings": getattr(result, "timings", {})}))  # fmt: skip
 
 
 def peak_rss_kib() -> int:
@@ -495,7 +709,7 @@ def worker_specs(root: Path) -> dict[str, Any]:
         "audio": s.MusicSpec(
             root / "music.m4a", infos["music.m4a"], volume=MUSIC_VOLUME, duck=True
         ),
-        "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS),
+        "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS, fit=FIT),
         "captions": s.CaptionSpec(HIGHLIGHT, words=tuple(words())),
         "overlays": (
             s.ImageOverlaySpec(
@@ -528,20 +742,21 @@ def probe_inputs(root: Path) -> dict[str, Any]:
         raise NotYet(f"the probe refuses a still image ({exc})") from exc
 
 
-async def assemble_composition(specs: dict[str, Any], workdir: Path) -> Any:
+async def assemble_composition(specs: dict[str, Any], workdir: Path, fonts: Any) -> Any:
     from worker.media.assemble import assemble
 
     accepted = inspect.signature(assemble).parameters
-    missing = [name for name in ("captions", "overlays") if name not in accepted]
+    missing = [name for name in ("captions", "overlays", "fonts") if name not in accepted]
     if missing:
         raise NotYet(f"assemble() takes no {', '.join(missing)}")
-    return await assemble(**specs, workdir=workdir)
+    return await assemble(**specs, workdir=workdir, fonts=fonts)
 
 
 def run_worker(root: Path) -> dict[str, Any]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker-child", str(root)],
+        [sys.executable, __file__, "--fit", FIT, *(["--scripts"] if SCRIPTS else []),
+         "--worker-child", str(root)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     wall = time.perf_counter() - started
@@ -576,8 +791,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="turns of (a) and (c)")
     parser.add_argument("--moviepy-rounds", type=int, default=2)
+    parser.add_argument("--fit", choices=("pad", "blur"), default="pad",
+                        help="blur: the job at 1080x1920 with the blurred fill")  # fmt: skip
+    parser.add_argument("--scripts", action="store_true",
+                        help="caption lines in English, Japanese and Arabic in turn")  # fmt: skip
     parser.add_argument("--worker-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    choose_fit(args.fit)
+    global SCRIPTS
+    SCRIPTS = args.scripts
     if args.worker_child:
         try:
             worker_child(args.worker_child)
@@ -589,8 +811,18 @@ def main() -> None:
         run(Path(tmp), args.rounds, args.moviepy_rounds)
 
 
+def choose_fit(fit: str) -> None:
+    """`blur`: the whole job (captions, logo, every input's fit) at BLUR_SIZE, blur-filled."""
+    global WIDTH, HEIGHT, FIT
+    FIT = fit
+    if fit == "blur":
+        WIDTH, HEIGHT = BLUR_SIZE
+
+
 def run(root: Path, rounds: int, moviepy_rounds: int) -> None:
     make_media(root)
+    fonts = pil_fonts()
+    load_before = os.getloadavg()
     single_out, moviepy_out = root / "single.mp4", root / "moviepy.mp4"
     worker: list[dict[str, Any]] = []
     single_s: list[float] = []
@@ -604,21 +836,26 @@ def run(root: Path, rounds: int, moviepy_rounds: int) -> None:
                 worker.append(run_worker(root))
             except NotYet as exc:
                 not_yet = str(exc)
-        single_s.append(timed(lambda: ffmpeg(*single_command(root, single_out))))
+        single = partial(ffmpeg, *single_command(root, single_out), env=fonts_env(root))
+        single_s.append(timed(single))
         if round_ == 0:
             alone = encoder_alone(*raw_copies(single_out, root), root / "alone.mp4")
         alone_s.append(timed(partial(ffmpeg, *alone)))
         if round_ < moviepy_rounds:
-            moviepy_s.append(timed(lambda: with_moviepy(root, moviepy_out)))
-    report(worker, min(single_s), min(moviepy_s), min(alone_s), not_yet, root)
+            moviepy_s.append(timed(lambda: with_moviepy(root, moviepy_out, fonts)))
+    load = f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
+    report(worker, min(single_s), min(moviepy_s), min(alone_s), not_yet, root, load)
 
 
 def report(worker: list[dict[str, Any]], single: float, moviepy: float, alone: float,
-           not_yet: str | None, root: Path) -> None:  # fmt: skip
+           not_yet: str | None, root: Path, load: str) -> None:  # fmt: skip
     length = total()
-    print(f"composition: 6 clips (2 stills with motion), 3 transitions, highlight captions, an "
-          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS}, {length:g} s, "
-          f"x264 {X264_PRESET} crf {X264_CRF}; best of each")  # fmt: skip
+    captions = "highlight captions in English, Japanese and Arabic" if SCRIPTS else (
+        "highlight captions")  # fmt: skip
+    print(f"composition: 6 clips (2 stills with motion), 3 transitions, {captions}, an "
+          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS} fit {FIT}, {length:g} s, "
+          f"x264 {X264_PRESET} crf {X264_CRF}; best of each; load average (1 min) "
+          f"{load}")  # fmt: skip
     print(f"    one ffmpeg command      : {single:8.2f} s  ({length / single:5.1f}x realtime, "
           f"output {duration_of(root / 'single.mp4'):.3f} s)")  # fmt: skip
     print(f"    moviepy                 : {moviepy:8.2f} s  ({length / moviepy:5.1f}x realtime, "
@@ -635,6 +872,8 @@ def report(worker: list[dict[str, Any]], single: float, moviepy: float, alone: f
     print(f"    worker assemble()       : {best['seconds']:8.2f} s  (child process "
           f"{best['wall']:.2f} s with start-up; output {best['duration']:.3f} s, "
           f"join {best['join']})")  # fmt: skip
+    stages = ", ".join(f"{name} {spent:.2f}" for name, spent in best.get("timings", {}).items())
+    print(f"    worker's stages (s)     : {stages}")
     print(f"    worker / moviepy        : {moviepy / best['seconds']:8.2f}x faster "
           "(target >= 5x)")  # fmt: skip
     print(f"    worker / one command    : {best['seconds'] / single:8.2f}x   (target <= 1.25x)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,29 @@ from worker.db.connection import make_pool
 from worker.queue.jobs import JobStore
 
 _OWN_BASETEMP = pytest.StashKey[str]()
+TESTS = Path(__file__).resolve().parent
+
+# The fast tier, `pytest -m "not slow"`, runs in about a minute after each change and touches
+# every package; these files are left to the full suite (the README's test command, and CI's):
+# they start worker processes, run whole jobs through FFmpeg end to end, or time out on purpose.
+# A test elsewhere can say `@pytest.mark.slow` itself.
+SLOW_FILES = frozenset({
+    "hostile/test_addresses.py", "hostile/test_bombs.py", "hostile/test_caption_bounds.py",
+    "hostile/test_claim.py", "hostile/test_known.py", "hostile/test_stills.py",
+    "hostile/test_surface.py", "hostile/test_tenants.py",
+    "queue/test_chaos.py", "queue/test_processes.py", "queue/test_pooler.py",
+    "queue/test_worker_role.py",
+    "media/test_assemble.py", "media/test_compose.py", "media/test_sound.py",
+    "media/test_audio.py", "media/test_probe_limits.py",
+    "test_demo.py", "test_embedded_lifetime.py", "test_pipeline.py", "test_cli_mistakes.py",
+    "test_dashboard_browser.py", "test_caption_strip.py", "test_cli.py", "test_cleanup_cli.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(item.path).resolve().relative_to(TESTS).as_posix() in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_configure(config: pytest.Config) -> None:

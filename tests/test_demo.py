@@ -121,3 +121,7 @@ def test_the_demo_job_is_a_composition_of_generated_media(tmp_path: Path):
     assert isinstance(pip, VideoOverlay) and pip.video.endswith(f"/{PIP[0]}")
     assert pip.loop and pip.radius > 0 and pip.end is not None and pip.end < DEMO_SECONDS
     assert probe(tmp_path / PIP[0], "overlays[1].video").video is not None
+    # two scripts: Latin, and Japanese (which the worker's fonts draw, never as boxes)
+    assert any(w.text.isascii() for w in words) and any(
+        "\u3040" <= c <= "\u9fff" for w in words for c in w.text
+    )

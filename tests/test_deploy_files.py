@@ -118,10 +118,11 @@ def test_dockerfile_runs_the_worker_under_tini_as_non_root():
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in {"root", "0"}
     assert "HEALTHCHECK" in text and "/health" in text
-    # dependencies are installed before the code is copied, so code changes rebuild fast
-    assert (
-        text.index("COPY pyproject.toml") < text.index("pip install .") < text.index("COPY worker")
-    )
+    # dependencies are installed, as locked, before the code is copied: code changes rebuild
+    # fast, and the image holds exactly the lock's files (hashes checked) and nothing else
+    locked = "pip install --require-hashes --no-deps -r requirements.lock"
+    assert text.index("COPY requirements.lock") < text.index(locked) < text.index("COPY worker")
+    assert text.index("COPY worker") < text.index("pip install --no-deps .")
 
 
 def test_hadolint_passes():

@@ -59,6 +59,7 @@ def test_a_payload_the_worker_would_refuse_gets_the_workers_message(args, payloa
     assert str(refused.value) == parser_message(payload)
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_the_command_refuses_before_inserting_and_exits_non_zero(store, db_url):
     """As a real process: exit 2, the message on stderr, no row."""
     for args, payload in [
@@ -72,6 +73,7 @@ async def test_the_command_refuses_before_inserting_and_exits_non_zero(store, db
     assert await job_ids(store) == set()
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_local_path_is_refused_with_a_hint(store, db_url, tmp_path: Path):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not fetched")
@@ -94,12 +96,14 @@ def test_no_check_inserts_a_custom_handlers_payload_as_given():
     assert checked_payload(parsed, Settings()) == {"script": []}
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_valid_payload_is_still_enqueued(store, db_url):
     proc = cli(db_url, "enqueue", URL, "--fps", "29.97", "--width", "1080", "--height", "1920")
     assert proc.stdout.startswith("enqueued ")
     assert len(await job_ids(store)) == 1
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_typo_is_enqueued_with_a_warning_naming_the_key(store, db_url):
     payload = {
         "clips": [{"url": URL, "transtion": {"type": "fade"}}],
@@ -129,6 +133,7 @@ async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float =
     return await asyncio.wait_for(scan(), timeout)
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_wait_says_once_that_no_worker_runs_then_follows_when_one_starts(store, db_url):
     payload = json.dumps({"script": [{"progress": 50, "stage": "processing", "message": "half"}]})
     proc = await asyncio.create_subprocess_exec(
@@ -289,6 +294,14 @@ def test_no_thumbnail_is_a_flag_too():
     assert "output" not in built(URL)
 
 
+def test_fit_takes_blur_and_refuses_what_the_payload_refuses(capsys):
+    assert built(URL, "--width", "1080", "--height", "1920", "--fit", "blur")["output"] == {
+        "width": 1080, "height": 1920, "fit": "blur"}  # fmt: skip
+    with pytest.raises(SystemExit):
+        built(URL, "--fit", "fill")
+    assert "'blur'" in capsys.readouterr().err
+
+
 def test_the_contracts_example_can_be_built_from_flags(tmp_path: Path):
     """Every field of the contract's composition example, from flags alone."""
     (tmp_path / "t1.json").write_text('{"words": [{"word": "Hello", "start": 0.2, "end": 0.5}]}')
@@ -395,6 +408,7 @@ def test_payload_flags_beside_a_whole_payload_are_refused_not_dropped(tmp_path: 
     assert checked_payload(alone, Settings()) == {"clips": [{"url": URL}], "output": {"fade_in": 1}}
 
 
+@pytest.mark.slow  # a real `video-worker` process
 async def test_a_composition_from_flags_is_inserted_as_built(store, db_url):
     """As a real process: the row holds exactly the payload the flags describe."""
     proc = cli(

@@ -124,6 +124,11 @@ def test_accepted_edge_values() -> None:
     assert isinstance(payload.output.width, int)
 
 
+@pytest.mark.parametrize("fit", ["pad", "crop", "blur"])
+def test_every_fit_is_accepted(fit: str) -> None:
+    assert parse_payload(_output(fit=fit), SETTINGS).output.fit == fit
+
+
 def test_payload_is_frozen_and_lists_its_inputs() -> None:
     payload = parse_payload(SPEC_EXAMPLE, SETTINGS)
     with pytest.raises(AttributeError):
@@ -267,7 +272,7 @@ def test_messages_say_what_is_allowed() -> None:
         r"storage:// URL like .*\(its scheme is 'ftp'\)$",
     ):
         parse_payload({"clips": [{"url": "ftp://x/a.mp4"}]}, SETTINGS)
-    with pytest.raises(PayloadError, match=r'"pad".*"crop".*got "fill"'):
+    with pytest.raises(PayloadError, match=r'"pad".*"crop".*"blur".*got "fill"'):
         parse_payload(_output(fit="fill"), SETTINGS)
     with pytest.raises(PayloadError, match=r"greater than start \(3 s\), got 2 s"):
         parse_payload(_clip(start=3, end=2), SETTINGS)

@@ -48,7 +48,10 @@ TRANSITION = {"type": "fade", "duration": 0.5}  # from the first clip into the s
 # A picture-in-picture: a short clip looped in a corner over most of the video, its sound low.
 PIP = ("pip.mp4", "testsrc=size=320x180:rate=30", "sine=frequency=880", 2.0)
 TITLE = "video-worker"  # slides down into the top of the frame, and back up at its end
-CAPTION = "video worker makes this from clips a still and timed words".split()
+# Two scripts: the captions' fonts fall back per character (Noto Sans, Noto Sans CJK), and
+# Japanese words join without spaces ("字幕はどの言語でも": captions in any language).
+CAPTION = ["video", "worker", "makes", "this", "from", "clips", "and", "timed", "words",
+           "字幕は", "どの", "言語", "でも"]  # fmt: skip
 DEMO_DATABASE = "video_worker_demo"
 
 
@@ -180,10 +183,10 @@ def overlays(base: str) -> list[dict[str, Any]]:
 
 
 def caption_words() -> list[dict[str, Any]]:
-    """One word every 0.7 s from 0.3 s on: a transcript on the output timeline, as a
+    """One word every 0.65 s from 0.3 s on: a transcript on the output timeline, as a
     speech-to-text service would return it."""
     return [
-        {"word": word, "start": round(0.3 + 0.7 * n, 2), "end": round(0.9 + 0.7 * n, 2)}
+        {"word": word, "start": round(0.3 + 0.65 * n, 2), "end": round(0.85 + 0.65 * n, 2)}
         for n, word in enumerate(CAPTION)
     ]
 

@@ -325,7 +325,9 @@ def _job_arguments(enq: argparse.ArgumentParser) -> None:
     enq.add_argument("--width", type=int)
     enq.add_argument("--height", type=int)
     enq.add_argument("--fps", type=float)
-    enq.add_argument("--fit", choices=FITS)
+    enq.add_argument(
+        "--fit", choices=FITS, help="pad (black bands), crop, or blur (a blurred copy fills them)"
+    )
     enq.add_argument("--path", help="storage key of the output")
     enq.add_argument("--fade-in", type=float, metavar="SECONDS", help="from black and silence")
     enq.add_argument("--fade-out", type=float, metavar="SECONDS", help="to black and silence")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import pytest
 
 from tests.hostile.harness import Expect, corpus_settings, run_case
+from worker.errors import PayloadError
+from worker.payload import parse_payload
 from worker.queue.jobs import JobStore
+from worker.settings import Settings
 
 CLIP = {"url": "https://example.com/a.mp4"}
 WORD = {"word": "hi", "start": 0, "end": 0.5}
@@ -76,11 +79,35 @@ CASES: list[tuple[str, object, tuple[str, ...], tuple[str, ...]]] = [
     [(p, w, a) for _, p, w, a in CASES],
     ids=[case for case, _, _, _ in CASES],
 )
-async def test_a_hostile_composition_field_fails_at_once(
+def test_a_hostile_composition_field_is_refused_by_the_parser(payload, words, absent):
+    """Every case where it is decided: parse_payload, in the job, before anything is fetched."""
+    with pytest.raises(PayloadError) as refused:
+        parse_payload(payload, Settings())
+    error = str(refused.value)
+    assert "\n" not in error
+    for word in words:
+        assert word in error, error
+    for word in absent:
+        assert word not in error, error
+
+
+# One case of each kind through a real worker: the row fails at attempt 1 naming the field, the
+# worker's loop and memory stay bounded (harness.py), and a good job completes after it.
+END_TO_END = ("transcript-10001-words", "overlay-image-file", "transition-filter-injection",
+              "transition-1e308")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("payload", "words", "absent"),
+    [(p, w, a) for case, p, w, a in CASES if case in END_TO_END],
+    ids=[case for case, _, _, _ in CASES if case in END_TO_END],
+)
+async def test_a_hostile_composition_field_fails_its_row_at_once(
     store, tmp_path, good_clip, payload, words, absent
 ):
-    # room for the 30,000-word transcript case (1.2 MB): the word limit, not MAX_PAYLOAD_BYTES,
-    # is what that case is about (tests/hostile/test_claim.py has the size limit's own cases)
+    # room for the 10,001-word transcript case: the word limit, not MAX_PAYLOAD_BYTES, is what
+    # that case is about (tests/hostile/test_claim.py has the size limit's own cases)
     room = 4 * 1024**2
     settings = corpus_settings(tmp_path, max_payload_bytes=room)
     roomy = JobStore(store.pool, max_payload_bytes=room)

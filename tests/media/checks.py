@@ -161,3 +161,26 @@ def bounding_box(points: list[tuple[int, int]]) -> tuple[int, int, int, int]:
     assert points, "nothing found to measure"
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     return min(xs), min(ys), max(xs), max(ys)
+
+
+def luma(colour: tuple[float, float, float]) -> float:
+    """BT.709 luma (0-255) of an RGB colour, such as a `Picture.mean`."""
+    r, g, b = colour
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def roughness(picture: Picture, box: tuple[int, int, int, int]) -> float:
+    """Mean absolute difference between neighbouring pixels (right and below) inside `box`
+    (x0, y0, x1, y1, exclusive ends), over R, G and B: near 0 for a smooth blur, large for sharp
+    edges."""
+    x0, y0, x1, y1 = box
+    width, rgb = picture.width, picture.rgb
+    total, count = 0, 0
+    for y in range(y0, y1 - 1):
+        row, below = (y * width + x0) * 3, ((y + 1) * width + x0) * 3
+        span = (x1 - x0) * 3
+        here, under = rgb[row : row + span], rgb[below : below + span]
+        total += sum(abs(a - b) for a, b in zip(here[:-3], here[3:], strict=True))
+        total += sum(abs(a - b) for a, b in zip(here, under, strict=True))
+        count += 2 * span - 3
+    return total / max(1, count)

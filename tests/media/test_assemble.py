@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.media.checks import assert_contract_output, gray_frame, picture_distance
+from tests.media.checks import (
+    assert_contract_output,
+    gray_frame,
+    luma,
+    picture_distance,
+    rgb_frames,
+    roughness,
+)
 from tests.media.conftest import FLAT_RGB, Media
 from worker.errors import PayloadError
 from worker.media.assemble import assemble
@@ -153,6 +160,29 @@ async def test_output_size_fps_and_crop_are_honoured(media: Media, workdir: Path
     assert info.video is not None and info.video.frame_rate == Fraction(30000, 1001)
     assert (result.width, result.height) == (200, 360)
     assert result.thumbnail is not None and result.thumbnail.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+async def test_blur_fills_the_bands_on_the_reencode_path(media: Media, workdir: Path) -> None:
+    """A 4:3 clip in a 9:16 frame, re-encoded on its own: the picture where pad puts it (rows 92
+    to 227), and above and below it a smooth, darkened copy instead of black."""
+    made = {}
+    for fit in ("pad", "blur"):
+        output = OutputSpec(width=180, height=320, fit=fit)  # type: ignore[arg-type]
+        result = await assemble([media.clip("h264_30_b")], audio=None, output=output,
+                                workdir=workdir / fit)  # fmt: skip
+        assert result.join == "reencode"
+        assert_contract_output(result.output, 1.0, tolerance=FRAME)
+        made[fit] = rgb_frames(result.output)
+    assert len(made["blur"]) == len(made["pad"]) == 30
+
+    middle, bands = (0, 98, 180, 222), [(0, 0, 180, 86), (0, 234, 180, 320)]
+    for blur, pad in zip(made["blur"][::7], made["pad"][::7], strict=True):
+        assert picture_distance(blur.rgb[180 * 3 * 98 : 180 * 3 * 222],
+                                pad.rgb[180 * 3 * 98 : 180 * 3 * 222]) < 2  # fmt: skip
+        for band in bands:
+            assert luma(pad.mean(band)) < 3
+            assert 25 < luma(blur.mean(band)) < 0.75 * luma(blur.mean(middle))
+            assert roughness(blur, band) < min(2.0, roughness(blur, middle) / 3)
 
 
 async def test_poster_is_a_jpeg_of_the_output(media: Media, workdir: Path) -> None:

@@ -17,7 +17,9 @@ from tests.media.checks import (
     assert_contract_output,
     bounding_box,
     decode_mono,
+    luma,
     rgb_frames,
+    roughness,
     tone_level_db,
 )
 from tests.media.conftest import X264, ffmpeg
@@ -60,6 +62,15 @@ class Made:
                     "-f", "lavfi", "-i", f"sine=f=440:d={seconds}", *X264, *AAC,
                     "-shortest"], target)  # fmt: skip
         return ClipSpec(target, probe(target, name))
+
+    def pattern(self, seconds: float = 1.0) -> ClipSpec:
+        """FFmpeg's test pattern (sharp bars, a moving gradient line), 16:9, H.264 + AAC."""
+        target = self.root / f"testsrc-{seconds:g}.mp4"
+        if not target.exists():
+            ffmpeg(["-f", "lavfi", "-i", f"testsrc=s={SIZE}:r={FPS}:d={seconds}",
+                    "-f", "lavfi", "-i", f"sine=f=440:d={seconds}", *X264, *AAC,
+                    "-shortest"], target)  # fmt: skip
+        return ClipSpec(target, probe(target, "testsrc"))
 
     def image(self, name: str, source: str, size: str = "640x360") -> Path:
         """A PNG drawn by a lavfi graph (`source` gets the size)."""
@@ -376,6 +387,68 @@ async def test_a_still_is_fitted_like_a_video(made: Made, workdir: Path) -> None
     frame = rgb_frames(result.output)[0]
     assert _is(frame.mean((0, 0, 180, 30)), (0, 0, 0), 10)
     assert _is(frame.mean((0, 70, 180, 110)), (255, 255, 255), 10)
+
+
+# A 16:9 picture in a 180x320 frame is fitted to 180x102 at rows 108 to 209 (pad and overlay
+# both put its corner on an even row); these bands stay clear of its edges.
+TOP, MIDDLE, BOTTOM = (0, 0, 180, 100), (0, 114, 180, 204), (0, 218, 180, 320)
+
+
+def picture_difference(a: Picture, b: Picture, box: tuple[int, int, int, int]) -> float:
+    """Mean absolute difference of R, G and B inside `box` (0 = identical)."""
+    x0, y0, x1, y1 = box
+    total = 0
+    for y in range(y0, y1):
+        start, end = (y * a.width + x0) * 3, (y * a.width + x1) * 3
+        total += sum(abs(p - q) for p, q in zip(a.rgb[start:end], b.rgb[start:end], strict=True))
+    return total / ((x1 - x0) * (y1 - y0) * 3)
+
+
+def assert_blurred_fill(blur: Picture, pad: Picture) -> None:
+    """`blur` is `pad`'s picture, with bands that are not black but smooth and darker."""
+    assert picture_difference(blur, pad, MIDDLE) < 2, "the fitted picture is pad's"
+    picture = luma(blur.mean(MIDDLE))
+    for band in (TOP, BOTTOM):
+        assert luma(pad.mean(band)) < 3  # pad: black
+        assert 25 < luma(blur.mean(band)) < 0.75 * picture, (luma(blur.mean(band)), picture)
+        smooth, sharp = roughness(blur, band), roughness(blur, MIDDLE)
+        assert smooth < min(2.0, sharp / 3), (smooth, sharp)  # blurred, not a copy of the bars
+
+
+async def test_blur_fills_the_bands_with_a_blurred_darker_copy(made: Made, workdir: Path) -> None:
+    """A 16:9 clip and a 16:9 still in a 9:16 frame (the compose path: one pass): the picture
+    as pad fits it, and above and below it a smooth, darkened copy instead of black."""
+    clips = [made.pattern(), made.still(made.image("bars", "testsrc=s={size}"), duration=0.5)]
+    made_with = {}
+    for fit in ("pad", "blur"):
+        output = OutputSpec(width=180, height=320, fps=FPS, fit=fit)  # type: ignore[arg-type]
+        result = await assemble(clips, audio=None, output=output, workdir=workdir / fit)
+        assert result.join == "compose"
+        assert_contract_output(result.output, 1.5, tolerance=0.05)
+        made_with[fit] = rgb_frames(result.output)
+
+    assert len(made_with["blur"]) == len(made_with["pad"]) == 45
+    for n in (0, 20, 29, 30, 44):  # the video's frames, then the still's
+        assert_blurred_fill(made_with["blur"][n], made_with["pad"][n])
+
+
+async def test_blur_costs_nothing_when_the_picture_fills_the_frame(
+    made: Made, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same aspect ratio, nothing to fill: `blur` is `pad`, the same graph and the same frames."""
+    clips = [made.pattern(), made.still(made.image("bars", "testsrc=s={size}"), duration=0.5)]
+    passes: list[list[str]] = []
+    monkeypatch.setattr("worker.media.assemble.run_ffmpeg", _recording(passes))
+    frames = {}
+    for fit in ("pad", "blur"):
+        output = OutputSpec(width=640, height=360, fps=FPS, fit=fit)  # type: ignore[arg-type]
+        result = await assemble(clips, audio=None, output=output, workdir=workdir / fit)
+        frames[fit] = [frame.rgb for frame in rgb_frames(result.output)]
+
+    graphs = [args[args.index("-filter_complex") + 1] for args in passes
+              if "-filter_complex_threads" in args]  # fmt: skip
+    assert len(graphs) >= 2 and "boxblur" not in "".join(graphs)
+    assert frames["blur"] == frames["pad"]
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])

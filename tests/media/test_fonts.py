@@ -82,6 +82,7 @@ def test_serif_falls_back_per_character_too(tmp_path: Path) -> None:
                                                                    "Noto Serif")  # fmt: skip
 
 
+@pytest.mark.slow
 async def test_a_text_overlay_draws_every_script(made: Made, workdir: Path) -> None:  # noqa: F811
     """Text overlays go through libass with the same fonts: Japanese, Arabic and emoji render,
     and differently for different text."""
@@ -178,6 +179,7 @@ def test_font_names_a_family_the_worker_has_or_is_refused() -> None:
         )
 
 
+@pytest.mark.slow
 def test_the_fonts_command_lists_families_and_their_scripts() -> None:
     text = listing(installed())
     rows = {line.split("  ")[0].strip(): line for line in text.splitlines() if line}

@@ -223,6 +223,7 @@ async def test_a_settings_value_the_database_cannot_hold_is_refused_at_start(db_
     assert proc.returncode == 2 and "MAX_RUNNING_PER_USER must be at most" in proc.stderr
 
 
+@pytest.mark.slow
 async def test_enqueue_past_the_cap_says_so_on_the_command_line(store, db_url):
     alice = uuid.uuid4()
     await store.set_limits(UserLimits(max_pending=1))

@@ -26,6 +26,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from worker.settings import SettingsError
+
 if TYPE_CHECKING:  # imported lazily at run time, under a warnings filter (see embedded_url)
     from pgserver.postgres_server import PostgresServer
 
@@ -41,7 +43,13 @@ def embedded_url(home: Path) -> str:
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
-            from pgserver.postgres_server import get_server
+            try:
+                from pgserver.postgres_server import get_server
+            except ImportError:  # an image installed from requirements.lock: production's only
+                raise SettingsError(
+                    "DATABASE_URL is not set, and the embedded Postgres for development "
+                    "(pgserver) is not installed here: set DATABASE_URL to your database"
+                ) from None
 
             prune_stale_handles(pgdata)
             _servers[pgdata] = get_server(pgdata, cleanup_mode="stop")

@@ -10,6 +10,10 @@ overlays and fades, encoded once.
         → overlays (images; text by libass too), over everything, transitions included
         → fade from and to black → H.264 (the same x264 settings as every intermediate)
 
+Fitting (filters.py `fit_steps`) is part of each clip's chain: with `fit` "blur" the chain
+splits into the picture and a small blurred copy of it, joined again by `overlay`, so the
+blurred fill adds no input and no pass.
+
 One pass rather than an intermediate per clip: every frame is encoded once, and a transition
 needs both of its clips' frames at the same time anyway. A timeline of more than
 MAX_CLIPS_PER_PASS clips is made in pieces of that many (`split_timeline`), one pass each,
@@ -193,9 +197,10 @@ def clip_chain(index: int, clip: ClipSpec, window: ClipWindow, plan: Plan, outpu
                skip: int = 0, total: int | None = None) -> str:  # fmt: skip
     """`[index:v]` → `[c{index}]`: the clip normalized exactly as the re-encode path does."""
     if clip.kind == "image":
-        steps = image_steps(clip, window, plan.geometry, output.fit, skip=skip, total=total)
+        steps = image_steps(clip, window, plan.geometry, output.fit, skip=skip, total=total,
+                            tag=str(index))  # fmt: skip
     else:
-        steps = video_steps(clip.info, plan.geometry, window.frames, output.fit)
+        steps = video_steps(clip.info, plan.geometry, window.frames, output.fit, str(index))
     return f"[{index}:v]" + ",".join(steps) + f"[c{index}]"
 
 

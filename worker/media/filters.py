@@ -8,6 +8,7 @@ settings (so one set of parameter sets). The sound is prepared apart, by sound.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from worker.media.ffmpeg import input_args
@@ -85,11 +86,15 @@ def video_chain(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> s
     return "[0:v]" + ",".join(video_steps(info, geometry, frames, fit)) + "[v]"
 
 
-def video_steps(info: MediaInfo, geometry: Geometry, frames: int, fit: Fit) -> list[str]:
-    """The filters of `video_chain`, for a graph that has more than one clip in it."""
+def video_steps(
+    info: MediaInfo, geometry: Geometry, frames: int, fit: Fit, tag: str = ""
+) -> list[str]:
+    """The filters of `video_chain`, for a graph that has more than one clip in it (`tag`, unique
+    per clip, names the pads of any branch the fit makes)."""
     video = info.video
     assert video is not None
-    steps = [*_deinterlace_steps(video), *_colour_steps(video), *fit_steps(video, geometry, fit)]
+    fitted = fit_steps(video, geometry, fit, tag)
+    steps = [*_deinterlace_steps(video), *_colour_steps(video), *fitted]
     return [*steps, *normal_steps(geometry), *length_steps(frames)]
 
 
@@ -165,21 +170,87 @@ def _matrix_options(video: VideoInfo) -> str:
     return f"in_color_matrix={matrix}:out_color_matrix=bt709:out_range=tv"
 
 
-def fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit) -> list[str]:
-    """Scale to cover (crop) or fit inside (pad) the output size, keeping the aspect ratio."""
+def fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit, tag: str = "") -> list[str]:
+    """Scale to cover (crop), fit inside (pad), or fit inside over a blurred fill (blur) the
+    output size, keeping the aspect ratio. `tag` makes the blur's pad labels unique in a graph
+    of several clips (compose.py passes the clip's index)."""
     w, h = geometry.width, geometry.height
     colour = _matrix_options(video)
     steps = []
     if video.sample_aspect_ratio != 1:
         steps.append("scale=trunc(iw*sar/2)*2:ih")  # square pixels first
     if fit == "crop":
-        steps += [
+        return [
+            *steps,
             f"scale={w}:{h}:force_original_aspect_ratio=increase:{colour}",
             f"crop={w}:{h}",
         ]
-    else:
-        steps += [
-            f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:{colour}",
-            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
-        ]
-    return steps
+    steps.append(
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:{colour}"
+    )
+    if fit == "blur" and leaves_bands(video, geometry):
+        return [*steps, "format=yuv420p", blur_fill(geometry, tag)]
+    return [*steps, f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"]
+
+
+# The blurred fill is made at 1/BLUR_SHRINK of the frame's size: blurring there costs 1/64 of
+# blurring the frame, and a blur hides the detail a full-size copy would have kept anyway.
+BLUR_SHRINK = 8
+BLUR_RADIUS = 0.1  # of the small copy's shorter side (boxblur, applied twice: near Gaussian)
+BLUR_DARKEN = 0.55  # the fill's brightness, as a factor on R, G and B
+
+
+def blur_fill(geometry: Geometry, tag: str) -> str:
+    """Graph steps from the fitted picture to the frame: the picture, centred over a blurred,
+    darkened copy of itself that covers the frame.
+
+    The copy is the fitted picture's centre at the frame's aspect ratio, made small
+    (BLUR_SHRINK), blurred, darkened and scaled up to the frame; the picture goes over it by
+    `overlay`, which places it where `pad` would (both round the corner down to even pixels), so
+    the picture is the same as `pad`'s. It all stays in 8-bit yuv420p, the fitted picture's
+    format. The darkening multiplies Y−16 and the chroma's distance from 128 by BLUR_DARKEN,
+    which multiplies R, G and B alike (limited-range BT.709 is linear in them).
+    """
+    w, h = geometry.width, geometry.height
+    small_w, small_h = _small(w), _small(h)
+    luma = max(1, round(min(small_w, small_h) * BLUR_RADIUS))
+    chroma = max(1, luma // 2)  # the chroma planes are half as large
+    f = f"{BLUR_DARKEN:g}"
+    picture, fill, back = f"[fit{tag}p]", f"[fit{tag}f]", f"[fit{tag}b]"
+    return (
+        f"split{picture}{fill};"
+        f"{fill}crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})',"
+        f"scale={small_w}:{small_h},"
+        f"boxblur=luma_radius={luma}:luma_power=2:chroma_radius={chroma}:chroma_power=2,"
+        f"lutyuv=y=16+(val-16)*{f}:u=128+(val-128)*{f}:v=128+(val-128)*{f},"
+        f"scale={w}:{h}{back};"
+        f"{back}{picture}overlay=x=(W-w)/2:y=(H-h)/2:format=yuv420"
+    )
+
+
+def _small(side: int) -> int:
+    """A side of the blur's small copy: even, and at least 8 (boxblur's radius must fit in the
+    chroma planes, half as large)."""
+    return max(8, 2 * round(side / BLUR_SHRINK / 2))
+
+
+def leaves_bands(video: VideoInfo, geometry: Geometry) -> bool:
+    """Whether fitting inside leaves bands to fill: the picture's aspect ratio differs from the
+    frame's by more than the scale's rounding to even sides. (Wrong either way only at that
+    rounding's edge: a two-pixel band of black, or a blur that shows nowhere.)"""
+    width, height = video.display_size
+    sar = video.sample_aspect_ratio
+    if video.rotation in (90, 270) and sar:
+        sar = 1 / sar  # the rotation turns the pixels too
+    if sar != 1:
+        width = int(width * sar / 2) * 2
+    if not width or not height:
+        return False
+    w, h = geometry.width, geometry.height
+    if width * h >= height * w:  # as wide as the frame or wider: bands above and below
+        return 2 * _round_half_up(Fraction(w * height, width * 2)) < h
+    return 2 * _round_half_up(Fraction(h * width, height * 2)) < w
+
+
+def _round_half_up(value: Fraction) -> int:
+    return int(value + Fraction(1, 2))

@@ -42,16 +42,10 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from worker.media.audio import (
-    AUDIO_FORMAT,
-    SAMPLE_RATE,
-    Tracks,
-    encode_args,
-    measure_args,
-    plan_mix,
-)
-from worker.media.duck import COMMANDS_FILE
+from worker.media.audio import AUDIO_FORMAT, Tracks, encode_args, measure_args
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
+from worker.media.mix_plan import SAMPLE_RATE
+from worker.media.mix_process import plan_mix_confined
 from worker.media.plan import ClipWindow, Plan
 from worker.media.progress import WeightedProgress
 from worker.media.specs import (
@@ -317,9 +311,7 @@ async def make_soundtrack(
     )
     progress.finish("measure")
     fades = (_fade(output.fade_in, samples), _fade(output.fade_out, samples))
-    mix = plan_mix(directory, tracks, music, output.loudness, fades)
-    if mix.envelope is not None:
-        (directory / COMMANDS_FILE).write_text(mix.envelope.commands(), encoding="utf-8")
+    mix = await plan_mix_confined(directory, tracks.samples, music, output.loudness, fades)
     await run_ffmpeg(
         encode_args(tracks, music, mix, out),
         expected_duration=seconds,

@@ -15,7 +15,7 @@ from worker.media.info import MediaInfo
 DEFAULT_DUCK_DB = 12.0  # how far `duck` lowers the music under speech
 DEFAULT_LOUDNESS_LUFS = -16.0  # the finished mix's integrated loudness (EBU R128)
 
-Fit = Literal["pad", "crop"]
+Fit = Literal["pad", "crop", "blur"]  # the payload's `output.fit` (models.py imports it)
 Join = Literal["copy", "reencode", "compose"]
 ClipKind = Literal["video", "image"]
 # the payload's own names (worker/payload/models.py)

@@ -54,18 +54,20 @@ def image_input(path: Path, info: MediaInfo, *, max_pixels: int) -> list[str]:
 
 def image_steps(
     clip: ClipSpec, window: ClipWindow, geometry: Geometry, fit: Fit, *, skip: int = 0,
-    total: int | None = None,
+    total: int | None = None, tag: str = "",
 ) -> list[str]:  # fmt: skip
     """The filters that turn a still's one frame into `window.frames` frames of the clip.
 
     `window` may be a part of the clip (a long timeline is made in pieces): it starts `skip`
-    frames into a clip of `total` frames, and the motion carries on from there."""
+    frames into a clip of `total` frames, and the motion carries on from there. The blurred fill
+    (`fit` "blur") is made once too, on the one fitted frame, and moves with the picture; `tag`
+    names its pads (unique per clip in a graph)."""
     video = clip.info.video
     assert video is not None, "an image clip is probed as one picture"
     fps, frames = geometry.fps, total or window.frames
     canvas = canvas_size(clip, geometry, frames)
     return [
-        *_lanczos(fit_steps(_as_decoded(video), canvas, fit)),
+        *_lanczos(fit_steps(_as_decoded(video), canvas, fit, tag)),
         "format=yuv420p",  # converted once, here (an `fps` before `loop` would drop the frame)
         # one fitted frame, repeated: timestamps are then simply the frame numbers
         f"loop=loop={window.frames - 1}:size=1:start=0",

@@ -53,6 +53,7 @@ from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_f
 from worker.media.cost import MAX_OVERLAY_LAYERS, MAX_VIDEO_OVERLAYS
 from worker.media.fonts import FontSet, uncovered_problem
 from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS, Animation, Easing
+from worker.media.specs import Fit as Fit  # one vocabulary: the media side's, re-exported
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -79,7 +80,6 @@ MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
 MAX_KEYFRAMES = 20  # per overlay: a motion's expressions grow with its keyframes, and nothing else
 
-Fit = Literal["pad", "crop"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
 CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
 CaptionPosition = Literal["bottom", "center", "top"]
@@ -479,8 +479,15 @@ class Output(Model):
     ] = None
     fit: Annotated[
         Fit,
-        Choice(FITS, 'must be "pad" (letterbox to the size) or "crop" (fill and cut the edges)'),
-        Field(description="pad: letterbox to the size; crop: fill it and cut the edges."),
+        Choice(
+            FITS,
+            'must be "pad" (letterbox to the size), "crop" (fill and cut the edges) '
+            'or "blur" (the whole picture over a blurred, darkened copy of itself)',
+        ),
+        Field(
+            description="pad: letterbox to the size; crop: fill it and cut the edges; blur: "
+            "the whole picture, with a blurred, darkened copy of it filling the rest."
+        ),
     ] = "pad"
     path: Annotated[
         Annotated[str, OUTPUT_PATH] | None,

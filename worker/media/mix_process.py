@@ -1,0 +1,71 @@
+"""The worker's side of the mix child (mix_child.py): ask it to plan the mix, get the plan.
+
+Pass one's measures hold one entry per 100 ms of output; reading them and planning the ducking
+envelope is done in the confined child, not here, so the event loop never waits on work that
+grows with the length of video an end user asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from worker.errors import InputError
+from worker.media.duck import Envelope
+from worker.media.info import ProbeLimits
+from worker.media.mix_child import COMMANDS_BYTES
+from worker.media.mix_plan import Gains, Mix, MusicLevel
+from worker.media.probe_process import probe_session
+
+MIX_CHILD = "worker.media.mix_child"
+SOURCE = "audio"  # how a failure of the child is named: the job's sound
+
+
+async def plan_mix_confined(
+    directory: Path, samples: int, music: MusicLevel | None, target: float,
+    fades: tuple[int, int], limits: ProbeLimits | None = None,
+) -> Mix:  # fmt: skip
+    """The mix's plan, made by the mix child from the measures in `directory` (which also
+    receives the envelope's commands file)."""
+    request = {
+        "directory": str(directory),
+        "samples": samples,
+        "music": None if music is None else {
+            "volume": music.volume, "duck": music.duck, "duck_db": music.duck_db,
+        },
+        "target": target,
+        "fades": list(fades),
+    }  # fmt: skip
+    async with probe_session(
+        limits or ProbeLimits(), 1, module=MIX_CHILD, file_bytes=COMMANDS_BYTES
+    ) as session:
+        line = await session.exchange(request, SOURCE)
+    return _mix(_made(line))
+
+
+def _made(line: bytes) -> dict[str, Any]:
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        reply = {}
+    if not isinstance(reply.get("made"), dict):
+        raise InputError(SOURCE, "could not be mixed: planning the soundtrack failed")
+    made: dict[str, Any] = reply["made"]
+    return made
+
+
+def _mix(made: dict[str, Any]) -> Mix:
+    shape = made["envelope"]
+    envelope = None
+    if shape is not None:
+        segments = tuple((float(a), float(b)) for a, b in shape["segments"])
+        envelope = Envelope(float(shape["depth"]), float(shape["ramp"]), segments)
+    gains = made["gains"]
+    music = gains["music"]
+    return Mix(
+        Gains(float(gains["foreground"]), None if music is None else float(music)),
+        envelope,
+        int(made["fade_in"]),
+        int(made["fade_out"]),
+    )
