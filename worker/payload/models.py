@@ -138,10 +138,12 @@ class Model(BaseModel):
         )
 
     def __init__(self, *args: Any, **fields: Any) -> None:
-        """Positional arguments in field order too, as the dataclasses these models replaced."""
+        """Positional arguments in field order too, as the dataclasses these models replaced;
+        keyword arguments by field name (`from_`) or JSON key."""
         if len(args) > len(self._names):
             raise TypeError(f"{type(self).__name__} takes at most {len(self._names)} arguments")
-        super().__init__(**dict(zip(self._names, args, strict=False)), **fields)
+        keys = {self.json_keys.get(name, name): value for name, value in fields.items()}
+        super().__init__(**dict(zip(self._names, args, strict=False)), **keys)
 
     # Validation calls a model's own __init__ only when it is not pydantic's, and then drops the
     # validation context (the clip limit); this mark (pydantic-settings uses it too) says this
@@ -163,11 +165,7 @@ class Model(BaseModel):
             return data
         if not isinstance(data, Mapping):
             raise problem(f"must be a JSON object, got {describe(data)}")
-        present = {}
-        for name, key in cls.json_keys.items():  # by its JSON key, or its name in Python
-            value = data.get(key, data.get(name))
-            if value is not None:
-                present[key] = value
+        present = {key: data[key] for key in cls._names if data.get(key) is not None}
         for name in cls._required:
             present.setdefault(name, None)
         cls._check_together(present)
