@@ -23,6 +23,13 @@ With `--fit blur`, the same job is made at 1080x1920 (9:16) with the blurred fil
 each 16:9 picture fitted whole over a blurred, darkened copy of itself, the same blur in (a),
 (b) and (c).
 
+With `--layers`, the issue 17 job: the same composition at 1080x1920 with the blurred fill, and
+over it a picture-in-picture video (looped, rounded corners, faded in and out, its sound in the
+mix), an animated title (sliding down, and back up at its end) and a logo moving through
+keyframes (eased in and out, scaled) instead of the still logo. (c) draws the title from the ASS
+the worker writes for it (`text_document`), as it draws the captions; the logo's keyframes and
+the PiP are written out by hand.
+
 With `--scripts`, the caption words are in three scripts (issue 16), a caption line of each in
 turn: English, Japanese (tokens joined without spaces) and Arabic (right to left), the same
 words in (a), (b) and (c). libass draws them with the worker's fonts, a character the caption
@@ -54,6 +61,7 @@ import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -82,6 +90,15 @@ ARABIC = "الثعلب البني السريع يقفز فوق الكلب الك
 MUSIC_VOLUME = 0.3
 AMBIENT_VOLUME = 0.5
 LOGO_WIDTH, LOGO_OPACITY, LOGO_MARGIN = 0.15, 0.8, 0.03
+LAYERS = False  # `--layers`: issue 17's overlays (implies `--fit blur`)
+# The picture-in-picture: a 4 s clip looped between PIP_START and PIP_END, its centre at
+# (PIP_X, PIP_Y), PIP_WIDTH of the frame wide, corners rounded by PIP_RADIUS of the width.
+PIP = ("pip.mp4", "testsrc2=s=640x360:r=30", "sine=f=880", 4.0)
+PIP_X, PIP_Y, PIP_WIDTH, PIP_RADIUS, PIP_FADE, PIP_VOLUME = 0.7, 0.62, 0.5, 0.03, 0.3, 0.3
+PIP_START, PIP_END = 2.0, 16.0
+TITLE, TITLE_END, TITLE_SIZE, TITLE_ANIMATION = "Chapter 1", 4.0, 0.05, 0.5  # slides down
+# The logo's keyframes: (t, x, y, scale), eased in and out between them.
+LOGO_KEYS = ((0.0, 0.82, 0.1, 1.0), (9.0, 0.18, 0.1, 0.6), (18.0, 0.82, 0.1, 1.0))
 ZOOM = 0.15
 
 
@@ -176,7 +193,23 @@ def make_media(root: Path) -> None:
     ffmpeg("-f", "lavfi", "-i", "anoisesrc=c=brown:a=0.3:r=48000:d=10", "-c:a", "aac",
            str(root / "ambient.m4a"))  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "sine=f=220:r=48000:d=30", "-c:a", "aac", str(root / "music.m4a"))
+    name, video, audio, seconds = PIP
+    ffmpeg("-f", "lavfi", "-t", str(seconds), "-i", video, "-f", "lavfi", "-i",
+           f"{audio}:r=48000:d={seconds}", "-c:a", "aac", "-c:v", "libx264", "-preset",
+           "ultrafast", "-pix_fmt", "yuv420p", str(root / name))  # fmt: skip
     write_captions(root)
+    if LAYERS:
+        write_title(root)
+
+
+def write_title(root: Path) -> None:
+    """`root/title.ass`: the title as the worker writes it (overlays.py `text_document`)."""
+    from worker.media.overlays import text_document
+    from worker.media.plan import Geometry
+
+    title = worker_specs(root)["overlays"][1]
+    geometry = Geometry(WIDTH, HEIGHT, Fraction(FPS))
+    (root / "title.ass").write_text(text_document(title, geometry, total()), encoding="utf-8")
 
 
 def write_captions(root: Path) -> None:
@@ -234,16 +267,63 @@ def single_command(root: Path, out: Path) -> list[str]:
     join_sound(graph, ambient_at)
     inputs += ["-i", str(root / "logo.png"), "-stream_loop", "-1", "-i", str(root / "music.m4a")]
     logo_w, margin = round(WIDTH * LOGO_WIDTH), round(WIDTH * LOGO_MARGIN)
-    graph += [
-        f"[joined]ass=filename={root / 'captions.ass'}[captioned]",  # FONTCONFIG_FILE
-        f"[{n + 1}:v]scale={logo_w}:-2,format=rgba,colorchannelmixer=aa={LOGO_OPACITY}[logo]",
-        f"[captioned][logo]overlay=W-w-{margin}:{margin}:format=yuv420,format=yuv420p[v]",
-        *music_graph(n + 2, root),
-    ]
+    graph.append(f"[joined]ass=filename={root / 'captions.ass'}[captioned]")  # FONTCONFIG_FILE
+    if LAYERS:
+        inputs += ["-stream_loop", "-1", "-t", f"{PIP_END - PIP_START:.3f}",
+                   "-i", str(root / PIP[0])]  # fmt: skip
+        graph += layers_graph(root, n + 1, n + 3)
+    else:
+        graph += [
+            f"[{n + 1}:v]scale={logo_w}:-2,format=rgba,colorchannelmixer=aa={LOGO_OPACITY}[logo]",
+            f"[captioned][logo]overlay=W-w-{margin}:{margin}:format=yuv420,format=yuv420p[v]",
+        ]
+    graph += music_graph(n + 2, root)
     return [
         *inputs, "-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]",
         *encoder_args(), "-t", f"{total():.3f}", "-movflags", "+faststart", str(out),
     ]  # fmt: skip
+
+
+def layers_graph(root: Path, logo: int, pip: int) -> list[str]:
+    """`--layers`, by hand: the PiP (fitted, corners masked, faded, on its window), the title
+    (libass, the worker's ASS), the logo on its eased keyframes (scaled per frame); the PiP's
+    sound mixed into the clips' (`[speech]`, renamed from the join's `[speech0]`)."""
+    frames = round((PIP_END - PIP_START) * FPS)
+    w = round(WIDTH * PIP_WIDTH / 2) * 2
+    h = round(w * 9 / 16 / 2) * 2
+    r = round(WIDTH * PIP_RADIUS)
+    corner = (f"255*clip({r}-hypot(max(0,max({r}-X-0.5,X+0.5-{w - r})),"
+              f"max(0,max({r}-Y-0.5,Y+0.5-{h - r})))+0.5,0,1)")  # fmt: skip
+    fade_out = PIP_END - PIP_START - PIP_FADE
+    lw = round(WIDTH * LOGO_WIDTH / 2) * 2
+    x, y, scale = (eased(LOGO_KEYS, k) for k in (1, 2, 3))
+    delay = round(PIP_START * 48000)
+    return [
+        f"[{pip}:v]fps={FPS},scale={w}:{h},format=yuva420p,trim=end_frame={frames}[pipv]",
+        f"color=c=white:s={w}x{h},trim=end_frame=1,format=gray,geq=lum='{corner}',"
+        f"loop=loop={frames - 1}:size=1[mask]",
+        f"[pipv][mask]alphamerge,fade=t=in:d={PIP_FADE}:alpha=1,"
+        f"fade=t=out:st={fade_out}:d={PIP_FADE}:alpha=1,setpts=PTS-STARTPTS+{PIP_START}/TB[pip]",
+        f"[captioned][pip]overlay=x={WIDTH * PIP_X:.1f}-w/2:y={HEIGHT * PIP_Y:.1f}-h/2"
+        f":eof_action=pass:format=yuv420[pipped]",
+        f"[pipped]ass=filename={root / 'title.ass'}[titled]",
+        f"[{logo}:v]scale={lw * 2}:-2,format=rgba,colorchannelmixer=aa={LOGO_OPACITY},"
+        f"format=yuva420p,loop=loop={round(total() * FPS) - 1}:size=1,settb=1/{FPS},setpts=N,"
+        f"scale=w='2*trunc({lw}*{scale}/2)':h=-2:eval=frame[logo]",
+        f"[titled][logo]overlay=x='W*{x}-w/2':y='H*{y}-h/2':format=yuv420,format=yuv420p[v]",
+        f"[{pip}:a]aresample=48000,{AFMT},volume={PIP_VOLUME},"
+        f"atrim=end_sample={frames * 1600},adelay={delay}S:all=1[pipa]",
+        "[speech0][pipa]amix=inputs=2:duration=first:normalize=0[speech]",
+    ]
+
+
+def eased(keys: tuple[tuple[float, ...], ...], k: int) -> str:
+    """Value k of `keys` in `t`, eased in and out (smoothstep) between keyframes."""
+    expr = f"{keys[-1][k]}"
+    for a, b in reversed(list(pairwise(keys))):
+        p = f"clip((t-{a[0]})/{b[0] - a[0]},0,1)"
+        expr = f"if(lt(t,{b[0]}),{a[k]}+({b[k] - a[k]})*{p}*{p}*(3-2*{p}),{expr})"
+    return expr
 
 
 def encoder_args() -> list[str]:
@@ -281,9 +361,11 @@ def fit_chain(index: int) -> str:
     )
 
 
-def blur_chain(index: int, w: int = WIDTH, h: int = HEIGHT) -> str:
-    """The fitted picture split: its centre at the `w` x `h` shape, small, blurred, darkened
-    and scaled up, and the picture laid over it in the middle."""
+def blur_chain(index: int, w: int | None = None, h: int | None = None) -> str:
+    """The fitted picture split: its centre at the `w` x `h` shape (default: the output's, read
+    when called: `--fit blur` sets it after import), small, blurred, darkened and scaled up,
+    and the picture laid over it in the middle."""
+    w, h = w or WIDTH, h or HEIGHT
     d = BLUR_DARKEN
     picture, fill, back = f"[bp{index}]", f"[bf{index}]", f"[bb{index}]"
     return (
@@ -363,7 +445,8 @@ def join_sound(graph: list[str], ambient_at: int) -> None:
             i += 1
         pieces.append(sound)
         i += 1
-    graph.append("".join(pieces) + f"concat=n={len(pieces)}:v=0:a=1[speech]")
+    label = "[speech0]" if LAYERS else "[speech]"  # the PiP's sound joins it (layers_graph)
+    graph.append("".join(pieces) + f"concat=n={len(pieces)}:v=0:a=1{label}")
 
 
 def music_graph(index: int, root: Path) -> list[str]:
@@ -432,12 +515,12 @@ def with_moviepy(root: Path, out: Path, fonts: dict[str, Any]) -> None:
             )  # fmt: skip
     length = total()
     background = ColorClip((WIDTH, HEIGHT), (0, 0, 0), duration=length)
-    logo = ImageClip(str(root / "logo.png")).resized(width=round(WIDTH * LOGO_WIDTH))
-    margin = round(WIDTH * LOGO_MARGIN)
-    logo = (logo.with_opacity(LOGO_OPACITY).with_duration(length)
-            .with_position((WIDTH - logo.w - margin, margin)))  # fmt: skip
     captions = moviepy_captions(ImageClip, fonts)
-    video = CompositeVideoClip([background, *placed, *captions, logo], size=(WIDTH, HEIGHT))
+    logo = ImageClip(str(root / "logo.png"))
+    layers, heard = (moviepy_layers(root, fonts, opened) if LAYERS
+                     else ([moviepy_logo(logo, length)], []))  # fmt: skip
+    sounds += heard
+    video = CompositeVideoClip([background, *placed, *captions, *layers], size=(WIDTH, HEIGHT))
     speaking = [(at, at + c.seconds) for c, at in zip(CLIPS, starts(), strict=True) if c.sound]
 
     def duck(get_frame: Any, t: Any) -> Any:
@@ -459,6 +542,75 @@ def with_moviepy(root: Path, out: Path, fonts: dict[str, Any]) -> None:
     )  # fmt: skip
     for item in opened:
         item.close()
+
+
+def moviepy_logo(image: Any, length: float) -> Any:
+    """The still logo: its share of the width, its opacity, top right."""
+    logo = image.resized(width=round(WIDTH * LOGO_WIDTH))
+    margin = round(WIDTH * LOGO_MARGIN)
+    return (logo.with_opacity(LOGO_OPACITY).with_duration(length)
+            .with_position((WIDTH - logo.w - margin, margin)))  # fmt: skip
+
+
+def moviepy_layers(root: Path, fonts: dict[str, Any],
+                   opened: list[Any]) -> tuple[list[Any], list[Any]]:  # fmt: skip
+    """`--layers` in moviepy: the PiP (looped, resized, a rounded mask, crossfaded, its sound),
+    the title (drawn with PIL as the captions are, on a dark box, sliding down while it fades
+    in, and back), and the logo moved and resized per frame through its eased keyframes."""
+    import numpy as np
+    from moviepy import AudioFileClip, ImageClip, VideoFileClip, afx, vfx
+    from PIL import Image, ImageDraw
+
+    window = PIP_END - PIP_START
+    pip = VideoFileClip(str(root / PIP[0])).without_audio()
+    opened.append(pip)
+    w = round(WIDTH * PIP_WIDTH / 2) * 2
+    pip = pip.with_effects([vfx.Loop(duration=window)]).resized(width=w)
+    mask = Image.new("L", (pip.w, pip.h), 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, pip.w - 1, pip.h - 1),
+                                           radius=round(WIDTH * PIP_RADIUS), fill=255)  # fmt: skip
+    pip = (pip.with_mask(ImageClip(np.array(mask) / 255.0, is_mask=True).with_duration(window))
+           .with_effects([vfx.CrossFadeIn(PIP_FADE), vfx.CrossFadeOut(PIP_FADE)])
+           .with_start(PIP_START)
+           .with_position((WIDTH * PIP_X - pip.w / 2, HEIGHT * PIP_Y - pip.h / 2)))  # fmt: skip
+    sound = AudioFileClip(str(root / PIP[0]))
+    opened.append(sound)
+    heard = sound.with_effects([afx.AudioLoop(duration=window),
+                                afx.MultiplyVolume(PIP_VOLUME)]).with_start(PIP_START)  # fmt: skip
+    font = fonts[family_for([TITLE])]
+    box = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), TITLE, font=font)
+    pad = font.size // 4
+    card = Image.new("RGBA", (box[2] + 2 * pad, box[3] + 2 * pad), (0, 0, 0, 115))
+    ImageDraw.Draw(card).text((pad, pad), TITLE, font=font, fill="white")
+    top = round(0.05 * min(WIDTH, HEIGHT))
+    slide = 0.1 * HEIGHT
+
+    def title_at(t: float) -> tuple[float, float]:
+        p = min(1.0, t / TITLE_ANIMATION, (TITLE_END - t) / TITLE_ANIMATION)
+        k = max(0.0, p) * (2 - max(0.0, p))
+        return (WIDTH - card.width) / 2, top - (1 - k) * slide
+
+    title = (ImageClip(np.array(card), transparent=True).with_duration(TITLE_END)
+             .with_effects([vfx.CrossFadeIn(TITLE_ANIMATION), vfx.CrossFadeOut(TITLE_ANIMATION)])
+             .with_position(title_at))  # fmt: skip
+    lw = round(WIDTH * LOGO_WIDTH)
+    logo = ImageClip(str(root / "logo.png")).resized(width=lw * 2)
+
+    def keyed(t: float, k: int) -> float:
+        for a, b in pairwise(LOGO_KEYS):
+            if t < b[0]:
+                p = min(max((t - a[0]) / (b[0] - a[0]), 0.0), 1.0)
+                return a[k] + (b[k] - a[k]) * p * p * (3 - 2 * p)
+        return LOGO_KEYS[-1][k]
+
+    def logo_at(t: float) -> tuple[float, float]:
+        scale = keyed(t, 3)
+        size = (lw * scale, lw * scale * logo.h / logo.w)
+        return WIDTH * keyed(t, 1) - size[0] / 2, HEIGHT * keyed(t, 2) - size[1] / 2
+
+    logo = (logo.resized(lambda t: keyed(t, 3) / 2).with_opacity(LOGO_OPACITY)
+            .with_duration(total()).with_position(logo_at))  # fmt: skip
+    return [pip, title, logo], [heard]
 
 
 def moviepy_still(image: Any, clip: Clip) -> Any:
@@ -711,7 +863,7 @@ def worker_specs(root: Path) -> dict[str, Any]:
         ),
         "output": s.OutputSpec(width=WIDTH, height=HEIGHT, fps=FPS, fit=FIT),
         "captions": s.CaptionSpec(HIGHLIGHT, words=tuple(words())),
-        "overlays": (
+        "overlays": layer_specs(root, infos) if LAYERS else (
             s.ImageOverlaySpec(
                 root / "logo.png",
                 infos["logo.png"],
@@ -721,7 +873,26 @@ def worker_specs(root: Path) -> dict[str, Any]:
                 margin=LOGO_MARGIN,
             ),
         ),
-    }
+    }  # fmt: skip
+
+
+def layer_specs(root: Path, infos: dict[str, Any]) -> tuple[Any, ...]:
+    """`--layers`: the keyframed logo, the title and the PiP as worker/media/specs.py has them."""
+    from worker.media import specs as s
+
+    keys = tuple(s.Keyframe(t, x=x, y=y, scale=scale) for t, x, y, scale in LOGO_KEYS)
+    return (
+        s.ImageOverlaySpec(root / "logo.png", infos["logo.png"], width=LOGO_WIDTH,
+                           opacity=LOGO_OPACITY,
+                           motion=s.MotionSpec(keyframes=keys, easing="ease_in_out")),
+        s.TextOverlaySpec(TITLE, position="top", size=TITLE_SIZE, box=True, end=TITLE_END,
+                          motion=s.MotionSpec(animation="slide_down",
+                                              animation_duration=TITLE_ANIMATION)),
+        s.VideoOverlaySpec(root / PIP[0], infos[PIP[0]], width=PIP_WIDTH, start=PIP_START,
+                           end=PIP_END, loop=True, radius=PIP_RADIUS, volume=PIP_VOLUME,
+                           motion=s.MotionSpec(x=PIP_X, y=PIP_Y, fade_in=PIP_FADE,
+                                               fade_out=PIP_FADE)),
+    )  # fmt: skip
 
 
 def probe_inputs(root: Path) -> dict[str, Any]:
@@ -736,6 +907,8 @@ def probe_inputs(root: Path) -> dict[str, Any]:
     inputs += [("logo.png", root / "logo.png", image_kind),
                ("ambient.m4a", root / "ambient.m4a", "audio"),
                ("music.m4a", root / "music.m4a", "audio")]  # fmt: skip
+    if LAYERS:
+        inputs.append((PIP[0], root / PIP[0], "clip"))
     try:
         return asyncio.run(probe_all(inputs))
     except Exception as exc:
@@ -756,6 +929,7 @@ def run_worker(root: Path) -> dict[str, Any]:
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, __file__, "--fit", FIT, *(["--scripts"] if SCRIPTS else []),
+         *(["--layers"] if LAYERS else []),
          "--worker-child", str(root)],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
@@ -795,11 +969,14 @@ def main() -> None:
                         help="blur: the job at 1080x1920 with the blurred fill")  # fmt: skip
     parser.add_argument("--scripts", action="store_true",
                         help="caption lines in English, Japanese and Arabic in turn")  # fmt: skip
+    parser.add_argument("--layers", action="store_true",
+                        help="issue 17's job: a PiP, an animated title, a keyframed logo, and "
+                        "the blurred fill at 1080x1920")  # fmt: skip
     parser.add_argument("--worker-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    choose_fit(args.fit)
-    global SCRIPTS
-    SCRIPTS = args.scripts
+    choose_fit("blur" if args.layers else args.fit)
+    global SCRIPTS, LAYERS
+    SCRIPTS, LAYERS = args.scripts, args.layers
     if args.worker_child:
         try:
             worker_child(args.worker_child)
@@ -852,8 +1029,9 @@ def report(worker: list[dict[str, Any]], single: float, moviepy: float, alone: f
     length = total()
     captions = "highlight captions in English, Japanese and Arabic" if SCRIPTS else (
         "highlight captions")  # fmt: skip
+    logo = "a keyframed logo, a looped PiP video, an animated title" if LAYERS else "a logo"
     print(f"composition: 6 clips (2 stills with motion), 3 transitions, {captions}, an "
-          f"ambient layer, a logo, ducked music -> {WIDTH}x{HEIGHT}@{FPS} fit {FIT}, {length:g} s, "
+          f"ambient layer, {logo}, ducked music -> {WIDTH}x{HEIGHT}@{FPS} fit {FIT}, {length:g} s, "
           f"x264 {X264_PRESET} crf {X264_CRF}; best of each; load average (1 min) "
           f"{load}")  # fmt: skip
     print(f"    one ffmpeg command      : {single:8.2f} s  ({length / single:5.1f}x realtime, "

@@ -1,7 +1,8 @@
 """`video-worker demo`, exactly as the README runs it: embedded Postgres, local storage.
 
-The demo's job is a composition (issue 9: a transition, a still image, highlight captions), so
-this test needs the composition in the worker: on a worker without it the still fails the job.
+The demo's job is a composition (issue 9: a transition, a still image, highlight captions;
+issue 17: a picture-in-picture and an animated title), so this test needs the composition in
+the worker: on a worker without it the still fails the job.
 """
 
 from __future__ import annotations
@@ -16,9 +17,18 @@ import urllib.request
 from pathlib import Path
 
 from tests.test_embedded_lifetime import read_until, servers_on
-from worker.demo import SAMPLES, STILL, STILL_SECONDS, TRANSITION, demo_payload, make_samples
+from worker.demo import (
+    PIP,
+    SAMPLES,
+    STILL,
+    STILL_SECONDS,
+    TITLE,
+    TRANSITION,
+    demo_payload,
+    make_samples,
+)
 from worker.media.probe import probe
-from worker.payload import parse_payload
+from worker.payload import TextOverlay, VideoOverlay, parse_payload
 from worker.settings import Settings
 
 DEMO_SECONDS = (
@@ -107,6 +117,12 @@ def test_the_demo_job_is_a_composition_of_generated_media(tmp_path: Path):
     assert payload.captions is not None and payload.captions.style == "highlight"
     words = payload.captions.words or ()
     assert len(words) > 5 and words[-1].end < DEMO_SECONDS
+    # issue 17: an animated title and a picture-in-picture of a clip the demo makes too
+    title, pip = payload.overlays
+    assert isinstance(title, TextOverlay) and title.text == TITLE and title.animation != "none"
+    assert isinstance(pip, VideoOverlay) and pip.video.endswith(f"/{PIP[0]}")
+    assert pip.loop and pip.radius > 0 and pip.end is not None and pip.end < DEMO_SECONDS
+    assert probe(tmp_path / PIP[0], "overlays[1].video").video is not None
     # two scripts: Latin, and Japanese (which the worker's fonts draw, never as boxes)
     assert any(w.text.isascii() for w in words) and any(
         "\u3040" <= c <= "\u9fff" for w in words for c in w.text

@@ -17,6 +17,7 @@ from worker.payload import (
     MAX_CAPTION_WORDS,
     MAX_OVERLAYS,
     MAX_TEXT_CHARS,
+    MAX_VIDEO_OVERLAYS,
     Audio,
     AudioLayer,
     Captions,
@@ -26,6 +27,7 @@ from worker.payload import (
     Payload,
     TextOverlay,
     Transition,
+    VideoOverlay,
     default_output_key,
     output_key,
     parse_payload,
@@ -585,6 +587,60 @@ MALFORMED_COMPOSITION: list[tuple[str, object, str, str]] = [
      "#RRGGBB"),
     ("overlay-text-size", _overlay(text="hi", size=-1), "payload.overlays[1].size", "from 0.01"),
     ("overlay-text-box", _overlay(text="hi", box=1), "payload.overlays[1].box", "true or false"),
+    ("overlay-x", _overlay(image="https://x/l.png", x=2.5), "payload.overlays[1].x",
+     "from -1 to 2"),
+    ("overlay-y-string", _overlay(text="hi", y="top"), "payload.overlays[1].y", "a number"),
+    ("overlay-fade-in", _overlay(text="hi", fade_in=-1), "payload.overlays[1].fade_in",
+     "0 or more"),
+    ("overlay-fade-out-long", _overlay(image="https://x/l.png", fade_out=1e9),
+     "payload.overlays[1].fade_out", "MAX_OUTPUT_SECONDS"),
+    ("overlay-animation", _overlay(text="hi", animation="spin"), "payload.overlays[1].animation",
+     '"slide_up", "slide_down", "slide_left", "slide_right", "pop", "zoom", got "spin"'),
+    ("overlay-animation-third", _overlay(image="https://x/l.png", start=1, end=2.5,
+                                         animation="fade", animation_duration=0.6),
+     "payload.overlays[1].animation_duration", "at most a third of the overlay's window (1.5 s)"),
+    ("overlay-animation-zero", _overlay(text="hi", animation_duration=0),
+     "payload.overlays[1].animation_duration", "greater than 0"),
+    ("keyframes-object", _overlay(text="hi", keyframes={"t": 0}), "payload.overlays[1].keyframes",
+     "must be a list of keyframes"),
+    ("keyframes-too-many", _overlay(text="hi", keyframes=[{"t": n} for n in range(21)]),
+     "payload.overlays[1].keyframes", "has 21 keyframes; at most 20 are allowed per overlay"),
+    ("keyframe-t-missing", _overlay(text="hi", keyframes=[{"x": 0.5}]),
+     "payload.overlays[1].keyframes[0].t", "is required"),
+    ("keyframe-t-order", _overlay(image="https://x/l.png",
+                                  keyframes=[{"t": 0}, {"t": 1}, {"t": 2}, {"t": 2}]),
+     "payload.overlays[1].keyframes[3].t", "must be greater than keyframes[2].t (2 s)"),
+    ("keyframe-t-past-window", _overlay(text="hi", start=2, end=4, keyframes=[{"t": 2.5}]),
+     "payload.overlays[1].keyframes[0].t", "within the overlay's window (end - start = 2 s)"),
+    ("keyframe-t-huge", _overlay(text="hi", keyframes=[{"t": 1e308}]),
+     "payload.overlays[1].keyframes[0].t", "MAX_OUTPUT_SECONDS"),
+    ("keyframe-scale", _overlay(text="hi", keyframes=[{"t": 0, "scale": 5}]),
+     "payload.overlays[1].keyframes[0].scale", "from 0 to 4"),
+    ("keyframe-opacity", _overlay(text="hi", keyframes=[{"t": 0, "opacity": -0.1}]),
+     "payload.overlays[1].keyframes[0].opacity", "from 0 to 1"),
+    ("keyframe-string", _overlay(text="hi", keyframes=["t=0"]),
+     "payload.overlays[1].keyframes[0]", "JSON object"),
+    ("overlay-easing", _overlay(text="hi", easing="bounce"), "payload.overlays[1].easing",
+     '"linear", "ease_in", "ease_out", "ease_in_out", got "bounce"'),
+    ("overlay-max-width", _overlay(text="hi", max_width=0), "payload.overlays[1].max_width",
+     "from 0.05 to 1"),
+    ("overlay-video-bad", _overlay(video="file:///etc/passwd"), "payload.overlays[1].video",
+     "URL"),
+    ("overlay-video-and-image", _overlay(video="https://x/v.mp4", image="https://x/l.png"),
+     "payload.overlays[1]", "not both image and video"),
+    ("overlay-video-from", _overlay(video="https://x/v.mp4", **{"from": -1}),
+     "payload.overlays[1].from", "0 or more"),
+    ("overlay-video-volume", _overlay(video="https://x/v.mp4", volume=2),
+     "payload.overlays[1].volume", "from 0 to 1"),
+    ("overlay-video-loop", _overlay(video="https://x/v.mp4", loop="yes"),
+     "payload.overlays[1].loop", "true or false"),
+    ("overlay-video-radius", _overlay(video="https://x/v.mp4", radius=0.6),
+     "payload.overlays[1].radius", "from 0 to 0.5"),
+    ("overlay-video-keyframe", _overlay(video="https://x/v.mp4", keyframes=[{"t": 1}, {"t": 0}]),
+     "payload.overlays[1].keyframes[1].t", "greater than keyframes[0].t"),
+    ("overlays-too-many-videos",
+     {"clips": [OK_CLIP], "overlays": [{"video": "https://x/v.mp4"}] * (MAX_VIDEO_OVERLAYS + 1)},
+     "payload.overlays", f"has 21 video overlays; at most {MAX_VIDEO_OVERLAYS} are allowed"),
     ("fade-in-neg", _output(fade_in=-1), "payload.output.fade_in", "0 or more"),
     ("fade-out-string", _output(fade_out="1"), "payload.output.fade_out", "number of seconds"),
     ("duck-db-low", _audio(url="https://x/m.mp3", duck_db=2), "payload.audio.duck_db",
@@ -849,3 +905,40 @@ def test_output_loudness_defaults_to_minus_16() -> None:
     assert payload.output.loudness == -16.0
     louder = parse_payload({"clips": [OK_CLIP], "output": {"loudness": -14}}, SETTINGS)
     assert louder.output.loudness == -14.0
+
+
+def test_overlay_motion_parses_and_a_default_entrance_fits_any_window() -> None:
+    """The motion fields as the contract's example gives them; the default entrance (0.4 s)
+    is not refused on a short window (the drawing keeps it to a third of the window)."""
+    raw = _overlay(
+        text="Chapter 1",
+        position="top",
+        max_width=0.8,
+        animation="slide_up",
+        start=0,
+        end=0.6,
+        easing="ease_out",
+        keyframes=[{"t": 0, "scale": 1.0}, {"t": 0.6, "scale": 1.2, "x": 0.4}],
+    )
+    overlay = parse_payload(raw, SETTINGS).overlays[1]
+    assert isinstance(overlay, TextOverlay)
+    assert overlay.animation == "slide_up" and overlay.animation_duration == 0.4
+    assert [k.t for k in overlay.keyframes] == [0.0, 0.6]
+    assert overlay.keyframes[1].x == 0.4 and overlay.keyframes[0].x is None
+    assert overlay.max_width == 0.8 and overlay.easing == "ease_out"
+
+
+def test_a_video_overlay_parses_with_its_from_and_names_its_input() -> None:
+    raw = {"clips": [OK_CLIP], "overlays": [
+        {"text": "hi"},
+        {"video": "https://cdn.example.com/reaction.mp4", "x": 0.78, "y": 0.22, "width": 0.3,
+         "start": 2, "end": 9, "from": 1.5, "volume": 0.4, "loop": True, "radius": 0.04,
+         "fade_in": 0.3},
+    ]}  # fmt: skip
+    payload = parse_payload(raw, SETTINGS)
+    video = payload.overlays[1]
+    assert isinstance(video, VideoOverlay)
+    assert (video.from_, video.volume, video.loop, video.radius) == (1.5, 0.4, True, 0.04)
+    assert (video.x, video.y, video.width, video.fade_in) == (0.78, 0.22, 0.3, 0.3)
+    assert payload.inputs()[-1] == ("overlays[1].video", "https://cdn.example.com/reaction.mp4")
+    assert VideoOverlay(video="https://x/v.mp4", from_=2.0).from_ == 2.0  # by name in Python

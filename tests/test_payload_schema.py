@@ -127,7 +127,7 @@ def _numbers(node: object, path: str = "") -> list[tuple[str, dict[str, object]]
     return found
 
 
-TIME_NAMES = ("start", "end", "duration", "fade_in", "fade_out")
+TIME_NAMES = ("start", "end", "duration", "fade_in", "fade_out", "animation_duration", "t", "from")
 
 
 def _property(pointer: str) -> str:
@@ -143,5 +143,7 @@ def test_every_number_in_the_schema_has_a_maximum() -> None:
     unbounded = [path for path, node in numbers if "maximum" not in node and "const" not in node]
     assert unbounded == []
     times = {p: n["maximum"] for p, n in numbers if _property(p) in TIME_NAMES}
-    assert len(times) == 15, times  # 13 fields of the models and a transcript word's two
+    # 26 fields of the models (each of the 3 overlay kinds has 5, a video overlay its `from`, a
+    # keyframe its t) and a transcript word's 2
+    assert len(times) == 28, times
     assert set(times.values()) == {DEFAULT_MAX_OUTPUT_SECONDS}, times

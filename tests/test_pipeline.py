@@ -288,6 +288,14 @@ async def test_the_composition_inputs_fail_naming_the_input(store, tmp_path, med
         ({"clips": [{"url": ok}], "audio": {"url": "/still.png"}}, ("audio: is a PNG image",)),
         ({"clips": [{"url": ok}], "captions": {"srt_url": "/broken.srt"}},
          ("captions.srt_url: line 6 is not a valid SRT time range",)),
+        ({"clips": [{"url": ok}], "overlays": [{"video": "/gone"}]},
+         ("overlays[0].video: ", "404")),
+        ({"clips": [{"url": ok}], "overlays": [{"video": "/still.png"}]},
+         ("overlays[0].video: is a PNG image, not a video",)),
+        ({"clips": [{"url": ok}], "overlays": [{"text": "hi"}, {"video": "/music.m4a"}]},
+         ("overlays[1].video: has no video stream",)),
+        ({"clips": [{"url": ok}], "overlays": [{"video": ok, "from": 5}]},
+         ("payload.overlays[0].from: must be less than the video's length",)),
     ]  # fmt: skip
     async with file_server(files) as base:
         jobs = []
@@ -311,6 +319,21 @@ def _with_base(value, base: str):
     if isinstance(value, str) and value.startswith("/"):
         return base + value
     return value
+
+
+async def test_a_job_with_a_video_overlay_completes(store, tmp_path, media):
+    """Issue 17: a picture-in-picture is fetched, probed as a video, drawn and heard."""
+    files = {"/talk.mp4": media.path("h264_30"), "/pip.mp4": media.path("h264_30")}
+    payload = {"clips": [{"url": "/talk.mp4"}], "overlays": [
+        {"video": "/pip.mp4", "x": 0.75, "y": 0.25, "width": 0.3, "start": 0.2, "volume": 0.5,
+         "radius": 0.05, "animation": "pop", "loop": True},
+    ]}  # fmt: skip
+    async with file_server(files) as base:
+        job_id, _ = await store.enqueue(_with_base(payload, base))
+        async with worker(store, tmp_path):
+            row = await status_is(store, job_id, "completed", "failed", timeout=60)
+    assert row["status"] == "completed", row["error"]
+    assert row["result"]["join"] == "compose" and row["result"]["warnings"] == []
 
 
 async def test_handle_job_builds_its_pipeline_from_the_jobs_settings(store, tmp_path, media):

@@ -26,7 +26,8 @@ SCHEMA = json.loads((ROOT / "docs" / "payload.schema.json").read_text())
 def test_the_section_has_one_example_per_feature():
     text = " ".join(example for example, _ in EXAMPLES)
     for feature in ('"motion"', '"transition"', '"transcript"', '"srt_url"', '"audio": [',
-                    '"image"', '"text"', '"fade_in"', '"duck"'):  # fmt: skip
+                    '"image"', '"text"', '"fade_in"', '"duck"', '"keyframes"',
+                    '"animation"', '"video"'):  # fmt: skip
         assert feature in text, feature
 
 
@@ -58,6 +59,7 @@ def test_the_typescript_interfaces_have_the_schemas_fields():
     defs = SCHEMA["$defs"]
     expected = {name: set(defs[name]["properties"]) for name in
                 ("Clip", "AudioLayer", "Audio", "Output", "Captions", "ImageOverlay",
-                 "TextOverlay", "TranscriptWord", "Transition")}  # fmt: skip
+                 "TextOverlay", "TranscriptWord", "Transition", "Keyframe",
+                 "VideoOverlay")}  # fmt: skip
     expected["Payload"] = set(SCHEMA["properties"])
     assert found == expected

@@ -3,7 +3,8 @@
 It makes three sample clips (landscape with sound, square without sound, portrait with sound),
 a still image and a music track, serves them from a local HTTP server, enqueues a job that
 composes them (a fade into the still, which zooms in slowly, and captions with the spoken word
-highlighted, issue 9) with the music ducked under the clips' sound, runs the worker on it with
+highlighted, issue 9; a picture-in-picture video with rounded corners and an animated title,
+issue 17) with the music ducked under the clips' sound, runs the worker on it with
 a live progress bar, and prints where the video and its poster are. The worker's dashboard is
 up while it runs, and after the job ends too with `--keep`, until Enter.
 """
@@ -44,6 +45,9 @@ MUSIC = ("music.m4a", "sine=frequency=220", 10.0)
 STILL = ("still.png", "gradients=size=960x540:speed=0:seed=7")
 STILL_SECONDS = 2.0
 TRANSITION = {"type": "fade", "duration": 0.5}  # from the first clip into the still
+# A picture-in-picture: a short clip looped in a corner over most of the video, its sound low.
+PIP = ("pip.mp4", "testsrc=size=320x180:rate=30", "sine=frequency=880", 2.0)
+TITLE = "video-worker"  # slides down into the top of the frame, and back up at its end
 # Two scripts: the captions' fonts fall back per character (Noto Sans, Noto Sans CJK), and
 # Japanese words join without spaces ("字幕はどの言語でも": captions in any language).
 CAPTION = ["video", "worker", "makes", "this", "from", "clips", "and", "timed", "words",
@@ -149,13 +153,14 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 def demo_payload(base: str) -> dict[str, Any]:
     """Three sample clips with a still after the first (faded into, zooming), the music ducked
-    under them, and highlight captions on the output timeline."""
+    under them, highlight captions on the output timeline, and the overlays."""
     first, *rest = [{"url": f"{base}/{name}"} for name in SAMPLES]
     still = {"url": f"{base}/{STILL[0]}", "duration": STILL_SECONDS, "motion": "zoom_in"}
     return {
         "clips": [{**first, "transition": TRANSITION}, still, *rest],
         "captions": {"words": caption_words(), "style": "highlight", "max_words": 3},
         "audio": {"url": f"{base}/{MUSIC[0]}", "volume": 0.4, "duck": True},
+        "overlays": overlays(base),
         "output": {
             "width": 640,
             "height": 360,
@@ -164,6 +169,17 @@ def demo_payload(base: str) -> dict[str, Any]:
             "path": f"demo/demo-{int(time.time())}.mp4",
         },
     }
+
+
+def overlays(base: str) -> list[dict[str, Any]]:
+    """An animated title, and a looped picture-in-picture that pops in and fades out."""
+    return [
+        {"text": TITLE, "position": "top", "size": 0.08, "box": True, "start": 0.2,
+         "end": 4.0, "animation": "slide_down", "animation_duration": 0.5, "max_width": 0.6},
+        {"video": f"{base}/{PIP[0]}", "x": 0.8, "y": 0.32, "width": 0.3, "radius": 0.03,
+         "start": 1.0, "end": 7.5, "loop": True, "volume": 0.2, "animation": "pop",
+         "fade_out": 0.4},
+    ]  # fmt: skip
 
 
 def caption_words() -> list[dict[str, Any]]:
@@ -203,7 +219,7 @@ async def make_samples(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [
         _make_clip(folder / name, video, audio, seconds)
-        for name, (video, audio, seconds) in SAMPLES.items()
+        for name, (video, audio, seconds) in [*SAMPLES.items(), (PIP[0], PIP[1:])]
     ]
     jobs.append(_make_audio(folder / MUSIC[0], MUSIC[1], MUSIC[2]))
     jobs.append(_ffmpeg(["-f", "lavfi", "-i", STILL[1], "-frames:v", "1"], folder / STILL[0]))

@@ -33,12 +33,15 @@ from worker.payload.models import (
     Captions,
     ImageOverlay,
     TextOverlay,
+    VideoOverlay,
 )
 
 # Settings each KEY=VALUE flag accepts: the model's fields but the one the flag itself gives.
 LAYER_KEYS = tuple(k for k in AudioLayer.model_fields if k != "url")
-IMAGE_OVERLAY_KEYS = tuple(k for k in ImageOverlay.model_fields if k != "image")
-TEXT_OVERLAY_KEYS = tuple(k for k in TextOverlay.model_fields if k != "text")
+IMAGE_OVERLAY_KEYS = tuple(k for k in ImageOverlay.json_keys.values() if k != "image")
+TEXT_OVERLAY_KEYS = tuple(k for k in TextOverlay.json_keys.values() if k != "text")
+VIDEO_OVERLAY_KEYS = tuple(k for k in VideoOverlay.json_keys.values() if k != "video")
+OVERLAY_KEYS = {"image": IMAGE_OVERLAY_KEYS, "text": TEXT_OVERLAY_KEYS, "video": VIDEO_OVERLAY_KEYS}
 CAPTION_KEYS = tuple(k for k in Captions.model_fields if k not in {"words", "srt_url", "vtt_url"})
 
 # Flags that build a payload, refused beside --payload (which is the whole payload).
@@ -184,8 +187,9 @@ class ClipLayer(ClipSetting):
 
 
 class Overlay(argparse.Action):
-    """`--overlay-image URL [KEY=VALUE ...]`, `--overlay-text TEXT [KEY=VALUE ...]`: one more
-    overlay on the output timeline, in the order given (`const` is "image" or "text")."""
+    """`--overlay-image URL [KEY=VALUE ...]`, `--overlay-text TEXT [KEY=VALUE ...]`,
+    `--overlay-video URL [KEY=VALUE ...]`: one more overlay on the output timeline, in the order
+    given (`const` is "image", "text" or "video")."""
 
     def __call__(
         self,
@@ -195,7 +199,7 @@ class Overlay(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         first, *settings = values
-        keys = IMAGE_OVERLAY_KEYS if self.const == "image" else TEXT_OVERLAY_KEYS
+        keys = OVERLAY_KEYS[self.const]
         overlay = {self.const: first, **key_values(self, settings, keys)}
         overlays = getattr(namespace, "overlays", None) or []
         overlays.append(overlay)
@@ -364,6 +368,14 @@ def _job_arguments(enq: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar=("TEXT", "KEY=VALUE"),
         help=f"a title; keys: {', '.join(TEXT_OVERLAY_KEYS)}",
+    )
+    enq.add_argument(
+        "--overlay-video",
+        action=Overlay,
+        const="video",
+        nargs="+",
+        metavar=("URL", "KEY=VALUE"),
+        help=f"picture-in-picture or B-roll; keys: {', '.join(VIDEO_OVERLAY_KEYS)}",
     )
 
 

@@ -179,6 +179,11 @@ async def test_a_malformed_storage_key_fails_while_the_payload_is_read(
              "overlays": [{"text": "hi"}, {"image": src(f"{VICTIM}/logo.png")}]},
             "overlays[1].image",
         ),
+        (  # issue 17: a video overlay is an input like a clip
+            {"clips": [{"url": src(f"{U}/mine.mp4")}],
+             "overlays": [{"video": src(f"{U}/mine.mp4")}, {"video": src(SECRET)}]},
+            "overlays[1].video",
+        ),
         (
             {"clips": [{"url": src(f"{U}/mine.mp4")},
                        {"url": src(f"{VICTIM}/still.png"), "duration": 2}]},

@@ -26,7 +26,9 @@ from worker.media.specs import (
     CaptionFile,
     CaptionSpec,
     ImageOverlaySpec,
+    Keyframe,
     LayerSpec,
+    MotionSpec,
     TextOverlaySpec,
     TransitionSpec,
 )
@@ -70,9 +72,11 @@ FULL: dict[str, Any] = {
                  "max_words": 3, "vtt": True, "srt_url": f"{U}/subs.srt"},
     "overlays": [
         {"image": f"{U}/logo.png", "position": "bottom_left", "width": 0.2, "opacity": 0.8,
-         "margin": 0.05, "start": 1, "end": 2},
+         "margin": 0.05, "start": 1, "end": 2, "x": 0.1, "y": 0.9, "fade_in": 0.3},
         {"text": "Summer {\\b1} sale", "position": "top", "size": 0.1, "color": "#FF0000",
-         "box": True, "end": 2},
+         "box": True, "end": 2, "animation": "pop", "animation_duration": 0.5, "fade_out": 0.2,
+         "keyframes": [{"t": 0, "x": 0.3}, {"t": 1.5, "x": 0.6, "opacity": 0.5}],
+         "easing": "ease_in", "max_width": 0.7},
         {"image": f"{U}/logo.png"},
     ],
     "output": {"width": 640, "height": 360, "fps": 25, "fade_in": 0.5, "fade_out": 0.8},
@@ -185,9 +189,15 @@ def test_the_specs_of_a_full_composition(files: dict[str, Path]) -> None:
     logo, text, plain = made.overlays
     assert logo == ImageOverlaySpec(files["still"], given.infos[InputId.overlay(0)],
                                     position="bottom_left", width=0.2, opacity=0.8, margin=0.05,
-                                    start=1.0, end=2.0)  # fmt: skip
-    assert text == TextOverlaySpec("Summer {\\b1} sale", position="top", size=0.1,
-                                   color="#FF0000", box=True, end=2.0)  # fmt: skip
+                                    start=1.0, end=2.0,
+                                    motion=MotionSpec(x=0.1, y=0.9, fade_in=0.3))  # fmt: skip
+    assert text == TextOverlaySpec(
+        "Summer {\\b1} sale", position="top", size=0.1, color="#FF0000", box=True, end=2.0,
+        motion=MotionSpec(fade_out=0.2, animation="pop", animation_duration=0.5,
+                          keyframes=(Keyframe(0.0, x=0.3), Keyframe(1.5, x=0.6, opacity=0.5)),
+                          easing="ease_in"),
+        max_width=0.7,
+    )  # fmt: skip
     assert isinstance(plain, ImageOverlaySpec) and plain.position == "top_right"
 
 

@@ -10,7 +10,8 @@ rate, a huge or a zero rate, a rotated or anamorphic picture, no audio, zero len
 declaring another length than the file's.
 
 `files_for(payload)` draws a `Files` for a payload: each clip a video or a still (the file
-decides, as in the pipeline), each sound an audio file, each overlay image a still; a caption
+decides, as in the pipeline), each sound an audio file, each overlay image a still and each
+overlay video a video; a caption
 file is only a path (the caption child reads it, after planning). Reusable for any property
 over planned payloads (e.g. a cost estimate).
 """
@@ -135,6 +136,8 @@ def info_for(source: InputId, path: Path, *, still: bool = False) -> st.SearchSt
         return st.integers(0, 3).flatmap(lambda n: first if n < 3 else second)
     if source.role is Role.OVERLAY:
         return images(path)
+    if source.role is Role.OVERLAY_VIDEO:
+        return videos(path)
     return sounds(path)
 
 

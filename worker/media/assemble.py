@@ -59,6 +59,7 @@ from worker.media.specs import (
     OutputSpec,
     OverlaySpec,
     TextOverlaySpec,
+    VideoOverlaySpec,
 )
 
 OUTPUT_NAME = "output.mp4"
@@ -268,7 +269,7 @@ class Assembly:
         cost.check(spent, max_seconds=self.output.max_duration,
                    max_pixels=self.output.max_input_pixels)  # fmt: skip
         texts = write_texts([o for o in self.overlays if isinstance(o, TextOverlaySpec)],
-                            self.scratch, self.geometry)  # fmt: skip
+                            self.scratch, self.geometry, self.plan.duration)  # fmt: skip
         return caption_file, texts
 
     def place_sidecar(self, sidecar: Path) -> Path | None:
@@ -282,8 +283,9 @@ class Assembly:
     async def soundtrack(self, destination: Path) -> None:
         """The whole sound as AAC, as long as the picture (sound.py): each clip's sound in its
         window, crossfaded over the transitions, with music, loudness and fades."""
+        videos = [o for o in self.overlays if isinstance(o, VideoOverlaySpec)]
         await _soundtrack(self.clips, self.audio, self.output, self.plan, self.scratch,
-                          destination, self.progress)  # fmt: skip
+                          destination, self.progress, videos)  # fmt: skip
 
     async def mux(self, picture: list[str], soundtrack: Path, partial: Path) -> None:
         """The picture and the soundtrack (as long as each other), both copied, +faststart."""
@@ -432,11 +434,12 @@ async def _encode_pictures(jobs: list[ClipJob], parallel: int, progress: Weighte
 
 
 async def _soundtrack(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec,
-                      plan: Plan, scratch: Path, soundtrack: Path,
-                      progress: WeightedProgress) -> None:  # fmt: skip
-    """The clips' sound and the music as one AAC file exactly as long as the plan (sound.py)."""
+                      plan: Plan, scratch: Path, soundtrack: Path, progress: WeightedProgress,
+                      overlays: Sequence[VideoOverlaySpec] = ()) -> None:  # fmt: skip
+    """The clips' sound, the video overlays' and the music as one AAC file exactly as long as
+    the plan (sound.py)."""
     await make_soundtrack(clips, plan, audio, output, scratch, soundtrack,
-                          progress.stage("soundtrack"))  # fmt: skip
+                          progress.stage("soundtrack"), overlays)  # fmt: skip
     progress.finish("soundtrack")
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from worker.media.ffmpeg import input_args
 from worker.media.filters import _trim, length_steps, normal_steps, video_steps, x264_args
-from worker.media.overlays import image_overlay, text_overlay
+from worker.media.overlays import image_overlay, text_overlay, video_input, video_overlay
 from worker.media.plan import ClipWindow, Plan
 from worker.media.specs import (
     ClipSpec,
@@ -42,6 +42,7 @@ from worker.media.specs import (
     OutputSpec,
     OverlaySpec,
     TextOverlaySpec,
+    VideoOverlaySpec,
 )
 from worker.media.stills import image_input, image_steps
 
@@ -160,10 +161,15 @@ def picture_args(
     if captions is not None:
         graph.append(f"{label}ass=filename={captions}[captioned]")
         label = "[captioned]"
-    images = [o for o in overlays if isinstance(o, ImageOverlaySpec)]
-    for overlay in images:
-        inputs += image_input(overlay.path, overlay.info, max_pixels=output.max_input_pixels)
-    parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan)
+    frames = (piece.offset, plan.frames)
+    for overlay in overlays:
+        if isinstance(overlay, ImageOverlaySpec):
+            inputs += image_input(overlay.path, overlay.info, max_pixels=output.max_input_pixels)
+        elif isinstance(overlay, VideoOverlaySpec):
+            inputs += video_input(overlay, frames, plan.geometry.fps, threads=threads,
+                                  max_pixels=output.max_input_pixels)  # fmt: skip
+    parts, label = overlay_parts(overlays, label, len(piece.clips), texts, plan,
+                                 ends=timeline.duration, first_frame=piece.offset)  # fmt: skip
     graph += parts
     steps = [*fade_steps(timeline, output), *normal_steps(plan.geometry),
              *length_steps(plan.frames), "setpts=PTS-STARTPTS"]  # fmt: skip
@@ -255,18 +261,26 @@ def join_parts(clips: Sequence[ClipSpec], plan: Plan) -> tuple[list[str], str]:
 
 def overlay_parts(
     overlays: Sequence[OverlaySpec], label: str, first_input: int, texts: Sequence[str],
-    plan: Plan,
+    plan: Plan, *, ends: float, first_frame: int = 0,
 ) -> tuple[list[str], str]:  # fmt: skip
-    """Each overlay in order over `label`; image overlays read inputs from `first_input` on."""
+    """Each overlay in order over `label`; image and video overlays read inputs from
+    `first_input` on, one each, in order.
+    `plan` is this pass's, from output frame `first_frame`; the output ends at `ends` s."""
     parts: list[str] = []
     image_input, text = first_input, 0
     for k, overlay in enumerate(overlays):
         out = f"[o{k}]"
+        frames = (first_frame, plan.frames)
         if isinstance(overlay, TextOverlaySpec):
             parts.append(text_overlay(texts[text], label, out))
             text += 1
+        elif isinstance(overlay, VideoOverlaySpec):
+            parts += video_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry,
+                                   ends=ends, frames=frames)  # fmt: skip
+            image_input += 1
         else:
-            parts += image_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry)
+            parts += image_overlay(overlay, f"[{image_input}:v]", label, out, plan.geometry,
+                                   ends=ends, frames=frames)  # fmt: skip
             image_input += 1
         label = out
     return parts, label

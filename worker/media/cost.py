@@ -3,7 +3,8 @@
 ImageMagick refuses work by a policy of width, height, area and time before it decodes; this is
 the same idea for a composition. Everything a payload can ask for turns into frames of output
 and things drawn on each frame (the clips' pictures, two during a transition; the caption
-block; the overlays), and into pixels decoded per input. `estimate` reads those from the plan,
+block; the overlays, a video overlay one more picture decoded per frame), and into pixels
+decoded per input. `estimate` reads those from the plan,
 the probed inputs and the caption child's counts; `check` refuses a job past its bounds at once,
 at attempt 1, naming the field, before FFmpeg spends anything:
 
@@ -23,12 +24,13 @@ from dataclasses import dataclass
 from worker.errors import InputError, PayloadError
 from worker.media.info import MediaInfo
 from worker.media.plan import Plan
-from worker.media.specs import ClipSpec, ImageOverlaySpec, OverlaySpec
+from worker.media.specs import ClipSpec, ImageOverlaySpec, OverlaySpec, VideoOverlaySpec
 
 # caption events on screen at once: one caption block, drawn as two events in `pop` and
 # `word_box` (the block, and the spoken word's layer over or under it)
 MAX_CAPTION_LAYERS = 2
-MAX_OVERLAY_LAYERS = 50  # the contract's most overlays
+MAX_OVERLAY_LAYERS = 50  # the contract's most overlays (the payload's MAX_OVERLAYS)
+MAX_VIDEO_OVERLAYS = 20  # of which videos, each decoded beside the clips
 CLIP_LAYERS = 2  # the clips' own pictures: two while a transition blends them
 MAX_LAYERS = CLIP_LAYERS + MAX_CAPTION_LAYERS + MAX_OVERLAY_LAYERS
 
@@ -43,6 +45,7 @@ class Cost:
     caption_layers: int
     overlay_layers: int
     largest_input: tuple[str, int]  # (source, pixels of its largest picture)
+    overlay_pixels: int = 0  # pixels the video overlays decode for each output frame
 
     @property
     def layers(self) -> int:
@@ -62,6 +65,9 @@ def estimate(
     inputs = [(f"clips[{n}]", clip.info) for n, clip in enumerate(clips)]
     inputs += [(f"overlays[{n}].image", o.info) for n, o in enumerate(overlays)
                if isinstance(o, ImageOverlaySpec)]  # fmt: skip
+    videos = [(f"overlays[{n}].video", o.info) for n, o in enumerate(overlays)
+              if isinstance(o, VideoOverlaySpec)]  # fmt: skip
+    inputs += videos
     transitions = any(plan.overlaps)
     return Cost(
         frames=plan.frames,
@@ -72,6 +78,7 @@ def estimate(
         largest_input=max(
             ((s, _pixels(i)) for s, i in inputs), key=lambda p: p[1], default=("", 0)
         ),
+        overlay_pixels=sum(_pixels(info) for _, info in videos),
     )
 
 
@@ -85,6 +92,10 @@ def check(cost: Cost, *, max_seconds: float, max_pixels: int) -> None:
     if cost.overlay_layers > MAX_OVERLAY_LAYERS:
         raise PayloadError("payload.overlays", f"has {cost.overlay_layers} overlays; at most "
                            f"{MAX_OVERLAY_LAYERS} are allowed")  # fmt: skip
+    if cost.overlay_pixels > MAX_VIDEO_OVERLAYS * max_pixels:
+        raise PayloadError("payload.overlays", f"decode {cost.overlay_pixels} pixels of video "
+                           f"overlays a frame; at most {MAX_VIDEO_OVERLAYS} videos of "
+                           "MAX_INPUT_PIXELS are allowed")  # fmt: skip
     if cost.frames > max_seconds * cost.fps + 1:
         raise PayloadError("payload.clips", f"make {cost.frames} frames, more than "
                            f"MAX_OUTPUT_SECONDS ({max_seconds:g} s) allows")  # fmt: skip

@@ -38,7 +38,7 @@ the fades are laid on one timeline of slots that only this module knows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -48,7 +48,14 @@ from worker.media.mix_plan import SAMPLE_RATE
 from worker.media.mix_process import plan_mix_confined
 from worker.media.plan import ClipWindow, Plan
 from worker.media.progress import WeightedProgress
-from worker.media.specs import ClipSpec, LayerSpec, MusicSpec, OutputSpec, overlaps
+from worker.media.specs import (
+    ClipSpec,
+    LayerSpec,
+    MusicSpec,
+    OutputSpec,
+    VideoOverlaySpec,
+    overlaps,
+)
 
 CROSSFADE_CURVE = "qsin"
 SLOT_CODEC = ["-c:a", "pcm_f32le"]
@@ -260,10 +267,12 @@ async def make_soundtrack(
     scratch: Path,
     out: Path,
     on_progress: ProgressCallback | None,
+    overlays: Sequence[VideoOverlaySpec] = (),
 ) -> None:
     """Write the video's whole sound to `out` (AAC), exactly as long as the picture.
 
-    Clip sound, voice-overs and layers in their windows, crossfaded at transitions; music
+    Clip sound, voice-overs and layers in their windows, crossfaded at transitions; the video
+    overlays' sound (those with a `volume`) in theirs, with the layers; music
     looped under it all at its volume relative to the loudness target, ducked if asked; the
     output's fades. Intermediates go in `scratch/sound`. Raises `FFmpegError` if FFmpeg fails.
     """
@@ -287,6 +296,12 @@ async def make_soundtrack(
     progress.finish("clips")
 
     tracks = _tracks(directory, jobs, slots, samples)
+    heard = [o for o in overlays if overlay_heard(o, samples)]
+    if heard:  # the video overlays' sound: one more ambient track, as long as the output
+        await run_ffmpeg(overlay_sound_args(heard, samples, directory / OVERLAY_SOUND),
+                         expected_duration=None, on_progress=None)  # fmt: skip
+        listing = write_listing(directory, "overlays", [directory / OVERLAY_SOUND])
+        tracks = replace(tracks, ambient=(*tracks.ambient, listing))
     seconds = samples / SAMPLE_RATE
     await run_ffmpeg(
         measure_args(tracks, music),
@@ -317,6 +332,59 @@ def _tracks(directory: Path, jobs: list[SlotJob], slots: Sequence[Slot], samples
         if files:
             ambient.append(write_listing(directory, f"ambient-{track}", files))
     return Tracks(tuple(speech), tuple(ambient), samples)
+
+
+OVERLAY_SOUND = "overlays.wav"
+
+
+def overlay_heard(overlay: VideoOverlaySpec, samples: int) -> bool:
+    """A video overlay is heard with a `volume`, a sound track, and a window inside the output
+    (`samples` long)."""
+    return (
+        overlay.volume > 0
+        and overlay.info.audio is not None
+        and round(overlay.start * SAMPLE_RATE) < samples
+    )
+
+
+def overlay_sound_args(overlays: Sequence[VideoOverlaySpec], samples: int,
+                       out: Path) -> list[str]:  # fmt: skip
+    """One WAV, `samples` long, of the video overlays' sound: each from its `from`, looped if
+    asked, at its volume, faded with its picture's `fade_in` and `fade_out`, cut to its window
+    and placed at its `start`; summed (each is within its window, as the picture is)."""
+    inputs: list[str] = []
+    graph, labels = [], []
+    for k, overlay in enumerate(overlays):
+        start = round(overlay.start * SAMPLE_RATE)
+        end = samples if overlay.end is None else min(samples, round(overlay.end * SAMPLE_RATE))
+        length = max(1, end - start)
+        loop = ["-stream_loop", "-1"] if overlay.loop else []
+        read = f"{length / SAMPLE_RATE + 0.1:.6f}"
+        inputs += input_args(overlay.path,
+                             before=["-ss", f"{overlay.from_:.6f}", *loop, "-t", read])  # fmt: skip
+        graph.append(_overlay_chain(k, overlay, start, length) + f"[over{k}]")
+        labels.append(f"[over{k}]")
+    mixed = "".join(labels)
+    if len(labels) > 1:
+        mixed += f"amix=inputs={len(labels)}:duration=longest:normalize=0,"
+    graph.append(f"{mixed}{AUDIO_FORMAT},apad,atrim=end_sample={samples},asetpts=N/SR/TB[out]")
+    return [*inputs, "-filter_complex", ";".join(graph), "-map", "[out]", *SLOT_CODEC,
+            "-map_metadata", "-1", str(out)]  # fmt: skip
+
+
+def _overlay_chain(k: int, overlay: VideoOverlaySpec, start: int, length: int) -> str:
+    """Input k's sound at its volume, `length` samples, faded, delayed to `start`."""
+    steps = [f"[{k}:a:0]aresample={SAMPLE_RATE}", AUDIO_FORMAT, f"volume={overlay.volume:.4f}",
+             f"atrim=end_sample={length}", "asetpts=N/SR/TB"]  # fmt: skip
+    fade_in = _fade(overlay.motion.fade_in, length)
+    fade_out = _fade(overlay.motion.fade_out, length)
+    if fade_in:
+        steps.append(f"afade=t=in:ss=0:ns={fade_in}")
+    if fade_out:
+        steps.append(f"afade=t=out:ss={length - fade_out}:ns={fade_out}")
+    if start:
+        steps.append(f"adelay=delays={start}S:all=1")
+    return ",".join(steps)
 
 
 def _fade(seconds: float, samples: int) -> int:

@@ -21,6 +21,10 @@ ClipKind = Literal["video", "image"]
 # the payload's own names (worker/payload/models.py)
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
 Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
+# an overlay's entrance (and, played in reverse, its exit)
+Animation = Literal[
+    "none", "fade", "slide_up", "slide_down", "slide_left", "slide_right", "pop", "zoom"
+]
 Position = Literal[
     "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
     "bottom_right",
@@ -101,6 +105,32 @@ class CaptionSpec:
 
 
 @dataclass(frozen=True)
+class Keyframe:
+    """`overlays[i].keyframes[k]`: the values it sets at `t` s into the overlay's window."""
+
+    t: float
+    x: float | None = None
+    y: float | None = None
+    scale: float | None = None
+    opacity: float | None = None
+
+
+@dataclass(frozen=True)
+class MotionSpec:
+    """Where an overlay sits and how it moves (worker/media/motion.py): `x`, `y` (its centre,
+    fractions of the frame) override its position; the rest animate it over its window."""
+
+    x: float | None = None
+    y: float | None = None
+    fade_in: float = 0.0
+    fade_out: float = 0.0
+    animation: Animation = "none"
+    animation_duration: float = 0.4
+    keyframes: tuple[Keyframe, ...] = ()
+    easing: Easing = "linear"
+
+
+@dataclass(frozen=True)
 class ImageOverlaySpec:
     """`overlays[i]` with an image: sizes are fractions of the frame, times on the output."""
 
@@ -112,6 +142,7 @@ class ImageOverlaySpec:
     margin: float = 0.03
     start: float = 0.0
     end: float | None = None
+    motion: MotionSpec = MotionSpec()
 
 
 @dataclass(frozen=True)
@@ -126,9 +157,34 @@ class TextOverlaySpec:
     start: float = 0.0
     end: float | None = None
     font: str = "Noto Sans"  # a family of the worker's fonts (fonts.py), as libass finds it
+    motion: MotionSpec = MotionSpec()
+    max_width: float | None = None  # the widest a line may be, a fraction of the frame's width
 
 
-OverlaySpec = ImageOverlaySpec | TextOverlaySpec
+@dataclass(frozen=True)
+class VideoOverlaySpec:
+    """`overlays[i]` with a video (picture-in-picture, B-roll): played from `from_` s into it
+    between `start` and `end` on the output, `width` of the frame wide, its corners rounded by
+    `radius` (a fraction of the frame's width); its sound mixed at `volume` (0: silent);
+    `loop` repeats it to fill its window (else it is gone when it ends)."""
+
+    path: Path
+    info: MediaInfo
+    position: Position = "top_right"
+    width: float = 0.3
+    opacity: float = 1.0
+    margin: float = 0.03
+    start: float = 0.0
+    end: float | None = None
+    from_: float = 0.0
+    volume: float = 0.0
+    loop: bool = False
+    radius: float = 0.0
+    motion: MotionSpec = MotionSpec()
+
+
+OverlaySpec = ImageOverlaySpec | TextOverlaySpec | VideoOverlaySpec
+PictureOverlaySpec = ImageOverlaySpec | VideoOverlaySpec  # drawn from an input file
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from pathlib import Path
 from worker.media.ffmpeg import input_args
 from worker.media.filters import fit_steps, length_steps, normal_steps
 from worker.media.info import MediaInfo, VideoInfo
+from worker.media.motion import Expr, ease
 from worker.media.plan import ClipWindow, Geometry
-from worker.media.specs import ClipSpec, Easing, Fit
+from worker.media.specs import ClipSpec, Fit
 
 # The demuxer that reads each still's codec. It is named with `-f`: left to guess, FFmpeg takes
 # some JPEGs for an `image2` sequence, which reads `%d` in a file name as a frame pattern.
@@ -116,16 +117,6 @@ def _even(size: float) -> int:
     return 2 * round(size / 2)
 
 
-# `p`, the motion's progress (0 → 1 over the clip), eased: in slow then fast, out the other way,
-# in and out along the smoothstep curve.
-EASINGS: dict[Easing, str] = {
-    "linear": "{p}",
-    "ease_in": "({p}*{p})",
-    "ease_out": "({p}*(2-{p}))",
-    "ease_in_out": "({p}*{p}*(3-2*{p}))",
-}
-
-
 def motion_steps(
     clip: ClipSpec, frames: int, skip: int = 0, *, frame: Geometry, canvas: Geometry
 ) -> list[str]:
@@ -140,7 +131,8 @@ def motion_steps(
     """
     if not moves(clip, frames):
         return []
-    progress = EASINGS[clip.easing].format(p=f"((in-1+{skip})/{frames - 1})")
+    # the progress, eased by the overlays' own curves (motion.py `ease`)
+    progress = str(ease(clip.easing, Expr(f"((in-1+{skip})/{frames - 1})")))
     z = f"{clip.zoom:.6f}"
     scale = {
         "zoom_in": f"(1+{z}*{progress})",

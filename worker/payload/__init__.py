@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS
+from worker.media.cost import MAX_VIDEO_OVERLAYS
 from worker.media.fonts import installed
 from worker.payload.models import (
     FITS,
@@ -35,6 +36,7 @@ from worker.payload.models import (
     Payload,
     TextOverlay,
     Transition,
+    VideoOverlay,
 )
 from worker.settings import Settings
 
@@ -44,6 +46,7 @@ __all__ = [
     "MAX_CAPTION_WORDS",
     "MAX_OVERLAYS",
     "MAX_TEXT_CHARS",
+    "MAX_VIDEO_OVERLAYS",
     "PAYLOAD_VERSION",
     "Audio",
     "AudioLayer",
@@ -55,6 +58,7 @@ __all__ = [
     "Payload",
     "TextOverlay",
     "Transition",
+    "VideoOverlay",
     "default_output_key",
     "output_key",
     "parse_payload",

@@ -50,8 +50,9 @@ from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict o
 
 from worker.errors import PayloadError
 from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
+from worker.media.cost import MAX_OVERLAY_LAYERS, MAX_VIDEO_OVERLAYS
 from worker.media.fonts import FontSet, uncovered_problem
-from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS
+from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS, Animation, Easing
 from worker.media.specs import Fit as Fit  # one vocabulary: the media side's, re-exported
 from worker.payload.fields import (
     FLAG,
@@ -74,12 +75,12 @@ from worker.payload.fields import (
 from worker.settings import DEFAULT_MAX_OUTPUT_SECONDS
 
 PAYLOAD_VERSION = 1
-MAX_OVERLAYS = 10
+MAX_OVERLAYS = MAX_OVERLAY_LAYERS  # the cost bound's own number (worker/media/cost.py)
 MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
+MAX_KEYFRAMES = 20  # per overlay: a motion's expressions grow with its keyframes, and nothing else
 
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
-Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
 CaptionPosition = Literal["bottom", "center", "top"]
 Position = Literal[
@@ -104,6 +105,7 @@ TransitionType = Literal[
 FITS: tuple[Fit, ...] = get_args(Fit)
 MOTIONS: tuple[Motion, ...] = get_args(Motion)
 EASINGS: tuple[Easing, ...] = get_args(Easing)
+ANIMATIONS: tuple[Animation, ...] = get_args(Animation)
 CAPTION_STYLES: tuple[CaptionStyleName, ...] = get_args(CaptionStyleName)
 CAPTION_POSITIONS: tuple[CaptionPosition, ...] = get_args(CaptionPosition)
 POSITIONS: tuple[Position, ...] = get_args(Position)
@@ -119,22 +121,29 @@ Side = Annotated[int, Whole(16, 4096, even=True)]
 class Model(BaseModel):
     """What every payload object shares: a JSON object, null as absent, frozen, extras ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # a field whose JSON key is a Python keyword (`from`) has that key as its alias
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_by_name=True)
 
-    _names: ClassVar[tuple[str, ...]] = ()
+    _names: ClassVar[tuple[str, ...]] = ()  # the JSON keys, in field order
     _required: ClassVar[frozenset[str]] = frozenset()
+    json_keys: ClassVar[dict[str, str]] = {}  # field name → its JSON key
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        cls._names = tuple(cls.model_fields)
-        cls._required = frozenset(n for n, f in cls.model_fields.items() if f.is_required())
+        cls.json_keys = {n: f.alias or n for n, f in cls.model_fields.items()}
+        cls._names = tuple(cls.json_keys.values())
+        cls._required = frozenset(
+            cls.json_keys[n] for n, f in cls.model_fields.items() if f.is_required()
+        )
 
     def __init__(self, *args: Any, **fields: Any) -> None:
-        """Positional arguments in field order too, as the dataclasses these models replaced."""
+        """Positional arguments in field order too, as the dataclasses these models replaced;
+        keyword arguments by field name (`from_`) or JSON key."""
         if len(args) > len(self._names):
             raise TypeError(f"{type(self).__name__} takes at most {len(self._names)} arguments")
-        super().__init__(**dict(zip(self._names, args, strict=False)), **fields)
+        keys = {self.json_keys.get(name, name): value for name, value in fields.items()}
+        super().__init__(**dict(zip(self._names, args, strict=False)), **keys)
 
     # Validation calls a model's own __init__ only when it is not pydantic's, and then drops the
     # validation context (the clip limit); this mark (pydantic-settings uses it too) says this
@@ -156,7 +165,7 @@ class Model(BaseModel):
             return data
         if not isinstance(data, Mapping):
             raise problem(f"must be a JSON object, got {describe(data)}")
-        present = {name: data[name] for name in cls._names if data.get(name) is not None}
+        present = {key: data[key] for key in cls._names if data.get(key) is not None}
         for name in cls._required:
             present.setdefault(name, None)
         cls._check_together(present)
@@ -597,6 +606,96 @@ _START = Field(description="When it appears, in seconds on the output timeline."
 _END = Field(description="When it goes, in seconds on the output timeline (null: at the end).")
 
 
+# Where an overlay's centre is, as a fraction of the frame: a little past its edges, so that
+# an overlay can move in from outside the picture.
+Place = Annotated[float, Number(-1, 2)]
+
+
+class Keyframe(Model):
+    """An overlay's values `t` seconds into its window; each value it leaves out follows the
+    keyframes that set it (or the overlay's own)."""
+
+    t: Annotated[float, Seconds(), Field(description="Seconds from the overlay's start.")]
+    x: Annotated[
+        Place | None, Field(description="The centre's x, a fraction of the frame's width.")
+    ] = None
+    y: Annotated[
+        Place | None, Field(description="The centre's y, a fraction of the frame's height.")
+    ] = None
+    scale: Annotated[
+        Annotated[float, Number(0, 4)] | None,
+        Field(description="Its size, 1 as given: 0 to 4."),
+    ] = None
+    opacity: Annotated[
+        Annotated[float, Number(0, 1)] | None, Field(description="0 (invisible) to 1.")
+    ] = None
+
+
+def _window(info: ValidationInfo) -> float | None:
+    """The overlay's window in seconds when its `end` is given (else it is the output's end)."""
+    start, end = info.data.get("start"), info.data.get("end")
+    if isinstance(start, float) and isinstance(end, float):
+        return end - start
+    return None
+
+
+def _keyframes_in_order(keys: tuple[Keyframe, ...], info: ValidationInfo) -> tuple[Keyframe, ...]:
+    """Keyframe times increase, and stay inside the overlay's window."""
+    window = _window(info)
+    for n, key in enumerate(keys):
+        if n and key.t <= keys[n - 1].t:
+            raise problem(
+                f"must be greater than keyframes[{n - 1}].t ({number_text(keys[n - 1].t)} s): "
+                "keyframes are in time order",
+                at=f"[{n}].t",
+            )
+        if window is not None and key.t > window + 1e-9:
+            raise problem(
+                f"must be within the overlay's window (end - start = {number_text(window)} s), "
+                f"got {number_text(key.t)} s",
+                at=f"[{n}].t",
+            )
+    return keys
+
+
+def _a_third_of_the_window(seconds: float, info: ValidationInfo) -> float:
+    """The entrance and the exit fit in the window: each at most a third of it. (With an open
+    end the window is known only when the output is: the drawing keeps it to a third then.)"""
+    window = _window(info)
+    if window is not None and seconds > window / 3 + 1e-9:
+        raise problem(
+            f"must be at most a third of the overlay's window ({number_text(window)} s), "
+            f"got {number_text(seconds)} s"
+        )
+    return seconds
+
+
+_X = Field(description="Its centre's x, a fraction of the frame's width (overrides position).")
+_Y = Field(description="Its centre's y, a fraction of the frame's height (overrides position).")
+_FADE_IN = Field(description="Seconds it fades in over, from its start.")
+_FADE_OUT = Field(description="Seconds it fades out over, to its end.")
+_ANIMATION = Field(
+    description="Its entrance, played in reverse as its exit: none, fade, slide_up, "
+    "slide_down, slide_left, slide_right, pop (grows past its size and settles) or zoom."
+)
+AnimationName = Annotated[Animation, Choice(ANIMATIONS), _ANIMATION]
+AnimationSeconds = Annotated[
+    float,
+    Seconds(positive=True),
+    AfterValidator(_a_third_of_the_window),
+    Field(description="Seconds the entrance (and the exit) takes: at most a third of its window."),
+]
+Keyframes = Annotated[
+    tuple[Keyframe, ...],
+    Items("keyframes", MAX_KEYFRAMES, "per overlay"),
+    AfterValidator(_keyframes_in_order),
+    Field(description="x, y, scale and opacity at times through its window, in time order."),
+]
+KeyEasing = Annotated[
+    Easing, Choice(EASINGS), Field(description="How values move between keyframes.")
+]
+
+
 class ImageOverlay(Model):
     """An image (a logo, a watermark) over the whole timeline, transitions included."""
 
@@ -615,6 +714,14 @@ class ImageOverlay(Model):
     ] = 0.03
     start: Annotated[Secs, _START] = 0.0
     end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+    x: Annotated[Place | None, _X] = None
+    y: Annotated[Place | None, _Y] = None
+    fade_in: Annotated[Secs, _FADE_IN] = 0.0
+    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    animation: AnimationName = "none"
+    animation_duration: AnimationSeconds = 0.4
+    keyframes: Keyframes = ()
+    easing: KeyEasing = "linear"
 
 
 class TextOverlay(Model):
@@ -635,22 +742,97 @@ class TextOverlay(Model):
     start: Annotated[Secs, _START] = 0.0
     end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
     font: FontName = "sans"
+    x: Annotated[Place | None, _X] = None
+    y: Annotated[Place | None, _Y] = None
+    fade_in: Annotated[Secs, _FADE_IN] = 0.0
+    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    animation: AnimationName = "none"
+    animation_duration: AnimationSeconds = 0.4
+    keyframes: Keyframes = ()
+    easing: KeyEasing = "linear"
+    max_width: Annotated[
+        Annotated[float, Number(0.05, 1)] | None,
+        Field(
+            description="The widest a line may be, a fraction of the frame's width: longer "
+            "text wraps (default: the frame less its margins)."
+        ),
+    ] = None
 
 
-def _overlay(value: object, info: ValidationInfo) -> ImageOverlay | TextOverlay:
-    """An overlay is an image overlay when it has `image`, a text overlay when it has `text`."""
-    if isinstance(value, ImageOverlay | TextOverlay):
+class VideoOverlay(Model):
+    """A video over the timeline (picture-in-picture, B-roll), transitions included."""
+
+    video: Annotated[str, Url(), Field(description="The video: an http(s) or storage:// URL.")]
+    position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = (
+        "top_right"
+    )
+    width: Annotated[
+        float, Number(0.01, 1), Field(description="Its width as a fraction of the frame's.")
+    ] = 0.3
+    opacity: Annotated[float, Number(0, 1), Field(description="0 (invisible) to 1.")] = 1.0
+    margin: Annotated[
+        float,
+        Number(0, 0.5),
+        Field(description="Distance from the edges, a fraction of the frame."),
+    ] = 0.03
+    start: Annotated[Secs, _START] = 0.0
+    end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+    from_: Annotated[
+        Secs, Field(alias="from", description="Where in the video it starts playing, seconds.")
+    ] = 0.0
+    volume: Annotated[
+        float,
+        Number(0, 1),
+        Field(description="Its sound in the mix: 0 (silent, the default) to 1."),
+    ] = 0.0
+    loop: Annotated[
+        bool, FLAG, Field(description="Repeat it to fill its window (else it goes when it ends).")
+    ] = False
+    radius: Annotated[
+        float,
+        Number(0, 0.5),
+        Field(description="Rounded corners: the radius as a fraction of the frame's width."),
+    ] = 0.0
+    x: Annotated[Place | None, _X] = None
+    y: Annotated[Place | None, _Y] = None
+    fade_in: Annotated[Secs, _FADE_IN] = 0.0
+    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    animation: AnimationName = "none"
+    animation_duration: AnimationSeconds = 0.4
+    keyframes: Keyframes = ()
+    easing: KeyEasing = "linear"
+
+
+AnyOverlay = ImageOverlay | TextOverlay | VideoOverlay
+_KINDS: dict[str, type[AnyOverlay]] = {
+    "image": ImageOverlay, "text": TextOverlay, "video": VideoOverlay
+}  # fmt: skip
+
+
+def _overlay(value: object, info: ValidationInfo) -> AnyOverlay:
+    """An overlay is an image, a text or a video overlay by which of `image`, `text` and
+    `video` it has (exactly one)."""
+    if isinstance(value, ImageOverlay | TextOverlay | VideoOverlay):
         return value
     if not isinstance(value, Mapping):
         raise problem(f"must be a JSON object, got {describe(value)}")
-    has_image, has_text = value.get("image") is not None, value.get("text") is not None
-    if has_image == has_text:
+    given = [key for key in _KINDS if value.get(key) is not None]
+    if len(given) != 1:
         raise problem(
-            'must have either "image" (a URL) or "text", '
-            + ("not both" if has_image else "and has neither")
+            'must have one of "image" (a URL), "text" or "video" (a URL), '
+            + (f"not both {given[0]} and {given[1]}" if given else "and has neither")
         )
-    kind = ImageOverlay if has_image else TextOverlay
-    return kind.model_validate(value, context=info.context)
+    return _KINDS[given[0]].model_validate(value, context=info.context)
+
+
+def _few_videos(overlays: tuple[AnyOverlay, ...]) -> tuple[AnyOverlay, ...]:
+    """Each video overlay is decoded beside the clips: at most MAX_VIDEO_OVERLAYS of them."""
+    videos = sum(isinstance(o, VideoOverlay) for o in overlays)
+    if videos > MAX_VIDEO_OVERLAYS:
+        raise problem(
+            f"has {videos} video overlays; at most {MAX_VIDEO_OVERLAYS} are allowed in one job"
+        )
+    return overlays
 
 
 class _OneKind:
@@ -666,8 +848,8 @@ class _OneKind:
 
 
 Overlay = Annotated[
-    ImageOverlay | TextOverlay,
-    PlainValidator(_overlay, json_schema_input_type=ImageOverlay | TextOverlay),
+    AnyOverlay,
+    PlainValidator(_overlay, json_schema_input_type=AnyOverlay),
     _OneKind(),
 ]
 
@@ -711,14 +893,16 @@ class Payload(Model):
     overlays: Annotated[
         tuple[Overlay, ...],
         Items("overlays", MAX_OVERLAYS, "in one job"),
-        Field(description="Images and text over the whole timeline."),
+        AfterValidator(_few_videos),
+        Field(description="Images, text and videos over the whole timeline."),
     ] = ()
 
     def inputs(self) -> tuple[tuple[str, str], ...]:
         """Every input as (source, url), sources named as the contract names them in errors.
 
         `clips[N]`, `clips[N].voice_url`, `clips[N].audio[K]`, `audio`, `captions.srt_url`,
-        `captions.vtt_url`, `overlays[N].image`: in playing order, then the timeline's own.
+        `captions.vtt_url`, `overlays[N].image`, `overlays[N].video`: in playing order, then
+        the timeline's own.
         """
         found: list[tuple[str, str]] = []
         for n, clip in enumerate(self.clips):
@@ -738,4 +922,6 @@ class Payload(Model):
         for n, overlay in enumerate(self.overlays):
             if isinstance(overlay, ImageOverlay):
                 found.append((f"overlays[{n}].image", overlay.image))
+            elif isinstance(overlay, VideoOverlay):
+                found.append((f"overlays[{n}].video", overlay.video))
         return tuple(found)

@@ -34,18 +34,20 @@ def ignored_keys(raw: object, parsed: BaseModel) -> list[str]:
 def _walk(raw: object, model: BaseModel, path: str, found: list[str]) -> None:
     if not isinstance(raw, Mapping):
         return
-    fields = type(model).model_fields
+    # each field by its JSON key (`from` for the field `from_`)
+    keys = {n: f.alias or n for n, f in type(model).model_fields.items()}
+    known = set(keys.values())
     found.extend(
-        f"{_join(path, str(key))}: unknown key, ignored" for key in raw if key not in fields
+        f"{_join(path, str(key))}: unknown key, ignored" for key in raw if key not in known
     )
-    for name in fields:
-        value, given = getattr(model, name), raw.get(name)
+    for name, key in keys.items():
+        value, given = getattr(model, name), raw.get(key)
         if isinstance(value, BaseModel):
-            _walk(given, value, _join(path, name), found)
+            _walk(given, value, _join(path, key), found)
         elif isinstance(value, tuple) and isinstance(given, list):
             for n, (item, item_raw) in enumerate(zip(value, given, strict=False)):
                 if isinstance(item, BaseModel):
-                    _walk(item_raw, item, f"{_join(path, name)}[{n}]", found)
+                    _walk(item_raw, item, f"{_join(path, key)}[{n}]", found)
 
 
 def _join(path: str, key: str) -> str:

@@ -22,14 +22,17 @@ from worker.media.specs import (
     CaptionSpec,
     ClipSpec,
     ImageOverlaySpec,
+    Keyframe,
     LayerSpec,
+    MotionSpec,
     MusicSpec,
     OutputSpec,
     OverlaySpec,
     TextOverlaySpec,
     TransitionSpec,
+    VideoOverlaySpec,
 )
-from worker.payload import Clip, ImageOverlay, Payload
+from worker.payload import Clip, ImageOverlay, Payload, TextOverlay, VideoOverlay
 from worker.pipeline.inputs import MUSIC, SRT, VTT, InputId
 
 _IMAGE_NAMES = {"png_pipe": "a PNG", "jpeg_pipe": "a JPEG", "webp_pipe": "a WebP"}
@@ -214,8 +217,11 @@ def _overlays(payload: Payload, files: Files, fonts: FontSet) -> list[OverlaySpe
                     margin=overlay.margin,
                     start=overlay.start,
                     end=overlay.end,
+                    motion=_motion(overlay),
                 )
             )
+        elif isinstance(overlay, VideoOverlay):
+            overlays.append(_video_overlay(n, overlay, files))
         else:
             overlays.append(
                 TextOverlaySpec(
@@ -227,6 +233,52 @@ def _overlays(payload: Payload, files: Files, fonts: FontSet) -> list[OverlaySpe
                     start=overlay.start,
                     end=overlay.end,
                     font=_family(overlay.font, f"payload.overlays[{n}].font", fonts),
+                    motion=_motion(overlay),
+                    max_width=overlay.max_width,
                 )
             )
     return overlays
+
+
+def _video_overlay(n: int, overlay: VideoOverlay, files: Files) -> VideoOverlaySpec:
+    """A video overlay, which must start inside its video (a `from` past its end would show
+    nothing at all)."""
+    source = InputId.overlay_video(n)
+    info = files.infos[source]
+    if info.duration and overlay.from_ >= info.duration:
+        raise PayloadError(
+            f"payload.overlays[{n}].from",
+            f"must be less than the video's length ({info.duration:.2f} s), "
+            f"got {overlay.from_:g} s",
+        )
+    return VideoOverlaySpec(
+        path=files.paths[source],
+        info=info,
+        position=overlay.position,
+        width=overlay.width,
+        opacity=overlay.opacity,
+        margin=overlay.margin,
+        start=overlay.start,
+        end=overlay.end,
+        from_=overlay.from_,
+        volume=overlay.volume,
+        loop=overlay.loop,
+        radius=overlay.radius,
+        motion=_motion(overlay),
+    )
+
+
+def _motion(overlay: ImageOverlay | TextOverlay | VideoOverlay) -> MotionSpec:
+    """Where an overlay sits and how it moves, as the drawing takes it."""
+    return MotionSpec(
+        x=overlay.x,
+        y=overlay.y,
+        fade_in=overlay.fade_in,
+        fade_out=overlay.fade_out,
+        animation=overlay.animation,
+        animation_duration=overlay.animation_duration,
+        keyframes=tuple(
+            Keyframe(k.t, x=k.x, y=k.y, scale=k.scale, opacity=k.opacity) for k in overlay.keyframes
+        ),
+        easing=overlay.easing,
+    )

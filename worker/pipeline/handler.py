@@ -171,7 +171,7 @@ class Pipeline:
     async def _probe(self, paths: dict[InputId, Path]) -> dict[InputId, MediaInfo]:
         """Probe every media input, one at a time, in a child process this job kills when it
         ends or is cancelled, within the operator's limits (probe_process.py); each as its
-        role requires (a clip: a video or a still; a sound; an overlay: an image)."""
+        role requires (a clip: a video or a still; a sound; an overlay: an image or a video)."""
         media = [(source, path, kind) for source, path in paths.items()
                  if (kind := source.probe_kind) is not None]  # fmt: skip
         by_name = await probe_all(

@@ -1,9 +1,10 @@
 """A job's inputs by what they are: which clip, which role, and the name errors call them.
 
 Every file a job downloads has an `InputId`: its role (a clip's picture, its voice-over, one
-of its audio layers, the music, a caption file, an overlay image) and where it sits in the
-payload. The id gives the name the contract uses in errors (`clips[2]`, `clips[2].voice_url`,
-`clips[0].audio[1]`, `audio`, `captions.srt_url`, `overlays[0].image`), how the probe must
+of its audio layers, the music, a caption file, an overlay image or video) and where it sits in
+the payload. The id gives the name the contract uses in errors (`clips[2]`, `clips[2].voice_url`,
+`clips[0].audio[1]`, `audio`, `captions.srt_url`, `overlays[0].image`, `overlays[1].video`), how
+the probe must
 check the file, and how many bytes it may have; the pipeline looks files up by id, never by
 taking a name apart again.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from worker.media.caption_child import MAX_CAPTION_FILE_BYTES
 from worker.media.info import Kind
-from worker.payload import ImageOverlay, Payload
+from worker.payload import ImageOverlay, Payload, VideoOverlay
 
 MIB = 1024 * 1024
 # An overlay is a logo or a watermark: the probe's image limit, applied on the wire already.
@@ -33,6 +34,7 @@ class Role(enum.Enum):
     SRT = "srt"  # captions.srt_url
     VTT = "vtt"  # captions.vtt_url
     OVERLAY = "overlay"  # overlays[N].image
+    OVERLAY_VIDEO = "overlay_video"  # overlays[N].video: fetched, probed and bounded as a clip
 
 
 # How the probe checks each role's file; caption files are text, read by the pipeline.
@@ -44,6 +46,7 @@ _PROBE: dict[Role, Kind | None] = {
     Role.SRT: None,
     Role.VTT: None,
     Role.OVERLAY: "image",
+    Role.OVERLAY_VIDEO: "clip",  # a video: a still image is refused, naming the input
 }
 _CAPS: dict[Role, int] = {
     Role.SRT: MAX_CAPTION_FILE_BYTES,
@@ -76,6 +79,10 @@ class InputId:
     def overlay(cls, n: int) -> InputId:
         return cls(Role.OVERLAY, n)
 
+    @classmethod
+    def overlay_video(cls, n: int) -> InputId:
+        return cls(Role.OVERLAY_VIDEO, n)
+
     @property
     def name(self) -> str:
         """The input as errors name it, in the contract's words."""
@@ -94,6 +101,8 @@ class InputId:
                 return "captions.vtt_url"
             case Role.OVERLAY:
                 return f"overlays[{self.index}].image"
+            case Role.OVERLAY_VIDEO:
+                return f"overlays[{self.index}].video"
 
     @property
     def probe_kind(self) -> Kind | None:
@@ -124,7 +133,7 @@ class Input:
 
 def job_inputs(payload: Payload) -> list[Input]:
     """Every input of the job, in playing order (each clip with its own sounds), then the
-    music, the caption file and the overlay images."""
+    music, the caption file and the overlays' images and videos."""
     return list(_inputs(payload))
 
 
@@ -145,3 +154,5 @@ def _inputs(payload: Payload) -> Iterator[Input]:
     for n, overlay in enumerate(payload.overlays):
         if isinstance(overlay, ImageOverlay):
             yield Input(InputId.overlay(n), overlay.image)
+        elif isinstance(overlay, VideoOverlay):
+            yield Input(InputId.overlay_video(n), overlay.video)
