@@ -588,7 +588,9 @@ def moviepy_layers(root: Path, fonts: dict[str, Any],
     def title_at(t: float) -> tuple[float, float]:
         p = min(1.0, t / TITLE_ANIMATION, (TITLE_END - t) / TITLE_ANIMATION)
         k = max(0.0, p) * (2 - max(0.0, p))
-        return (WIDTH - card.width) / 2, top - (1 - k) * slide
+        # held inside the frame: moviepy 2.2's mask compositing fails on a clip partly above it
+        # (a broadcast of an empty slice), so its title slides from y = 0, not from above
+        return (WIDTH - card.width) / 2, max(0.0, top - (1 - k) * slide)
 
     title = (ImageClip(np.array(card), transparent=True).with_duration(TITLE_END)
              .with_effects([vfx.CrossFadeIn(TITLE_ANIMATION), vfx.CrossFadeOut(TITLE_ANIMATION)])
@@ -606,7 +608,10 @@ def moviepy_layers(root: Path, fonts: dict[str, Any],
     def logo_at(t: float) -> tuple[float, float]:
         scale = keyed(t, 3)
         size = (lw * scale, lw * scale * logo.h / logo.w)
-        return WIDTH * keyed(t, 1) - size[0] / 2, HEIGHT * keyed(t, 2) - size[1] / 2
+        return (
+            max(0.0, WIDTH * keyed(t, 1) - size[0] / 2),
+            max(0.0, HEIGHT * keyed(t, 2) - size[1] / 2),
+        )  # inside the frame, as above
 
     logo = (logo.resized(lambda t: keyed(t, 3) / 2).with_opacity(LOGO_OPACITY)
             .with_duration(total()).with_position(logo_at))  # fmt: skip
@@ -794,10 +799,16 @@ class NotYet(Exception):
 
 def worker_child(root: Path) -> None:
     """Runs in its own process: build the specs, assemble, print timings and peak RSS. The
-    fonts are read before the clock starts, as a worker reads them once, before its first job
-    (pipeline/handler.py); what each job does with them (fonts.conf, its fontconfig cache,
-    the caption child) is timed."""
+    fonts are read and this process's fontconfig cache is built before the clock starts, as a
+    worker does once, before or at its first job (pipeline/handler.py, fonts.process_cache);
+    what each job does with them (fonts.conf, the caption child) is timed."""
     fonts = installed()
+    warm = root / "warm"
+    warm.mkdir(exist_ok=True)
+    (warm / "empty.ass").write_text("[Script Info]\nScriptType: v4.00+\n", encoding="utf-8")
+    ffmpeg("-f", "lavfi", "-i", "color=s=64x64:d=0.04", "-vf",
+           f"ass=filename={warm / 'empty.ass'}", "-f", "null", "-",
+           env=ffmpeg_env(fonts.write_config(warm)))  # fmt: skip
     specs = worker_specs(root)
     started = time.perf_counter()
     result = asyncio.run(assemble_composition(specs, root / "worker", fonts))
