@@ -83,6 +83,20 @@ def overlay_size(overlay: PictureOverlaySpec, geometry: Geometry) -> tuple[int, 
     return width, max(2, 2 * round(width * source[1] / max(1, source[0]) / 2))
 
 
+def placement(
+    overlay: PictureOverlaySpec, geometry: Geometry, ends: float
+) -> tuple[tuple[int, int], motion.State]:
+    """A picture overlay's size on the frame, and where it is and how it looks at each moment
+    (expressions in `t`, motion.py) over its window, which lasts to `ends` without an `end`."""
+    size = overlay_size(overlay, geometry)
+    margin = round(overlay.margin * min(geometry.width, geometry.height))
+    centre = image_centre(overlay, size, geometry, margin)
+    length = (overlay.end if overlay.end is not None else ends) - overlay.start
+    now = motion.state(overlay.motion, motion.Window(overlay.start, length, centre),
+                       motion.Expr(f"(t-{overlay.start:.6f})"))  # fmt: skip
+    return size, now
+
+
 def image_overlay(
     overlay: ImageOverlaySpec, source: str, main: str, label: str, geometry: Geometry,
     *, ends: float, frames: tuple[int, int],
@@ -93,12 +107,7 @@ def image_overlay(
     output frames this pass makes (first, count). A still overlay is one picture the `overlay`
     filter repeats; a moving one is that picture repeated as a stream over its window (within
     `frames`), scaled and faded per frame by expressions in `t` (motion.py)."""
-    size = overlay_size(overlay, geometry)
-    margin = round(overlay.margin * min(geometry.width, geometry.height))
-    centre = image_centre(overlay, size, geometry, margin)
-    length = (overlay.end if overlay.end is not None else ends) - overlay.start
-    now = motion.state(overlay.motion, motion.Window(overlay.start, length, centre),
-                       motion.Expr(f"(t-{overlay.start:.6f})"))  # fmt: skip
+    size, now = placement(overlay, geometry, ends)
     fitted = round(size[0] * motion.largest_scale(overlay.motion) / 2) * 2
     prepared = label[:-1] + "img]"
     head = (f"{source}format=rgba,colorchannelmixer=aa={overlay.opacity:.4f},"
@@ -188,12 +197,7 @@ def video_overlay(
     """Graph parts: the video input `source` on the output's timeline over its window (cut to
     this pass), fitted, its corners rounded, moved and faded as the motion says, laid over
     `main` into `label`."""
-    size = overlay_size(overlay, geometry)
-    margin = round(overlay.margin * min(geometry.width, geometry.height))
-    centre = image_centre(overlay, size, geometry, margin)
-    length = (overlay.end if overlay.end is not None else ends) - overlay.start
-    now = motion.state(overlay.motion, motion.Window(overlay.start, length, centre),
-                       motion.Expr(f"(t-{overlay.start:.6f})"))  # fmt: skip
+    size, now = placement(overlay, geometry, ends)
     fitted = (_even(size[0] * motion.largest_scale(overlay.motion)),
               _even(size[1] * motion.largest_scale(overlay.motion)))  # fmt: skip
     fps = geometry.fps
