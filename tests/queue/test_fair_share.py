@@ -246,3 +246,42 @@ async def test_held_back_jobs_are_marked_by_one_replica_without_a_write_per_pass
     for _ in range(3):
         assert (await store.maintain(60)).held_back == 0
     assert await sql(store, versions) == before
+
+
+def keda_query() -> str:
+    """The query KEDA scales the Kubernetes Deployment on (deploy/kubernetes/scaledobject.yaml)."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "scaledobject.yaml"
+    (trigger,) = yaml.safe_load(path.read_text())["spec"]["triggers"]
+    return trigger["metadata"]["query"]
+
+
+async def test_keda_counts_only_the_jobs_a_worker_may_run_now(store):
+    """Running jobs, plus each user's ready jobs up to what the running cap leaves free; the
+    backend's rows (no user_id) uncapped; future, cancelled and finished rows not at all."""
+    await store.set_limits(UserLimits(max_running=CAP, max_pending=1000))
+    flooder, other, capped = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await add_jobs(store, [flooder], 50)  # 50 ready, nothing running: counts CAP
+    await add_jobs(store, [other], 1)  # counts 1
+    await add_jobs(store, [None], 3)  # the backend's: counts 3
+    await add_jobs(store, [capped], 4)
+    await sql(
+        store,
+        "update video_jobs set status = 'processing', attempts = 1, "
+        "worker_id = 'w', heartbeat_at = now(), started_at = now(), "
+        "lease_token = gen_random_uuid() "
+        "where id in (select id from video_jobs where user_id = %s limit 2)",
+        capped,
+    )  # capped: 2 running (counted), 2 ready held back by the cap (not counted)
+    await sql(
+        store,
+        "insert into video_jobs (payload, user_id, run_at) "
+        "values ('{}', %s, now() + interval '1 hour')",
+        uuid.uuid4(),
+    )
+    await sql(store, "insert into video_jobs (payload, user_id, cancel_requested_at) "
+                     "values ('{}', %s, now())", uuid.uuid4())  # fmt: skip
+    assert (await sql(store, keda_query()))[0] == {"coalesce": CAP + 1 + 3 + 2}
+    await store.set_limits(UserLimits(max_running=10, max_pending=1000))  # the cap from the table
+    assert (await sql(store, keda_query()))[0] == {"coalesce": 10 + 1 + 3 + 4}
