@@ -10,10 +10,10 @@ import time
 import uuid
 from typing import Any
 
+from worker.cli.terminal import JobFollower
 from worker.liveness import scheduled_later, worker_seen
 from worker.queue.jobs import JobStore
 from worker.queue.models import Status
-from worker.terminal import JobFollower
 
 FOLLOW_EVERY = 0.5
 # `--wait` says nobody is working when its job has been ready this long with no sign of a

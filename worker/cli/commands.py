@@ -1,4 +1,4 @@
-"""What each `video-worker` subcommand does (the parser lives in cli.py)."""
+"""What each `video-worker` subcommand does (the parser lives in parser.py)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from worker.app import apply_migrations, load_handler, run_worker, user_limits
+from worker.cli.enqueue_args import payload_from_args
+from worker.cli.follow import follow
+from worker.cli.terminal import JobFollower
 from worker.db import preflight
 from worker.db.connection import make_pool
 from worker.db.preflight import Database
-from worker.enqueue_args import payload_from_args
 from worker.errors import PayloadError
-from worker.follow import follow
 from worker.log import get_logger
 from worker.queue.jobs import JobStore
 from worker.settings import Settings
-from worker.terminal import JobFollower
 
 log = get_logger("video-worker")
 
@@ -97,7 +97,7 @@ async def migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def demo(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.demo import run_demo
+    from worker.cli.demo import run_demo
 
     return await run_demo(settings, keep=args.keep)
 
