@@ -77,7 +77,7 @@ def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
 
 
 def part_of(name: str) -> str:
-    """`worker.queue.jobs` → `worker.queue`; a top-level module is its own part."""
+    """`worker.queue.postgres` → `worker.queue`; a top-level module is its own part."""
     return ".".join(name.split(".")[:2])
 
 

@@ -24,7 +24,7 @@ from worker.db.connection import make_pool
 from worker.db.preflight import Database
 from worker.errors import PayloadError
 from worker.log import get_logger
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.settings import Settings
 
 log = get_logger("video-worker")
@@ -46,7 +46,7 @@ async def checked_database(settings: Settings, *, need_schema: bool = True) -> D
 @asynccontextmanager
 async def open_checked_store(
     settings: Settings, *, migrate: bool = False
-) -> AsyncIterator[JobStore]:
+) -> AsyncIterator[PostgresJobStore]:
     """A small pool on the checked database; `migrate` applies pending migrations first
     (`enqueue` works on a fresh database), else the schema must be there already."""
     db = await checked_database(settings, need_schema=not migrate)
@@ -55,7 +55,7 @@ async def open_checked_store(
     pool = make_pool(db.url, max_size=2)
     await pool.open(wait=True, timeout=2 * preflight.CONNECT_SECONDS)
     try:
-        yield JobStore(pool)
+        yield PostgresJobStore(pool)
     finally:
         await pool.close()
 
