@@ -141,7 +141,7 @@ class BacklogWorker:
 
     async def __aenter__(self) -> BacklogWorker:
         from worker.db.connection import make_pool
-        from worker.queue.jobs import JobStore
+        from worker.queue.postgres import PostgresJobStore
         from worker.queue.runner import Runner
         from worker.settings import Settings
 
@@ -156,7 +156,7 @@ class BacklogWorker:
         )
         self.pool = make_pool(self.url, max_size=8)
         await self.pool.open(wait=True)
-        self.store = JobStore(self.pool)
+        self.store = PostgresJobStore(self.pool)
         self.runner = Runner(settings, self.store, self.handler, database_url=self.url)
         self.task = asyncio.create_task(self.runner.run())
         await until(lambda: self.runner.listener_state == "listening", "the worker listening")

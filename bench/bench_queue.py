@@ -159,12 +159,12 @@ class Ours(System):
 
     async def open_enqueuer(self) -> None:
         from worker.db.connection import make_pool
-        from worker.queue.jobs import JobStore
+        from worker.queue.postgres import PostgresJobStore
 
         pool = make_pool(self.url, max_size=8, name="bench-enqueue")
         await pool.open(wait=True)
         self.pools.append(pool)
-        self.enqueuer = JobStore(pool)
+        self.enqueuer = PostgresJobStore(pool)
 
     async def enqueue(self, key: int) -> None:
         await self.enqueuer.enqueue({"k": key})
@@ -180,7 +180,7 @@ class Ours(System):
 
     async def start_worker(self, concurrency: int) -> None:
         from worker.db.connection import make_pool
-        from worker.queue.jobs import JobStore
+        from worker.queue.postgres import PostgresJobStore
         from worker.queue.runner import Runner
         from worker.settings import Settings
 
@@ -200,7 +200,7 @@ class Ours(System):
             REC.mark(job.payload["k"], at)
             return None
 
-        store = claim_v1_store(pool) if self.claim_v1 else JobStore(pool)
+        store = claim_v1_store(pool) if self.claim_v1 else PostgresJobStore(pool)
         self.runner = Runner(settings, store, handler, database_url=self.url, listen=True)
         self.task = asyncio.create_task(self.runner.run())
 
@@ -233,11 +233,12 @@ class OursClaimV1(Ours):
 
 
 def claim_v1_store(pool: Any) -> Any:
-    """A JobStore whose claim and hot path call the _v1 functions (no turns, no running cap)."""
-    from worker.queue.jobs import JobStore
+    """A PostgresJobStore whose claim and hot path call the _v1 functions (no turns, no running
+    cap)."""
+    from worker.queue.postgres import PostgresJobStore
     from worker.queue.queries import QUERIES
 
-    class ClaimV1Store(JobStore):
+    class ClaimV1Store(PostgresJobStore):
         async def _all(
             self, name: str, params: dict[str, Any] | None = None, *, wait: float | None = None
         ) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ from psycopg.conninfo import make_conninfo  # noqa: E402
 from worker.db.connection import connect, make_pool  # noqa: E402
 from worker.db.migrate import migrate  # noqa: E402
 from worker.http.server import bound_port, create_app, serve  # noqa: E402
-from worker.queue.jobs import JobStore  # noqa: E402
+from worker.queue.postgres import PostgresJobStore  # noqa: E402
 from worker.queue.runner import Runner  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
@@ -93,7 +93,7 @@ async def median_ms(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
 async def measure(url: str, repeat: int) -> dict[str, float]:
     pool = make_pool(url, max_size=4)
     await pool.open(wait=True)
-    store = JobStore(pool)
+    store = PostgresJobStore(pool)
 
     async def noop(_job: Any, _ctx: Any) -> None:
         return None

@@ -6,11 +6,11 @@ import json
 import uuid
 from typing import Any
 
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 
 
 async def finished_job(
-    store: JobStore,
+    store: PostgresJobStore,
     *,
     days_ago: float,
     status: str = "completed",
@@ -34,7 +34,7 @@ def stored(
     return result | ({"captions_path": captions} if captions else {})
 
 
-async def job_ids(store: JobStore) -> set[uuid.UUID]:
+async def job_ids(store: PostgresJobStore) -> set[uuid.UUID]:
     async with store.pool.connection() as conn:
         cur = await conn.execute("select id from video_jobs")
         return {r["id"] for r in await cur.fetchall()}

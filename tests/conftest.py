@@ -11,7 +11,7 @@ import pytest
 
 from tests.pg import Databases, postgres_server
 from worker.db.connection import make_pool
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 
 _OWN_BASETEMP = pytest.StashKey[str]()
 TESTS = Path(__file__).resolve().parent
@@ -76,10 +76,10 @@ def db_url(databases: Databases) -> Iterator[str]:
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[JobStore]:
+async def store(db_url: str) -> AsyncIterator[PostgresJobStore]:
     pool = make_pool(db_url, max_size=8)
     await pool.open(wait=True)
     try:
-        yield JobStore(pool)
+        yield PostgresJobStore(pool)
     finally:
         await pool.close()

@@ -131,7 +131,7 @@ def test_bad_settings_are_reported_not_raised(db_url):
 def test_event_loop_is_a_setting(db_url):
     """uvloop by default (it is a dependency); EVENT_LOOP=asyncio runs on asyncio's own loop,
     and a value that is neither is refused by name."""
-    from worker.cli import run_coroutine
+    from worker.cli.parser import run_coroutine
 
     async def which() -> str:
         return type(asyncio.get_running_loop()).__module__
@@ -152,7 +152,7 @@ def test_run_refuses_incomplete_storage_settings_at_start(db_url):
 def test_help_lists_every_environment_variable_the_readme_documents():
     import re
 
-    from worker.cli import build_parser
+    from worker.cli.parser import build_parser
 
     text = build_parser().format_help()
     readme = (ROOT / "README.md").read_text()
@@ -193,7 +193,7 @@ async def test_status_json_gives_every_timestamp_in_one_format(store, db_url):
 
 def test_every_command_says_what_it_does_in_its_help():
     """`video-worker COMMAND --help` opens with a description of the command (they had none)."""
-    from worker.cli import DESCRIPTIONS, build_parser
+    from worker.cli.parser import DESCRIPTIONS, build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(commands) == set(DESCRIPTIONS)

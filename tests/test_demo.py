@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.test_embedded_lifetime import read_until, servers_on
-from worker.demo import (
+from worker.cli.demo import (
     PIP,
     SAMPLES,
     STILL,

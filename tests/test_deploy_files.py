@@ -25,8 +25,8 @@ import yaml
 from referencing import Registry, Resource
 
 from worker.db.migrate import SQL_DIR
-from worker.queue.jobs import JobStore
 from worker.queue.models import JobOutcome
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.runner import HANDBACK_WINDOW, LAST_ATTEMPT
 from worker.settings import Settings
 
@@ -406,7 +406,9 @@ async def keda_count(db_url: str) -> int:
     return int(row[0])
 
 
-async def test_keda_query_counts_what_a_replica_would_claim_or_is_running(store: JobStore, db_url):
+async def test_keda_query_counts_what_a_replica_would_claim_or_is_running(
+    store: PostgresJobStore, db_url
+):
     payload = {"clips": [{"url": "https://example.com/a.mp4"}]}  # never fetched
     await store.enqueue(payload, priority=10)
     [done] = await store.claim("w1", 1)

@@ -17,8 +17,8 @@ from tests.handlers import scripted
 from tests.queue.helpers import running
 from tests.queue.procs import ROOT
 from tests.test_cli import cli
-from worker.cli import build_parser
-from worker.commands import checked_payload
+from worker.cli.commands import checked_payload
+from worker.cli.parser import build_parser
 from worker.errors import PayloadError
 from worker.payload import parse_payload
 from worker.settings import Settings

@@ -15,8 +15,8 @@ from tests.handlers import scripted
 from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.db.connection import make_pool
 from worker.http.server import bound_port, create_app, serve
-from worker.queue.jobs import JobStore
 from worker.queue.memory import MemoryJobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.runner import Runner
 
 
@@ -125,7 +125,7 @@ async def test_metrics_and_stats_show_how_late_the_event_loop_ran(memory_store):
 
 async def test_health_is_503_with_a_reason_when_the_database_is_gone(store):
     dead = make_pool("postgresql://postgres@127.0.0.1:1/none", max_size=1)
-    runner = Runner(fast_settings(), JobStore(dead), scripted)
+    runner = Runner(fast_settings(), PostgresJobStore(dead), scripted)
     async with http(runner) as session:
         status, body = await get(session, "/health")
     assert status == 503 and body["status"] == "unhealthy"

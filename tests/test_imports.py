@@ -1,4 +1,5 @@
-"""No import cycle in `worker/`, read from the source rather than from what happens to load.
+"""No import cycle in `worker/`, and no import against its layers, read from the source rather
+than from what happens to load.
 
 Every module under worker/ is parsed with `ast`, and every import counts wherever it is written:
 at the top, inside a function (a lazy import hides a cycle without removing it), or under
@@ -7,22 +8,40 @@ at the top, inside a function (a lazy import hides a cycle without removing it),
 - modules: `worker.media.probe_child` → `worker.media.probe`; importing `worker.a.b` from
   outside `worker.a` also runs `worker/a/__init__.py`, so it depends on `worker.a` too;
 - parts: the same imports seen from the top (`worker.queue`, `worker.webhooks`, `worker.cli`),
-  where a cycle between two packages shows even when no two modules import each other (the
-  queue → webhooks → fetch → queue of issue 11 was one).
+  where a cycle between two packages shows even when no two modules import each other (say
+  queue → webhooks → fetch → queue).
 
-A failure prints each cycle as `a → b → c → a`.
+The parts also keep to one order, `LAYERS`: a part imports only parts of the layers below its
+own. A failure prints each cycle as `a → b → c → a`, and each import against the order as the
+module that makes it, the module it names, and the rule it breaks.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import worker
 
 ROOT = Path(worker.__file__).resolve().parent
 Graph = Mapping[str, Iterable[str]]
+
+# The parts of the worker from the top down, as the code has them. A part may import the parts
+# of any layer below its own; the parts of one layer do not import each other. A new top-level
+# module or package goes in the lowest layer its imports allow. A subpackage belongs to its
+# top-level part (`worker.media.probe` is `worker.media`), so moving modules inside a part
+# changes nothing here.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("worker.__main__",),  # `python -m worker`
+    ("worker.cli",),  # the command line: parser, commands, demo, progress on a terminal
+    ("worker.app",),  # the daemon put together: queue, pipeline, HTTP, webhooks
+    ("worker.pipeline", "worker.webhooks", "worker.http", "worker.cleanup", "worker.liveness"),
+    ("worker.queue", "worker.payload", "worker.fetch"),
+    ("worker.db", "worker.storage", "worker.media", "worker.metrics", "worker.row_error"),
+    ("worker.settings", "worker.loop_lag", "worker.retry"),
+    ("worker.errors", "worker.log"),
+)
 
 
 def module_names(root: Path = ROOT) -> dict[str, Path]:
@@ -77,7 +96,8 @@ def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
 
 
 def part_of(name: str) -> str:
-    """`worker.queue.jobs` → `worker.queue`; a top-level module is its own part."""
+    """`worker.queue.postgres` → `worker.queue`, `worker.media.probe.child` → `worker.media`;
+    a top-level module is its own part."""
     return ".".join(name.split(".")[:2])
 
 
@@ -119,6 +139,27 @@ def shown(cycles: list[list[str]]) -> str:
     return "\n".join(" → ".join(cycle) for cycle in cycles)
 
 
+def layer_breaches(graph: Graph, layers: Sequence[Sequence[str]] = LAYERS) -> list[str]:
+    """Every import from a part to a part of a higher layer or of its own layer, one line each
+    (`importer → imported: why`), after a line for each part in no layer and each name in
+    `layers` that is no part. The root package (it only names the version) is in no layer."""
+    depth = {part: n for n, layer in enumerate(layers) for part in layer}
+    parts = {part_of(name) for name in graph} - {worker.__name__}
+    found = [f"{part} is in no layer of LAYERS" for part in sorted(parts - depth.keys())]
+    found += [f"LAYERS names {part}, which is no part" for part in sorted(depth.keys() - parts)]
+    for name in sorted(graph):
+        mine = part_of(name)
+        for target in sorted(graph[name]):
+            theirs = part_of(target)
+            if mine == theirs or mine not in depth or theirs not in depth:
+                continue
+            if depth[theirs] < depth[mine]:
+                found.append(f"{name} → {target}: {mine} is below {theirs}")
+            elif depth[theirs] == depth[mine]:
+                found.append(f"{name} → {target}: {mine} and {theirs} share a layer")
+    return found
+
+
 def test_no_module_imports_itself_back():
     cycles = find_cycles(module_graph())
     assert not cycles, "import cycles between worker modules:\n" + shown(cycles)
@@ -127,6 +168,11 @@ def test_no_module_imports_itself_back():
 def test_no_part_of_the_worker_imports_itself_back():
     cycles = find_cycles(part_graph(module_graph()))
     assert not cycles, "import cycles between parts of the worker:\n" + shown(cycles)
+
+
+def test_each_part_imports_only_the_layers_below_its_own():
+    breaches = layer_breaches(module_graph())
+    assert not breaches, "imports against the layer order (LAYERS):\n" + "\n".join(breaches)
 
 
 # --- the checker itself ---------------------------------------------------------------------
@@ -153,8 +199,36 @@ def test_imports_inside_functions_and_relative_ones_count(tmp_path):
 def test_the_graph_sees_the_workers_lazy_imports():
     """The CLI imports its commands inside a function, to start fast; that edge is seen."""
     graph = module_graph()
-    assert "worker.commands" in graph["worker.cli"]
+    assert "worker.cli.commands" in graph["worker.cli.parser"]
     assert "worker.media.probe" in graph["worker.media.probe_child"]  # inside main()
+
+
+def test_imports_against_the_layers_are_named():
+    graph = {
+        "worker.cli.commands": {"worker.queue.runner", "worker.queue"},  # down: allowed
+        "worker.queue.runner": {"worker.queue.store", "worker.errors"},
+        "worker.queue.store": set(),
+        "worker.errors": {"worker.cli", "worker.cli.commands"},  # up
+        "worker.media.probe.child": {"worker.media.sound.mix", "worker.log"},  # one part
+        "worker.media.sound.mix": {"worker.log", "worker.settings"},  # sideways
+        "worker.settings": set(),
+        "worker.log": set(),
+        "worker.extra": set(),
+        "worker": set(),
+    }
+    layers = [
+        ["worker.cli"],
+        ["worker.queue"],
+        ["worker.media", "worker.settings"],
+        ["worker.errors", "worker.log", "worker.gone"],
+    ]
+    assert layer_breaches(graph, layers) == [
+        "worker.extra is in no layer of LAYERS",
+        "LAYERS names worker.gone, which is no part",
+        "worker.errors → worker.cli: worker.errors is below worker.cli",
+        "worker.errors → worker.cli.commands: worker.errors is below worker.cli",
+        "worker.media.sound.mix → worker.settings: worker.media and worker.settings share a layer",
+    ]
 
 
 def test_cycles_are_found_and_printed_in_order():

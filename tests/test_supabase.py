@@ -26,8 +26,8 @@ from psycopg.types.json import Jsonb
 
 from worker.db.connection import connect, make_pool
 from worker.db.migrate import SQL_DIR, migrate
-from worker.queue.jobs import JobStore
 from worker.queue.models import Job, JobOutcome
+from worker.queue.postgres import PostgresJobStore
 
 SUPABASE_FILE = "supabase/100_supabase.sql"
 # Every file of sql/supabase/, in the order `migrate` applies them.
@@ -772,7 +772,7 @@ async def test_the_worker_claims_and_completes_jobs_with_rls_on(supa, worker_rol
     pool = make_pool(url, max_size=2)
     await pool.open(wait=True)
     try:
-        store = JobStore(pool)
+        store = PostgresJobStore(pool)
         async with pool.connection() as conn:
             cur = await conn.execute("select current_user as who")
             row = await cur.fetchone()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from worker.terminal import JobFollower
+from worker.cli.terminal import JobFollower
 
 
 class Tty(io.StringIO):

@@ -20,7 +20,7 @@ from worker.log import SecretMasker, get_logger
 from worker.media.fonts import installed
 from worker.metrics import WorkerMetrics
 from worker.pipeline.scratch import sweep_orphans
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.queries import QUERIES
 from worker.queue.runner import Handler, Runner, listener_on
 from worker.queue.store import UserLimits
@@ -66,13 +66,13 @@ async def apply_migrations(url: str, limits: UserLimits | None = None) -> list[s
 
 
 @asynccontextmanager
-async def open_store(settings: Settings, *, max_size: int = 4) -> AsyncIterator[JobStore]:
+async def open_store(settings: Settings, *, max_size: int = 4) -> AsyncIterator[PostgresJobStore]:
     """A job store on a pool, for the CLI's short commands."""
     url = resolve_database_url(settings.database_url, settings.home)
     pool = make_pool(url, max_size=max_size)
     await pool.open(wait=True, timeout=30)
     try:
-        yield JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
+        yield PostgresJobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     finally:
         await pool.close()
 
@@ -94,7 +94,7 @@ async def run_worker(
     installed(settings.fonts_dir)  # read once (1-2 s of font files) before any job can wait on it
     pool = make_pool(url, max_size=settings.concurrency + 4)
     await pool.open(wait=False)
-    store = JobStore(pool, max_payload_bytes=settings.max_payload_bytes)
+    store = PostgresJobStore(pool, max_payload_bytes=settings.max_payload_bytes)
     # before /health first answers: the claim and the pending cap read them from the database
     await store.set_limits(user_limits(settings))
     await _sweep_scratch(settings, store)
@@ -149,7 +149,7 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def _sweep_scratch(settings: Settings, store: JobStore) -> None:
+async def _sweep_scratch(settings: Settings, store: PostgresJobStore) -> None:
     """Remove what a killed worker left in HOME/tmp (see worker/pipeline/scratch.py); a
     database that does not answer yet only postpones it to the next start."""
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from worker.errors import WorkerError
 from worker.log import get_logger
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.queries import QUERIES as Q
 from worker.settings import Settings
 from worker.storage import Storage, make_storage
@@ -52,7 +52,7 @@ class Freed:
         return text
 
 
-async def delete_finished(store: JobStore, settings: Settings, days: int) -> Freed:
+async def delete_finished(store: PostgresJobStore, settings: Settings, days: int) -> Freed:
     freed = Freed()
     buckets: dict[str, Storage] = {}
     kept: set[uuid.UUID] = set()
@@ -70,14 +70,14 @@ async def delete_finished(store: JobStore, settings: Settings, days: int) -> Fre
         freed.rows += await _delete_rows(store, done)
 
 
-async def _candidates(store: JobStore, days: int, limit: int) -> list[dict[str, Any]]:
+async def _candidates(store: PostgresJobStore, days: int, limit: int) -> list[dict[str, Any]]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(Q["cleanup_candidates"], {"days": days, "limit": limit})
         rows: list[dict[str, Any]] = await cur.fetchall()
         return rows
 
 
-async def _keys_in_use(store: JobStore, rows: list[dict[str, Any]]) -> set[str]:
+async def _keys_in_use(store: PostgresJobStore, rows: list[dict[str, Any]]) -> set[str]:
     keys = [k for r in rows for k in _keys(r) if k]
     if not keys:
         return set()
@@ -96,7 +96,7 @@ def _keys(row: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     return video, poster, captions
 
 
-async def _delete_rows(store: JobStore, ids: list[uuid.UUID]) -> int:
+async def _delete_rows(store: PostgresJobStore, ids: list[uuid.UUID]) -> int:
     if not ids:
         return 0
     async with store.pool.connection() as conn:
@@ -184,7 +184,7 @@ class AutoCleanup:
 
     EVERY = 3600.0
 
-    def __init__(self, settings: Settings, store: JobStore, clock: Any = None) -> None:
+    def __init__(self, settings: Settings, store: PostgresJobStore, clock: Any = None) -> None:
         import time
 
         self._settings = settings

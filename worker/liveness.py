@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.queries import QUERIES as Q
 
 
-async def worker_seen(store: JobStore, seconds: int) -> bool:
+async def worker_seen(store: PostgresJobStore, seconds: int) -> bool:
     """A claim, a heartbeat or a finished job within the last `seconds`."""
     async with store.pool.connection() as conn:
         cur = await conn.execute(Q["worker_seen"], {"seconds": seconds})
@@ -20,7 +20,7 @@ async def worker_seen(store: JobStore, seconds: int) -> bool:
     return bool(row and row["seen"])
 
 
-async def scheduled_later(store: JobStore, job_id: uuid.UUID) -> bool:
+async def scheduled_later(store: PostgresJobStore, job_id: uuid.UUID) -> bool:
     """The job waits for its run_at (a retry's backoff): no replica should take it yet."""
     async with store.pool.connection() as conn:
         cur = await conn.execute(Q["job_scheduled_later"], {"id": job_id})

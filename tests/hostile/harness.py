@@ -35,7 +35,7 @@ from tests.queue.helpers import fast_settings, running, status_is
 from worker.fetch import FetchPolicy
 from worker.loop_lag import Watch
 from worker.pipeline import Pipeline
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.runner import Runner
 from worker.settings import Settings
 from worker.storage import make_storage
@@ -132,7 +132,7 @@ def put_object(
 
 @contextlib.asynccontextmanager
 async def corpus_worker(
-    store: JobStore, settings: Settings, good_clip: Path, *, policy: FetchPolicy = POLICY
+    store: PostgresJobStore, settings: Settings, good_clip: Path, *, policy: FetchPolicy = POLICY
 ) -> AsyncIterator[Any]:
     """A real Runner with the real Pipeline; the good clip is in local storage for `check_good`."""
     put_object(settings, GOOD_KEY, good_clip)
@@ -142,7 +142,9 @@ async def corpus_worker(
         yield runner
 
 
-async def check_good(store: JobStore, settings: Settings, timeout: float = 60) -> dict[str, Any]:
+async def check_good(
+    store: PostgresJobStore, settings: Settings, timeout: float = 60
+) -> dict[str, Any]:
     """Enqueue a trusted good job (no user_id) and require it to complete."""
     url = f"storage://{settings.storage_bucket}/{GOOD_KEY}"
     job_id, _ = await store.enqueue({"clips": [{"url": url}]})
@@ -173,7 +175,7 @@ def check_lag(runner: Runner, lag: Watch, bound: float = MAX_LOOP_LAG) -> None:
 
 
 async def run_case(
-    store: JobStore,
+    store: PostgresJobStore,
     settings: Settings,
     good_clip: Path,
     payload: Any,

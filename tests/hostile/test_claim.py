@@ -25,7 +25,7 @@ from tests.hostile.harness import (
     corpus_worker,
 )
 from tests.queue.helpers import wait_for
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 
 MIB = 1024**2
 GOOD_URL = f"storage://generated-videos/{GOOD_KEY}"
@@ -69,7 +69,7 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-async def insert_text(store: JobStore, payload: str) -> uuid.UUID:
+async def insert_text(store: PostgresJobStore, payload: str) -> uuid.UUID:
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "insert into video_jobs (payload) values (%s::jsonb) returning id", (payload,)
@@ -79,7 +79,7 @@ async def insert_text(store: JobStore, payload: str) -> uuid.UUID:
     return uuid.UUID(str(row["id"]))
 
 
-async def ended(store: JobStore, *ids: uuid.UUID, timeout: float = 60) -> dict[Any, Any]:
+async def ended(store: PostgresJobStore, *ids: uuid.UUID, timeout: float = 60) -> dict[Any, Any]:
     """The rows once none is pending or processing, read without the payload."""
 
     async def check() -> dict[Any, Any] | None:
@@ -99,7 +99,7 @@ async def ended(store: JobStore, *ids: uuid.UUID, timeout: float = 60) -> dict[A
 
 
 async def poisoned_beside_an_innocent_job(
-    store: JobStore, tmp_path: Path, good_clip: Path, payload: str, **settings: Any
+    store: PostgresJobStore, tmp_path: Path, good_clip: Path, payload: str, **settings: Any
 ) -> dict[str, Any]:
     """Both rows exist before the worker starts, so its first claim (two free slots) takes
     both in one statement; then a good job must still complete."""
@@ -132,7 +132,7 @@ async def test_a_poisoned_payload_fails_alone(store, tmp_path, good_clip, name):
 async def test_a_payload_over_the_size_limit_fails_alone(store, tmp_path, good_clip, limit, pad):
     payload = f'{{"clips": [{{"url": "{GOOD_URL}"}}], "note": "{"x" * pad}"}}'
     row = await poisoned_beside_an_innocent_job(
-        JobStore(store.pool, max_payload_bytes=limit),
+        PostgresJobStore(store.pool, max_payload_bytes=limit),
         tmp_path,
         good_clip,
         payload,
@@ -150,7 +150,7 @@ async def test_a_payload_at_the_size_limit_runs(store, tmp_path, good_clip):
     size = 4096
     payload = base.replace('""', '"' + "x" * (size - len(base)) + '"')
     job_id = await insert_text(store, payload)
-    small = JobStore(store.pool, max_payload_bytes=size)
+    small = PostgresJobStore(store.pool, max_payload_bytes=size)
     opts = corpus_settings(tmp_path, max_payload_bytes=size)
     async with corpus_worker(small, opts, good_clip):
         rows = await ended(small, job_id)

@@ -14,7 +14,7 @@ import pytest
 from tests.hostile.harness import Expect, corpus_settings, run_case
 from worker.errors import PayloadError
 from worker.payload import parse_payload
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.settings import Settings
 
 CLIP = {"url": "https://example.com/a.mp4"}
@@ -110,7 +110,7 @@ async def test_a_hostile_composition_field_fails_its_row_at_once(
     # that case is about (tests/hostile/test_claim.py has the size limit's own cases)
     room = 4 * 1024**2
     settings = corpus_settings(tmp_path, max_payload_bytes=room)
-    roomy = JobStore(store.pool, max_payload_bytes=room)
+    roomy = PostgresJobStore(store.pool, max_payload_bytes=room)
     row = await run_case(
         roomy, settings, good_clip, payload, Expect(error=words, not_in_error=absent)
     )

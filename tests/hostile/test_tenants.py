@@ -37,7 +37,7 @@ from tests.hostile.harness import (
 from tests.queue.helpers import running, status_is
 from tests.storage.fake_supabase import FakeSupabase, serving
 from worker.pipeline import Pipeline
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.settings import Settings
 from worker.storage import make_storage
 
@@ -67,7 +67,7 @@ def outside(objects: dict[str, str], owner: str = U) -> dict[str, str]:
 
 
 async def run_tenant_case(
-    store: JobStore,
+    store: PostgresJobStore,
     settings: Settings,
     good_clip: Path,
     payload: Any,
@@ -368,7 +368,7 @@ class Remote:
 
 @contextlib.asynccontextmanager
 async def remote_worker(
-    store: JobStore, settings: Settings, remote: Remote, good_clip: Path
+    store: PostgresJobStore, settings: Settings, remote: Remote, good_clip: Path
 ) -> AsyncIterator[None]:
     remote.put(GOOD_KEY, good_clip.read_bytes())
     pipeline = Pipeline(settings, make_storage(settings))

@@ -173,7 +173,7 @@ def test_the_worker_process_never_loads_the_decoder():
     import sys
 
     code = (
-        "import sys, worker.app, worker.cli, worker.commands, worker.pipeline.handler; "
+        "import sys, worker.app, worker.cli, worker.cli.commands, worker.pipeline.handler; "
         "print(sorted(m for m in sys.modules if m == 'av' or m.startswith('av.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -34,7 +34,7 @@ from worker.media.specs import (
 )
 from worker.payload import MAX_CAPTION_WORDS, Payload, parse_payload
 from worker.pipeline import InputId, Role, build_pipeline
-from worker.pipeline.compose import Files, compose
+from worker.pipeline.assembly_specs import Files, assembly_specs
 from worker.pipeline.handler import Attempt, Keys, _output_keys
 from worker.pipeline.inputs import MUSIC, SRT, VTT, job_inputs
 from worker.queue.models import Job
@@ -153,7 +153,7 @@ def read_caption_file(source: InputId, path: Path, payload: Payload) -> list[Wor
 def test_the_specs_of_a_full_composition(files: dict[str, Path]) -> None:
     payload = parse_payload(FULL, SETTINGS)
     given = probed(files)
-    made = compose(payload, given, max_duration=60.0)
+    made = assembly_specs(payload, given, max_duration=60.0)
 
     first, second = made.clips
     assert (first.kind, first.path, first.start, first.end) == ("video", files["video"], 0.2, 0.9)
@@ -205,8 +205,8 @@ def test_a_payload_without_composition_fields_builds_what_it_always_did(media: M
     payload = parse_payload({"clips": [{"url": f"{U}/a.mp4"}]}, SETTINGS)
     source = InputId.clip(0)
     info = probe(media.path("h264_30"), "clips[0]", "visual")
-    made = compose(payload, Files({source: media.path("h264_30")}, {source: info}),
-                   max_duration=60.0)  # fmt: skip
+    made = assembly_specs(payload, Files({source: media.path("h264_30")}, {source: info}),
+                          max_duration=60.0)  # fmt: skip
     (clip,) = made.clips
     assert (clip.kind, clip.layers, clip.transition, clip.start, clip.end) == (
         "video", (), None, None, None,
@@ -220,8 +220,8 @@ def test_transcripts_alone_give_captions_in_the_default_style(media: Media) -> N
     payload = parse_payload(raw, SETTINGS)
     source = InputId.clip(0)
     info = probe(media.path("h264_30"), "clips[0]", "visual")
-    made = compose(payload, Files({source: media.path("h264_30")}, {source: info}),
-                   max_duration=60.0)  # fmt: skip
+    made = assembly_specs(payload, Files({source: media.path("h264_30")}, {source: info}),
+                          max_duration=60.0)  # fmt: skip
     assert made.captions == CaptionSpec(style=CaptionStyle(), words=(), vtt=False)
 
 
@@ -231,8 +231,8 @@ def test_captions_words_are_the_timeline_words(media: Media) -> None:
     payload = parse_payload(raw, SETTINGS)
     source = InputId.clip(0)
     info = probe(media.path("h264_30"), "clips[0]", "visual")
-    made = compose(payload, Files({source: media.path("h264_30")}, {source: info}),
-                   max_duration=60.0)  # fmt: skip
+    made = assembly_specs(payload, Files({source: media.path("h264_30")}, {source: info}),
+                          max_duration=60.0)  # fmt: skip
     assert made.captions is not None and made.captions.words == (Word("yes", 0.1, 0.4),)
     assert made.captions.vtt is True
 
@@ -242,7 +242,7 @@ def test_a_still_without_duration_fails_naming_the_clip(files: dict[str, Path]) 
     paths = {InputId.clip(0): files["video"], InputId.clip(1): files["still"]}
     infos = {s: probe(p, s.name, "visual") for s, p in paths.items()}
     with pytest.raises(InputError) as caught:
-        compose(payload, Files(paths, infos), max_duration=60.0)
+        assembly_specs(payload, Files(paths, infos), max_duration=60.0)
     assert str(caught.value) == (
         "clips[1]: is a PNG image, not a video; a still image needs clips[1].duration, the "
         "seconds to show it"
@@ -253,7 +253,9 @@ def test_a_video_ignores_a_duration_meant_for_stills(files: dict[str, Path]) -> 
     payload = parse_payload({"clips": [{"url": f"{U}/a.png", "duration": 2}]}, SETTINGS)
     source = InputId.clip(0)
     info = probe(files["video"], "clips[0]", "visual")
-    made = compose(payload, Files({source: files["video"]}, {source: info}), max_duration=60.0)
+    made = assembly_specs(
+        payload, Files({source: files["video"]}, {source: info}), max_duration=60.0
+    )
     assert made.clips[0].kind == "video" and made.clips[0].duration is None
 
 

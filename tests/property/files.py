@@ -1,7 +1,7 @@
 """Fabricated inputs: plausible probe results (`MediaInfo`) for a payload's inputs, without files.
 
-Planning (worker/pipeline/compose.py `compose`, then worker/media/plan.py `make_plan`) reads
-only what the probe reported, never the files, so a property test can run the
+Planning (worker/pipeline/assembly_specs.py `assembly_specs`, then worker/media/plan.py
+`make_plan`) reads only what the probe reported, never the files, so a property test can run the
 payload → specs → plan path for thousands of payloads with no FFmpeg at all. The values
 stay within what the probe child's answer may hold (worker/media/info.py `info_from_json`:
 lengths finite and 0 or more, sizes whole, rates and aspect ratios fractions of up to 12 digits,
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from worker.media.info import AudioInfo, MediaInfo, VideoInfo
 from worker.payload import Payload
-from worker.pipeline.compose import Files
+from worker.pipeline.assembly_specs import Files
 from worker.pipeline.inputs import Input, InputId, Role, job_inputs
 
 ROOT = Path("/nonexistent/property-inputs")  # never opened: planning reads only the infos

@@ -23,7 +23,7 @@ from worker.media.captions import CaptionStyle, Word, ass_lines, group_lines
 from worker.media.confine import confined_here
 from worker.media.plan import Plan, make_plan
 from worker.payload import Payload, parse_payload
-from worker.pipeline.compose import Composition, compose
+from worker.pipeline.assembly_specs import AssemblySpecs, assembly_specs
 from worker.settings import Settings
 
 SETTINGS = Settings()
@@ -55,7 +55,7 @@ def test_parsing_raises_only_a_payload_error_naming_a_field(raw: object) -> None
 
 @given(st.data())
 def test_planning_raises_only_payload_or_input_errors(data: st.DataObject) -> None:
-    """payload → specs (pipeline/compose.py) → plan (media/plan.py), on fabricated probes."""
+    """payload → specs (pipeline/assembly_specs.py) → plan (media/plan.py), on fabricated probes."""
     raw = data.draw(st.one_of(plausible_payloads, plausible_payloads.flatmap(hostile)), "payload")
     payload = parsed(raw)
     if payload is None:
@@ -64,7 +64,7 @@ def test_planning_raises_only_payload_or_input_errors(data: st.DataObject) -> No
     files = data.draw(files_for(payload), label="files")
     max_duration = float(SETTINGS.max_output_seconds)
     try:
-        made = compose(payload, files, max_duration=max_duration)
+        made = assembly_specs(payload, files, max_duration=max_duration)
         plan = make_plan(list(made.clips), made.music, made.output, captions=made.captions,
                          overlays=made.overlays)  # fmt: skip
     except (PayloadError, InputError) as exc:
@@ -77,7 +77,7 @@ def test_planning_raises_only_payload_or_input_errors(data: st.DataObject) -> No
     _cost_within_bounds(plan, made, max_duration)
 
 
-def _cost_within_bounds(plan: Plan, made: Composition, max_duration: float) -> None:
+def _cost_within_bounds(plan: Plan, made: AssemblySpecs, max_duration: float) -> None:
     """Every accepted plan's cost estimate is within the bounds: frames times things drawn
     (a caption block is one, by the caption child's construction: see the property below)."""
     spent = cost.estimate(plan, made.clips, made.overlays, 1 if made.captions else 0)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.runner import Handler, Runner
 from worker.settings import Settings
 
@@ -42,7 +42,9 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
-async def status_is(store: JobStore, job_id: Any, *statuses: str, timeout: float = 10.0) -> dict:
+async def status_is(
+    store: PostgresJobStore, job_id: Any, *statuses: str, timeout: float = 10.0
+) -> dict:
     async def check() -> dict | None:
         r = await store.get(job_id)
         return r if r and r["status"] in statuses else None
@@ -85,7 +87,7 @@ class ClaimWatch:
 
 @contextlib.asynccontextmanager
 async def running(
-    store: JobStore,
+    store: PostgresJobStore,
     handler: Handler,
     *,
     db_url: str | None = None,

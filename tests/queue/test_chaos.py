@@ -44,7 +44,7 @@ from tests.queue.procs import OwnPostgres, Replica
 from worker.db.connection import make_pool
 from worker.db.migrate import migrate
 from worker.media.ffmpeg import ffmpeg_exe
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.queries import QUERIES
 
 BUCKET = "chaos"
@@ -195,7 +195,7 @@ async def _true(value: bool) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def own_store(url: str) -> AsyncIterator[JobStore]:
+async def own_store(url: str) -> AsyncIterator[PostgresJobStore]:
     """The test's store, on connections named apart from the workers' (so terminating the
     workers' backends spares it)."""
     pool = make_pool(make_conninfo(url, application_name="chaos-test"), max_size=4)
@@ -203,12 +203,12 @@ async def own_store(url: str) -> AsyncIterator[JobStore]:
     try:
         async with pool.connection() as conn:
             await migrate(conn)
-        yield JobStore(pool)
+        yield PostgresJobStore(pool)
     finally:
         await pool.close()
 
 
-async def held_by(store: JobStore, worker: str) -> uuid.UUID | None:
+async def held_by(store: PostgresJobStore, worker: str) -> uuid.UUID | None:
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "select id from public.video_jobs where status = 'processing' and worker_id = %s"
@@ -219,11 +219,11 @@ async def held_by(store: JobStore, worker: str) -> uuid.UUID | None:
     return row["id"] if row else None
 
 
-async def any_processing(store: JobStore) -> bool:
+async def any_processing(store: PostgresJobStore) -> bool:
     return (await store.counts())["processing"] > 0
 
 
-async def all_terminal(store: JobStore, ids: list[uuid.UUID]) -> bool:
+async def all_terminal(store: PostgresJobStore, ids: list[uuid.UUID]) -> bool:
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "select count(*) as n from public.video_jobs where id = any(%s)"
@@ -280,7 +280,7 @@ class Jobs:
         return [*self.good, *self.bad, *self.cancelled]
 
 
-async def wave(store: JobStore, jobs: Jobs, base: str) -> None:
+async def wave(store: PostgresJobStore, jobs: Jobs, base: str) -> None:
     """WAVE good jobs and one whose second clip is missing (a 404: it fails for good)."""
     clips = [{"url": f"{base}/a.mp4"}, {"url": f"{base}/b.mp4"}]
     for _ in range(WAVE):
@@ -290,7 +290,7 @@ async def wave(store: JobStore, jobs: Jobs, base: str) -> None:
     jobs.bad.append((await store.enqueue({"clips": bad}, max_attempts=GOOD_ATTEMPTS))[0])
 
 
-async def soak(store: JobStore, fleet: Fleet, pg: OwnPostgres, s3: S3, base: str) -> Jobs:
+async def soak(store: PostgresJobStore, fleet: Fleet, pg: OwnPostgres, s3: S3, base: str) -> Jobs:
     jobs = Jobs()
     for name in ("killed", "frozen", "c", "d"):
         fleet.start(name)
@@ -344,7 +344,9 @@ async def soak(store: JobStore, fleet: Fleet, pg: OwnPostgres, s3: S3, base: str
     return jobs
 
 
-async def feed_until_held(store: JobStore, jobs: Jobs, base: str, worker: str) -> uuid.UUID | None:
+async def feed_until_held(
+    store: PostgresJobStore, jobs: Jobs, base: str, worker: str
+) -> uuid.UUID | None:
     """The job `worker` holds, if any; another wave when the others took every job."""
     held = await held_by(store, worker)
     if held is None and (await store.counts())["pending"] == 0:
@@ -353,7 +355,7 @@ async def feed_until_held(store: JobStore, jobs: Jobs, base: str, worker: str) -
 
 
 async def mid_job(
-    store: JobStore, jobs: Jobs, base: str, fleet: Fleet, worker: str
+    store: PostgresJobStore, jobs: Jobs, base: str, fleet: Fleet, worker: str
 ) -> uuid.UUID | None:
     """The job `worker` holds once its temporary folder is on disk (downloading or later)."""
     held = await feed_until_held(store, jobs, base, worker)
@@ -363,7 +365,7 @@ async def mid_job(
 
 
 async def freeze_holding_a_job(
-    store: JobStore, jobs: Jobs, base: str, replica: Replica
+    store: PostgresJobStore, jobs: Jobs, base: str, replica: Replica
 ) -> uuid.UUID:
     """SIGSTOP `replica` while it holds a job, and outside a transaction. Frozen inside the
     statistics check's short transaction it would hold only the ANALYZE lock (which blocks no
@@ -388,16 +390,16 @@ async def freeze_holding_a_job(
     raise AssertionError(f"could not freeze {name} while it held a job")
 
 
-async def _held(store: JobStore, job_id: uuid.UUID, worker: str) -> bool:
+async def _held(store: PostgresJobStore, job_id: uuid.UUID, worker: str) -> bool:
     row = await store.get(job_id)
     return bool(row and row["status"] == "processing" and row["worker_id"] == worker)
 
 
-async def _not_held(store: JobStore, job_id: uuid.UUID, worker: str) -> bool:
+async def _not_held(store: PostgresJobStore, job_id: uuid.UUID, worker: str) -> bool:
     return not await _held(store, job_id, worker)
 
 
-async def _no_backend(store: JobStore, replica: str, state: str) -> bool:
+async def _no_backend(store: PostgresJobStore, replica: str, state: str) -> bool:
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "select count(*) as n from pg_stat_activity where application_name = %s and state = %s",
@@ -407,7 +409,7 @@ async def _no_backend(store: JobStore, replica: str, state: str) -> bool:
     return bool(row and row["n"] == 0)
 
 
-async def _terminate(store: JobStore, replicas: list[str]) -> int:
+async def _terminate(store: PostgresJobStore, replicas: list[str]) -> int:
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "select count(*) filter (where pg_terminate_backend(pid)) as n"
@@ -418,7 +420,7 @@ async def _terminate(store: JobStore, replicas: list[str]) -> int:
     return int(row["n"]) if row else 0
 
 
-async def check(store: JobStore, fleet: Fleet, s3: S3, jobs: Jobs) -> None:
+async def check(store: PostgresJobStore, fleet: Fleet, s3: S3, jobs: Jobs) -> None:
     for name, r in fleet.replicas.items():  # SIGTERM: every live replica exits cleanly
         if name != "killed":
             await asyncio.to_thread(r.stop)
@@ -546,7 +548,7 @@ async def test_a_replica_frozen_in_maintenance_does_not_block_rescue(store, db_u
     Maintenance is now one statement: however a replica freezes, the lock is gone with the
     statement, and the others rescue the lease."""
     _FreezeAfterMaintenance.frozen = asyncio.Event()
-    frozen = asyncio.create_task(JobStore(_FreezingPool(store.pool)).maintain(60))  # type: ignore[arg-type]
+    frozen = asyncio.create_task(PostgresJobStore(_FreezingPool(store.pool)).maintain(60))  # type: ignore[arg-type]
     try:
         await asyncio.wait_for(_FreezeAfterMaintenance.frozen.wait(), 10)
         assert not await _lock_held(store)  # frozen, and holding nothing
@@ -566,7 +568,7 @@ async def test_a_replica_frozen_in_maintenance_does_not_block_rescue(store, db_u
             await frozen
 
 
-async def _lock_held(store: JobStore) -> bool:
+async def _lock_held(store: PostgresJobStore) -> bool:
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "select count(*) as n from pg_locks where locktype = 'advisory' and granted"

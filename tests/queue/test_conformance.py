@@ -1,4 +1,4 @@
-"""One suite, every store: the Postgres JobStore and the in-memory one answer the runner alike.
+"""One suite, every store: PostgresJobStore and MemoryJobStore answer the runner alike.
 
 Each test runs against both (River's habit). What only Postgres can show (SKIP LOCKED between
 processes, plans, NOTIFY, payloads Python cannot write) stays in test_store.py and friends; what
@@ -18,9 +18,9 @@ import pytest
 
 from tests.queue.conftest import ManualClock
 from worker.errors import PendingLimitError
-from worker.queue.jobs import JobStore
 from worker.queue.memory import MemoryJobStore
 from worker.queue.models import Job, JobOutcome, Status
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.store import Backlog, UserLimits
 
 LEASE = 10
@@ -36,7 +36,7 @@ class Driver:
         """Move the store's clock: the memory store reads it, and on Postgres every statement
         takes it as `%(now)s` (rows are never edited to move time)."""
         self.clock.advance(seconds)
-        if isinstance(self.store, JobStore):
+        if isinstance(self.store, PostgresJobStore):
             self.store.now = self.clock.now
 
     async def row(self, job_id: uuid.UUID) -> dict[str, Any]:

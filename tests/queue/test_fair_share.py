@@ -21,21 +21,21 @@ from tests.test_cli import cli
 from worker.app import apply_migrations
 from worker.db.connection import make_pool
 from worker.errors import PendingLimitError
-from worker.queue.jobs import JobStore
 from worker.queue.models import Job, JobOutcome
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.store import UserLimits
 
 CONNECTIONS = 8  # claimers at once, each on a connection (a backend) of its own
 CAP = 2
 
 
-async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
+async def sql(store: PostgresJobStore, query: str, *params: object) -> list[dict]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(query, params or None)
         return await cur.fetchall() if cur.description else []
 
 
-async def running_by_user(store: JobStore) -> dict[uuid.UUID | None, int]:
+async def running_by_user(store: PostgresJobStore) -> dict[uuid.UUID | None, int]:
     rows = await sql(
         store,
         "select user_id, count(*) as n from video_jobs where status = 'processing' "
@@ -44,7 +44,7 @@ async def running_by_user(store: JobStore) -> dict[uuid.UUID | None, int]:
     return {r["user_id"]: r["n"] for r in rows}
 
 
-async def add_jobs(store: JobStore, users: list[uuid.UUID | None], each: int) -> None:
+async def add_jobs(store: PostgresJobStore, users: list[uuid.UUID | None], each: int) -> None:
     """`each` jobs per user, interleaved (user 1, user 2, …, user 1, …), in one statement."""
     await sql(
         store,
@@ -57,13 +57,13 @@ async def add_jobs(store: JobStore, users: list[uuid.UUID | None], each: int) ->
 
 
 @pytest.fixture
-async def claimers(db_url: str) -> AsyncIterator[list[JobStore]]:
+async def claimers(db_url: str) -> AsyncIterator[list[PostgresJobStore]]:
     """CONNECTIONS stores, each on a pool of one connection: their claims run at once."""
     pools = [make_pool(db_url, max_size=1, name=f"claimer-{n}") for n in range(CONNECTIONS)]
     for pool in pools:
         await pool.open(wait=True)
     try:
-        yield [JobStore(pool) for pool in pools]
+        yield [PostgresJobStore(pool) for pool in pools]
     finally:
         for pool in pools:
             await pool.close()
@@ -78,7 +78,7 @@ async def test_claims_from_many_connections_at_once_never_pass_the_cap(store, cl
         await add_jobs(store, users, 20)
         go = asyncio.Event()
 
-        async def claim_until_empty(claimer: JobStore, go: asyncio.Event) -> list[Job]:
+        async def claim_until_empty(claimer: PostgresJobStore, go: asyncio.Event) -> list[Job]:
             await go.wait()
             got: list[Job] = []
             while batch := await claimer.claim("hammer", 3):
@@ -110,7 +110,7 @@ async def test_the_cap_holds_while_jobs_finish_and_claim_on_the_hot_path(store, 
             seen.extend((await running_by_user(store)).values())
             await asyncio.sleep(0)
 
-    async def work(claimer: JobStore) -> int:
+    async def work(claimer: PostgresJobStore) -> int:
         finished = 0
         for job in await claimer.claim("hot", 1):
             next_job: Job | None = job
@@ -162,7 +162,7 @@ async def test_inserts_at_the_same_moment_never_pass_the_pending_cap(store, clai
     alice = uuid.uuid4()
     await store.set_limits(UserLimits(max_running=CAP, max_pending=10))
 
-    async def insert(into: JobStore) -> int:
+    async def insert(into: PostgresJobStore) -> int:
         made = 0
         for _ in range(4):
             try:
@@ -181,7 +181,7 @@ async def test_inserts_at_the_same_moment_never_pass_the_pending_cap(store, clai
     assert row["n"] == 10
 
 
-async def limits(store: JobStore) -> tuple[int, int]:
+async def limits(store: PostgresJobStore) -> tuple[int, int]:
     [row] = await sql(
         store,
         "select max_running_per_user as r, max_pending_per_user as p from video_jobs_settings",

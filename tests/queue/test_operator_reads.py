@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.queue.test_store import sql
-from worker.queue.jobs import FINISHED
+from worker.queue.postgres import FINISHED
 
 FINISHED_ROWS = (
     "insert into video_jobs (payload, status, completed_at, error) "

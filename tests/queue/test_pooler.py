@@ -44,9 +44,9 @@ from tests.queue.procs import Replica, runs
 from worker.db.connection import CONNECT_KWARGS, connect, conninfo, make_pool
 from worker.queue import listener as listener_module
 from worker.queue.context import JobContext
-from worker.queue.jobs import Beat, JobStore
 from worker.queue.listener import CHANNEL, Listener, ListenerState
 from worker.queue.models import Job, JobOutcome
+from worker.queue.postgres import Beat, PostgresJobStore
 
 SERVER_POOL_SIZE = 2  # server connections per database: fewer than the worker's clients
 START_TIMEOUT = 15.0
@@ -204,7 +204,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-class CountingStore(JobStore):
+class CountingStore(PostgresJobStore):
     """The job store, counting the heartbeat and progress writes that went through."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -19,7 +19,7 @@ from tests.queue.helpers import status_is, wait_for
 from tests.queue.procs import Replica, runs
 from worker.db.connection import make_pool
 from worker.db.migrate import migrate
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 
 
 async def test_replicas_run_each_job_exactly_once(store, db_url, tmp_path):
@@ -191,7 +191,7 @@ async def _is_unhealthy(port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def own_server(tmp_path: Path) -> AsyncIterator[tuple[str, JobStore, Any]]:
+async def own_server(tmp_path: Path) -> AsyncIterator[tuple[str, PostgresJobStore, Any]]:
     """An embedded Postgres of the test's own, migrated, with a store on it, so the test can
     stop and start it whatever server the suite runs on."""
     import pgserver
@@ -203,7 +203,7 @@ async def own_server(tmp_path: Path) -> AsyncIterator[tuple[str, JobStore, Any]]
         try:
             async with pool.connection() as conn:
                 await migrate(conn)
-            yield url, JobStore(pool), server
+            yield url, PostgresJobStore(pool), server
         finally:
             await pool.close()
 

@@ -24,7 +24,7 @@ from tests.queue.helpers import ClaimWatch, fast_settings, running, status_is, w
 from worker import log as worker_log
 from worker.errors import DownloadError, PermanentError, StorageError
 from worker.http.server import bound_port, create_app, serve
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.runner import Runner
 from worker.row_error import UNEXPECTED
 
@@ -323,7 +323,7 @@ async def ends(store, *ids, timeout=10.0):
 
 
 async def test_poisoned_payloads_fail_alone_and_the_rest_of_their_claim_runs(store):
-    small = JobStore(store.pool, max_payload_bytes=8000)
+    small = PostgresJobStore(store.pool, max_payload_bytes=8000)
     poisoned = {
         await insert_text(small, "[" * 3000 + "]" * 3000): "payload: is nested more than",
         await insert_text(small, '{"script": ' + "1" * 5000 + "}"): "5000 characters long",

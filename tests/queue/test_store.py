@@ -18,11 +18,11 @@ from worker.db import preflight
 from worker.db.connection import connect, make_pool
 from worker.db.migrate import SQL_DIR, migrate
 from worker.errors import PayloadError
-from worker.queue.jobs import MAINTENANCE_LOCK, JobStore
 from worker.queue.models import JobOutcome, Status
+from worker.queue.postgres import MAINTENANCE_LOCK, PostgresJobStore
 
 
-async def sql(store: JobStore, query: str, *params: object) -> list[dict]:
+async def sql(store: PostgresJobStore, query: str, *params: object) -> list[dict]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(query, params or None)
         return await cur.fetchall() if cur.description else []
@@ -39,7 +39,7 @@ CLAIM_PICKS = {
 }
 
 
-async def claim_picks(store: JobStore) -> dict[str, str]:
+async def claim_picks(store: PostgresJobStore) -> dict[str, str]:
     """The claim's picks of a ready row inside video_jobs_claim_v2 (step b, CLAIM_PICKS), as
     the database holds them, with literal values for EXPLAIN: the plan of a function's call
     does not show the statements it runs."""
@@ -56,24 +56,24 @@ async def claim_picks(store: JobStore) -> dict[str, str]:
     return picks
 
 
-async def claim_sql(store: JobStore) -> str:
+async def claim_sql(store: PostgresJobStore) -> str:
     """The claim's pick over every row (the one the claim index serves)."""
     return (await claim_picks(store))["every row"]
 
 
-async def db_now(store: JobStore) -> datetime:
+async def db_now(store: PostgresJobStore) -> datetime:
     [r] = await sql(store, "select now() as now")
     return r["now"]
 
 
-async def later(store: JobStore, seconds: float) -> datetime:
+async def later(store: PostgresJobStore, seconds: float) -> datetime:
     """Move the store's clock `seconds` past the database's (or past the time already set)."""
     base = store.now or await db_now(store)
     store.now = base + timedelta(seconds=seconds)
     return store.now
 
 
-async def row(store: JobStore, job_id: uuid.UUID) -> dict:
+async def row(store: PostgresJobStore, job_id: uuid.UUID) -> dict:
     found = await store.get(job_id)
     assert found is not None
     return found
@@ -525,7 +525,7 @@ async def test_every_transition_runs_on_the_clock_it_is_given(store):
     assert (await row(store, later_job))["run_at"] < start
 
 
-async def insert_text(store: JobStore, payload: str, priority: int = 0) -> uuid.UUID:
+async def insert_text(store: PostgresJobStore, payload: str, priority: int = 0) -> uuid.UUID:
     """Insert a payload given as JSON text: Postgres takes what Python's json cannot write."""
     [r] = await sql(
         store,
@@ -541,7 +541,7 @@ HUGE_INT = '{"n": ' + "7" * 5000 + "}"
 
 
 async def test_the_claim_hands_over_payloads_as_text_poisoned_ones_included(store):
-    small = JobStore(store.pool, max_payload_bytes=8000)
+    small = PostgresJobStore(store.pool, max_payload_bytes=8000)
     fine, _ = await small.enqueue({"clips": [{"url": "https://a.example/x.mp4"}]})
     deep = await insert_text(small, DEEP)
     huge = await insert_text(small, HUGE_INT)
@@ -573,7 +573,7 @@ async def test_a_row_with_a_poisoned_payload_can_still_be_read(store):
 
 
 async def test_the_hot_path_hands_over_payloads_as_text_and_withholds_large_ones(store):
-    small = JobStore(store.pool, max_payload_bytes=8000)
+    small = PostgresJobStore(store.pool, max_payload_bytes=8000)
     first, _ = await small.enqueue({}, priority=9)
     deep = await insert_text(small, DEEP, priority=8)
     big = await insert_text(small, '{"pad": "' + "x" * 9000 + '"}', priority=7)
@@ -683,7 +683,7 @@ async def test_the_hot_path_claims_through_the_claim_index_as_the_table_grows(db
     pool = make_pool(db_url, max_size=1)  # one backend: the one whose plans are cached
     await pool.open(wait=True)
     try:
-        store = JobStore(pool)
+        store = PostgresJobStore(pool)
         [version] = await sql(store, "select current_setting('server_version_num')::int as v")
         if version["v"] < 150000:
             pytest.skip("pg_stat_force_next_flush() needs PostgreSQL 15")

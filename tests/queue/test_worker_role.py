@@ -31,8 +31,8 @@ from tests.pg import Databases, url_for_uri
 from tests.queue.helpers import status_is, wait_for
 from tests.queue.procs import ROOT, Replica
 from worker.db.connection import connect, make_pool
-from worker.queue.jobs import JobStore
 from worker.queue.models import JobOutcome
+from worker.queue.postgres import PostgresJobStore
 from worker.queue.queries import QUERIES
 from worker.webhooks.store import QUERIES as OUTBOX_QUERIES
 
@@ -99,11 +99,11 @@ def role_db(databases: Databases) -> Any:
 
 
 @pytest.fixture
-async def owner(role_db: RoleDb) -> AsyncIterator[JobStore]:
+async def owner(role_db: RoleDb) -> AsyncIterator[PostgresJobStore]:
     pool = make_pool(role_db.admin_url, max_size=4)
     await pool.open(wait=True)
     try:
-        yield JobStore(pool)
+        yield PostgresJobStore(pool)
     finally:
         await pool.close()
 
@@ -237,7 +237,7 @@ async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         await server.close()
 
 
-async def _expired_lease(owner: JobStore) -> uuid.UUID:
+async def _expired_lease(owner: PostgresJobStore) -> uuid.UUID:
     """A job whose replica died an hour ago, as the rescue finds it."""
     job_id, _ = await owner.enqueue({"script": [{"sleep": 0.05}]})
     async with owner.pool.connection() as conn:
@@ -250,7 +250,7 @@ async def _expired_lease(owner: JobStore) -> uuid.UUID:
     return job_id
 
 
-async def _last_analyze(owner: JobStore) -> Any:
+async def _last_analyze(owner: PostgresJobStore) -> Any:
     async with owner.pool.connection() as conn:
         cur = await conn.execute(
             "select last_analyze from pg_stat_user_tables"
@@ -325,7 +325,7 @@ async def test_the_worker_runs_as_the_role_without_migrating(
     assert "permission denied" not in worker.log_path.read_text()
 
 
-async def _delivered(store: JobStore, job_id: uuid.UUID) -> bool:
+async def _delivered(store: PostgresJobStore, job_id: uuid.UUID) -> bool:
     async with store.pool.connection() as conn:
         cur = await conn.execute(
             "select webhook_delivered_at from public.video_jobs where id = %s", (job_id,)
@@ -334,7 +334,7 @@ async def _delivered(store: JobStore, job_id: uuid.UUID) -> bool:
     return bool(row and row["webhook_delivered_at"])
 
 
-async def _server_version(store: JobStore) -> int:
+async def _server_version(store: PostgresJobStore) -> int:
     async with store.pool.connection() as conn:
         cur = await conn.execute("select current_setting('server_version_num')::int as v")
         row = await cur.fetchone()
@@ -405,7 +405,7 @@ async def test_on_supabase_the_role_needs_the_policy_to_see_jobs(databases):
         job_id = await enqueue_as(supa, uuid.uuid4())
 
         await pool.open(wait=True)
-        store = JobStore(pool)
+        store = PostgresJobStore(pool)
         assert await store.claim("role", 1) == []  # RLS: no policy, no rows, no error
         assert (await store.counts())["pending"] == 0
 
@@ -438,7 +438,7 @@ async def test_only_a_role_that_may_analyze_tries_to(role_db, owner):
     pool = make_pool(role_db.url, max_size=2)
     await pool.open(wait=True)
     try:
-        as_role = JobStore(pool)
+        as_role = PostgresJobStore(pool)
         async with pool.connection() as conn:
             cur = await conn.execute(
                 "select server_version_num::int >= 170000 as maintain "

@@ -1,6 +1,6 @@
 """Connections to Postgres, set up so they also work behind Supabase's transaction pooler.
 
-Only this package and worker/queue/jobs.py import psycopg. Every connection runs with
+Only this package and worker/queue/postgres.py import psycopg. Every connection runs with
 `prepare_threshold=None` (the pooler hands each transaction to another backend, so prepared
 statements break) and issues no session `SET`s.
 """

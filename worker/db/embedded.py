@@ -8,7 +8,7 @@ when the last of them exits.
 pgserver counts its users in a list of process ids (pgdata/.handle_pids.json) and stops the
 server when the last one leaves, at exit. A process killed by a signal never leaves, so its
 id stayed in the list and the server ran on forever. Two fixes: the CLI turns SIGTERM and
-SIGHUP into an ordinary exit (worker/cli.py), and ids of processes that are gone are pruned
+SIGHUP into an ordinary exit (worker/cli/parser.py), and ids of processes that are gone are pruned
 here whenever a process joins or leaves, so the next command to end stops a server that
 earlier ones leaked.
 """

@@ -1,8 +1,9 @@
 """One job, end to end: validate, download, probe, assemble, upload; clean up whatever happens.
 
     parse_payload ─▶ job_inputs (inputs.py: an InputId per file) ─▶ DownloadBatch
-      ─▶ probe_all, each input as its role requires ─▶ compose (compose.py: the assembly's
-      specs) ─▶ assemble (the caption file is read there, by the confined caption child)
+      ─▶ probe_all, each input as its role requires ─▶ assembly_specs (assembly_specs.py: the
+      payload and the files as the assembly's specs) ─▶ assemble (the caption file is read
+      there, by the confined caption child)
       ─▶ publish poster, captions, video
 
 Progress is weighted by stage: downloading 0–25 %, processing 25–90 %, uploading 90–99 %
@@ -34,7 +35,7 @@ from worker.media.probe_process import probe_all
 from worker.media.specs import AssemblyResult
 from worker.payload import Payload, output_key, parse_payload
 from worker.payload.warnings import ignored_keys
-from worker.pipeline.compose import Composition, Files, compose
+from worker.pipeline.assembly_specs import AssemblySpecs, Files, assembly_specs
 from worker.pipeline.inputs import Input, InputId, job_inputs
 from worker.pipeline.scratch import attempt_folder
 from worker.queue.context import JobContext
@@ -128,11 +129,11 @@ class Pipeline:
         )
         try:
             files = await self._gather(payload, attempt, ctx)
-            composition = compose(
+            specs = assembly_specs(
                 payload, files, max_duration=float(self.settings.max_output_seconds),
                 max_input_pixels=self.probe_limits.max_pixels, fonts=self.fonts,
             )  # fmt: skip
-            made = await self._assemble(composition, attempt, ctx)
+            made = await self._assemble(specs, attempt, ctx)
             return await self._publish(made, keys, attempt, ctx)
         except BaseException:
             await self._unpublish(attempt)
@@ -180,19 +181,19 @@ class Pipeline:
         return {source: by_name[source.name] for source, _, _ in media}
 
     async def _assemble(
-        self, composition: Composition, attempt: Attempt, ctx: JobContext
+        self, specs: AssemblySpecs, attempt: Attempt, ctx: JobContext
     ) -> AssemblyResult:
-        clips = list(composition.clips)
+        clips = list(specs.clips)
         await ctx.report(PROCESS[0], "processing", f"Joining {len(clips)} clip(s)")
         with _timed(attempt, "process"):
             made = await assemble(
                 clips,
-                audio=composition.music,
-                output=composition.output,
+                audio=specs.music,
+                output=specs.output,
                 workdir=attempt.workdir / "output",
                 on_progress=_span(ctx, PROCESS, "processing", "Encoding"),
-                captions=composition.captions,
-                overlays=composition.overlays,
+                captions=specs.captions,
+                overlays=specs.overlays,
                 limits=self.probe_limits,
                 fonts=self.fonts,
             )

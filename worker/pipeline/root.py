@@ -1,4 +1,4 @@
-"""The composition root: the one place a `Pipeline` is built from its parts.
+"""The one place a `Pipeline` is built from its parts.
 
 The settings decide the parts (the storage backend, the probe's limits); the download policy
 is the default one unless a caller (a test, an embedding app) passes its own. `video-worker

@@ -59,7 +59,7 @@ select id from public.video_jobs_release_v1(%(id)s::uuid, %(token)s::uuid, %(now
 
 -- maintain --
 -- One replica at a time rescues expired leases and ends cancelled pending jobs, in one
--- autocommit statement. The advisory lock (`lock`: MAINTENANCE_LOCK in jobs.py) is a
+-- autocommit statement. The advisory lock (`lock`: MAINTENANCE_LOCK in postgres.py) is a
 -- transaction lock (safe behind poolers) that lives only as long as this statement: a replica
 -- frozen between round trips (SIGSTOP, a VM pause, a partition that keeps its socket open) can
 -- never sit on it while the others wait, as it could when lock, rescue and cancel were three
@@ -94,7 +94,7 @@ union all
 select 'cancelled', id, 'cancelled', webhook_url, true, null from cancelled;
 
 -- analyze_lock --
--- `lock`: ANALYZE_LOCK in jobs.py.
+-- `lock`: ANALYZE_LOCK in postgres.py.
 select pg_try_advisory_xact_lock(%(lock)s::bigint) as locked;
 
 -- counts --
@@ -159,8 +159,8 @@ returning id;
 select id from public.video_jobs where idempotency_key = %(idempotency_key)s;
 
 -- get_job --
--- The payload as text: JobStore.get parses it within the job's limits, so that a row whose
--- payload no parser should take can still be shown.
+-- The payload as text: PostgresJobStore.get parses it within the job's limits, so that a row
+-- whose payload no parser should take can still be shown.
 select id, user_id, payload::text as payload, status, priority, run_at, attempts, max_attempts, idempotency_key,
        webhook_url, progress, stage, message, worker_id, heartbeat_at, cancel_requested_at,
        video_url, thumbnail_url, result, error, errors, created_at, started_at, completed_at,

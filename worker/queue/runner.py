@@ -42,7 +42,7 @@ from worker.queue.listener import Listener
 from worker.queue.maintenance import MaintenanceLoop, Periodic
 from worker.queue.state import HANDBACK_WINDOW, Abort, Counters, Running, WorkerState
 from worker.queue.status import RunnerStatus
-from worker.queue.store import Store
+from worker.queue.store import RunnerStore
 from worker.retry import exponential
 from worker.settings import Settings
 
@@ -97,7 +97,7 @@ class Runner:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: RunnerStore,
         handler: Handler,
         *,
         database_url: str | None = None,

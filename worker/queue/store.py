@@ -1,10 +1,10 @@
 """The ports of the queue: what the runner needs from a job store, and what /health and /stats
 read from it.
 
-Two implementations: `worker.queue.jobs.JobStore` on Postgres (the one that runs), and
+Two implementations: `worker.queue.postgres.PostgresJobStore` (the one that runs), and
 `worker.queue.memory.MemoryJobStore` (the same rules in a dict, for fast runner tests). One
 conformance suite, tests/queue/test_conformance.py, runs against both, so the fast tests test
-what the real store does.
+what the real store does; mypy checks that both keep to the ports (typing_checks.py).
 
 The values the stores answer with live here, beside the ports, so that neither implementation
 has to import the other.
@@ -141,5 +141,5 @@ class QueueReads(Protocol):
         ...
 
 
-class Store(JobStore, QueueReads, Protocol):
-    """A store the runner can both work with and report on (both stores are)."""
+class RunnerStore(JobStore, QueueReads, Protocol):
+    """What a `Runner` is given: a store it can both work with and report on (both stores are)."""

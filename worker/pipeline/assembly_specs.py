@@ -47,7 +47,7 @@ class Files:
 
 
 @dataclass(frozen=True)
-class Composition:
+class AssemblySpecs:
     """Everything `assemble` is given for one job."""
 
     clips: tuple[ClipSpec, ...]
@@ -57,16 +57,16 @@ class Composition:
     overlays: tuple[OverlaySpec, ...] = ()
 
 
-def compose(
+def assembly_specs(
     payload: Payload, files: Files, *, max_duration: float,
     max_input_pixels: int = DEFAULT_MAX_PIXELS, fonts: FontSet | None = None,
-) -> Composition:  # fmt: skip
+) -> AssemblySpecs:  # fmt: skip
     """The assembly's specs for `payload`, within the operator's MAX_OUTPUT_SECONDS
     (`max_duration`) and MAX_INPUT_PIXELS (`max_input_pixels`, for FFmpeg's decoders), each
     `font` as the family of `fonts` (default: those installed) it names."""
     fonts = fonts or installed()
     clips = tuple(_clip(n, clip, files) for n, clip in enumerate(payload.clips))
-    return Composition(
+    return AssemblySpecs(
         clips=clips,
         music=_music(payload, files),
         output=_output(payload, max_duration, max_input_pixels),

@@ -1,9 +1,9 @@
-"""The job store: every statement the queue runs against `video_jobs`, over a connection pool.
+"""The job store on Postgres: every statement the queue runs against `video_jobs`, over a pool.
 
-Calls go one way: runner → JobStore → psycopg. Each method is one short autocommit statement
-(maintenance is one short transaction); no transaction stays open while a job runs. Writes made
-on behalf of a running job are fenced on its lease token: they return False when the lease is
-gone, and the caller must then stop and write nothing more.
+Calls go one way: runner → PostgresJobStore → psycopg. Each method is one short autocommit
+statement (maintenance is one short transaction); no transaction stays open while a job runs.
+Writes made on behalf of a running job are fenced on its lease token: they return False when the
+lease is gone, and the caller must then stop and write nothing more.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ EXACT_COUNTS_BELOW = 10_000
 FINISHED = frozenset({Status.COMPLETED.value, Status.FAILED.value, Status.CANCELLED.value})
 
 
-class JobStore:
-    """The job store on Postgres; it keeps to the ports in worker/queue/store.py."""
+class PostgresJobStore:
+    """The job store on Postgres; it keeps to the ports in worker/queue/store.py (`JobStore`,
+    `QueueReads`)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""What each `video-worker` subcommand does (the parser lives in cli.py)."""
+"""What each `video-worker` subcommand does (the parser lives in parser.py)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from worker.app import apply_migrations, load_handler, run_worker, user_limits
+from worker.cli.enqueue_args import payload_from_args
+from worker.cli.follow import follow
+from worker.cli.terminal import JobFollower
 from worker.db import preflight
 from worker.db.connection import make_pool
 from worker.db.preflight import Database
-from worker.enqueue_args import payload_from_args
 from worker.errors import PayloadError
-from worker.follow import follow
 from worker.log import get_logger
-from worker.queue.jobs import JobStore
+from worker.queue.postgres import PostgresJobStore
 from worker.settings import Settings
-from worker.terminal import JobFollower
 
 log = get_logger("video-worker")
 
@@ -46,7 +46,7 @@ async def checked_database(settings: Settings, *, need_schema: bool = True) -> D
 @asynccontextmanager
 async def open_checked_store(
     settings: Settings, *, migrate: bool = False
-) -> AsyncIterator[JobStore]:
+) -> AsyncIterator[PostgresJobStore]:
     """A small pool on the checked database; `migrate` applies pending migrations first
     (`enqueue` works on a fresh database), else the schema must be there already."""
     db = await checked_database(settings, need_schema=not migrate)
@@ -55,7 +55,7 @@ async def open_checked_store(
     pool = make_pool(db.url, max_size=2)
     await pool.open(wait=True, timeout=2 * preflight.CONNECT_SECONDS)
     try:
-        yield JobStore(pool)
+        yield PostgresJobStore(pool)
     finally:
         await pool.close()
 
@@ -97,7 +97,7 @@ async def migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def demo(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.demo import run_demo
+    from worker.cli.demo import run_demo
 
     return await run_demo(settings, keep=args.keep)
 

@@ -10,10 +10,10 @@ import time
 import uuid
 from typing import Any
 
+from worker.cli.terminal import JobFollower
 from worker.liveness import scheduled_later, worker_seen
-from worker.queue.jobs import JobStore
 from worker.queue.models import Status
-from worker.terminal import JobFollower
+from worker.queue.postgres import PostgresJobStore
 
 FOLLOW_EVERY = 0.5
 # `--wait` says nobody is working when its job has been ready this long with no sign of a
@@ -23,7 +23,7 @@ NO_WORKER_WINDOW = 60
 
 
 async def watch(
-    store: JobStore,
+    store: PostgresJobStore,
     job_id: uuid.UUID,
     follower: JobFollower,
     every: float = FOLLOW_EVERY,
@@ -49,7 +49,7 @@ class IdleNotice:
     """Notices a job nobody picks up: ready for NO_WORKER_AFTER seconds while the database
     shows no replica at work (see `worker_seen` in queries.sql). Says so once."""
 
-    def __init__(self, store: JobStore, after: float = NO_WORKER_AFTER) -> None:
+    def __init__(self, store: PostgresJobStore, after: float = NO_WORKER_AFTER) -> None:
         self.store = store
         self.after = after
         self.waiting_since: float | None = None
@@ -73,7 +73,7 @@ class IdleNotice:
         )
 
 
-async def follow(store: JobStore, job_id: uuid.UUID) -> int:
+async def follow(store: PostgresJobStore, job_id: uuid.UUID) -> int:
     """`--wait`: follow the job, then its summary; exit 0 only when it completed."""
     follower = JobFollower(sys.stdout)
     row = await watch(store, job_id, follower, notice_idle=True)

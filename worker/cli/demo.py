@@ -24,15 +24,15 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from worker.app import open_store, run_worker
+from worker.cli.follow import watch
+from worker.cli.terminal import JobFollower
 from worker.db.embedded import embedded_database_url
-from worker.follow import watch
 from worker.log import configure
 from worker.media.ffmpeg import ffmpeg_exe
 from worker.pipeline import handle_job
 from worker.queue.models import Status
 from worker.queue.runner import Runner
 from worker.settings import Settings
-from worker.terminal import JobFollower
 
 # name: (lavfi video, lavfi audio or None, seconds)
 SAMPLES: dict[str, tuple[str, str | None, float]] = {

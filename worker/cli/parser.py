@@ -1,4 +1,4 @@
-"""The `video-worker` command (also `python -m worker`)."""
+"""The `video-worker` command's arguments, and `main`: parse them, run the command, exit code."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker import __version__
+from worker.cli.enqueue_args import add_enqueue_arguments
 from worker.db.embedded import stop_all
 from worker.db.preflight import PreflightError
-from worker.enqueue_args import add_enqueue_arguments
 from worker.errors import PendingLimitError, PermanentError
 from worker.log import configure
 from worker.settings import MAX_RETENTION_DAYS, Settings, SettingsError
@@ -319,7 +319,7 @@ def run_coroutine(coro: Coroutine[Any, Any, int], choice: str = "auto") -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from worker import commands
+    from worker.cli import commands
 
     handlers: dict[str, Any] = {
         "run": commands.run,
