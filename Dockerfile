@@ -36,9 +36,10 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 
-# Then the code (the migrations `migrate` applies are inside it, in worker/migrations/).
+# Then the code, and sql/: the build copies its migrations into the package (worker/migrations/).
 COPY pyproject.toml README.md ./
 COPY worker ./worker
+COPY sql ./sql
 RUN pip install --no-deps . \
     && ln -s "$(python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" /usr/local/bin/ffmpeg \
     && useradd --system --user-group --uid 10001 --home-dir /var/lib/video-worker --create-home worker

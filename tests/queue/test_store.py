@@ -4,11 +4,9 @@ cancellation, idempotency, cleanup, migrations and the claim plan."""
 from __future__ import annotations
 
 import asyncio
-import filecmp
 import re
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,7 +14,7 @@ import pytest
 from tests.queue.helpers import wait_for
 from worker.db import preflight
 from worker.db.connection import connect, make_pool
-from worker.db.migrate import SQL_DIR, migrate
+from worker.db.migrate import migrate
 from worker.errors import PayloadError
 from worker.queue.models import JobOutcome, Status
 from worker.queue.postgres import MAINTENANCE_LOCK, PostgresJobStore
@@ -361,19 +359,6 @@ async def test_claim_plan_uses_the_partial_index(store):
     # the backend's first job: its own entries of the user index, in order, none sorted
     plan = "\n".join(r["QUERY PLAN"] for r in await sql(store, "explain " + picks["backend"]))
     assert "video_jobs_user_claim_idx" in plan and "Sort" not in plan, plan
-
-
-def test_the_sql_folder_is_the_migrations_the_package_applies():
-    """`migrate` applies worker/migrations/ (inside the package, so a wheel has it too); sql/
-    at the top is where people read and paste them from. The two must be the same files."""
-    top = Path(__file__).resolve().parents[2] / "sql"
-    for sub in ("", "supabase"):
-        packaged, pasted = SQL_DIR / sub, top / sub
-        names = sorted(p.name for p in packaged.glob("*.sql"))
-        assert names == sorted(p.name for p in pasted.glob("*.sql")), sub
-        _, differ, missing = filecmp.cmpfiles(packaged, pasted, names, shallow=False)
-        assert (differ, missing) == ([], []), f"sql/{sub} and worker/migrations/{sub} differ"
-    assert not SQL_DIR.is_symlink() and not (SQL_DIR.parent / "sql").exists()
 
 
 async def test_migrate_applies_once_and_is_safe_concurrently(databases):

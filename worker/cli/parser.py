@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "migrate",
-        help="apply the SQL migrations (worker/migrations/)",
+        help="apply the SQL migrations (the numbered files of sql/)",
     )
 
     demo = sub.add_parser(

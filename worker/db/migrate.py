@@ -1,18 +1,20 @@
-"""Apply the SQL files in worker/migrations/ once each, in order, recorded in
+"""Apply the numbered SQL files of sql/ once each, in order, recorded in
 `video_worker_migrations`.
 
-The files live inside the package, so a checkout and an installed wheel apply the same ones
-from the same place. The top-level sql/ folder holds the same files for people to read and
-paste into an SQL editor; tests/queue/test_store.py keeps the two identical.
+sql/ is the one copy in the repository, where people read the files and paste them into an SQL
+editor. A wheel carries it as worker/migrations/ (pyproject.toml copies it there at build time);
+a checkout or an editable install reads sql/ itself. sql/schema.sql, the current schema in one
+file for reading, is never applied: only numbered files (`001_video_jobs.sql`) are migrations.
 
 Safe to run from several replicas at once: one transaction holds an advisory transaction lock
 (safe behind poolers), so the second replica waits and then finds everything applied. The files
 themselves are idempotent too, because people also paste them into the Supabase SQL editor.
-Files under migrations/supabase/ are applied only where the `auth` schema exists.
+Files under supabase/ are applied only where the `auth` schema exists.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,10 @@ import psycopg
 
 from worker.db.preflight import PreflightError
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "migrations"
+PACKAGED_SQL = Path(__file__).resolve().parents[1] / "migrations"  # in a wheel
+CHECKOUT_SQL = Path(__file__).resolve().parents[2] / "sql"  # in a checkout or editable install
+SQL_DIR = PACKAGED_SQL if PACKAGED_SQL.is_dir() else CHECKOUT_SQL
+NUMBERED = re.compile(r"\d+_\w+\.sql")  # 001_video_jobs.sql; not schema.sql
 MIGRATION_LOCK = 7238561029384755
 
 _CREATE_TABLE = """
@@ -39,16 +44,36 @@ class Migration:
     supabase_only: bool = False
 
 
-def migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
-    """Every migration in apply order: the core files, then the Supabase ones."""
-    found = [Migration(p.name, p.read_text()) for p in sorted(sql_dir.glob("*.sql"))]
-    supabase = sorted((sql_dir / "supabase").glob("*.sql"))
-    found += [Migration(f"supabase/{p.name}", p.read_text(), True) for p in supabase]
-    return found
+class MigrationsMissing(PreflightError):
+    """The SQL files are not where this installation keeps them."""
 
 
 class MigrationRefused(PreflightError):
     """The database role may not change the schema and migrations are pending."""
+
+
+def migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """Every migration in apply order: the core files, then the Supabase ones."""
+    found = [Migration(p.name, p.read_text()) for p in _numbered(sql_dir)]
+    if not found:
+        raise MigrationsMissing(_missing(sql_dir))
+    supabase = _numbered(sql_dir / "supabase")
+    found += [Migration(f"supabase/{p.name}", p.read_text(), True) for p in supabase]
+    return found
+
+
+def _numbered(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.sql") if NUMBERED.fullmatch(p.name))
+
+
+def _missing(sql_dir: Path) -> str:
+    if sql_dir != SQL_DIR:
+        return f"no numbered SQL migrations (001_….sql) in {sql_dir}"
+    return (
+        f"the SQL migrations are missing: neither {PACKAGED_SQL} (an installed wheel) nor "
+        f"{CHECKOUT_SQL} (a checkout) holds them; reinstall video-worker, or run it from a "
+        "checkout that has sql/"
+    )
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any], sql_dir: Path = SQL_DIR) -> list[str]:

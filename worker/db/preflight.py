@@ -22,7 +22,7 @@ from worker.db.embedded import embedded_url
 from worker.errors import ConfigError
 from worker.settings import DATABASE_URL_SHAPE, Settings
 
-# A function of the newest migration the worker's statements call (worker/migrations/007_…): a
+# A function of the newest migration the worker's statements call (sql/007_fair_share.sql): a
 # database without it was migrated by an older version, and every claim would fail.
 NEWEST_FUNCTION = "public.video_jobs_complete_and_claim_v2"
 CONNECT_SECONDS = 5  # how long the first connection may take before we give up and say so
