@@ -8,7 +8,7 @@ at the top, inside a function (a lazy import hides a cycle without removing it),
   outside `worker.a` also runs `worker/a/__init__.py`, so it depends on `worker.a` too;
 - parts: the same imports seen from the top (`worker.queue`, `worker.webhooks`, `worker.cli`),
   where a cycle between two packages shows even when no two modules import each other (the
-  queue → webhooks → fetch → queue of issue 11 was one).
+  queue → webhooks → fetch → queue was one).
 
 A failure prints each cycle as `a → b → c → a`.
 """
