@@ -186,13 +186,24 @@ def test_the_result_type_has_the_keys_the_pipeline_writes():
     assert set(typescript_script().RESULT) == result_keys()
 
 
-def test_the_typescript_types_compile_where_a_compiler_is_installed(tmp_path: Path):
+def test_the_typescript_types_compile_and_take_every_example_where_tsc_is_installed(tmp_path):
+    """With a TypeScript compiler on PATH: the types compile, and every example payload of the
+    composition page is a `Payload` to them. Without one (no Node.js needed), this skips."""
     tsc = shutil.which("tsc")
     if tsc is None:
         pytest.skip("no TypeScript compiler (tsc) on PATH")
-    source = tmp_path / "video-jobs.d.ts"
-    source.write_text((ROOT / "docs" / "video-jobs.d.ts").read_text())
-    done = subprocess.run([tsc, "--noEmit", "--strict", str(source)], capture_output=True)
+    (tmp_path / "video-jobs.d.ts").write_text((ROOT / "docs" / "video-jobs.d.ts").read_text())
+    examples = re.findall(
+        r"```json\n(.*?)```", (ROOT / "docs" / "composition.md").read_text(), re.S
+    )
+    lines = ['import type { Payload } from "./video-jobs";']
+    lines += [f"export const p{n}: Payload = {e.strip()};" for n, e in enumerate(examples)]
+    (tmp_path / "examples.ts").write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [tsc, "--noEmit", "--strict", "video-jobs.d.ts", "examples.ts"],
+        cwd=tmp_path,
+        capture_output=True,
+    )
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 
