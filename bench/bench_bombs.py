@@ -1,6 +1,6 @@
 """Decode and pixel bombs against a real worker (by hand: `.venv/bin/python bench/bench_bombs.py`).
 
-Targets (issue 8, "Measure"; issue 15):
+Targets:
 - peak RSS of the worker's process tree (the worker, its probe child, its FFmpeg) on the
   16000x16000 PNG-in-MOV stays under 300 MB, and so does it on the multi-picture still (one
   320x240 PNG, then six 8192x8192 16-bit PNGs, 3 MB: FFmpeg once decoded them all, 2.1 GB as
@@ -141,7 +141,7 @@ def deep_png(side: int) -> bytes:
 
 
 def multi_picture_png(folder: Path) -> Path:
-    """Issue 15's still: one small PNG, then six 8192x8192 16-bit ones, in one file."""
+    """A still of many pictures: one small PNG, then six 8192x8192 16-bit ones, in one file."""
     path = folder / "pictures.png"
     if not path.exists():
         small = folder / "small.png"
@@ -151,7 +151,7 @@ def multi_picture_png(folder: Path) -> Path:
 
 
 def caption_files(folder: Path) -> dict[str, Path]:
-    """Issue 15's caption recipes, each about 2 MB: a WebVTT file of one cue of `<` and no `>`
+    """Hostile caption recipes, each about 2 MB: a WebVTT file of one cue of `<` and no `>`
     (the tag pattern once backtracked over it, holding the GIL), one of 2,000 cues of 999 `<`
     (within every bound: read, and shown as text), and an SRT of 9,000 words of 200
     backslashes for `highlight` (its document once grew to 162 MB in the event loop)."""

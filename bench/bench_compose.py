@@ -1,6 +1,6 @@
 """Benchmark a composition (run by hand: `.venv/bin/python bench/bench_compose.py`).
 
-Issue 9's job: six clips at 1280x720 (four videos, two stills with motion), three transitions,
+The job: six clips at 1280x720 (four videos, two stills with motion), three transitions,
 highlight captions, an ambient layer on one clip, a logo, and music ducked under the clips'
 sound. Made three ways in one run, taking turns, from the same generated media:
 
@@ -19,18 +19,18 @@ sound. Made three ways in one run, taking turns, from the same generated media:
     again at the same settings. No composition can take less, so moviepy / (d) is the most any
     FFmpeg-based worker can be faster than moviepy on this machine, and it is printed too.
 
-With `--fit blur`, the same job is made at 1080x1920 (9:16) with the blurred fill (issue 17):
+With `--fit blur`, the same job is made at 1080x1920 (9:16) with the blurred fill:
 each 16:9 picture fitted whole over a blurred, darkened copy of itself, the same blur in (a),
 (b) and (c).
 
-With `--layers`, the issue 17 job: the same composition at 1080x1920 with the blurred fill, and
+With `--layers`, the layered job: the same composition at 1080x1920 with the blurred fill, and
 over it a picture-in-picture video (looped, rounded corners, faded in and out, its sound in the
 mix), an animated title (sliding down, and back up at its end) and a logo moving through
 keyframes (eased in and out, scaled) instead of the still logo. (c) draws the title from the ASS
 the worker writes for it (`text_document`), as it draws the captions; the logo's keyframes and
 the PiP are written out by hand.
 
-With `--scripts`, the caption words are in three scripts (issue 16), a caption line of each in
+With `--scripts`, the caption words are in three scripts, a caption line of each in
 turn: English, Japanese (tokens joined without spaces) and Arabic (right to left), the same
 words in (a), (b) and (c). libass draws them with the worker's fonts, a character the caption
 family (Noto Sans) lacks from the first fallback family that has it (fonts.py). moviepy draws
@@ -41,8 +41,8 @@ line. PIL shapes Arabic (joined letter forms) only with libraqm (`PIL.features.c
 without it, (b) still draws the Arabic words, letters unjoined and left to right: moviepy's
 result is a baseline for time, not for looks.
 
-(a) needs the composition (issue 9) in `assemble`; (c) reads the captions the worker's child
-writes from the same specs, so the bench needs a worker with fonts.py (issue 16). It generates
+(a) needs the composition in `assemble`; (c) reads the captions the worker's child
+writes from the same specs, so the bench needs a worker with fonts.py. It generates
 its own media in a temporary folder; nothing is kept. The load average is printed before and
 after the rounds: other work on the machine slows every way, so compare ratios within a run.
 """
@@ -90,7 +90,7 @@ ARABIC = "الثعلب البني السريع يقفز فوق الكلب الك
 MUSIC_VOLUME = 0.3
 AMBIENT_VOLUME = 0.5
 LOGO_WIDTH, LOGO_OPACITY, LOGO_MARGIN = 0.15, 0.8, 0.03
-LAYERS = False  # `--layers`: issue 17's overlays (implies `--fit blur`)
+LAYERS = False  # `--layers`: the layered job's overlays (implies `--fit blur`)
 # The picture-in-picture: a 4 s clip looped between PIP_START and PIP_END, its centre at
 # (PIP_X, PIP_Y), PIP_WIDTH of the frame wide, corners rounded by PIP_RADIUS of the width.
 PIP = ("pip.mp4", "testsrc2=s=640x360:r=30", "sine=f=880", 4.0)
@@ -981,7 +981,7 @@ def main() -> None:
     parser.add_argument("--scripts", action="store_true",
                         help="caption lines in English, Japanese and Arabic in turn")  # fmt: skip
     parser.add_argument("--layers", action="store_true",
-                        help="issue 17's job: a PiP, an animated title, a keyframed logo, and "
+                        help="the layered job: a PiP, an animated title, a keyframed logo, and "
                         "the blurred fill at 1080x1920")  # fmt: skip
     parser.add_argument("--worker-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -8,14 +8,14 @@ database holding `--finished` finished rows, vacuumed and analyzed. For each sha
 queue below, the median wall time of one claim of one job as the worker sends it (one round
 trip, on one connection), by `video_jobs_claim_v1` (first come, first served) and by
 `video_jobs_claim_v2` (turns and the running cap, sql/007_fair_share.sql), alternating, each
-claim rolled back so that every call meets the same queue. Issue 19 asks for at most 1.5x.
+claim rolled back so that every call meets the same queue. The target is at most 1.5x.
 
 - users: `--pending` jobs over `--users` users in random order, 4 users with one job running;
 - capped first: the same, but the 100 oldest pending jobs are one user's, who has 2 running (the
   claim skips them);
 - backend: `--pending` jobs without user_id, 4 of them running (bench_queue.py's shape).
 
-Then, on the same database, what the turns are for (issue 19 asks for at most one job's duration
+Then, on the same database, what the turns are for (the target is at most one job's duration
 + 50 ms): a real worker (worker.queue.runner.Runner, LISTEN/NOTIFY on, polling 5 s) at
 concurrency 2 = MAX_RUNNING_PER_USER, one user's `--backlog` jobs of `--job-seconds` each
 keeping both slots busy, and `--trials` times a job of a new user, who has nothing running: the
@@ -113,7 +113,7 @@ async def shape_backend(conn: psycopg.AsyncConnection[Any], pending: int, _users
 
 
 SHAPES = {"users": shape_users, "capped first": shape_capped_first, "backend": shape_backend}
-WAIT_SLACK = 0.050  # issue 19: at most one job's duration + 50 ms
+WAIT_SLACK = 0.050  # the target: at most one job's duration + 50 ms
 
 
 async def until(ready: Callable[[], bool], what: str, seconds: float = 10) -> None:

@@ -53,7 +53,7 @@ def _urls(template: str, start: int, count: int) -> list[str]:
 
 
 def old_check(url: str) -> None:
-    """The check before issue 8: urlsplit's host, an IP literal only if ipaddress says so."""
+    """The check of before: urlsplit's host, an IP literal only if ipaddress says so."""
     host = urlsplit(url).hostname or ""
     try:
         ip = ipaddress.ip_address(host.strip("[]"))

@@ -25,7 +25,7 @@ loop. --loop asyncio (or uvloop) puts all three on the same loop instead.
 
 --claim-v1 adds one more system, video-worker driving the claim of before fair share
 (video_jobs_claim_v1 and video_jobs_complete_and_claim_v1, first come first served, in the same
-schema), so that what the fair-share claim costs is a ratio taken within one run (issue 19).
+schema), so that what the fair-share claim costs is a ratio taken within one run.
 
 Each system runs at its full feature set: ours with leases, heartbeat, fencing and the
 progress row; Procrastinate with its worker registry, heartbeat and abort polling; PgQueuer

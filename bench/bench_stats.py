@@ -9,7 +9,7 @@ cancelled over the last 30 days) plus the same 20 pending and 4 processing jobs,
 analyzed as autovacuum would leave them. For each, the median wall time of every read behind
 the operator's pages: the store's queue counts, recent failures and oldest ready job, and the
 real HTTP endpoints /stats and /metrics of a worker's app (served on 127.0.0.1, fetched with
-aiohttp). The last column is large/small: issue 10 asks for at most 2x.
+aiohttp). The last column is large/small: the target is at most 2x.
 """
 
 from __future__ import annotations

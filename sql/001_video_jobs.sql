@@ -1,6 +1,6 @@
 -- video_jobs: the queue table web apps insert into and the worker claims from.
 -- Applied by `video-worker migrate`; also pastes cleanly into the Supabase SQL editor.
--- The column names are the public contract (shared/spec/video-jobs.md) and never change.
+-- The column names are the public contract (docs/contract.md) and never change.
 
 -- gen_random_uuid() is built into PostgreSQL 13 and later; no extension is needed.
 

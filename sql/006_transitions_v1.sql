@@ -31,7 +31,7 @@
 -- move the queue's clock without editing rows.
 --
 -- All run with the caller's rights (no SECURITY DEFINER), so a role's table privileges still
--- bound what it can do through them (docs/worker-role.md), and `set search_path = ''` so that
+-- bound what it can do through them (docs/production.md), and `set search_path = ''` so that
 -- no object of the caller's can stand in for one named here.
 
 create or replace function public.video_jobs_claim_v1(
@@ -388,7 +388,7 @@ as $$
 $$;
 
 -- The worker calls them as the table owner, a BYPASSRLS role, or the role of
--- docs/worker-role.md (which grants them by name). On Supabase, where new functions in `public`
+-- docs/production.md (which grants them by name). On Supabase, where new functions in `public`
 -- are granted to the API roles by default, those roles and PUBLIC lose them: no browser claims
 -- or finishes jobs (sql/supabase/100_supabase.sql does the same for the functions before these).
 do $$

@@ -1,4 +1,4 @@
--- Fair share between users (shared/spec/video-jobs.md, "Fair share between users").
+-- Fair share between users (docs/contract.md, "Fair share between users").
 --
 -- End users insert their own jobs, so one user's backlog must not stall everyone else's:
 --
@@ -124,7 +124,7 @@ create trigger video_jobs_pending_cap
 --      user's running jobs under the lock and marks the job only below the cap; at the cap,
 --      the user is skipped and the pick starts again.
 --
--- Its cost is held to issue 19's 1.5x of claim_v1 (bench/bench_fair_claim.py): in the usual
+-- Its cost is held to 1.5x of claim_v1 (bench/bench_fair_claim.py): in the usual
 -- case (one priority, a user with nothing running next) it runs three statements to v1's two
 -- and c, the busy users' probes, not at all. What b filters on is computed once, before it: an
 -- expression such as `array_remove(..) || ..` in its WHERE clause would run again for every
@@ -433,7 +433,7 @@ $$;
 -- The settings are two numbers, no user's data, and only roles granted the table reach them
 -- (the API roles are not, above). Row level security is on, as everywhere in `public` on
 -- Supabase, with one policy that lets those roles through: a least-privilege worker role
--- without BYPASSRLS (docs/worker-role.md) must still read and write the row.
+-- without BYPASSRLS (docs/production.md) must still read and write the row.
 alter table public.video_jobs_settings enable row level security;
 drop policy if exists video_jobs_settings_granted on public.video_jobs_settings;
 create policy video_jobs_settings_granted on public.video_jobs_settings

@@ -149,14 +149,13 @@ def test_run_refuses_incomplete_storage_settings_at_start(db_url):
     assert "S3_BUCKET is not set" in proc.stderr
 
 
-def test_help_lists_every_environment_variable_the_readme_documents():
+def test_help_lists_every_environment_variable_the_configuration_page_documents():
     import re
 
     from worker.cli.parser import build_parser
 
     text = build_parser().format_help()
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    table = (ROOT / "docs" / "configuration.md").read_text()
     names = {
         name
         for row in table.splitlines()

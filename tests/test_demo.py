@@ -1,7 +1,7 @@
 """`video-worker demo`, exactly as the README runs it: embedded Postgres, local storage.
 
-The demo's job is a composition (issue 9: a transition, a still image, highlight captions;
-issue 17: a picture-in-picture and an animated title), so this test needs the composition in
+The demo's job is a composition (a transition, a still image, highlight captions;
+a picture-in-picture and an animated title), so this test needs the composition in
 the worker: on a worker without it the still fails the job.
 """
 
@@ -83,7 +83,7 @@ def run_demo(tmp_path: Path) -> None:
     out += rest
     assert proc.returncode == 0, out + err
     assert "dashboard at http://127.0.0.1:" in out and "100%  completed" in out
-    assert "joined by compose" in out  # the still, the fade and the captions: issue 9's path
+    assert "joined by compose" in out  # the still, the fade and the captions: the compose path
     assert "DATABASE_URL and storage settings are ignored" in out
     assert f"Database: embedded Postgres in {tmp_path / 'home' / 'pgdata'}" in out
     # a database of its own: a local worker on the same home never takes the demo's job
@@ -117,7 +117,7 @@ def test_the_demo_job_is_a_composition_of_generated_media(tmp_path: Path):
     assert payload.captions is not None and payload.captions.style == "highlight"
     words = payload.captions.words or ()
     assert len(words) > 5 and words[-1].end < DEMO_SECONDS
-    # issue 17: an animated title and a picture-in-picture of a clip the demo makes too
+    # an animated title and a picture-in-picture of a clip the demo makes too
     title, pip = payload.overlays
     assert isinstance(title, TextOverlay) and title.text == TITLE and title.animation != "none"
     assert isinstance(pip, VideoOverlay) and pip.video.endswith(f"/{PIP[0]}")

@@ -49,7 +49,8 @@ def render_schema() -> dict:
 
 
 def documented_names() -> set[str]:
-    return set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "README.md").read_text()))
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    return set(re.findall(r"`([A-Z][A-Z0-9_]+)`", text))
 
 
 def test_render_yaml_matches_the_blueprint_schema():
@@ -432,7 +433,7 @@ async def test_keda_query_counts_what_a_replica_would_claim_or_is_running(
 
 
 def test_scaling_doc_quotes_the_numbers_the_files_use():
-    doc = " ".join((ROOT / "docs" / "scaling.md").read_text().split())
+    doc = " ".join((ROOT / "docs" / "production.md").read_text().split())
     [service] = blueprint()["services"]
     render_env = {e["key"]: e.get("value") for e in service["envVars"]}
     pod = one("Deployment")["spec"]["template"]["spec"]

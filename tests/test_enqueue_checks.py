@@ -168,7 +168,7 @@ def test_a_payload_that_is_not_json_says_so():
         checked_payload(parsed, Settings())
 
 
-# --- the composition's flags (issue 9): each builds its part of the payload -------------------
+# --- the composition's flags: each builds its part of the payload ---------------------------------
 
 IMG = "https://cdn.example.com/first-frame.png"
 SOUND = "https://cdn.example.com/rain.mp3"

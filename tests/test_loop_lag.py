@@ -1,6 +1,6 @@
 """The event-loop lag monitor (worker/loop_lag.py) on the test's real loop.
 
-A call that holds the loop (here `time.sleep` inside a coroutine, the shape of issue 15's caption
+A call that holds the loop (here `time.sleep` inside a coroutine, the shape of an earlier caption
 regex) is measured as lag of at least the block less one tick (the monitor's deadline falls at
 most one tick after the block began), and logged once as a warning; a quiet loop reports little
 and logs nothing. No bound here is on how fast anything runs: the lag measured is a fact about

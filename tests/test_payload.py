@@ -36,7 +36,7 @@ from worker.settings import Settings
 
 SETTINGS = Settings()
 
-# The example in shared/spec/video-jobs.md, `payload (version 1)`, verbatim.
+# The example in docs/contract.md, `payload (version 1)`, verbatim.
 SPEC_EXAMPLE = json.loads("""
 {
   "clips": [
@@ -322,7 +322,7 @@ def test_default_output_key() -> None:
     assert output_key(full, job, user) == "user-123/campaign-9.mp4"
 
 
-# --- composition (shared/spec/video-jobs.md, "Composition (additions to version 1)") ----------
+# --- composition (docs/composition.md) ------------------------------------------------------------
 
 # The composition example in the contract, verbatim.
 COMPOSITION_EXAMPLE = json.loads("""
@@ -793,7 +793,7 @@ def test_an_echoed_value_stays_on_one_line() -> None:
         parse_payload(_output(fit='pad"\n'), SETTINGS)
 
 
-# --- every time in seconds is at most MAX_OUTPUT_SECONDS (issue 15) ---------------------------
+# --- every time in seconds is at most MAX_OUTPUT_SECONDS ------------------------------------------
 
 _TRANSITION_INTO_NEXT = {"type": "fade", "duration": 1}
 

@@ -136,7 +136,7 @@ def _property(pointer: str) -> str:
 
 
 def test_every_number_in_the_schema_has_a_maximum() -> None:
-    """A number without a bound is how 1e308 seconds reached planning (issue 15): a field added
+    """A number without a bound is how 1e308 seconds reached planning: a field added
     without one fails here. Every time says MAX_OUTPUT_SECONDS' default (the worker's own
     check reads the operator's value)."""
     numbers = _numbers(json.loads(SCHEMA_FILE.read_text()))

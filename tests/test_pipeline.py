@@ -264,7 +264,7 @@ def still_png(folder: Path) -> Path:
 
 
 async def test_the_composition_inputs_fail_naming_the_input(store, tmp_path, media):
-    """Issue 9: every new kind of input is downloaded, checked as what it claims to be, and named
+    """Every new kind of input is downloaded, checked as what it claims to be, and named
     in the error; each fails for good at its first attempt."""
     files: dict[str, Path | int | bytes] = {
         "/ok.mp4": media.path("h264_30"),
@@ -322,7 +322,7 @@ def _with_base(value, base: str):
 
 
 async def test_a_job_with_a_video_overlay_completes(store, tmp_path, media):
-    """Issue 17: a picture-in-picture is fetched, probed as a video, drawn and heard."""
+    """A picture-in-picture is fetched, probed as a video, drawn and heard."""
     files = {"/talk.mp4": media.path("h264_30"), "/pip.mp4": media.path("h264_30")}
     payload = {"clips": [{"url": "/talk.mp4"}], "overlays": [
         {"video": "/pip.mp4", "x": 0.75, "y": 0.25, "width": 0.3, "start": 0.2, "volume": 0.5,

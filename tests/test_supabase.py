@@ -753,7 +753,7 @@ async def test_the_worker_claims_and_completes_jobs_with_rls_on(supa, worker_rol
         url = make_conninfo(supa.url, options=f"-c role={worker_role}")
     if worker_role == "video_worker_owner":
         await supa.rows("alter table public.video_jobs owner to video_worker_owner")
-        # as if that role had run the migrations (docs/supabase.md)
+        # as if that role had run the migrations (docs/production.md)
         for function in [
             *TRANSITIONS_V1,
             *FAIR_SHARE,

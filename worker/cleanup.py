@@ -178,7 +178,7 @@ class AutoCleanup:
     RETENTION_DAYS together with their files, about once an hour, from its periodic sweep.
 
     The seed's cost advice is to delete old videos, not only rows; pg_cron's scheduled SQL
-    (docs/supabase.md) can only delete rows, since storage objects are not in the database.
+    (docs/production.md) can only delete rows, since storage objects are not in the database.
     Every replica may run it: each step is idempotent (a second replica finds the rows and
     objects already gone), so no lock is needed, and the hour is counted per replica."""
 

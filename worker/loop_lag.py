@@ -2,7 +2,7 @@
 
 Everything in a replica shares one event loop: the claim loop, the heartbeat that keeps every
 lease alive, JOB_TIMEOUT and cancel, and the HTTP side (/health). Work that holds the loop, or
-the GIL from a thread (a regex over a user's caption file did, for minutes: issue 15), stops
+the GIL from a thread (a regex over a user's caption file once did, for minutes), stops
 all of them at once, and nothing else in the worker can say so, since whatever would say it
 is stopped too. So a task does nothing but sleep TICK seconds and note how late it woke
 (`loop.time()` past the deadline it set): a loop that runs freely wakes it within a

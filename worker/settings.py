@@ -1,6 +1,6 @@
 """Every setting the worker reads from the environment, read in one place and passed down.
 
-The names are part of the public contract (shared/spec/video-jobs.md) and never change.
+The names are part of the public contract (docs/contract.md) and never change.
 
 Over 300 lines on purpose: every variable with its default and its message, the database URL's
 parsing and masking, and the storage backend's choice, in one place, so that nothing else reads

@@ -1,7 +1,7 @@
 -- video_jobs on Supabase: row level security, the enqueue/cancel RPCs, Realtime, scheduled cleanup.
 -- Applied by `video-worker migrate` only where the `auth` schema exists (after sql/*.sql); also
 -- pastes into the Supabase SQL editor. Every statement is idempotent: run it again at will.
--- The reasoning behind each choice is in docs/supabase.md.
+-- The reasoning behind each choice is in docs/production.md ("Supabase").
 
 -- ---------------------------------------------------------------------------------------------
 -- Privileges. Supabase's default privileges give anon, authenticated and service_role ALL on

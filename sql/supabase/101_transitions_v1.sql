@@ -6,7 +6,7 @@
 -- project. This file covers the other order: a database migrated before it became a Supabase
 -- one, whose `grant all on all routines in schema public` then reached these functions too
 -- (as 100_supabase.sql does for the functions that came before them). The worker's own roles
--- (the table owner, service_role, the role of docs/worker-role.md) keep them.
+-- (the table owner, service_role, the least-privilege role of docs/production.md) keep them.
 
 do $$
 declare

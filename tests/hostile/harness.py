@@ -12,7 +12,7 @@ ALLOW_PRIVATE_URLS says: the address-guard cases keep the guard on.
 
 While the hostile job runs, the worker's own loop-lag monitor (worker/loop_lag.py, owned by the
 Runner) watches the event loop, which the test shares with the worker: no hostile job may hold
-it for MAX_LOOP_LAG seconds or more (issue 15: the heartbeat, /health, JOB_TIMEOUT and cancel
+it for MAX_LOOP_LAG seconds or more (the heartbeat, /health, JOB_TIMEOUT and cancel
 all stop while it is held).
 """
 
@@ -44,7 +44,7 @@ from worker.storage import make_storage
 POLICY = FetchPolicy(attempts=2, connect_timeout=2, read_timeout=5, backoff_base=0.01)
 GOOD_KEY = "corpus/good.mp4"
 TERMINAL = ("completed", "failed", "cancelled")
-MAX_LOOP_LAG = 0.5  # seconds a hostile job may make the worker's event loop run late (issue 15)
+MAX_LOOP_LAG = 0.5  # seconds a hostile job may make the worker's event loop run late
 
 # A file, raw bytes (served as application/octet-stream), a bare status, or a function that
 # makes a fresh response for each request (a response object can be sent only once).

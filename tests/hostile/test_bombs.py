@@ -203,7 +203,7 @@ def _declared_png(width: int, height: int) -> bytes:
 async def test_an_image_bomb_fails_from_its_header(
     store, tmp_path, good_clip, served, name, data, where, words
 ):
-    """Still images (issue 9): the header's size is refused before any decoder runs."""
+    """Still images: the header's size is refused before any decoder runs."""
     if where == "clip":
         payload: dict[str, Any] = {"clips": [{"url": f"/{name}", "duration": 2}]}
         source = "clips[0]: "

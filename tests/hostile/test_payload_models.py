@@ -1,4 +1,4 @@
-"""Hostile payloads in the composition fields (issue 9): each fails its row at once with the
+"""Hostile payloads in the composition fields: each fails its row at once with the
 field named, without fetching anything, and the worker then completes a good job.
 
 The payload comes from an end user's browser, so these are what a user can write: sizes meant

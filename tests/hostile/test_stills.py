@@ -1,4 +1,4 @@
-"""Stills that hold more than one picture (issue 15): each fails at once naming its input, and
+"""Stills that hold more than one picture: each fails at once naming its input, and
 the worker then completes a good job.
 
 The issue's recipe was one small PNG followed by six 8192x8192 16-bit PNGs, which FFmpeg's

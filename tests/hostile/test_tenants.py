@@ -1,4 +1,4 @@
-"""Tenant escapes in storage (issue 8, point 2): a row with a `user_id` reads `storage://`
+"""Tenant escapes in storage: a row with a `user_id` reads `storage://`
 objects only under `{user_id}/` in the buckets it may read, and writes only under
 `{user_id}/`; a publish never removes an object it did not create.
 
@@ -158,7 +158,7 @@ async def test_a_malformed_storage_key_fails_while_the_payload_is_read(
         ),
         ({"clips": [{"url": src(f"{U}/mine.mp4")}], "audio": {"url": src(SECRET)}}, "audio"),
         ({"clips": [{"url": src(f"{U}/mine.mp4")}, {"url": src(SECRET)}]}, "clips[1]"),
-        # the composition's inputs (issue 9): audio layers, caption files, images
+        # the composition's inputs: audio layers, caption files, images
         (
             {"clips": [{"url": src(f"{U}/mine.mp4"),
                         "audio": [{"url": src(f"{U}/mine.mp4")}, {"url": src(SECRET)}]}]},
@@ -179,7 +179,7 @@ async def test_a_malformed_storage_key_fails_while_the_payload_is_read(
              "overlays": [{"text": "hi"}, {"image": src(f"{VICTIM}/logo.png")}]},
             "overlays[1].image",
         ),
-        (  # issue 17: a video overlay is an input like a clip
+        (  # a video overlay is an input like a clip
             {"clips": [{"url": src(f"{U}/mine.mp4")}],
              "overlays": [{"video": src(f"{U}/mine.mp4")}, {"video": src(SECRET)}]},
             "overlays[1].video",

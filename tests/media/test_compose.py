@@ -330,7 +330,7 @@ def _laplacian_variance(path: Path, index: int = 0) -> float:
 
 
 def test_a_zoom_keeps_the_detail_of_the_source(made: Made) -> None:
-    """Issue 16: a detailed picture at 4 times the frame, zoomed in by 0.3 over 31 frames, as
+    """A detailed picture at 4 times the frame, zoomed in by 0.3 over 31 frames, as
     the still's filters make it (losslessly kept: the encoder's loss is not theirs). The frames
     where the view is a whole number of pixels of a Lanczos render (scale 1.1, 1.2 and 1.3:
     frames 10, 20, 30) are compared with that render of the same view straight from the source,
@@ -729,7 +729,7 @@ def _option(options: list[str], name: str) -> str:
 def test_every_input_gets_the_operators_pixel_limit_and_a_still_one_decoder_thread(
     made: Made, tmp_path: Path
 ) -> None:
-    """Issue 15: `-max_pixels` is MAX_INPUT_PIXELS on every user's input (never above the
+    """`-max_pixels` is MAX_INPUT_PIXELS on every user's input (never above the
     ceiling), and a still's decoder (a clip or an overlay) runs one thread."""
     video, square = made.colour("red"), made.square()
     clips = [video, made.still(square, duration=1.0)]

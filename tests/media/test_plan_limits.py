@@ -100,7 +100,7 @@ def test_a_length_past_any_frame_count_is_refused_not_overflowed(
 ) -> None:
     """The probe passes any finite length, and a Python-built spec any number: planning counts
     frames exactly, so a length whose frames no float holds (1e307 s x 30 fps) is the usual
-    named refusal instead of an OverflowError retried as unexpected (issue 15)."""
+    named refusal instead of an OverflowError retried as unexpected."""
     path, info = media.path("h264_30"), media.info("h264_30")
     long = ClipSpec(path, _lasting(info, seconds))
     still = ClipSpec(path, dataclasses.replace(info, format="png_pipe"), kind="image",

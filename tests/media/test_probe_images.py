@@ -1,4 +1,4 @@
-"""Still images (issue 9, point 3): read from their header and bounded before any decoding.
+"""Still images: read from their header and bounded before any decoding.
 
 Every image here is made by the test: real PNG, JPEG and WebP files written by FFmpeg, and bombs
 written byte by byte (a PNG header declaring 30000x30000 over a few compressed rows), so a
@@ -176,7 +176,7 @@ def test_a_still_is_still_refused_where_only_a_video_will_do(stills: dict[str, P
         probe(stills["png"], "clips[0]", "clip")
 
 
-# ---- one picture per still (issue 15) --------------------------------------------------------
+# ---- one picture per still -----------------------------------------------------------------------
 
 
 def pictures(folder: Path, name: str, *sizes: str) -> Path:

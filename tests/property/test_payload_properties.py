@@ -1,5 +1,5 @@
 """Properties of every payload an end user can write: parsing names a field, planning refuses
-by name, and neither ever raises anything else (issue 15: `duration: 1e308` overflowed in
+by name, and neither ever raises anything else (`duration: 1e308` once overflowed in
 planning, was retried as unexpected and named nothing).
 
 Payloads come from the payload's JSON Schema and from hostile changes to them (payloads.py);

@@ -1,4 +1,4 @@
-"""The least-privilege worker role of docs/worker-role.md, taken from the doc itself.
+"""The least-privilege worker role of docs/production.md, taken from the doc itself.
 
 The SQL blocks are read out of the markdown file and run as written (with the role's name and
 password made unique, since roles are shared by every database on the server), so the doc and
@@ -36,7 +36,7 @@ from worker.queue.postgres import PostgresJobStore
 from worker.queue.queries import QUERIES
 from worker.webhooks.store import QUERIES as OUTBOX_QUERIES
 
-ROLE_DOC = ROOT / "docs" / "worker-role.md"
+ROLE_DOC = ROOT / "docs" / "production.md"
 DOC_ROLE = "video_worker"
 DOC_PASSWORD = "'change-me'"
 
@@ -150,7 +150,7 @@ DUMMIES: dict[str, Any] = {
     "now": None,  # the queue's clock: the database's own
     "lock": 1,  # maintain, analyze_lock: an advisory lock id
 }
-# The statements the role is deliberately not allowed to run (docs/worker-role.md, "Not granted").
+# The statements the role is deliberately not allowed to run (docs/production.md, "Not granted").
 NOT_GRANTED = {"enqueue"}
 
 

@@ -1,4 +1,4 @@
-"""The Storage policies in docs/supabase.md, run on a real Postgres dressed as Supabase Storage.
+"""The Storage policies in docs/production.md, run on a real Postgres dressed as Supabase Storage.
 
 The database gets what a Supabase project has before the pasted SQL runs: the `authenticated`
 role, `auth.uid()` read from the request's JWT claims, and the parts of the `storage` schema the
@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "supabase.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "production.md"
 U = "6f1c2a9e-3b7d-4c55-9e0a-1d2b3c4d5e6f"
 V = "0b0b0b0b-0000-4000-8000-000000000000"
 
@@ -59,7 +59,7 @@ grant execute on function storage.foldername(text) to authenticated;
 """
 
 
-# The output bucket, as docs/supabase.md creates it before the policies ("Storage: where the
+# The output bucket, as docs/production.md creates it before the policies ("Storage: where the
 # videos go").
 OUTPUT_BUCKET = """
 insert into storage.buckets (id, name, public)
@@ -74,7 +74,7 @@ def policies_sql() -> str:
         text,
         re.S,
     )
-    assert found, "docs/supabase.md lost its storage-policies block"
+    assert found, "docs/production.md lost its storage-policies block"
     return found.group(1)
 
 

@@ -3,8 +3,8 @@
 It makes three sample clips (landscape with sound, square without sound, portrait with sound),
 a still image and a music track, serves them from a local HTTP server, enqueues a job that
 composes them (a fade into the still, which zooms in slowly, and captions with the spoken word
-highlighted, issue 9; a picture-in-picture video with rounded corners and an animated title,
-issue 17) with the music ducked under the clips' sound, runs the worker on it with
+highlighted, a picture-in-picture video with rounded corners and an animated title)
+with the music ducked under the clips' sound, runs the worker on it with
 a live progress bar, and prints where the video and its poster are. The worker's dashboard is
 up while it runs, and after the job ends too with `--keep`, until Enter.
 """

@@ -21,7 +21,7 @@ from worker.errors import PendingLimitError, PermanentError
 from worker.log import configure
 from worker.settings import MAX_RETENTION_DAYS, Settings, SettingsError
 
-# The variables --help lists; every one is described in the README's Configuration table.
+# The variables --help lists; every one is described in docs/configuration.md.
 ENVIRONMENT = [
     ("DATABASE_URL", "Postgres connection string; unset: an embedded one (development only)"),
     ("MIGRATE_DATABASE_URL", "`migrate` only: the schema owner's connection (else DATABASE_URL)"),

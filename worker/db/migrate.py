@@ -80,14 +80,14 @@ async def migrate(conn: psycopg.AsyncConnection[Any], sql_dir: Path = SQL_DIR) -
     """Apply what is missing; return the names applied by this call.
 
     It looks first, reading only: with nothing pending it writes nothing, so a role that may
-    not change the schema (docs/worker-role.md) passes. With migrations pending and no right
+    not change the schema (docs/production.md) passes. With migrations pending and no right
     to apply them, MigrationRefused says which and what to do, instead of a traceback."""
     try:
         todo = await pending(conn, sql_dir)
     except psycopg.errors.InsufficientPrivilege:
         raise MigrationRefused(
             "this database role may not read the migrations' ledger (video_worker_migrations): "
-            "grant it select (docs/worker-role.md), or start with `video-worker run --no-migrate`"
+            "grant it select (docs/production.md), or start with `video-worker run --no-migrate`"
         ) from None
     if not todo:
         return []
@@ -120,7 +120,7 @@ def _refusal(role: str, todo: list[str]) -> str:
         f"the database role {role} may not change the schema, and {len(todo)} migration(s) "
         f"are pending ({shown}): run `video-worker migrate` once as the schema's owner "
         "(MIGRATE_DATABASE_URL), then "
-        "start this role with `video-worker run --no-migrate` (docs/worker-role.md)"
+        "start this role with `video-worker run --no-migrate` (docs/production.md)"
     )
 
 

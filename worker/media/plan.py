@@ -8,7 +8,7 @@ when every property that matters is identical across clips and already what the 
 for (H.264 8-bit 4:2:0 + one AAC track), and nothing (trim, voice, music, resize) needs the
 pixels or samples changed.
 
-Compose (issue 9) is chosen when the picture needs more than each clip normalized and joined end
+Compose is chosen when the picture needs more than each clip normalized and joined end
 to end: a still image, a transition, captions, overlays or output fades. Then the whole picture
 is made in one FFmpeg pass (compose.py), and the timeline shortens by every transition's overlap.
 

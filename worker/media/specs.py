@@ -57,7 +57,7 @@ class TransitionSpec:
 class ClipSpec:
     """One downloaded, probed clip, with its optional trim (seconds) and voice-over.
 
-    The composition fields (issue 9) default to what a clip meant before them, so a ClipSpec
+    The composition fields default to what a clip meant before them, so a ClipSpec
     built with only the first six fields assembles exactly as it always did.
     `kind` "image": `path` is a still (PNG, JPEG, WebP) shown for `duration` s with `motion`
     (eased by `easing`).

@@ -1,4 +1,4 @@
-"""The payload's models: version 1 and its composition additions (shared/spec/video-jobs.md).
+"""The payload's models: version 1 and the composition (docs/contract.md, docs/composition.md).
 
 Rules every model follows (`Model`):
 

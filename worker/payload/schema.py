@@ -2,7 +2,7 @@
 
 `video-worker schema` prints it; docs/payload.schema.json is that output, committed, and a test
 fails when the two differ. Web apps can validate a payload before inserting the row, or generate
-their TypeScript types from it (e.g. `npx json-schema-to-typescript docs/payload.schema.json`).
+their TypeScript types from it (scripts/typescript_types.py writes docs/video-jobs.d.ts).
 
 One rule is added to what pydantic writes: null counts as absent for optional fields (as the
 worker reads them), so every optional property also accepts null.

@@ -194,7 +194,7 @@ from public.video_jobs_complete_and_claim_v2(
 -- pg_stat up to a few seconds late, so a never-analyzed table with rows (reltuples < 0 since
 -- PostgreSQL 14) counts as stale on its own. Only a role that may ANALYZE the table (its owner,
 -- or one with MAINTAIN since PostgreSQL 17) does it: for any other, such as the least-privilege
--- role of docs/worker-role.md, ANALYZE only warns and skips, and autovacuum is left to it.
+-- role of docs/production.md, ANALYZE only warns and skips, and autovacuum is left to it.
 select ((c.reltuples < 0 and exists (select 1 from public.video_jobs))
         or (coalesce(s.n_mod_since_analyze > greatest(500, 0.1 * s.n_live_tup), false)
             and coalesce(greatest(s.last_analyze, s.last_autoanalyze)

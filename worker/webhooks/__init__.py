@@ -1,6 +1,6 @@
 """Webhooks: a signed POST to the job's `webhook_url` when it reaches a terminal status.
 
-Signed per Standard Webhooks (shared/spec/video-jobs.md, `Webhooks`), so a web app can
+Signed per Standard Webhooks (docs/contract.md, `Webhooks`), so a web app can
 verify deliveries with any Standard Webhooks or Svix library:
 
     webhook-id          stable for one event across retries (and across worker restarts,
