@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from tests.queue.procs import ROOT
-from worker.cli import build_parser
-from worker.enqueue_args import payload_from_args
+from worker.cli.enqueue_args import payload_from_args
+from worker.cli.parser import build_parser
 from worker.payload import parse_payload
 from worker.settings import Settings, SettingsError
 
