@@ -25,10 +25,10 @@ from tests.media.checks import (
 )
 from tests.media.conftest import Media, ffmpeg
 from worker.media.assemble import assemble
-from worker.media.mix_plan import SAMPLE_RATE
 from worker.media.plan import ClipWindow, Geometry, Plan
-from worker.media.probe import probe
-from worker.media.sound import layout, make_soundtrack, overlap_samples
+from worker.media.probe.examine import probe
+from worker.media.sound.mix_plan import SAMPLE_RATE
+from worker.media.sound.soundtrack import layout, make_soundtrack, overlap_samples
 from worker.media.specs import (
     ClipSpec,
     LayerSpec,

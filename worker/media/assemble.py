@@ -4,10 +4,12 @@ and the poster.
     plan (plan.py) ──copy──▶ concat demuxer, -c copy, +faststart
                    ├reencode▶ pictures: each clip → identical H.264 intermediate, 2 at a time
                    │          sound, meanwhile: each clip → WAV in its window, crossfaded
-                   │            at transitions, then music, loudness, fades, AAC (sound.py)
+                   │            at transitions, then music, loudness, fades, AAC
+                   │            (sound/soundtrack.py)
                    │          → mux: concat pictures + soundtrack, both copied, +faststart
-                   └compose─▶ picture: one FFmpeg pass per piece of up to 6 clips (compose.py:
-                              stills, transitions, captions, overlays, fades); sound meanwhile,
+                   └compose─▶ picture: one FFmpeg pass per piece of up to 6 clips
+                              (picture/one_pass.py: stills, transitions, captions, overlays,
+                              fades); sound meanwhile,
                               as above → mux: the pieces (joined by stream copy) + soundtrack,
                               both copied, +faststart
     then: poster JPEG (optional), and the result read back by probing the output.
@@ -37,20 +39,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.media import cost
-from worker.media.caption_child import VTT_NAME
-from worker.media.caption_render import render_captions
-from worker.media.captions import CaptionStyle
-from worker.media.compose import MAX_CLIPS_PER_PASS, Piece, picture_args, split_timeline
 from worker.media.confine import CONCAT_FORMATS
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
-from worker.media.filters import ClipJob, video_job
-from worker.media.fonts import FontSet, ffmpeg_env, installed
-from worker.media.info import MediaInfo, ProbeLimits
-from worker.media.overlays import write_texts
+from worker.media.picture.caption_child import VTT_NAME
+from worker.media.picture.caption_render import render_captions
+from worker.media.picture.captions import CaptionStyle
+from worker.media.picture.filters import ClipJob, video_job
+from worker.media.picture.fonts import FontSet, ffmpeg_env, installed
+from worker.media.picture.one_pass import MAX_CLIPS_PER_PASS, Piece, picture_args, split_timeline
+from worker.media.picture.overlays import write_texts
 from worker.media.plan import ClipWindow, Geometry, Plan, make_plan
-from worker.media.probe_process import describe_async
+from worker.media.probe.info import MediaInfo, ProbeLimits
+from worker.media.probe.process import describe_async
 from worker.media.progress import WeightedProgress
-from worker.media.sound import make_soundtrack
+from worker.media.sound.soundtrack import make_soundtrack
 from worker.media.specs import (
     AssemblyResult,
     CaptionSpec,
@@ -92,7 +94,7 @@ async def assemble(
     Raises `PayloadError` before any encoding for a bad trim, image clip or transition, or a
     result over `output.max_duration` or past the cost bounds (cost.py); `InputError` for a
     caption file the caption child refuses (it runs under `limits`, the probe's) or whose
-    text none of `fonts` (default: the fonts installed, fonts.py) covers; `FFmpegError`
+    text none of `fonts` (default: the fonts installed, picture/fonts.py) covers; `FFmpegError`
     if FFmpeg fails. On any failure or cancellation the output, poster, sidecar and
     intermediates are removed.
     """
@@ -214,7 +216,7 @@ class Assembly:
             )  # fmt: skip
 
     async def compose(self, partial: Path) -> None:
-        """The picture in one pass per piece of the timeline (compose.py; one piece unless
+        """The picture in one pass per piece of the timeline (picture/one_pass.py; one piece unless
         there are many clips), the soundtrack beside it, then mux."""
         with self.timed("decorations"):
             captions, texts = await self.write_decorations()
@@ -281,8 +283,8 @@ class Assembly:
         return sidecar
 
     async def soundtrack(self, destination: Path) -> None:
-        """The whole sound as AAC, as long as the picture (sound.py): each clip's sound in its
-        window, crossfaded over the transitions, with music, loudness and fades."""
+        """The whole sound as AAC, as long as the picture (sound/soundtrack.py): each clip's sound
+        in its window, crossfaded over the transitions, with music, loudness and fades."""
         videos = [o for o in self.overlays if isinstance(o, VideoOverlaySpec)]
         await _soundtrack(self.clips, self.audio, self.output, self.plan, self.scratch,
                           destination, self.progress, videos)  # fmt: skip
@@ -437,7 +439,7 @@ async def _soundtrack(clips: list[ClipSpec], audio: MusicSpec | None, output: Ou
                       plan: Plan, scratch: Path, soundtrack: Path, progress: WeightedProgress,
                       overlays: Sequence[VideoOverlaySpec] = ()) -> None:  # fmt: skip
     """The clips' sound, the video overlays' and the music as one AAC file exactly as long as
-    the plan (sound.py)."""
+    the plan (sound/soundtrack.py)."""
     await make_soundtrack(clips, plan, audio, output, scratch, soundtrack,
                           progress.stage("soundtrack"), overlays)  # fmt: skip
     progress.finish("soundtrack")

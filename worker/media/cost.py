@@ -12,8 +12,8 @@ at attempt 1, naming the field, before FFmpeg spends anything:
 
 so no payload field can make the work grow faster than the output's frames times the number of
 things drawn on them (the contract's bound). The caption child already guarantees one caption
-block at a time (captions.py `one_at_a_time`); the check holds the guarantee, so a regression
-fails a job with a sentence instead of costing libass seconds per frame.
+block at a time (picture/captions.py `one_at_a_time`); the check holds the guarantee, so a
+regression fails a job with a sentence instead of costing libass seconds per frame.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from worker.errors import InputError, PayloadError
-from worker.media.info import MediaInfo
 from worker.media.plan import Plan
+from worker.media.probe.info import MediaInfo
 from worker.media.specs import ClipSpec, ImageOverlaySpec, OverlaySpec, VideoOverlaySpec
 
 # caption events on screen at once: one caption block, drawn as two events in `pop` and

@@ -8,9 +8,10 @@ when every property that matters is identical across clips and already what the 
 for (H.264 8-bit 4:2:0 + one AAC track), and nothing (trim, voice, music, resize) needs the
 pixels or samples changed.
 
-Compose (issue 9) is chosen when the picture needs more than each clip normalized and joined end
-to end: a still image, a transition, captions, overlays or output fades. Then the whole picture
-is made in one FFmpeg pass (compose.py), and the timeline shortens by every transition's overlap.
+Compose (the contract's third join mode) is chosen when the picture needs more than each clip
+normalized and joined end to end: a still image, a transition, captions, overlays or output
+fades. Then the whole picture is made in one FFmpeg pass (picture/one_pass.py), and the timeline
+shortens by every transition's overlap.
 
 Over 300 lines on purpose: every decision made before FFmpeg runs (the way, the size, the
 rate, each clip's window and the transitions' overlaps) feeds the one `Plan` built here.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from worker.errors import PayloadError
-from worker.media.info import MediaInfo
+from worker.media.probe.info import MediaInfo
 from worker.media.specs import (
     DEFAULT_LOUDNESS_LUFS,
     CaptionSpec,

@@ -8,9 +8,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from worker.media.captions import CaptionStyle, Word
 from worker.media.confine import DEFAULT_MAX_PIXELS
-from worker.media.info import MediaInfo
+from worker.media.picture.captions import CaptionStyle, Word
+from worker.media.probe.info import MediaInfo
 
 DEFAULT_DUCK_DB = 12.0  # how far `duck` lowers the music under speech
 DEFAULT_LOUDNESS_LUFS = -16.0  # the finished mix's integrated loudness (EBU R128)
@@ -85,7 +85,7 @@ class ClipSpec:
 @dataclass(frozen=True)
 class CaptionFile:
     """The job's caption file (`captions.srt_url` or `vtt_url`), timed on the output timeline.
-    Only the confined caption child reads it (caption_child.py)."""
+    Only the confined caption child reads it (picture/caption_child.py)."""
 
     path: Path
     kind: Literal["srt", "vtt"]
@@ -117,8 +117,8 @@ class Keyframe:
 
 @dataclass(frozen=True)
 class MotionSpec:
-    """Where an overlay sits and how it moves (worker/media/motion.py): `x`, `y` (its centre,
-    fractions of the frame) override its position; the rest animate it over its window."""
+    """Where an overlay sits and how it moves (picture/motion.py): `x`, `y` (its centre, fractions
+    of the frame) override its position; the rest animate it over its window."""
 
     x: float | None = None
     y: float | None = None
@@ -156,7 +156,7 @@ class TextOverlaySpec:
     box: bool = False
     start: float = 0.0
     end: float | None = None
-    font: str = "Noto Sans"  # a family of the worker's fonts (fonts.py), as libass finds it
+    font: str = "Noto Sans"  # a family of the worker's fonts (picture/fonts.py), as libass finds it
     motion: MotionSpec = MotionSpec()
     max_width: float | None = None  # the widest a line may be, a fraction of the frame's width
 

@@ -49,9 +49,14 @@ from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict on Python 3.11
 
 from worker.errors import PayloadError
-from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
 from worker.media.cost import MAX_OVERLAY_LAYERS, MAX_VIDEO_OVERLAYS
-from worker.media.fonts import FontSet, uncovered_problem
+from worker.media.picture.captions import (
+    MAX_CAPTION_WORDS,
+    CaptionStyle,
+    Word,
+    words_from_transcript,
+)
+from worker.media.picture.fonts import FontSet, uncovered_problem
 from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS, Animation, Easing
 from worker.media.specs import Fit as Fit  # one vocabulary: the media side's, re-exported
 from worker.payload.fields import (
@@ -223,8 +228,8 @@ FontName = Annotated[
 # --- transcripts ------------------------------------------------------------------------------
 
 
-# A word's time, as the schema states it; the transcript reader (worker.media.captions) checks
-# it, against the operator's MAX_OUTPUT_SECONDS.
+# A word's time, as the schema states it; the transcript reader (worker.media.picture.captions)
+# checks it, against the operator's MAX_OUTPUT_SECONDS.
 WordTime = Annotated[float, Field(ge=0, le=DEFAULT_MAX_OUTPUT_SECONDS)]
 
 
@@ -264,7 +269,8 @@ Transcript = TypeAliasType(
 
 
 def _transcript(value: object, info: ValidationInfo) -> tuple[Word, ...]:
-    """The words of a transcript, by the caption module's own reader (worker.media.captions).
+    """The words of a transcript, by the caption module's own reader
+    (worker.media.picture.captions).
 
     The job's words in all are bounded too: once a job is over the limit, later transcripts are
     refused without being read.
@@ -586,7 +592,7 @@ class Captions(Model):
             )
 
     def caption_style(self) -> CaptionStyle:
-        """The look, as the caption renderer (worker.media.captions) takes it."""
+        """The look, as the caption renderer (worker.media.picture.captions) takes it."""
         return CaptionStyle(
             style=self.style,
             position=self.position,

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from worker.errors import InputError, PayloadError
-from worker.media.captions import CaptionStyle
 from worker.media.confine import DEFAULT_MAX_PIXELS
-from worker.media.fonts import FontSet, installed
-from worker.media.info import MediaInfo
+from worker.media.picture.captions import CaptionStyle
+from worker.media.picture.fonts import FontSet, installed
+from worker.media.probe.info import MediaInfo
 from worker.media.specs import (
     CaptionFile,
     CaptionSpec,

@@ -28,10 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from worker.media.ffmpeg import input_args
-from worker.media.filters import fit_steps, length_steps, normal_steps
-from worker.media.info import MediaInfo, VideoInfo
-from worker.media.motion import Expr, ease
+from worker.media.picture.filters import fit_steps, length_steps, normal_steps
+from worker.media.picture.motion import Expr, ease
 from worker.media.plan import ClipWindow, Geometry
+from worker.media.probe.info import MediaInfo, VideoInfo
 from worker.media.specs import ClipSpec, Fit
 
 # The demuxer that reads each still's codec. It is named with `-f`: left to guess, FFmpeg takes

@@ -1,5 +1,5 @@
 """The whole sound of a video: each clip's sound in its window, joined with crossfades, then
-music, loudness, fades and AAC (audio.py), as one file exactly as long as the picture.
+music, loudness, fades and AAC (mixdown.py), as one file exactly as long as the picture.
 
     per clip (audio only, quick) → speech slot WAV: its own sound × `volume` (an image clip, a
                                    clip without sound or with volume 0 is silence), with the
@@ -7,7 +7,7 @@ music, loudness, fades and AAC (audio.py), as one file exactly as long as the pi
                                  → ambient slot WAV (when any clip has layers): its layers,
                                    each delayed by `start`, looped or played once, faded,
                                    cut to the window
-    slots → one ffconcat track, or two when transitions overlap clips → audio.py's two passes
+    slots → one ffconcat track, or two when transitions overlap clips → mixdown.py's two passes
 
 Every length is counted in samples at 48 kHz. A clip's window lasts its frame count at the
 output rate (so no clip's sound runs over or short of its picture and nothing drifts across
@@ -42,12 +42,12 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from worker.media.audio import AUDIO_FORMAT, Tracks, encode_args, measure_args
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
-from worker.media.mix_plan import SAMPLE_RATE
-from worker.media.mix_process import plan_mix_confined
 from worker.media.plan import ClipWindow, Plan
 from worker.media.progress import WeightedProgress
+from worker.media.sound.mix_plan import SAMPLE_RATE
+from worker.media.sound.mix_process import plan_mix_confined
+from worker.media.sound.mixdown import AUDIO_FORMAT, Tracks, encode_args, measure_args
 from worker.media.specs import (
     ClipSpec,
     LayerSpec,

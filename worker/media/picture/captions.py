@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Literal
 
 from worker.errors import InputError, PayloadError
-from worker.media.caption_layout import (
+from worker.media.confine import child_only
+from worker.media.picture.caption_layout import (
     ROW_WIDTH,
     Measure,
     Row,
@@ -50,7 +51,6 @@ from worker.media.caption_layout import (
     joined_without_space,
     row_text,
 )
-from worker.media.confine import child_only
 
 FONT_DIR = Path(__file__).with_name("fonts")
 
