@@ -15,10 +15,10 @@ from worker.media.probe.info import MediaInfo
 DEFAULT_DUCK_DB = 12.0  # how far `duck` lowers the music under speech
 DEFAULT_LOUDNESS_LUFS = -16.0  # the finished mix's integrated loudness (EBU R128)
 
-Fit = Literal["pad", "crop", "blur"]  # the payload's `output.fit` (models.py imports it)
-Join = Literal["copy", "reencode", "compose"]
-ClipKind = Literal["video", "image"]
-# the payload's own names (worker/payload/models.py)
+# The payload's vocabularies, defined here once; worker/payload/models.py imports them (the
+# caption ones are in picture/captions.py). `output.fit`, `clips[i].motion`, a keyframe's
+# `easing`, an overlay's `animation` and its `position`:
+Fit = Literal["pad", "crop", "blur"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
 Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 # an overlay's entrance (and, played in reverse, its exit)
@@ -29,6 +29,9 @@ Position = Literal[
     "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
     "bottom_right",
 ]  # fmt: skip
+# The join mode (plan.py decides it): the contract's copy, re-encode or compose.
+Join = Literal["copy", "reencode", "compose"]
+ClipKind = Literal["video", "image"]
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,25 @@ from worker.errors import PayloadError
 from worker.media.cost import MAX_OVERLAY_LAYERS, MAX_VIDEO_OVERLAYS
 from worker.media.picture.captions import (
     MAX_CAPTION_WORDS,
+    CaptionPosition,
     CaptionStyle,
+    CaptionStyleName,
     Word,
     words_from_transcript,
 )
 from worker.media.picture.fonts import FontSet, uncovered_problem
-from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS, Animation, Easing
-from worker.media.specs import Fit as Fit  # one vocabulary: the media side's, re-exported
+
+# The vocabularies the payload shares with the media code are defined there, once (specs.py and
+# picture/captions.py); worker.payload re-exports `Fit`.
+from worker.media.specs import (
+    DEFAULT_DUCK_DB,
+    DEFAULT_LOUDNESS_LUFS,
+    Animation,
+    Easing,
+    Motion,
+    Position,
+)
+from worker.media.specs import Fit as Fit
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -85,13 +97,6 @@ MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
 MAX_KEYFRAMES = 20  # per overlay: a motion's expressions grow with its keyframes, and nothing else
 
-Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
-CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
-CaptionPosition = Literal["bottom", "center", "top"]
-Position = Literal[
-    "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
-    "bottom_right",
-]  # fmt: skip
 # FFmpeg's xfade transitions (all of them but `custom`, which takes expressions).
 TransitionType = Literal[
     "fade", "fadeblack", "fadewhite", "fadegrays", "fadefast", "fadeslow", "dissolve",
