@@ -62,6 +62,7 @@ from worker.media.specs import (
     OverlaySpec,
     TextOverlaySpec,
     VideoOverlaySpec,
+    any_transcript,
 )
 
 OUTPUT_NAME = "output.mp4"
@@ -135,8 +136,8 @@ async def assemble(
 
 def _caption_spec(clips: Sequence[ClipSpec], captions: CaptionSpec | None) -> CaptionSpec | None:
     """The captions to burn: as asked, or in the default style when only clips' transcripts
-    are given (the contract: any transcript present means captions)."""
-    if captions is None and any(c.transcript or c.voice_transcript for c in clips):
+    are given (`any_transcript`)."""
+    if captions is None and any_transcript(clips):
         return CaptionSpec(style=CaptionStyle())
     return captions
 

@@ -33,6 +33,7 @@ from worker.media.specs import (
     MusicSpec,
     OutputSpec,
     OverlaySpec,
+    any_transcript,
 )
 
 COPY_VIDEO_CODEC = "h264"
@@ -134,7 +135,7 @@ def compose_reasons(
     """Why the picture needs the one-pass composition; empty means copy or re-encode will do."""
     reasons = [f"clips[{i}] is an image" for i, clip in enumerate(clips) if clip.kind == "image"]
     reasons += [f"clips[{i}] has a transition" for i, c in enumerate(clips) if c.transition]
-    if captions is not None or any(c.transcript or c.voice_transcript for c in clips):
+    if captions is not None or any_transcript(clips):
         reasons.append("captions")
     if overlays:
         reasons.append("overlays")

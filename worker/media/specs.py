@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from worker.media.confine import DEFAULT_MAX_PIXELS
 from worker.media.picture.captions import CaptionStyle, Word
@@ -83,6 +83,26 @@ class ClipSpec:
     transition: TransitionSpec | None = None
     transcript: tuple[Word, ...] | None = None
     voice_transcript: tuple[Word, ...] | None = None
+
+
+class Transcribed(Protocol):
+    """A clip with its transcripts: a `ClipSpec`, or the payload's clip before it becomes one."""
+
+    @property
+    def transcript(self) -> tuple[Word, ...] | None: ...
+
+    @property
+    def voice_transcript(self) -> tuple[Word, ...] | None: ...
+
+
+def any_transcript(clips: Iterable[Transcribed]) -> bool:
+    """Whether any clip has a transcript of its own or of its voice-over, even an empty one.
+
+    The contract's rule, written only here: any transcript present means captions (in the default
+    style when the payload's `captions` does not give one). The pipeline, the plan and the
+    assembly each ask this function.
+    """
+    return any(c.transcript is not None or c.voice_transcript is not None for c in clips)
 
 
 @dataclass(frozen=True)
