@@ -172,7 +172,7 @@ def transition_overlaps(
         if not clip.transition.duration > 0:
             raise PayloadError(field, "must be more than 0 s")
         shorter = min(windows[i].frames, windows[i + 1].frames)
-        frames = max(1, frames_at(clip.transition.duration, fps))
+        frames = overlap_frames(clip.transition.duration, fps)
         half = float(shorter / fps) / 2
         if clip.transition.duration > half + 1e-9 or frames * 2 > shorter:
             raise PayloadError(
@@ -182,6 +182,16 @@ def transition_overlaps(
             )
         found.append(frames)
     return tuple(found)
+
+
+def overlap_frames(seconds: float, fps: Fraction) -> int:
+    """The frames a transition of `seconds` makes its two clips share: whole frames at the output
+    rate, at least one (0 for none). The one count of an overlap: the plan's `overlaps`, and from
+    them the picture's `xfade`, the captions' timeline, and the sound's crossfades (soundtrack.py
+    `overlap_samples`) all come from it."""
+    if seconds <= 0:
+        return 0
+    return max(1, frames_at(seconds, fps))
 
 
 def check_max_duration(duration: float | Fraction, limit: float) -> None:

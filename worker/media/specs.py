@@ -266,7 +266,7 @@ class AssemblyResult:
     captions_vtt: Path | None = None  # the WebVTT sidecar, when CaptionSpec.vtt asked for one
 
 
-def overlaps(clips: Sequence[ClipSpec]) -> tuple[float, ...]:
-    """Seconds each clip overlaps the next (its transition's duration, else 0): one entry per
-    join, so the output lasts the sum of the clips' windows minus the sum of these."""
+def transition_durations(clips: Sequence[ClipSpec]) -> tuple[float, ...]:
+    """Each join's transition duration as asked, in seconds (0 at a cut): one entry per join.
+    The frames it overlaps its clips by are plan.py's `overlap_frames` of it."""
     return tuple(c.transition.duration if c.transition else 0.0 for c in clips[:-1])
