@@ -1,4 +1,4 @@
-"""Assembling probed clips into one MP4: the copy path, the re-encode path, the compose path,
+"""Assembling probed clips into one MP4 by the plan's join mode (copy, re-encode or compose),
 and the poster.
 
     plan (plan.py) ──copy──▶ concat demuxer, -c copy, +faststart
@@ -9,9 +9,8 @@ and the poster.
                    │          → mux: concat pictures + soundtrack, both copied, +faststart
                    └compose─▶ picture: one FFmpeg pass per piece of up to 6 clips
                               (picture/one_pass.py: stills, transitions, captions, overlays,
-                              fades); sound meanwhile,
-                              as above → mux: the pieces (joined by stream copy) + soundtrack,
-                              both copied, +faststart
+                              fades); sound meanwhile, as above → mux: the pieces (joined by
+                              stream copy) + soundtrack, both copied, +faststart
     then: poster JPEG (optional), and the result read back by probing the output.
 
 One `Assembly` carries what every step shares (the specs, the plan, the scratch folder,
@@ -21,8 +20,8 @@ Everything is written inside `workdir`; the output (and the captions' WebVTT sid
 under their final names only when complete, and a failed or cancelled assembly removes what it
 wrote.
 
-Over 300 lines on purpose: the three ways to build a video share the `Assembly` object, its
-cleanup and its progress weights; each way is a short method of it.
+Over 300 lines on purpose: the three join modes share the `Assembly` object, its cleanup and
+its progress weights; each mode is a short method of it.
 """
 
 from __future__ import annotations
@@ -89,8 +88,9 @@ async def assemble(
     limits: ProbeLimits | None = None,
     fonts: FontSet | None = None,
 ) -> AssemblyResult:
-    """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`, composing
-    stills, transitions, `captions`, `overlays` and output fades when there are any.
+    """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`; in the
+    compose join mode when there are stills, transitions, `captions`, `overlays` or output
+    fades.
 
     Raises `PayloadError` before any encoding for a bad trim, image clip or transition, or a
     result over `output.max_duration` or past the cost bounds (cost.py); `InputError` for a
@@ -170,7 +170,7 @@ class Assembly:
         return _timed(self.timings, name)
 
     async def build(self, partial: Path) -> None:
-        """Write the finished MP4 (not yet under its final name) by the plan's path."""
+        """Write the finished MP4 (not yet under its final name) in the plan's join mode."""
         if self.plan.join == "copy":
             with self.timed("join"):
                 await self.copy_join(partial)
@@ -180,8 +180,8 @@ class Assembly:
             await self.reencode(partial)
 
     async def copy_join(self, partial: Path) -> None:
-        """Stream-copy the clips one after another: only safe because the plan found them
-        equal."""
+        """The copy join mode: stream-copy the clips one after another, only safe because the
+        plan found them equal."""
         listing = write_concat_list(self.scratch, [clip.path for clip in self.clips])
         args = [
             *input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
@@ -191,7 +191,8 @@ class Assembly:
         await self.run(args, "join", self.plan.duration)
 
     async def reencode(self, partial: Path) -> None:
-        """Normalize every clip's picture and sound, mix the soundtrack meanwhile, then mux.
+        """The re-encode join mode: normalize every clip's picture and sound (the soundtrack
+        made meanwhile), then mux.
 
         Picture encodes run `parallel` at a time; the soundtrack (sound intermediates, music,
         ducking, loudnorm, AAC) runs beside them, since it needs only the clips' sound.
@@ -217,8 +218,9 @@ class Assembly:
             )  # fmt: skip
 
     async def compose(self, partial: Path) -> None:
-        """The picture in one pass per piece of the timeline (picture/one_pass.py; one piece unless
-        there are many clips), the soundtrack beside it, then mux."""
+        """The compose join mode: the picture in one pass per piece of the timeline
+        (picture/one_pass.py; one piece unless there are many clips), the soundtrack beside it,
+        then mux."""
         with self.timed("decorations"):
             captions, texts = await self.write_decorations()
         pieces = split_timeline(self.clips, self.plan, MAX_CLIPS_PER_PASS)

@@ -1,7 +1,7 @@
 """A job's cost, known from its plan before the first encode, and the bounds it must stay in.
 
 ImageMagick refuses work by a policy of width, height, area and time before it decodes; this is
-the same idea for a composition. Everything a payload can ask for turns into frames of output
+the same idea for a video job. Everything a payload can ask for turns into frames of output
 and things drawn on each frame (the clips' pictures, two during a transition; the caption
 block; the overlays, a video overlay one more picture decoded per frame), and into pixels
 decoded per input. `estimate` reads those from the plan,

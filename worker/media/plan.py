@@ -132,7 +132,8 @@ def compose_reasons(
     captions: CaptionSpec | None,
     overlays: Sequence[OverlaySpec],
 ) -> list[str]:
-    """Why the picture needs the one-pass composition; empty means copy or re-encode will do."""
+    """Why the plan must take the compose join mode (the whole picture in one FFmpeg pass,
+    picture/one_pass.py); empty means the copy or re-encode mode will do."""
     reasons = [f"clips[{i}] is an image" for i, clip in enumerate(clips) if clip.kind == "image"]
     reasons += [f"clips[{i}] has a transition" for i, c in enumerate(clips) if c.transition]
     if captions is not None or any_transcript(clips):

@@ -60,8 +60,9 @@ class TransitionSpec:
 class ClipSpec:
     """One downloaded, probed clip, with its optional trim (seconds) and voice-over.
 
-    The composition fields (issue 9) default to what a clip meant before them, so a ClipSpec
-    built with only the first six fields assembles exactly as it always did.
+    The fields after the first six (a still and its motion, the volume, layers, a transition,
+    transcripts) default to a plain video clip, so a ClipSpec built with only the first six fields
+    assembles exactly as such a clip does.
     `kind` "image": `path` is a still (PNG, JPEG, WebP) shown for `duration` s with `motion`
     (eased by `easing`).
     `transcript` is timed on the clip's source, `voice_transcript` on its voice-over; the

@@ -1,5 +1,5 @@
-"""The picture of a composition in one FFmpeg pass: clips, stills, transitions, captions,
-overlays and fades, encoded once.
+"""The picture of the compose join mode, in one FFmpeg pass: clips, stills, transitions,
+captions, overlays and fades, encoded once.
 
     clip i (video) ─ -ss/-t trim ─ colour, fit, rate, exact frames ──┐
     clip j (image) ─ fit once, loop, perspective motion ─────────────┤
