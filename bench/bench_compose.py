@@ -36,7 +36,7 @@ words in (a), (b) and (c). libass draws them with the worker's fonts, a characte
 family (Noto Sans) lacks from the first fallback family that has it (fonts.py). moviepy draws
 text with PIL, so (b) draws each line with the Bold face of the family that has its glyphs
 (Noto Sans, Noto Sans CJK JP, Noto Sans Arabic: the files among the worker's font folders,
-read with `worker.media.fonts.read_faces`), placing the words right to left on an Arabic
+read with `worker.media.picture.fonts.read_faces`), placing the words right to left on an Arabic
 line. PIL shapes Arabic (joined letter forms) only with libraqm (`PIL.features.check("raqm")`);
 without it, (b) still draws the Arabic words, letters unjoined and left to right: moviepy's
 result is a baseline for time, not for looks.
@@ -67,20 +67,20 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, get_args
 
-from worker.media.caption_layout import joined_without_space
-from worker.media.captions import CaptionStyle, Word, group_lines
-from worker.media.duck import Envelope, ramp_seconds
 from worker.media.ffmpeg import ffmpeg_exe
-from worker.media.filters import X264_CRF, X264_PRESET
-from worker.media.fonts import CONFIG_NAME, ffmpeg_env, installed, read_faces
-from worker.media.scripts import within
+from worker.media.picture.caption_layout import joined_without_space
+from worker.media.picture.captions import CaptionStyle, Word, group_lines
+from worker.media.picture.filters import X264_CRF, X264_PRESET
+from worker.media.picture.fonts import CONFIG_NAME, ffmpeg_env, installed, read_faces
+from worker.media.picture.scripts import within
+from worker.media.sound.duck import Envelope, ramp_seconds
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 FIT = "pad"  # or "blur", at BLUR_SIZE (`--fit blur`)
 BLUR_SIZE = (1080, 1920)
-# The blurred fill as the worker makes it (worker/media/filters.py `blur_fill`) at 1080x1920:
-# the fitted picture's centre at 9:16 made 136x240, box-blurred twice (radius 14, chroma 7),
-# R, G and B times 0.55, scaled back up.
+# The blurred fill as the worker makes it (worker/media/picture/filters.py `blur_fill`) at
+# 1080x1920: the fitted picture's centre at 9:16 made 136x240, box-blurred twice (radius 14,
+# chroma 7), R, G and B times 0.55, scaled back up.
 BLUR_SMALL, BLUR_RADIUS, BLUR_DARKEN = (136, 240), 14, 0.55
 HIGHLIGHT = CaptionStyle(style="highlight")  # in the worker's caption font, Noto Sans
 SCRIPTS = False  # `--scripts`: caption lines in English, Japanese and Arabic in turn
@@ -204,7 +204,7 @@ def make_media(root: Path) -> None:
 
 def write_title(root: Path) -> None:
     """`root/title.ass`: the title as the worker writes it (overlays.py `text_document`)."""
-    from worker.media.overlays import text_document
+    from worker.media.picture.overlays import text_document
     from worker.media.plan import Geometry
 
     title = worker_specs(root)["overlays"][1]
@@ -216,9 +216,9 @@ def write_captions(root: Path) -> None:
     """`root/captions.ass` as the worker writes it for this job (its caption child, from the
     specs and plan `assemble` makes: `render_captions`) and the worker's fonts.conf, with its
     fontconfig cache built once (a single frame drawn), for the one command."""
-    from worker.media.caption_render import render_captions
-    from worker.media.info import ProbeLimits
+    from worker.media.picture.caption_render import render_captions
     from worker.media.plan import make_plan
+    from worker.media.probe.info import ProbeLimits
 
     specs = worker_specs(root)
     plan = make_plan(specs["clips"], specs["audio"], specs["output"],
@@ -908,8 +908,8 @@ def layer_specs(root: Path, infos: dict[str, Any]) -> tuple[Any, ...]:
 
 def probe_inputs(root: Path) -> dict[str, Any]:
     """Probe as the pipeline does (probe_all, in a child); stills and the logo as images."""
-    from worker.media.info import Kind
-    from worker.media.probe_process import probe_all
+    from worker.media.probe.info import Kind
+    from worker.media.probe.process import probe_all
 
     image_kind = "image" if "image" in get_args(Kind) else "clip"
     inputs: list[tuple[str, Path, Any]] = [
@@ -967,7 +967,7 @@ def timed(work: Any) -> float:
 
 
 def duration_of(path: Path) -> float:
-    from worker.media.probe import probe
+    from worker.media.probe.examine import probe
 
     return probe(path, path.name).duration
 

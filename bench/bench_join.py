@@ -22,8 +22,8 @@ from pathlib import Path
 
 from worker.media.assemble import assemble
 from worker.media.ffmpeg import ffmpeg_exe
-from worker.media.filters import X264_CRF, X264_PRESET
-from worker.media.probe import probe
+from worker.media.picture.filters import X264_CRF, X264_PRESET
+from worker.media.probe.examine import probe
 from worker.media.specs import ClipSpec, OutputSpec
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worker.media.caption_render import render_captions  # noqa: E402
-from worker.media.captions import CaptionStyle, Word  # noqa: E402
 from worker.media.ffmpeg import ffmpeg_exe  # noqa: E402
-from worker.media.fonts import ffmpeg_env, installed  # noqa: E402
-from worker.media.info import MediaInfo, ProbeLimits  # noqa: E402
+from worker.media.picture.caption_render import render_captions  # noqa: E402
+from worker.media.picture.captions import CaptionStyle, Word  # noqa: E402
+from worker.media.picture.fonts import ffmpeg_env, installed  # noqa: E402
 from worker.media.plan import ClipWindow, Geometry, Plan  # noqa: E402
+from worker.media.probe.info import MediaInfo, ProbeLimits  # noqa: E402
 from worker.media.specs import CaptionSpec, ClipSpec  # noqa: E402
 
 WIDTH, HEIGHT = 640, 360

@@ -4,9 +4,10 @@ worker's source.
 A parser of user files (media, images, caption files, subtitle documents) costs time and memory
 that grow with what the user sent; run in the worker's event loop or one of its threads it can
 stall every job on the replica (the GIL makes a thread no shelter). So these functions may be
-named only by the modules that run in a confined child (probe_child.py, caption_child.py) and by
-the modules that define them. `child_only` also makes the caption ones raise at run time outside
-a child; this test covers the probe's too, and any function marked `@child_only` later.
+named only by the modules that run in a confined child (probe/child.py, picture/caption_child.py,
+sound/mix_child.py) and by the modules that define them. `child_only` also makes the caption ones
+raise at run time outside a child; this test covers the probe's too, and any function marked
+`@child_only` later.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ ROOT = Path(worker.__file__).parent
 # Parsers of user bytes that are not marked `child_only` (the tests call them in-process to
 # inspect what the worker wrote), by module.
 PARSERS = {
-    "worker.media.probe": {"probe", "describe"},
-    "worker.media.image_header": {"read_header", "sniff"},
+    "worker.media.probe.examine": {"probe", "describe"},
+    "worker.media.probe.image_header": {"read_header", "sniff"},
 }
-# The children's entry points (probe, caption, mix), and probe.py, which only probe_child
-# imports (the import graph test in tests/test_imports.py holds that): what runs in a child.
+# The children's entry points (probe, caption, mix), and probe/examine.py, which only the probe
+# child imports (the import graph test in tests/test_imports.py holds that): what runs in a child.
 CHILD_MODULES = {
-    "worker.media.probe_child",
-    "worker.media.caption_child",
-    "worker.media.mix_child",
-    "worker.media.probe",
+    "worker.media.probe.child",
+    "worker.media.picture.caption_child",
+    "worker.media.sound.mix_child",
+    "worker.media.probe.examine",
 }
 
 
@@ -61,7 +62,7 @@ def user_byte_parsers(trees: dict[str, ast.Module]) -> dict[str, set[str]]:
 
 def uses(tree: ast.Module, module: str, names: set[str]) -> set[str]:
     """Which of `module`'s `names` this tree imports by name or reaches as an attribute of an
-    imported module (`probe.probe`, `worker.media.probe.describe`)."""
+    imported module (`probe.probe`, `worker.media.probe.examine.describe`)."""
     used: set[str] = set()
     aliases = set()
     for node in ast.walk(tree):
@@ -94,15 +95,19 @@ def test_only_the_confined_children_name_a_parser_of_user_bytes() -> None:
             for name in sorted(uses(tree, defining, names)):
                 offenders.append(f"{module} uses {defining}.{name}")
     assert not offenders, (
-        "user bytes may be parsed only in a confined child (probe_child, caption_child): "
+        "user bytes may be parsed only in a confined child (probe, caption or mix child): "
         + "; ".join(offenders)
     )
 
 
 def test_the_check_sees_a_parser_named_from_the_worker_side() -> None:
     """The checker itself: an import by name and an attribute use are both found."""
-    by_name = ast.parse("from worker.media.probe import probe\nprobe(p, 's')\n")
-    by_attribute = ast.parse("from worker.media import captions\ncaptions.words_from_srt(t)\n")
-    assert uses(by_name, "worker.media.probe", {"probe"}) == {"probe"}
-    assert uses(by_attribute, "worker.media.captions", {"words_from_srt"}) == {"words_from_srt"}
-    assert uses(by_attribute, "worker.media.captions", {"ass_lines"}) == set()
+    by_name = ast.parse("from worker.media.probe.examine import probe\nprobe(p, 's')\n")
+    by_attribute = ast.parse(
+        "from worker.media.picture import captions\ncaptions.words_from_srt(t)\n"
+    )
+    assert uses(by_name, "worker.media.probe.examine", {"probe"}) == {"probe"}
+    assert uses(by_attribute, "worker.media.picture.captions", {"words_from_srt"}) == {
+        "words_from_srt"
+    }
+    assert uses(by_attribute, "worker.media.picture.captions", {"ass_lines"}) == set()

@@ -27,7 +27,7 @@ from worker.cli.demo import (
     demo_payload,
     make_samples,
 )
-from worker.media.probe import probe
+from worker.media.probe.examine import probe
 from worker.payload import TextOverlay, VideoOverlay, parse_payload
 from worker.settings import Settings
 

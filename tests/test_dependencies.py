@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 
 import worker
-from worker.media.fonts import PIP_FONT_MODULES
+from worker.media.picture.fonts import PIP_FONT_MODULES
 
 ROOT = Path(worker.__file__).resolve().parents[1]
 

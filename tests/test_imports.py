@@ -5,7 +5,7 @@ Every module under worker/ is parsed with `ast`, and every import counts whereve
 at the top, inside a function (a lazy import hides a cycle without removing it), or under
 `if TYPE_CHECKING`. Two graphs are checked:
 
-- modules: `worker.media.probe_child` → `worker.media.probe`; importing `worker.a.b` from
+- modules: `worker.media.probe.child` → `worker.media.probe.examine`; importing `worker.a.b` from
   outside `worker.a` also runs `worker/a/__init__.py`, so it depends on `worker.a` too;
 - parts: the same imports seen from the top (`worker.queue`, `worker.webhooks`, `worker.cli`),
   where a cycle between two packages shows even when no two modules import each other (say
@@ -200,7 +200,7 @@ def test_the_graph_sees_the_workers_lazy_imports():
     """The CLI imports its commands inside a function, to start fast; that edge is seen."""
     graph = module_graph()
     assert "worker.cli.commands" in graph["worker.cli.parser"]
-    assert "worker.media.probe" in graph["worker.media.probe_child"]  # inside main()
+    assert "worker.media.probe.examine" in graph["worker.media.probe.child"]  # inside main()
 
 
 def test_imports_against_the_layers_are_named():

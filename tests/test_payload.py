@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from worker.errors import PayloadError, PermanentError
-from worker.media.captions import Word
+from worker.media.picture.captions import Word
 from worker.payload import (
     MAX_AUDIO_LAYERS,
     MAX_CAPTION_WORDS,
@@ -770,7 +770,7 @@ def test_every_field_answers_junk_with_a_sentence_of_ours(field: str, build) -> 
             else:
                 assert error.field.startswith(field), (value, str(error))
             assert not error.problem.startswith("must be valid ("), (value, str(error))
-            # transcripts are read by worker.media.captions, whose sentences may say "needs"
+            # transcripts are read by worker.media.picture.captions, whose sentences may say "needs"
             assert re.search(r"must|is required|has \d+|needs", error.problem), (value, str(error))
 
 

@@ -14,7 +14,7 @@ from tests.media.checks import decode_mono, tone_level_db
 from tests.media.conftest import Media, ffmpeg
 from tests.queue.helpers import fast_settings, running, status_is, wait_for
 from worker.fetch import FetchPolicy
-from worker.media.probe import probe
+from worker.media.probe.examine import probe
 from worker.pipeline import Pipeline, handle_job
 from worker.storage import make_storage
 

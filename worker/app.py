@@ -17,7 +17,7 @@ from worker.db.embedded import resolve_database_url
 from worker.db.migrate import migrate
 from worker.http.server import bound_port, check_port, create_app, serve
 from worker.log import SecretMasker, get_logger
-from worker.media.fonts import installed
+from worker.media.picture.fonts import installed
 from worker.metrics import WorkerMetrics
 from worker.pipeline.scratch import sweep_orphans
 from worker.queue.postgres import PostgresJobStore

@@ -19,7 +19,7 @@ import pytest
 from tests.hostile.harness import Expect, LoopbackServer, corpus_settings, run_case
 from tests.media.bombs import PNG_MAGIC, _chunk, endless_mkv, lying_mkv, png_in_mov
 from tests.media.conftest import ffmpeg
-from worker.media.probe_process import CHILD_MODULE
+from worker.media.probe.process import CHILD_MODULE
 
 PIXEL_CEILING = 8192 * 8192
 NO_PATHS = ("/tmp", "/root", "/home", "Traceback")

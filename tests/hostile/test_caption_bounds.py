@@ -31,7 +31,7 @@ from tests.hostile.harness import (
     run_case,
     stored_path,
 )
-from worker.media.caption_render import CAPTION_CHILD
+from worker.media.picture.caption_render import CAPTION_CHILD
 
 NO_PATHS = ("/tmp", "/root", "Traceback")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 
 from worker.media.ffmpeg import ffmpeg_exe
-from worker.media.probe import probe
+from worker.media.probe.examine import probe
 
 
 def stream_kinds(path: Path) -> list[str]:

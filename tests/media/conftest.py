@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from worker.media.ffmpeg import ffmpeg_exe
-from worker.media.probe import MediaInfo, probe
+from worker.media.probe.examine import MediaInfo, probe
 from worker.media.specs import ClipSpec
 
 SIZE = "320x240"

@@ -20,7 +20,7 @@ from tests.media.checks import (
 from tests.media.conftest import FLAT_RGB, Media
 from worker.errors import PayloadError
 from worker.media.assemble import assemble
-from worker.media.probe import probe
+from worker.media.probe.examine import probe
 from worker.media.specs import OutputSpec
 
 FRAME = 1 / 30

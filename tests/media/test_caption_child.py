@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from worker.errors import InputError, PayloadError
-from worker.media import caption_child
-from worker.media.caption_render import render_captions
-from worker.media.captions import CaptionStyle, Word, ass_document, words_from_srt
-from worker.media.info import MediaInfo, ProbeLimits
+from worker.media.picture import caption_child
+from worker.media.picture.caption_render import render_captions
+from worker.media.picture.captions import CaptionStyle, Word, ass_document, words_from_srt
 from worker.media.plan import ClipWindow, Geometry, Plan
+from worker.media.probe.info import MediaInfo, ProbeLimits
 from worker.media.specs import CaptionFile, CaptionSpec, ClipSpec
 
 PLAN = Plan("compose", Geometry(320, 180, Fraction(30)), (ClipWindow(0.0, 10.0, 300),), 10.0, ())

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from worker.errors import InputError, PayloadError
-from worker.media.caption_layout import break_rows, estimate_width, join_words, row_text
-from worker.media.captions import (
+from worker.media.confine import confined_here
+from worker.media.ffmpeg import ffmpeg_exe
+from worker.media.picture.caption_layout import break_rows, estimate_width, join_words, row_text
+from worker.media.picture.captions import (
     FONT_DIR,
     CaptionStyle,
     Line,
@@ -33,9 +35,7 @@ from worker.media.captions import (
     words_from_transcript,
     words_from_vtt,
 )
-from worker.media.confine import confined_here
-from worker.media.ffmpeg import ffmpeg_exe
-from worker.media.fonts import ffmpeg_env, installed
+from worker.media.picture.fonts import ffmpeg_env, installed
 
 W, H = 320, 180
 

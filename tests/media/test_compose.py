@@ -25,14 +25,15 @@ from tests.media.checks import (
 from tests.media.conftest import X264, ffmpeg
 from worker.errors import InputError, PayloadError
 from worker.media.assemble import assemble
-from worker.media.captions import CaptionStyle, Word
-from worker.media.compose import MAX_CLIPS_PER_PASS, picture_args, split_timeline
 from worker.media.confine import PIXEL_CEILING
 from worker.media.ffmpeg import FFmpegError, input_args, run_ffmpeg
-from worker.media.filters import fit_steps, video_job
-from worker.media.info import MATRICES, MediaInfo, VideoInfo
+from worker.media.picture.captions import CaptionStyle, Word
+from worker.media.picture.filters import fit_steps, video_job
+from worker.media.picture.one_pass import MAX_CLIPS_PER_PASS, picture_args, split_timeline
+from worker.media.picture.stills import image_input, image_steps
 from worker.media.plan import ClipWindow, Geometry, make_plan
-from worker.media.probe import probe
+from worker.media.probe.examine import probe
+from worker.media.probe.info import MATRICES, MediaInfo, VideoInfo
 from worker.media.specs import (
     CaptionSpec,
     ClipSpec,
@@ -41,7 +42,6 @@ from worker.media.specs import (
     TextOverlaySpec,
     TransitionSpec,
 )
-from worker.media.stills import image_input, image_steps
 
 FPS = 30
 SIZE = "320x180"

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from worker.media.duck import (
+from worker.media.sound.duck import (
     HOLD_SECONDS,
     MAX_SEGMENTS,
     MAX_SLOPE_DB_PER_S,
@@ -16,7 +16,7 @@ from worker.media.duck import (
     ramp_seconds,
     speech_segments,
 )
-from worker.media.loudness import block_energies, integrated
+from worker.media.sound.loudness import block_energies, integrated
 
 SPEAKING, QUIET = -20.0, -math.inf
 

@@ -17,7 +17,7 @@ from tests.media.conftest import Media
 from worker.errors import InputError
 from worker.media.assemble import assemble
 from worker.media.ffmpeg import FFmpegError, ffmpeg_exe, input_args, run_ffmpeg
-from worker.media.probe import probe
+from worker.media.probe.examine import probe
 from worker.media.specs import OutputSpec
 
 DEADLINE = 30.0

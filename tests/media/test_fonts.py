@@ -18,11 +18,11 @@ import pytest
 from tests.media.checks import bounding_box, rgb_frames
 from tests.media.test_compose import Made, made  # noqa: F401  (the session's generated clips)
 from worker.errors import InputError
-from worker.media.caption_render import render_captions
-from worker.media.captions import CaptionStyle, Line, Word, ass_document
 from worker.media.confine import confined_here
 from worker.media.ffmpeg import ffmpeg_exe
-from worker.media.fonts import BUNDLED_DIR, ffmpeg_env, font_set, installed, listing
+from worker.media.picture.caption_render import render_captions
+from worker.media.picture.captions import CaptionStyle, Line, Word, ass_document
+from worker.media.picture.fonts import BUNDLED_DIR, ffmpeg_env, font_set, installed, listing
 from worker.media.specs import CaptionFile, CaptionSpec, OutputSpec, TextOverlaySpec
 from worker.payload import Payload, payload_error
 from worker.settings import Settings
@@ -201,7 +201,7 @@ def test_the_fonts_command_lists_families_and_their_scripts() -> None:
 
 def test_every_job_shares_this_process_font_cache(tmp_path: Path) -> None:
     """fontconfig's cache outlives a job's scratch folder: only the first job builds it."""
-    from worker.media.fonts import installed, process_cache
+    from worker.media.picture.fonts import installed, process_cache
 
     one, two = tmp_path / "job1", tmp_path / "job2"
     one.mkdir()

@@ -11,9 +11,9 @@ import pytest
 
 from tests.media.checks import Picture, bounding_box, rgb_frames
 from tests.media.test_compose import FPS, Made, image_info
-from worker.media import motion
 from worker.media.assemble import assemble
-from worker.media.overlays import image_overlay, text_document
+from worker.media.picture import motion
+from worker.media.picture.overlays import image_overlay, text_document
 from worker.media.plan import Geometry
 from worker.media.specs import (
     ImageOverlaySpec,

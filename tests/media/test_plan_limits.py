@@ -14,9 +14,9 @@ from tests.media.conftest import Media
 from worker.errors import PayloadError
 from worker.media.confine import PIXEL_CEILING
 from worker.media.ffmpeg import FFmpegError, input_args, run_ffmpeg
-from worker.media.info import MediaInfo
 from worker.media.plan import copy_blockers, make_plan, output_geometry
-from worker.media.probe_process import probe_async
+from worker.media.probe.info import MediaInfo
+from worker.media.probe.process import probe_async
 from worker.media.specs import ClipSpec, OutputSpec, TransitionSpec
 
 

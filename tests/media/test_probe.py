@@ -9,8 +9,8 @@ import pytest
 
 from tests.media.conftest import Media, ffmpeg
 from worker.errors import InputError
-from worker.media.probe import probe
-from worker.media.probe_process import probe_async
+from worker.media.probe.examine import probe
+from worker.media.probe.process import probe_async
 
 
 def test_reads_what_the_join_decision_needs(media: Media) -> None:

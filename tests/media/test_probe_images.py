@@ -17,9 +17,9 @@ import pytest
 from tests.media.bombs import PNG_MAGIC, _chunk
 from tests.media.conftest import Media, ffmpeg
 from worker.errors import InputError
-from worker.media.image_header import HeaderError, read_header
-from worker.media.probe import probe
-from worker.media.probe_process import MIB, ProbeLimits, probe_async
+from worker.media.probe.examine import probe
+from worker.media.probe.image_header import HeaderError, read_header
+from worker.media.probe.process import MIB, ProbeLimits, probe_async
 
 SIZE = "96x64"
 

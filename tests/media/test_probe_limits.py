@@ -18,8 +18,8 @@ import pytest
 from tests.media.bombs import endless_mkv, lying_mkv, png_in_mov
 from tests.media.conftest import Media
 from worker.errors import InputError
-from worker.media.info import info_from_json, info_to_json
-from worker.media.probe_process import (
+from worker.media.probe.info import info_from_json, info_to_json
+from worker.media.probe.process import (
     CHILD_MODULE,
     MIB,
     ProbeLimits,

@@ -25,10 +25,15 @@ from tests.media.checks import (
 )
 from tests.media.conftest import Media, ffmpeg
 from worker.media.assemble import assemble
-from worker.media.mix_plan import SAMPLE_RATE
-from worker.media.plan import ClipWindow, Geometry, Plan
-from worker.media.probe import probe
-from worker.media.sound import layout, make_soundtrack, overlap_samples
+from worker.media.plan import ClipWindow, Geometry, Plan, overlap_frames
+from worker.media.probe.examine import probe
+from worker.media.sound.mix_plan import SAMPLE_RATE
+from worker.media.sound.soundtrack import (
+    frame_samples,
+    layout,
+    make_soundtrack,
+    overlap_samples,
+)
 from worker.media.specs import (
     ClipSpec,
     LayerSpec,
@@ -53,6 +58,15 @@ def test_an_overlap_is_whole_frames_like_the_pictures() -> None:
     assert overlap_samples(0.25, Fraction(30)) == 8 * 1600  # 7.5 frames round to 8
     assert overlap_samples(0.001, Fraction(30)) == 1600  # never less than one frame
     assert overlap_samples(0.0, Fraction(30)) == 0
+
+
+def test_an_overlap_is_the_pictures_own_count_of_frames() -> None:
+    """0.1 s at 25 fps is 2.5 frames by floats but a hair over by the exact value the picture
+    counts (3 frames): the sound overlaps by those same 3 frames, not 2."""
+    for seconds, fps in [(0.1, Fraction(25)), (0.3, Fraction(25)), (0.02, Fraction(25))]:
+        assert overlap_samples(seconds, fps) == frame_samples(overlap_frames(seconds, fps), fps)
+    assert overlap_frames(0.1, Fraction(25)) == 3
+    assert overlap_samples(0.1, Fraction(25)) == 3 * 1920
 
 
 def _layer(media: Media, name: str, freq: int, seconds: float, **kwargs: object) -> LayerSpec:

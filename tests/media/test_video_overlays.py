@@ -12,7 +12,7 @@ from tests.media.conftest import X264, ffmpeg
 from tests.media.test_compose import FPS, Made
 from worker.errors import InputError
 from worker.media.assemble import assemble
-from worker.media.probe import probe
+from worker.media.probe.examine import probe
 from worker.media.specs import MotionSpec, OutputSpec, OverlaySpec, VideoOverlaySpec
 
 W, H = 320, 180

@@ -17,10 +17,10 @@ import pytest
 from tests.media.conftest import Media, ffmpeg
 from tests.queue.helpers import fast_settings
 from worker.errors import InputError, PayloadError, StorageError
-from worker.media import caption_child
-from worker.media.captions import CaptionStyle, Word, words_from_cues
 from worker.media.confine import confined_here
-from worker.media.probe import probe
+from worker.media.picture import caption_child
+from worker.media.picture.captions import CaptionStyle, Word, words_from_cues
+from worker.media.probe.examine import probe
 from worker.media.specs import (
     AssemblyResult,
     CaptionFile,

@@ -3,7 +3,7 @@
 Planning (worker/pipeline/assembly_specs.py `assembly_specs`, then worker/media/plan.py
 `make_plan`) reads only what the probe reported, never the files, so a property test can run the
 payload → specs → plan path for thousands of payloads with no FFmpeg at all. The values
-stay within what the probe child's answer may hold (worker/media/info.py `info_from_json`:
+stay within what the probe child's answer may hold (worker/media/probe/info.py `info_from_json`:
 lengths finite and 0 or more, sizes whole, rates and aspect ratios fractions of up to 12 digits,
 zero and negative included), and include the odd ones a user's file may well have: no frame
 rate, a huge or a zero rate, a rotated or anamorphic picture, no audio, zero length, a stream
@@ -25,7 +25,7 @@ from typing import Literal
 
 from hypothesis import strategies as st
 
-from worker.media.info import AudioInfo, MediaInfo, VideoInfo
+from worker.media.probe.info import AudioInfo, MediaInfo, VideoInfo
 from worker.payload import Payload
 from worker.pipeline.assembly_specs import Files
 from worker.pipeline.inputs import Input, InputId, Role, job_inputs

@@ -3,8 +3,8 @@ uploads, reading it raises only an InputError naming the source, and the words i
 finite times in order, within MAX_OUTPUT_SECONDS.
 
 THE CAPTION-FILE PROPERTY: `READERS` below is the one place that names the readers
-(`words_from_srt` / `words_from_vtt` of worker/media/captions.py, `child_only`: called here as
-the caption child calls them, inside `confined_here`). Re-point it there if they move.
+(`words_from_srt` / `words_from_vtt` of worker/media/picture/captions.py, `child_only`: called
+here as the caption child calls them, inside `confined_here`). Re-point it there if they move.
 
 The sizes stay small (runs of up to 3,000 '<', lines of up to 20,000 characters): this is about
 what is raised, not how long it takes (the readers' linear time is bench_bombs' and the hostile
@@ -20,8 +20,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from worker.errors import InputError
-from worker.media.captions import Word, words_from_srt, words_from_vtt
 from worker.media.confine import confined_here
+from worker.media.picture.captions import Word, words_from_srt, words_from_vtt
 
 MAX_SECONDS = 1800.0  # MAX_OUTPUT_SECONDS' default
 READERS: dict[str, Callable[..., list[Word]]] = {

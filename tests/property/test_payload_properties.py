@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from tests.property.files import files_for
 from tests.property.payloads import hostile, hostile_payloads, plausible_payloads, schema_payloads
 from worker.errors import InputError, PayloadError
-from worker.media import caption_child, cost
-from worker.media.captions import CaptionStyle, Word, ass_lines, group_lines
+from worker.media import cost
 from worker.media.confine import confined_here
+from worker.media.picture import caption_child
+from worker.media.picture.captions import CaptionStyle, Word, ass_lines, group_lines
 from worker.media.plan import Plan, make_plan
 from worker.payload import Payload, parse_payload
 from worker.pipeline.assembly_specs import AssemblySpecs, assembly_specs

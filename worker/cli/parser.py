@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return refuse(exc, 2, json_lines=os.environ.get("LOG_FORMAT", "").lower() == "json")
     configure(settings.log_format, settings.secrets())
     if args.command == "fonts":  # needs no database or storage
-        from worker.media.fonts import installed, listing
+        from worker.media.picture.fonts import installed, listing
 
         sys.stdout.write(listing(installed(settings.fonts_dir)))
         return 0

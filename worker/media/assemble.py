@@ -1,15 +1,16 @@
-"""Assembling probed clips into one MP4: the copy path, the re-encode path, the compose path,
+"""Assembling probed clips into one MP4 by the plan's join mode (copy, re-encode or compose),
 and the poster.
 
     plan (plan.py) ──copy──▶ concat demuxer, -c copy, +faststart
                    ├reencode▶ pictures: each clip → identical H.264 intermediate, 2 at a time
                    │          sound, meanwhile: each clip → WAV in its window, crossfaded
-                   │            at transitions, then music, loudness, fades, AAC (sound.py)
+                   │            at transitions, then music, loudness, fades, AAC
+                   │            (sound/soundtrack.py)
                    │          → mux: concat pictures + soundtrack, both copied, +faststart
-                   └compose─▶ picture: one FFmpeg pass per piece of up to 6 clips (compose.py:
-                              stills, transitions, captions, overlays, fades); sound meanwhile,
-                              as above → mux: the pieces (joined by stream copy) + soundtrack,
-                              both copied, +faststart
+                   └compose─▶ picture: one FFmpeg pass per piece of up to 6 clips
+                              (picture/one_pass.py: stills, transitions, captions, overlays,
+                              fades); sound meanwhile, as above → mux: the pieces (joined by
+                              stream copy) + soundtrack, both copied, +faststart
     then: poster JPEG (optional), and the result read back by probing the output.
 
 One `Assembly` carries what every step shares (the specs, the plan, the scratch folder,
@@ -19,8 +20,8 @@ Everything is written inside `workdir`; the output (and the captions' WebVTT sid
 under their final names only when complete, and a failed or cancelled assembly removes what it
 wrote.
 
-Over 300 lines on purpose: the three ways to build a video share the `Assembly` object, its
-cleanup and its progress weights; each way is a short method of it.
+Over 300 lines on purpose: the three join modes share the `Assembly` object, its cleanup and
+its progress weights; each mode is a short method of it.
 """
 
 from __future__ import annotations
@@ -37,20 +38,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.media import cost
-from worker.media.caption_child import VTT_NAME
-from worker.media.caption_render import render_captions
-from worker.media.captions import CaptionStyle
-from worker.media.compose import MAX_CLIPS_PER_PASS, Piece, picture_args, split_timeline
 from worker.media.confine import CONCAT_FORMATS
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
-from worker.media.filters import ClipJob, video_job
-from worker.media.fonts import FontSet, ffmpeg_env, installed
-from worker.media.info import MediaInfo, ProbeLimits
-from worker.media.overlays import write_texts
+from worker.media.picture.caption_child import VTT_NAME
+from worker.media.picture.caption_render import render_captions
+from worker.media.picture.captions import CaptionStyle
+from worker.media.picture.filters import ClipJob, video_job
+from worker.media.picture.fonts import FontSet, ffmpeg_env, installed
+from worker.media.picture.one_pass import MAX_CLIPS_PER_PASS, Piece, picture_args, split_timeline
+from worker.media.picture.overlays import write_texts
 from worker.media.plan import ClipWindow, Geometry, Plan, make_plan
-from worker.media.probe_process import describe_async
+from worker.media.probe.info import MediaInfo, ProbeLimits
+from worker.media.probe.process import describe_async
 from worker.media.progress import WeightedProgress
-from worker.media.sound import make_soundtrack
+from worker.media.sound.soundtrack import make_soundtrack
 from worker.media.specs import (
     AssemblyResult,
     CaptionSpec,
@@ -60,6 +61,7 @@ from worker.media.specs import (
     OverlaySpec,
     TextOverlaySpec,
     VideoOverlaySpec,
+    any_transcript,
 )
 
 OUTPUT_NAME = "output.mp4"
@@ -86,13 +88,14 @@ async def assemble(
     limits: ProbeLimits | None = None,
     fonts: FontSet | None = None,
 ) -> AssemblyResult:
-    """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`, composing
-    stills, transitions, `captions`, `overlays` and output fades when there are any.
+    """Join `clips` (with trims, voice-overs and music) into `workdir/output.mp4`; in the
+    compose join mode when there are stills, transitions, `captions`, `overlays` or output
+    fades.
 
     Raises `PayloadError` before any encoding for a bad trim, image clip or transition, or a
     result over `output.max_duration` or past the cost bounds (cost.py); `InputError` for a
     caption file the caption child refuses (it runs under `limits`, the probe's) or whose
-    text none of `fonts` (default: the fonts installed, fonts.py) covers; `FFmpegError`
+    text none of `fonts` (default: the fonts installed, picture/fonts.py) covers; `FFmpegError`
     if FFmpeg fails. On any failure or cancellation the output, poster, sidecar and
     intermediates are removed.
     """
@@ -133,8 +136,8 @@ async def assemble(
 
 def _caption_spec(clips: Sequence[ClipSpec], captions: CaptionSpec | None) -> CaptionSpec | None:
     """The captions to burn: as asked, or in the default style when only clips' transcripts
-    are given (the contract: any transcript present means captions)."""
-    if captions is None and any(c.transcript or c.voice_transcript for c in clips):
+    are given (`any_transcript`)."""
+    if captions is None and any_transcript(clips):
         return CaptionSpec(style=CaptionStyle())
     return captions
 
@@ -167,7 +170,7 @@ class Assembly:
         return _timed(self.timings, name)
 
     async def build(self, partial: Path) -> None:
-        """Write the finished MP4 (not yet under its final name) by the plan's path."""
+        """Write the finished MP4 (not yet under its final name) in the plan's join mode."""
         if self.plan.join == "copy":
             with self.timed("join"):
                 await self.copy_join(partial)
@@ -177,8 +180,8 @@ class Assembly:
             await self.reencode(partial)
 
     async def copy_join(self, partial: Path) -> None:
-        """Stream-copy the clips one after another: only safe because the plan found them
-        equal."""
+        """The copy join mode: stream-copy the clips one after another, only safe because the
+        plan found them equal."""
         listing = write_concat_list(self.scratch, [clip.path for clip in self.clips])
         args = [
             *input_args(listing, formats=CONCAT_FORMATS, before=["-f", "concat", "-safe", "1"]),
@@ -188,7 +191,8 @@ class Assembly:
         await self.run(args, "join", self.plan.duration)
 
     async def reencode(self, partial: Path) -> None:
-        """Normalize every clip's picture and sound, mix the soundtrack meanwhile, then mux.
+        """The re-encode join mode: normalize every clip's picture and sound (the soundtrack
+        made meanwhile), then mux.
 
         Picture encodes run `parallel` at a time; the soundtrack (sound intermediates, music,
         ducking, loudnorm, AAC) runs beside them, since it needs only the clips' sound.
@@ -214,8 +218,9 @@ class Assembly:
             )  # fmt: skip
 
     async def compose(self, partial: Path) -> None:
-        """The picture in one pass per piece of the timeline (compose.py; one piece unless
-        there are many clips), the soundtrack beside it, then mux."""
+        """The compose join mode: the picture in one pass per piece of the timeline
+        (picture/one_pass.py; one piece unless there are many clips), the soundtrack beside it,
+        then mux."""
         with self.timed("decorations"):
             captions, texts = await self.write_decorations()
         pieces = split_timeline(self.clips, self.plan, MAX_CLIPS_PER_PASS)
@@ -281,8 +286,8 @@ class Assembly:
         return sidecar
 
     async def soundtrack(self, destination: Path) -> None:
-        """The whole sound as AAC, as long as the picture (sound.py): each clip's sound in its
-        window, crossfaded over the transitions, with music, loudness and fades."""
+        """The whole sound as AAC, as long as the picture (sound/soundtrack.py): each clip's sound
+        in its window, crossfaded over the transitions, with music, loudness and fades."""
         videos = [o for o in self.overlays if isinstance(o, VideoOverlaySpec)]
         await _soundtrack(self.clips, self.audio, self.output, self.plan, self.scratch,
                           destination, self.progress, videos)  # fmt: skip
@@ -437,7 +442,7 @@ async def _soundtrack(clips: list[ClipSpec], audio: MusicSpec | None, output: Ou
                       plan: Plan, scratch: Path, soundtrack: Path, progress: WeightedProgress,
                       overlays: Sequence[VideoOverlaySpec] = ()) -> None:  # fmt: skip
     """The clips' sound, the video overlays' and the music as one AAC file exactly as long as
-    the plan (sound.py)."""
+    the plan (sound/soundtrack.py)."""
     await make_soundtrack(clips, plan, audio, output, scratch, soundtrack,
                           progress.stage("soundtrack"), overlays)  # fmt: skip
     progress.finish("soundtrack")

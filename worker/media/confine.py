@@ -2,7 +2,7 @@
 
 The formats an input may be read through, the pixel ceiling every decoder gets, and dying with
 the worker (Linux's PR_SET_PDEATHSIG). ffmpeg.py applies them to every FFmpeg command line;
-probe_child.py to the child that parses hostile files, which starts once or twice per job and
+probe/child.py to the child that parses hostile files, which starts once or twice per job and
 should not pay for asyncio and the rest of ffmpeg.py to import three constants and a prctl.
 """
 
@@ -94,7 +94,7 @@ def child_only(fn: Callable[P, R]) -> Callable[P, R]:
         if not _confined:
             raise RuntimeError(
                 f"{fn.__module__}.{fn.__qualname__} parses an end user's bytes: call it only in "
-                "a confined child (worker.media.caption_child), never in the worker"
+                "a confined child (worker.media.picture.caption_child), never in the worker"
             )
         return fn(*args, **kwargs)
 

@@ -1,7 +1,7 @@
 """A job's cost, known from its plan before the first encode, and the bounds it must stay in.
 
 ImageMagick refuses work by a policy of width, height, area and time before it decodes; this is
-the same idea for a composition. Everything a payload can ask for turns into frames of output
+the same idea for a video job. Everything a payload can ask for turns into frames of output
 and things drawn on each frame (the clips' pictures, two during a transition; the caption
 block; the overlays, a video overlay one more picture decoded per frame), and into pixels
 decoded per input. `estimate` reads those from the plan,
@@ -12,8 +12,8 @@ at attempt 1, naming the field, before FFmpeg spends anything:
 
 so no payload field can make the work grow faster than the output's frames times the number of
 things drawn on them (the contract's bound). The caption child already guarantees one caption
-block at a time (captions.py `one_at_a_time`); the check holds the guarantee, so a regression
-fails a job with a sentence instead of costing libass seconds per frame.
+block at a time (picture/captions.py `one_at_a_time`); the check holds the guarantee, so a
+regression fails a job with a sentence instead of costing libass seconds per frame.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from worker.errors import InputError, PayloadError
-from worker.media.info import MediaInfo
 from worker.media.plan import Plan
+from worker.media.probe.info import MediaInfo
 from worker.media.specs import ClipSpec, ImageOverlaySpec, OverlaySpec, VideoOverlaySpec
 
 # caption events on screen at once: one caption block, drawn as two events in `pop` and

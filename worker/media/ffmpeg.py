@@ -129,7 +129,8 @@ async def run_ffmpeg(
 ) -> None:
     """Run FFmpeg with `args` after the fixed head; raise `FFmpegError` if it fails.
 
-    `env` replaces the worker's environment (the compose pass gets FONTCONFIG_FILE: fonts.py).
+    `env` replaces the worker's environment (the compose mode's picture pass gets FONTCONFIG_FILE:
+    picture/fonts.py).
     `expected_duration` (seconds of output) turns `out_time_us` into a 0..1 fraction for
     `on_progress`. `on_line` sees every `key=value` line on FFmpeg's stdout (progress, and
     what a filter prints there, such as `ametadata=mode=print:file=-`). On cancellation the

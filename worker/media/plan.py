@@ -8,9 +8,10 @@ when every property that matters is identical across clips and already what the 
 for (H.264 8-bit 4:2:0 + one AAC track), and nothing (trim, voice, music, resize) needs the
 pixels or samples changed.
 
-Compose is chosen when the picture needs more than each clip normalized and joined end
-to end: a still image, a transition, captions, overlays or output fades. Then the whole picture
-is made in one FFmpeg pass (compose.py), and the timeline shortens by every transition's overlap.
+Compose (the contract's third join mode) is chosen when the picture needs more than each clip
+normalized and joined end to end: a still image, a transition, captions, overlays or output
+fades. Then the whole picture is made in one FFmpeg pass (picture/one_pass.py), and the timeline
+shortens by every transition's overlap.
 
 Over 300 lines on purpose: every decision made before FFmpeg runs (the way, the size, the
 rate, each clip's window and the transitions' overlaps) feeds the one `Plan` built here.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from worker.errors import PayloadError
-from worker.media.info import MediaInfo
+from worker.media.probe.info import MediaInfo
 from worker.media.specs import (
     DEFAULT_LOUDNESS_LUFS,
     CaptionSpec,
@@ -32,6 +33,7 @@ from worker.media.specs import (
     MusicSpec,
     OutputSpec,
     OverlaySpec,
+    any_transcript,
 )
 
 COPY_VIDEO_CODEC = "h264"
@@ -130,10 +132,11 @@ def compose_reasons(
     captions: CaptionSpec | None,
     overlays: Sequence[OverlaySpec],
 ) -> list[str]:
-    """Why the picture needs the one-pass composition; empty means copy or re-encode will do."""
+    """Why the plan must take the compose join mode (the whole picture in one FFmpeg pass,
+    picture/one_pass.py); empty means the copy or re-encode mode will do."""
     reasons = [f"clips[{i}] is an image" for i, clip in enumerate(clips) if clip.kind == "image"]
     reasons += [f"clips[{i}] has a transition" for i, c in enumerate(clips) if c.transition]
-    if captions is not None or any(c.transcript or c.voice_transcript for c in clips):
+    if captions is not None or any_transcript(clips):
         reasons.append("captions")
     if overlays:
         reasons.append("overlays")
@@ -170,7 +173,7 @@ def transition_overlaps(
         if not clip.transition.duration > 0:
             raise PayloadError(field, "must be more than 0 s")
         shorter = min(windows[i].frames, windows[i + 1].frames)
-        frames = max(1, frames_at(clip.transition.duration, fps))
+        frames = overlap_frames(clip.transition.duration, fps)
         half = float(shorter / fps) / 2
         if clip.transition.duration > half + 1e-9 or frames * 2 > shorter:
             raise PayloadError(
@@ -180,6 +183,16 @@ def transition_overlaps(
             )
         found.append(frames)
     return tuple(found)
+
+
+def overlap_frames(seconds: float, fps: Fraction) -> int:
+    """The frames a transition of `seconds` makes its two clips share: whole frames at the output
+    rate, at least one (0 for none). The one count of an overlap: the plan's `overlaps`, and from
+    them the picture's `xfade`, the captions' timeline, and the sound's crossfades (soundtrack.py
+    `overlap_samples`) all come from it."""
+    if seconds <= 0:
+        return 0
+    return max(1, frames_at(seconds, fps))
 
 
 def check_max_duration(duration: float | Fraction, limit: float) -> None:

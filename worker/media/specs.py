@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from worker.media.captions import CaptionStyle, Word
 from worker.media.confine import DEFAULT_MAX_PIXELS
-from worker.media.info import MediaInfo
+from worker.media.picture.captions import CaptionStyle, Word
+from worker.media.probe.info import MediaInfo
 
 DEFAULT_DUCK_DB = 12.0  # how far `duck` lowers the music under speech
 DEFAULT_LOUDNESS_LUFS = -16.0  # the finished mix's integrated loudness (EBU R128)
 
-Fit = Literal["pad", "crop", "blur"]  # the payload's `output.fit` (models.py imports it)
-Join = Literal["copy", "reencode", "compose"]
-ClipKind = Literal["video", "image"]
-# the payload's own names (worker/payload/models.py)
+# The payload's vocabularies, defined here once; worker/payload/models.py imports them (the
+# caption ones are in picture/captions.py). `output.fit`, `clips[i].motion`, a keyframe's
+# `easing`, an overlay's `animation` and its `position`:
+Fit = Literal["pad", "crop", "blur"]
 Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
 Easing = Literal["linear", "ease_in", "ease_out", "ease_in_out"]
 # an overlay's entrance (and, played in reverse, its exit)
@@ -29,6 +29,9 @@ Position = Literal[
     "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
     "bottom_right",
 ]  # fmt: skip
+# The join mode (plan.py decides it): the contract's copy, re-encode or compose.
+Join = Literal["copy", "reencode", "compose"]
+ClipKind = Literal["video", "image"]
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,9 @@ class TransitionSpec:
 class ClipSpec:
     """One downloaded, probed clip, with its optional trim (seconds) and voice-over.
 
-    The composition fields default to what a clip meant before them, so a ClipSpec
-    built with only the first six fields assembles exactly as it always did.
+    The fields after the first six (a still and its motion, the volume, layers, a transition,
+    transcripts) default to a plain video clip, so a ClipSpec built with only the first six fields
+    assembles exactly as such a clip does.
     `kind` "image": `path` is a still (PNG, JPEG, WebP) shown for `duration` s with `motion`
     (eased by `easing`).
     `transcript` is timed on the clip's source, `voice_transcript` on its voice-over; the
@@ -82,10 +86,30 @@ class ClipSpec:
     voice_transcript: tuple[Word, ...] | None = None
 
 
+class Transcribed(Protocol):
+    """A clip with its transcripts: a `ClipSpec`, or the payload's clip before it becomes one."""
+
+    @property
+    def transcript(self) -> tuple[Word, ...] | None: ...
+
+    @property
+    def voice_transcript(self) -> tuple[Word, ...] | None: ...
+
+
+def any_transcript(clips: Iterable[Transcribed]) -> bool:
+    """Whether any clip has a transcript of its own or of its voice-over, even an empty one.
+
+    The contract's rule, written only here: any transcript present means captions (in the default
+    style when the payload's `captions` does not give one). The pipeline, the plan and the
+    assembly each ask this function.
+    """
+    return any(c.transcript is not None or c.voice_transcript is not None for c in clips)
+
+
 @dataclass(frozen=True)
 class CaptionFile:
     """The job's caption file (`captions.srt_url` or `vtt_url`), timed on the output timeline.
-    Only the confined caption child reads it (caption_child.py)."""
+    Only the confined caption child reads it (picture/caption_child.py)."""
 
     path: Path
     kind: Literal["srt", "vtt"]
@@ -117,8 +141,8 @@ class Keyframe:
 
 @dataclass(frozen=True)
 class MotionSpec:
-    """Where an overlay sits and how it moves (worker/media/motion.py): `x`, `y` (its centre,
-    fractions of the frame) override its position; the rest animate it over its window."""
+    """Where an overlay sits and how it moves (picture/motion.py): `x`, `y` (its centre, fractions
+    of the frame) override its position; the rest animate it over its window."""
 
     x: float | None = None
     y: float | None = None
@@ -156,7 +180,7 @@ class TextOverlaySpec:
     box: bool = False
     start: float = 0.0
     end: float | None = None
-    font: str = "Noto Sans"  # a family of the worker's fonts (fonts.py), as libass finds it
+    font: str = "Noto Sans"  # a family of the worker's fonts (picture/fonts.py), as libass finds it
     motion: MotionSpec = MotionSpec()
     max_width: float | None = None  # the widest a line may be, a fraction of the frame's width
 
@@ -243,7 +267,7 @@ class AssemblyResult:
     captions_vtt: Path | None = None  # the WebVTT sidecar, when CaptionSpec.vtt asked for one
 
 
-def overlaps(clips: Sequence[ClipSpec]) -> tuple[float, ...]:
-    """Seconds each clip overlaps the next (its transition's duration, else 0): one entry per
-    join, so the output lasts the sum of the clips' windows minus the sum of these."""
+def transition_durations(clips: Sequence[ClipSpec]) -> tuple[float, ...]:
+    """Each join's transition duration as asked, in seconds (0 at a cut): one entry per join.
+    The frames it overlaps its clips by are plan.py's `overlap_frames` of it."""
     return tuple(c.transition.duration if c.transition else 0.0 for c in clips[:-1])

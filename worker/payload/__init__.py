@@ -17,9 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.errors import PayloadError
-from worker.media.captions import MAX_CAPTION_WORDS
 from worker.media.cost import MAX_VIDEO_OVERLAYS
-from worker.media.fonts import installed
+from worker.media.picture.captions import MAX_CAPTION_WORDS
+from worker.media.picture.fonts import installed
 from worker.payload.models import (
     FITS,
     MAX_AUDIO_LAYERS,

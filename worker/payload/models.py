@@ -49,11 +49,28 @@ from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType, TypedDict  # pydantic's TypedDict on Python 3.11
 
 from worker.errors import PayloadError
-from worker.media.captions import MAX_CAPTION_WORDS, CaptionStyle, Word, words_from_transcript
 from worker.media.cost import MAX_OVERLAY_LAYERS, MAX_VIDEO_OVERLAYS
-from worker.media.fonts import FontSet, uncovered_problem
-from worker.media.specs import DEFAULT_DUCK_DB, DEFAULT_LOUDNESS_LUFS, Animation, Easing
-from worker.media.specs import Fit as Fit  # one vocabulary: the media side's, re-exported
+from worker.media.picture.captions import (
+    MAX_CAPTION_WORDS,
+    CaptionPosition,
+    CaptionStyle,
+    CaptionStyleName,
+    Word,
+    words_from_transcript,
+)
+from worker.media.picture.fonts import FontSet, uncovered_problem
+
+# The vocabularies the payload shares with the media code are defined there, once (specs.py and
+# picture/captions.py); worker.payload re-exports `Fit`.
+from worker.media.specs import (
+    DEFAULT_DUCK_DB,
+    DEFAULT_LOUDNESS_LUFS,
+    Animation,
+    Easing,
+    Motion,
+    Position,
+)
+from worker.media.specs import Fit as Fit
 from worker.payload.fields import (
     FLAG,
     OUTPUT_PATH,
@@ -80,13 +97,6 @@ MAX_AUDIO_LAYERS = 8  # per clip
 MAX_TEXT_CHARS = 500  # a text overlay
 MAX_KEYFRAMES = 20  # per overlay: a motion's expressions grow with its keyframes, and nothing else
 
-Motion = Literal["none", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down"]
-CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
-CaptionPosition = Literal["bottom", "center", "top"]
-Position = Literal[
-    "top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom",
-    "bottom_right",
-]  # fmt: skip
 # FFmpeg's xfade transitions (all of them but `custom`, which takes expressions).
 TransitionType = Literal[
     "fade", "fadeblack", "fadewhite", "fadegrays", "fadefast", "fadeslow", "dissolve",
@@ -223,8 +233,8 @@ FontName = Annotated[
 # --- transcripts ------------------------------------------------------------------------------
 
 
-# A word's time, as the schema states it; the transcript reader (worker.media.captions) checks
-# it, against the operator's MAX_OUTPUT_SECONDS.
+# A word's time, as the schema states it; the transcript reader (worker.media.picture.captions)
+# checks it, against the operator's MAX_OUTPUT_SECONDS.
 WordTime = Annotated[float, Field(ge=0, le=DEFAULT_MAX_OUTPUT_SECONDS)]
 
 
@@ -264,7 +274,8 @@ Transcript = TypeAliasType(
 
 
 def _transcript(value: object, info: ValidationInfo) -> tuple[Word, ...]:
-    """The words of a transcript, by the caption module's own reader (worker.media.captions).
+    """The words of a transcript, by the caption module's own reader
+    (worker.media.picture.captions).
 
     The job's words in all are bounded too: once a job is over the limit, later transcripts are
     refused without being read.
@@ -586,7 +597,7 @@ class Captions(Model):
             )
 
     def caption_style(self) -> CaptionStyle:
-        """The look, as the caption renderer (worker.media.captions) takes it."""
+        """The look, as the caption renderer (worker.media.picture.captions) takes it."""
         return CaptionStyle(
             style=self.style,
             position=self.position,

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from worker.errors import InputError, PayloadError
-from worker.media.captions import CaptionStyle
 from worker.media.confine import DEFAULT_MAX_PIXELS
-from worker.media.fonts import FontSet, installed
-from worker.media.info import MediaInfo
+from worker.media.picture.captions import CaptionStyle
+from worker.media.picture.fonts import FontSet, installed
+from worker.media.probe.info import MediaInfo
 from worker.media.specs import (
     CaptionFile,
     CaptionSpec,
@@ -31,6 +31,7 @@ from worker.media.specs import (
     TextOverlaySpec,
     TransitionSpec,
     VideoOverlaySpec,
+    any_transcript,
 )
 from worker.payload import Clip, ImageOverlay, Payload, TextOverlay, VideoOverlay
 from worker.pipeline.inputs import MUSIC, SRT, VTT, InputId
@@ -179,10 +180,7 @@ def _captions(payload: Payload, files: Files, fonts: FontSet) -> CaptionSpec | N
     options = payload.captions
     file = _caption_file(files)
     timeline = options.words if options is not None else None
-    transcripts = any(
-        c.transcript is not None or c.voice_transcript is not None for c in payload.clips
-    )
-    if timeline is None and file is None and not transcripts:
+    if timeline is None and file is None and not any_transcript(payload.clips):
         return None
     style = options.caption_style() if options is not None else CaptionStyle(font="sans")
     return CaptionSpec(

@@ -29,9 +29,9 @@ from worker.errors import PayloadError
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
-from worker.media.fonts import installed
-from worker.media.info import MIB, MediaInfo, ProbeLimits
-from worker.media.probe_process import probe_all
+from worker.media.picture.fonts import installed
+from worker.media.probe.info import MIB, MediaInfo, ProbeLimits
+from worker.media.probe.process import probe_all
 from worker.media.specs import AssemblyResult
 from worker.payload import Payload, output_key, parse_payload
 from worker.payload.warnings import ignored_keys
@@ -171,7 +171,7 @@ class Pipeline:
 
     async def _probe(self, paths: dict[InputId, Path]) -> dict[InputId, MediaInfo]:
         """Probe every media input, one at a time, in a child process this job kills when it
-        ends or is cancelled, within the operator's limits (probe_process.py); each as its
+        ends or is cancelled, within the operator's limits (media/probe/process.py); each as its
         role requires (a clip: a video or a still; a sound; an overlay: an image or a video)."""
         media = [(source, path, kind) for source, path in paths.items()
                  if (kind := source.probe_kind) is not None]  # fmt: skip

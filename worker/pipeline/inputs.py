@@ -15,8 +15,8 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from worker.media.caption_child import MAX_CAPTION_FILE_BYTES
-from worker.media.info import Kind
+from worker.media.picture.caption_child import MAX_CAPTION_FILE_BYTES
+from worker.media.probe.info import Kind
 from worker.payload import ImageOverlay, Payload, VideoOverlay
 
 MIB = 1024 * 1024

@@ -1,6 +1,6 @@
 """The final soundtrack: the joined foreground, the music bed, ducking, loudness, fades, AAC.
 
-sound.py lays every clip's sound on the output timeline as slot WAVs read through one or two
+soundtrack.py lays every clip's sound on the output timeline as slot WAVs read through one or two
 ffconcat listings per part (`Tracks`): the speech (each clip's own sound and its voice-over) and
 the ambient layers. This module's two passes turn them into the AAC track.
 
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.media.confine import CONCAT_FORMATS
-from worker.media.duck import COMMANDS_FILE, DUCK_FILTER
 from worker.media.ffmpeg import input_args
-from worker.media.mix_plan import (
+from worker.media.sound.duck import COMMANDS_FILE, DUCK_FILTER
+from worker.media.sound.mix_plan import (
     FOREGROUND_FILE,
     FRAME_SAMPLES,
     LEVEL_KEY,
@@ -56,7 +56,7 @@ class Tracks:
     """The clips' sound on the output timeline, `samples` long at 48 kHz.
 
     Each entry is an ffconcat listing of slot WAVs that follow one another without overlapping;
-    where transitions make clips overlap there are two listings (sound.py says how), summed
+    where transitions make clips overlap there are two listings (soundtrack.py says how), summed
     here. `ambient` is empty when no clip has an audio layer.
     """
 

@@ -1,5 +1,5 @@
 """The whole sound of a video: each clip's sound in its window, joined with crossfades, then
-music, loudness, fades and AAC (audio.py), as one file exactly as long as the picture.
+music, loudness, fades and AAC (mixdown.py), as one file exactly as long as the picture.
 
     per clip (audio only, quick) → speech slot WAV: its own sound × `volume` (an image clip, a
                                    clip without sound or with volume 0 is silence), with the
@@ -7,12 +7,12 @@ music, loudness, fades and AAC (audio.py), as one file exactly as long as the pi
                                  → ambient slot WAV (when any clip has layers): its layers,
                                    each delayed by `start`, looped or played once, faded,
                                    cut to the window
-    slots → one ffconcat track, or two when transitions overlap clips → audio.py's two passes
+    slots → one ffconcat track, or two when transitions overlap clips → mixdown.py's two passes
 
 Every length is counted in samples at 48 kHz. A clip's window lasts its frame count at the
 output rate (so no clip's sound runs over or short of its picture and nothing drifts across
-joins), and each transition makes its two clips overlap by its duration (`overlaps(clips)`,
-in whole frames as the picture's): the output lasts the sum of the windows minus the overlaps,
+joins), and each transition makes its two clips overlap by its duration, in the picture's whole
+frames (plan.py `overlap_frames`): the output lasts the sum of the windows minus the overlaps,
 as the picture does.
 
 A transition crossfades the two clips' own sounds: the first fades out and the next fades in
@@ -42,19 +42,19 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from worker.media.audio import AUDIO_FORMAT, Tracks, encode_args, measure_args
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
-from worker.media.mix_plan import SAMPLE_RATE
-from worker.media.mix_process import plan_mix_confined
-from worker.media.plan import ClipWindow, Plan
+from worker.media.plan import ClipWindow, Plan, overlap_frames
 from worker.media.progress import WeightedProgress
+from worker.media.sound.mix_plan import SAMPLE_RATE
+from worker.media.sound.mix_process import plan_mix_confined
+from worker.media.sound.mixdown import AUDIO_FORMAT, Tracks, encode_args, measure_args
 from worker.media.specs import (
     ClipSpec,
     LayerSpec,
     MusicSpec,
     OutputSpec,
     VideoOverlaySpec,
-    overlaps,
+    transition_durations,
 )
 
 CROSSFADE_CURVE = "qsin"
@@ -80,17 +80,20 @@ class Slot:
     lead: int
 
 
+def frame_samples(frames: int, fps: Fraction) -> int:
+    """`frames` at the output rate, in samples (rounded to the nearest)."""
+    return round(frames * SAMPLE_RATE / fps)
+
+
 def window_samples(window: ClipWindow, fps: Fraction) -> int:
     """A window's length in samples, from its frame count, so sound and picture match."""
-    return round(window.frames * SAMPLE_RATE / fps)
+    return frame_samples(window.frames, fps)
 
 
 def overlap_samples(seconds: float, fps: Fraction) -> int:
-    """A transition's overlap in samples: whole frames at the output rate first (at least one),
-    as the picture's transition counts it, so the two timelines shorten by the same amount."""
-    if seconds <= 0:
-        return 0
-    return round(max(1, round(seconds * fps)) * SAMPLE_RATE / fps)
+    """A transition's overlap in samples: the picture's count of it in whole frames (plan.py
+    `overlap_frames`), so the two timelines shorten by the same amount."""
+    return frame_samples(overlap_frames(seconds, fps), fps)
 
 
 def layout(clips: Sequence[ClipSpec], plan: Plan) -> tuple[tuple[Slot, ...], int]:
@@ -104,7 +107,7 @@ def layout(clips: Sequence[ClipSpec], plan: Plan) -> tuple[tuple[Slot, ...], int
     lengths = [window_samples(window, fps) for window in plan.windows]
     joins = [
         min(overlap_samples(seconds, fps), lengths[i] // 2, lengths[i + 1] // 2)
-        for i, seconds in enumerate(overlaps(clips))
+        for i, seconds in enumerate(transition_durations(clips))
     ]
     slots: list[Slot] = []
     ends = [0, 0]  # where each track's last slot ends

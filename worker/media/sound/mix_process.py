@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import InputError
-from worker.media.duck import Envelope
-from worker.media.info import ProbeLimits
-from worker.media.mix_child import COMMANDS_BYTES
-from worker.media.mix_plan import Gains, Mix, MusicLevel
-from worker.media.probe_process import probe_session
+from worker.media.probe.info import ProbeLimits
+from worker.media.probe.process import probe_session
+from worker.media.sound.duck import Envelope
+from worker.media.sound.mix_child import COMMANDS_BYTES
+from worker.media.sound.mix_plan import Gains, Mix, MusicLevel
 
-MIX_CHILD = "worker.media.mix_child"
+MIX_CHILD = "worker.media.sound.mix_child"
 SOURCE = "audio"  # how a failure of the child is named: the job's sound
 
 

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from worker.media import motion
-from worker.media.captions import ass_colour, ass_text
 from worker.media.ffmpeg import input_args
+from worker.media.picture import motion
+from worker.media.picture.captions import ass_colour, ass_text
 from worker.media.plan import Geometry
 from worker.media.specs import (
     ImageOverlaySpec,

@@ -1,6 +1,6 @@
 """The mix child: pass one's measures in, pass two's gains and ducking commands out, confined.
 
-    worker (sound.py: plan_mix_confined)              child: python -m worker.media.mix_child
+    worker (mix_process.py: plan_mix_confined)    child: python -m worker.media.sound.mix_child
     request ── JSON line ──▶ read the per-100 ms measures pass one wrote (mix_plan.py),
                              plan gains, envelope, loudness correction; write the envelope's
                              `asendcmd` file (bounded: at most 2,000 segments)
@@ -8,7 +8,7 @@
 
 The measures hold one entry per 100 ms of the output, whose length an end user chooses, so
 reading them and planning the envelope is work that grows with what a user sent: it runs here,
-under probe_child's confinement (address space, CPU time, dies with the worker), not in the
+under the probe child's confinement (address space, CPU time, dies with the worker), not in the
 worker's event loop. The worker gets a few numbers back and the child's one file.
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from worker.media.duck import COMMANDS_FILE
-from worker.media.mix_plan import plan_mix
-from worker.media.probe_child import answered, confine, send
+from worker.media.probe.child import answered, confine, send
+from worker.media.sound.duck import COMMANDS_FILE
+from worker.media.sound.mix_plan import plan_mix
 
 COMMANDS_BYTES = 1024 * 1024  # the envelope's file: 2,000 segments of two short lines each
 

@@ -2,7 +2,7 @@
 
 Every picture intermediate is identical in everything the concat demuxer cares about: H.264
 High 8-bit yuv420p BT.709 at the output size and constant frame rate with one fixed set of x264
-settings (so one set of parameter sets). The sound is prepared apart, by sound.py.
+settings (so one set of parameter sets). The sound is prepared apart, by sound/soundtrack.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from worker.media.ffmpeg import input_args
-from worker.media.info import MediaInfo, VideoInfo
 from worker.media.plan import ClipWindow, Geometry
+from worker.media.probe.info import MediaInfo, VideoInfo
 from worker.media.specs import ClipSpec, Fit
 
 X264_PRESET = "veryfast"
@@ -37,7 +37,7 @@ def video_job(
     its decoder refusing pictures over `max_pixels` (MAX_INPUT_PIXELS).
 
     The trim is done by input seeking (`-ss`/`-t` before `-i`), which is frame-accurate when
-    transcoding; sound.py cuts the sound with the same window.
+    transcoding; sound/soundtrack.py cuts the sound with the same window.
     """
     inputs = input_args(clip.path, before=["-threads", str(threads), *_trim(clip, window)],
                         max_pixels=max_pixels)  # fmt: skip
@@ -146,7 +146,7 @@ def _colour_steps(video: VideoInfo) -> list[str]:
     return []
 
 
-# Input matrix names (probe.py's) as the scale filter's in_color_matrix takes them.
+# Input matrix names (probe/examine.py's) as the scale filter's in_color_matrix takes them.
 _SWS_MATRIX = {
     "bt709": "bt709",
     "smpte170m": "smpte170m",
@@ -173,7 +173,7 @@ def _matrix_options(video: VideoInfo) -> str:
 def fit_steps(video: VideoInfo, geometry: Geometry, fit: Fit, tag: str = "") -> list[str]:
     """Scale to cover (crop), fit inside (pad), or fit inside over a blurred fill (blur) the
     output size, keeping the aspect ratio. `tag` makes the blur's pad labels unique in a graph
-    of several clips (compose.py passes the clip's index)."""
+    of several clips (one_pass.py passes the clip's index)."""
     w, h = geometry.width, geometry.height
     colour = _matrix_options(video)
     steps = []

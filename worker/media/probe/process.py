@@ -1,8 +1,8 @@
 """Probing in a child process the worker can kill, with a time limit and a memory limit.
 
-    worker (asyncio)                           child: python -m worker.media.probe_child
+    worker (asyncio)                           child: python -m worker.media.probe.child
     ProbeSession.start(limits, inputs) ─spawn─▶ RLIMIT_AS, RLIMIT_CPU, dies with its parent
-      .ask(source, path, mode) ── JSON line ──▶ probe() / describe() (probe.py)
+      .ask(source, path, mode) ── JSON line ──▶ probe() / describe() (examine.py)
       ◀── JSON line: {"info": …} | {"refused": "…"} | {"limit": "memory"} | {"failed": "…"}
       per-input deadline; cancel, timeout, failure or end ──▶ SIGKILL the child, reap it
 
@@ -33,7 +33,7 @@ import worker
 from worker.errors import InputError
 from worker.log import get_logger
 from worker.media.ffmpeg import read_tail
-from worker.media.info import (
+from worker.media.probe.info import (
     MIB,
     Kind,
     MediaInfo,
@@ -43,7 +43,7 @@ from worker.media.info import (
 
 Mode = Literal["clip", "audio", "image", "visual", "describe"]
 
-CHILD_MODULE = "worker.media.probe_child"  # a module of its own: it imports only what it needs
+CHILD_MODULE = "worker.media.probe.child"  # a module of its own: it imports only what it needs
 STDERR_TAIL_BYTES = 4096
 REPLY_LIMIT_BYTES = 1024 * 1024
 # glibc gives each thread a 64 MB malloc arena; under an address-space limit two are plenty.

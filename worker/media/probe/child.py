@@ -1,6 +1,6 @@
-"""The child's side of probe_process.py: confined, it answers one JSON line per input.
+"""The child's side of process.py: confined, it answers one JSON line per input.
 
-It runs as `python -m worker.media.probe_child` and imports only what probing needs (PyAV and
+It runs as `python -m worker.media.probe.child` and imports only what probing needs (PyAV and
 the probe), not the worker's logging or event loop: every job starts one child for its inputs
 and one for its output, so each import here is paid twice per job.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from worker.errors import InputError
 from worker.media.confine import die_with_parent, enter_confinement
-from worker.media.info import Kind, ProbeLimits, info_to_json
+from worker.media.probe.info import Kind, ProbeLimits, info_to_json
 
 # Extra CPU seconds the child may use past its per-input budget (start-up, imports).
 CPU_SLACK_SECONDS = 5
@@ -28,7 +28,7 @@ def confine(config: dict[str, Any]) -> None:
     Address space bounds memory (FFmpeg's allocations fail, and we report the limit); CPU time
     is a backstop for a child that outlives its parent's deadline; the child writes no file
     larger than `file_bytes` (the probe none at all) and leaves no core dumps; and it dies with
-    the worker, so no child is ever orphaned. caption_child.py confines itself the same way.
+    the worker, so no child is ever orphaned. picture/caption_child.py confines itself the same way.
     """
     import resource
 
@@ -44,7 +44,7 @@ def confine(config: dict[str, Any]) -> None:
 
 
 def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
-    from worker.media.probe import describe, probe
+    from worker.media.probe.examine import describe, probe
 
     source, path, mode = str(request["source"]), Path(request["path"]), request["mode"]
     try:
@@ -61,7 +61,7 @@ def _answer(request: dict[str, Any], limits: ProbeLimits) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-    import worker.media.probe  # noqa: F401  (PyAV's own footprint is not the file's cost)
+    import worker.media.probe.examine  # noqa: F401  (PyAV's own footprint is not the file's cost)
 
     config = json.loads(argv[0])
     confine(config)

@@ -19,15 +19,15 @@ from typing import Any
 
 from worker.errors import InputError, PayloadError
 from worker.log import get_logger
-from worker.media.caption_child import MAX_DOCUMENT_BYTES, VTT_NAME
-from worker.media.captions import Word
-from worker.media.fonts import FontSet
-from worker.media.info import MIB, ProbeLimits
+from worker.media.picture.caption_child import MAX_DOCUMENT_BYTES, VTT_NAME
+from worker.media.picture.captions import Word
+from worker.media.picture.fonts import FontSet
 from worker.media.plan import Plan
-from worker.media.probe_process import probe_session
+from worker.media.probe.info import MIB, ProbeLimits
+from worker.media.probe.process import probe_session
 from worker.media.specs import CaptionSpec, ClipSpec
 
-CAPTION_CHILD = "worker.media.caption_child"
+CAPTION_CHILD = "worker.media.picture.caption_child"
 FILE_SLACK_BYTES = 64 * 1024  # the kernel's limit sits past the child's own count
 
 log = get_logger("video-worker.captions")

@@ -40,7 +40,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from worker.log import get_logger
-from worker.media.scripts import (
+from worker.media.picture.scripts import (
     SCRIPTS,
     Ranges,
     covered_scripts,

@@ -1,5 +1,5 @@
 """Planning the mix from pass one's measures: the parts' gains, the ducking envelope, one
-loudness correction (audio.py runs the passes; this module decides between them).
+loudness correction (mixdown.py runs the passes; this module decides between them).
 
 It reads one entry per 100 ms of output from the files pass one wrote, so its cost grows with
 the video's length, which an end user chooses: `plan_mix` runs only in the confined mix child
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from worker.media.confine import child_only
-from worker.media.duck import FRAME_SECONDS, Envelope, envelope
-from worker.media.loudness import block_energies, integrated, mix_energies, read_series
+from worker.media.sound.duck import FRAME_SECONDS, Envelope, envelope
+from worker.media.sound.loudness import block_energies, integrated, mix_energies, read_series
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = round(FRAME_SECONDS * SAMPLE_RATE)  # pass one's measuring frame

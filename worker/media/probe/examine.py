@@ -19,9 +19,9 @@ Inputs are hostile, so every cost is bounded before it is spent (`ProbeLimits`):
   return every picture a file holds, so each picture's header is sized, and a file of more
   than one picture, or an animated PNG or WebP, is refused; only the first is decoded.
 
-This module runs inside the probe's child process (`probe_child.py`, started by
-`probe_process.py`), which adds the time and memory limits; PyAV opens files with the same
-protocol and demuxer whitelists as the FFmpeg command lines.
+This module runs inside the probe's child process (`child.py`, started by `process.py`), which
+adds the time and memory limits; PyAV opens files with the same protocol and demuxer whitelists
+as the FFmpeg command lines.
 
 Over 300 lines on purpose: every check an input passes before FFmpeg decodes it (streams,
 pictures, durations measured from packets, images from their headers) reads one PyAV container
@@ -45,14 +45,14 @@ from av.video.format import VideoFormat
 
 from worker.errors import InputError, PermanentError
 from worker.media.confine import MEDIA_FORMATS
-from worker.media.image_header import (
+from worker.media.probe.image_header import (
     HeaderError,
     ImageHeader,
     animation,
     packet_header,
     read_header,
 )
-from worker.media.info import (
+from worker.media.probe.info import (
     FIELD_ORDERS,
     HDR_TRANSFERS,
     IMAGE_FORMATS,

@@ -57,7 +57,7 @@ class ImageHeader:
 
 
 class HeaderError(PermanentError):
-    """The file starts like an image of this format but its header cannot be read (probe.py
+    """The file starts like an image of this format but its header cannot be read (examine.py
     turns it into an InputError naming the input; the file will not change on a retry)."""
 
 

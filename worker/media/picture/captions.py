@@ -36,10 +36,11 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from worker.errors import InputError, PayloadError
-from worker.media.caption_layout import (
+from worker.media.confine import child_only
+from worker.media.picture.caption_layout import (
     ROW_WIDTH,
     Measure,
     Row,
@@ -50,15 +51,15 @@ from worker.media.caption_layout import (
     joined_without_space,
     row_text,
 )
-from worker.media.confine import child_only
 
 FONT_DIR = Path(__file__).with_name("fonts")
 
-Style = Literal["static", "highlight", "karaoke", "pop", "word_box"]
-Position = Literal["bottom", "center", "top"]
-STYLES: tuple[Style, ...] = ("static", "highlight", "karaoke", "pop", "word_box")
-LAYERED: tuple[Style, ...] = ("pop", "word_box")  # the spoken word drawn as a second event
-POSITIONS: tuple[Position, ...] = ("bottom", "center", "top")
+# The payload's `captions.style` and `captions.position` (worker/payload/models.py imports them).
+CaptionStyleName = Literal["static", "highlight", "karaoke", "pop", "word_box"]
+CaptionPosition = Literal["bottom", "center", "top"]
+STYLES: tuple[CaptionStyleName, ...] = get_args(CaptionStyleName)
+LAYERED: tuple[CaptionStyleName, ...] = ("pop", "word_box")  # the spoken word as a second event
+POSITIONS: tuple[CaptionPosition, ...] = get_args(CaptionPosition)
 
 MAX_WORD_CHARS = 200  # longer "words" are cut for display: a caption line must fit a frame
 MAX_CAPTION_WORDS = 10_000  # words (or cues) one job's captions may hold, every source together
@@ -119,8 +120,8 @@ class Line:
 class CaptionStyle:
     """How captions look; sizes are fractions of the frame, colours `#RRGGBB`."""
 
-    style: Style = "static"
-    position: Position = "bottom"
+    style: CaptionStyleName = "static"
+    position: CaptionPosition = "bottom"
     size: float | None = None  # text height, fraction of the frame's height (None: by shape)
     margin: float | None = None  # gap to the `position` edge, fraction of the frame's height
     color: str = "#FFFFFF"

@@ -1,8 +1,8 @@
 """What a probe found in one file, as frozen values, and their JSON form across the process line.
 
-Probing runs in a child process (`probe_process.py` starts it, `probe_child.py` runs in it)
-that parses hostile files with FFmpeg. Its answer comes back as JSON, never as a pickle: a child
-taken over through a decoder bug must not be able to run code in the worker by what it sends.
+Probing runs in a child process (`process.py` starts it, `child.py` runs in it) that parses
+hostile files with FFmpeg. Its answer comes back as JSON, never as a pickle: a child taken over
+through a decoder bug must not be able to run code in the worker by what it sends.
 `info_from_json` therefore checks every field's type, and the few strings that end up inside
 FFmpeg filter graphs (colour names, field order) must be names this module knows. This module
 imports no FFmpeg binding, so the worker process can hold these values without loading PyAV.
@@ -266,9 +266,9 @@ class ProbeLimits:
     a real photo at 8K is well under it, and a larger file is a cost, not a picture.
     `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
     (PROBE_MEMORY_MB, the child's address space) are enforced around it. Defined here, beside
-    the other values both sides of the process line hold, so that probe.py (the child's work),
-    probe_child.py (the child's loop) and probe_process.py (which starts the child) do not
-    import each other.
+    the other values both sides of the process line hold, so that examine.py (the child's work),
+    child.py (the child's loop) and process.py (which starts the child) do not import each
+    other.
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS

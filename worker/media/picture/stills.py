@@ -19,7 +19,7 @@ the canvas's size), cropped to the frame after. `zoompan` and `crop` place their
 pixels, so a slow zoom or pan moves in visible one-pixel steps (the well-known zoompan jitter);
 here the window moves by a fraction of a pixel each frame, so the motion is smooth at any speed.
 (`interpolation=cubic` is sharper between the canvas's pixels, but cost 2.4 times as much CPU as
-the whole linear motion: more than the composition's time budget allows.)
+the whole linear motion: more than the compose join mode's time budget allows.)
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from worker.media.ffmpeg import input_args
-from worker.media.filters import fit_steps, length_steps, normal_steps
-from worker.media.info import MediaInfo, VideoInfo
-from worker.media.motion import Expr, ease
+from worker.media.picture.filters import fit_steps, length_steps, normal_steps
+from worker.media.picture.motion import Expr, ease
 from worker.media.plan import ClipWindow, Geometry
+from worker.media.probe.info import MediaInfo, VideoInfo
 from worker.media.specs import ClipSpec, Fit
 
 # The demuxer that reads each still's codec. It is named with `-f`: left to guess, FFmpeg takes

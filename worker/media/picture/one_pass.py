@@ -1,5 +1,5 @@
-"""The picture of a composition in one FFmpeg pass: clips, stills, transitions, captions,
-overlays and fades, encoded once.
+"""The picture of the compose join mode, in one FFmpeg pass: clips, stills, transitions,
+captions, overlays and fades, encoded once.
 
     clip i (video) ─ -ss/-t trim ─ colour, fit, rate, exact frames ──┐
     clip j (image) ─ fit once, loop, perspective motion ─────────────┤
@@ -33,8 +33,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from worker.media.ffmpeg import input_args
-from worker.media.filters import _trim, length_steps, normal_steps, video_steps, x264_args
-from worker.media.overlays import image_overlay, text_overlay, video_input, video_overlay
+from worker.media.picture.filters import _trim, length_steps, normal_steps, video_steps, x264_args
+from worker.media.picture.overlays import image_overlay, text_overlay, video_input, video_overlay
+from worker.media.picture.stills import image_input, image_steps
 from worker.media.plan import ClipWindow, Plan
 from worker.media.specs import (
     ClipSpec,
@@ -44,7 +45,6 @@ from worker.media.specs import (
     TextOverlaySpec,
     VideoOverlaySpec,
 )
-from worker.media.stills import image_input, image_steps
 
 FONTS_NAME = "fonts"  # a folder holding a link to the font, where the command runs
 FONT_FILE = "SourceSansPro-Bold.ttf"
