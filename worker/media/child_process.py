@@ -1,24 +1,24 @@
 """A confined child process, seen from the worker: start it, send it requests, kill it.
 
-    worker (asyncio)                                  child: python -m <module>
-    confined_child(limits, requests, module=…) ─spawn─▶ confine(config): RLIMIT_AS, RLIMIT_CPU,
-                                                        RLIMIT_FSIZE, dies with its parent
-      .exchange(request, source) ── JSON line ──────▶ the module's work on the request
-      ◀── one JSON line, read within `limits.timeout` ── send(answered(…))
-      timeout, death, cancellation or the end of the block ──▶ SIGKILL the child, reap it
+    worker (asyncio)                             child: python -m <module>
+    confined_child(limits, n, module=…) ─spawn─▶ confine(config) (confine.py): RLIMIT_AS,
+                                                 RLIMIT_CPU, RLIMIT_FSIZE, dies with its parent
+      .exchange(request, source) ─ JSON line ──▶ the module's work on the request
+      ◀── one JSON line within limits.timeout ── send(answered(…))
+      timeout, death, cancellation or the end ─▶ SIGKILL the child's group, reap it
 
 Three modules run this way, each with a worker side that asks and reads the answer: the probe
 child (probe/child.py, asked by probe/process.py), the caption child (picture/caption_child.py,
 by picture/caption_render.py) and the mix child (sound/mix_child.py, by sound/mix_process.py).
-Their side of it is confine.py (`confine`, `answered`, `send`); this module never runs in a
-child.
+Their side of the line is confine.py (`confine`, `answered`, `send`); this module never runs in
+a child.
 
 Why a process: work whose cost grows with what an end user sent (PyAV decoding in C, parsing a
-caption file, planning a mix over an hour of measures) cannot be stopped in a Python thread,
-and stalls every job in the event loop. A child dies the moment its job is cancelled, and the
-kernel enforces its limits even where our code cannot look. The child gets a bare environment
-(no database URL, no storage keys) since it reads what an attacker may have written. Any
-failure fails the job, so a child is never reused after one.
+caption file, planning a mix from one measure per 100 ms of output) cannot be stopped in a
+Python thread, and in the event loop it stalls every job. A child dies the moment its job is
+cancelled, and the kernel enforces its limits even where our code cannot look. The child gets a
+bare environment (no database URL, no storage keys) since it reads what an attacker may have
+written. Any failure fails the job, so a child is never reused after one.
 """
 
 from __future__ import annotations

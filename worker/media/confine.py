@@ -80,7 +80,8 @@ def dying_with_this_process() -> Callable[[], None] | None:
 class ChildLimits:
     """What one request to a confined child may cost: `timeout` seconds of wall clock (the
     worker kills the child past it) and `memory_bytes` of address space (the kernel's limit).
-    Every child runs under the probe's (PROBE_TIMEOUT, PROBE_MEMORY_MB): `ProbeLimits.child`."""
+    The probe and caption children get the operator's PROBE_TIMEOUT and PROBE_MEMORY_MB
+    (`ProbeLimits.child`); the mix child these defaults, which are also the probe's."""
 
     timeout: float = 20.0
     memory_bytes: int = 1024 * MIB

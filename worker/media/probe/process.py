@@ -1,9 +1,9 @@
 """Probing in a confined child process the worker can kill, with a time limit and a memory limit.
 
-    worker (asyncio)                                 child: python -m worker.media.probe.child
+    worker (asyncio)                             child: python -m worker.media.probe.child
     probe_session(limits, inputs)
       confined_child (child_process.py) ─spawn─▶ confine(config) (confine.py): RLIMIT_AS,
-                                                   RLIMIT_CPU, dies with its parent
+                                                 RLIMIT_CPU, RLIMIT_FSIZE 0, dies with its parent
       ProbeSession.ask(source, path, mode)
         ConfinedChild.exchange ── JSON line ───▶ probe() / describe() (examine.py)
         ◀── JSON line: {"info": …} | {"refused": "…"} | {"limit": "memory"} | {"failed": "…"}
