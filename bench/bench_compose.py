@@ -216,15 +216,15 @@ def write_captions(root: Path) -> None:
     """`root/captions.ass` as the worker writes it for this job (its caption child, from the
     specs and plan `assemble` makes: `render_captions`) and the worker's fonts.conf, with its
     fontconfig cache built once (a single frame drawn), for the one command."""
+    from worker.media.confine import ChildLimits
     from worker.media.picture.caption_render import render_captions
     from worker.media.plan import make_plan
-    from worker.media.probe.info import ProbeLimits
 
     specs = worker_specs(root)
     plan = make_plan(specs["clips"], specs["audio"], specs["output"],
                      captions=specs["captions"], overlays=specs["overlays"])  # fmt: skip
     made = asyncio.run(render_captions(
-        specs["captions"], specs["clips"], plan, root, ProbeLimits(),
+        specs["captions"], specs["clips"], plan, root, ChildLimits(),
         specs["output"].max_duration, installed(),
     ))  # fmt: skip
     assert made.ass == "captions.ass", made

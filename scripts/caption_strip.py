@@ -19,12 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worker.media.confine import ChildLimits  # noqa: E402
 from worker.media.ffmpeg import ffmpeg_exe  # noqa: E402
 from worker.media.picture.caption_render import render_captions  # noqa: E402
 from worker.media.picture.captions import CaptionStyle, Word  # noqa: E402
 from worker.media.picture.fonts import ffmpeg_env, installed  # noqa: E402
 from worker.media.plan import ClipWindow, Geometry, Plan  # noqa: E402
-from worker.media.probe.info import MediaInfo, ProbeLimits  # noqa: E402
+from worker.media.probe.info import MediaInfo  # noqa: E402
 from worker.media.specs import CaptionSpec, ClipSpec  # noqa: E402
 
 WIDTH, HEIGHT = 640, 360
@@ -47,7 +48,7 @@ async def document(texts: list[str], work: Path) -> str:
     plan = Plan("compose", Geometry(WIDTH, HEIGHT, Fraction(25)), (ClipWindow(0, 3, 75),), 3, ())
     clip = ClipSpec(work / "clip.mp4", MediaInfo(work / "clip.mp4", "mov", 3, 1, 1, None, None))
     spec = CaptionSpec(style=CaptionStyle(style="highlight", max_words=4), words=words(texts))
-    made = await render_captions(spec, [clip], plan, work, ProbeLimits(), 1800.0)
+    made = await render_captions(spec, [clip], plan, work, ChildLimits(), 1800.0)
     assert made.ass is not None
     return made.ass
 

@@ -8,6 +8,11 @@ named only by the modules that run in a confined child (probe/child.py, picture/
 sound/mix_child.py) and by the modules that define them. `child_only` also makes the caption ones
 raise at run time outside a child; this test covers the probe's too, and any function marked
 `@child_only` later.
+
+The children are the modules that confine themselves (`confine`, confine.py), and they stay
+light and on their side of the process line: none of them imports the worker's side
+(child_process.py, which starts them, and the modules that ask them), and confine.py, which
+every child imports at start, imports no other worker module, no event loop and no logging.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import ast
 from pathlib import Path
 
 import worker
+from tests.test_imports import module_graph
 
 ROOT = Path(worker.__file__).parent
 # Parsers of user bytes that are not marked `child_only` (the tests call them in-process to
@@ -24,13 +30,22 @@ PARSERS = {
     "worker.media.probe.examine": {"probe", "describe"},
     "worker.media.probe.image_header": {"read_header", "sniff"},
 }
-# The children's entry points (probe, caption, mix), and probe/examine.py, which only the probe
-# child imports (the import graph test in tests/test_imports.py holds that): what runs in a child.
-CHILD_MODULES = {
+# The children's entry points (probe, caption, mix): each confines itself before it reads.
+CHILD_ENTRY_POINTS = {
     "worker.media.probe.child",
     "worker.media.picture.caption_child",
     "worker.media.sound.mix_child",
-    "worker.media.probe.examine",
+}
+# What runs in a child: the entry points, and probe/examine.py, which only the probe child
+# imports (the import graph test in tests/test_imports.py holds that).
+CHILD_MODULES = CHILD_ENTRY_POINTS | {"worker.media.probe.examine"}
+CHILD_SIDE = "worker.media.confine"
+# The worker's side of the children: the process that starts them, the modules that ask them.
+WORKER_SIDE = {
+    "worker.media.child_process",
+    "worker.media.probe.process",
+    "worker.media.picture.caption_render",
+    "worker.media.sound.mix_process",
 }
 
 
@@ -111,3 +126,42 @@ def test_the_check_sees_a_parser_named_from_the_worker_side() -> None:
         "words_from_srt"
     }
     assert uses(by_attribute, "worker.media.picture.captions", {"ass_lines"}) == set()
+
+
+def reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every worker module that importing `start` may import, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for name in graph.get(todo.pop(), ()):
+            if name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return seen
+
+
+def test_the_children_are_the_modules_that_confine_themselves() -> None:
+    trees = sources()
+    confining = {m for m, tree in trees.items() if uses(tree, CHILD_SIDE, {"confine"})}
+    assert confining == CHILD_ENTRY_POINTS
+
+
+def test_no_child_imports_the_workers_side() -> None:
+    graph = module_graph()
+    crossing = {
+        child: sorted(reached(graph, child) & (WORKER_SIDE | {"worker.media.ffmpeg"}))
+        for child in sorted(CHILD_MODULES)
+    }
+    assert crossing == {child: [] for child in sorted(CHILD_MODULES)}
+
+
+def test_the_childs_side_imports_nothing_heavy() -> None:
+    """confine.py is imported at every child's start: no worker module, no event loop, no
+    logging (`ctypes` and `resource` only where they are used)."""
+    assert reached(module_graph(), CHILD_SIDE) == set()
+    tree = sources()[CHILD_SIDE]
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}  # fmt: skip
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom)}  # fmt: skip
+    assert not imported & {"asyncio", "logging", "structlog", "worker"}

@@ -175,6 +175,20 @@ def test_each_part_imports_only_the_layers_below_its_own():
     assert not breaches, "imports against the layer order (LAYERS):\n" + "\n".join(breaches)
 
 
+def test_the_picture_and_the_sound_start_their_children_without_the_probe():
+    """The caption and mix children are confined children of their own (media/child_process.py
+    and media/confine.py), not probes: picture/ and sound/ import neither side of the probe's."""
+    graph = module_graph()
+    probes = {"worker.media.probe.process", "worker.media.probe.child"}
+    borrowed = sorted(
+        f"{name} → {target}"
+        for name, edges in graph.items()
+        if name.startswith(("worker.media.picture", "worker.media.sound"))
+        for target in edges & probes
+    )
+    assert not borrowed, "\n".join(borrowed)
+
+
 # --- the checker itself ---------------------------------------------------------------------
 
 

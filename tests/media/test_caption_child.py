@@ -13,16 +13,17 @@ from pathlib import Path
 import pytest
 
 from worker.errors import InputError, PayloadError
+from worker.media.confine import ChildLimits
 from worker.media.picture import caption_child
 from worker.media.picture.caption_render import render_captions
 from worker.media.picture.captions import CaptionStyle, Word, ass_document, words_from_srt
 from worker.media.plan import ClipWindow, Geometry, Plan
-from worker.media.probe.info import MediaInfo, ProbeLimits
+from worker.media.probe.info import MediaInfo
 from worker.media.specs import CaptionFile, CaptionSpec, ClipSpec
 
 PLAN = Plan("compose", Geometry(320, 180, Fraction(30)), (ClipWindow(0.0, 10.0, 300),), 10.0, ())
 CLIP = ClipSpec(Path("clip.mp4"), MediaInfo(Path("clip.mp4"), "mov", 10.0, 1, 1, None, None))
-LIMITS = ProbeLimits(timeout=20)
+LIMITS = ChildLimits(timeout=20)
 
 
 def test_the_worker_cannot_parse_a_caption_file_or_build_a_document_itself() -> None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.media import cost
-from worker.media.confine import CONCAT_FORMATS
+from worker.media.confine import CONCAT_FORMATS, ChildLimits
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
 from worker.media.picture.caption_child import VTT_NAME
 from worker.media.picture.caption_render import render_captions
@@ -110,7 +110,7 @@ async def assemble(
         clips=clips, audio=audio, output=output, captions=_caption_spec(clips, captions),
         overlays=tuple(overlays), plan=plan, scratch=scratch, timings=timings,
         progress=WeightedProgress(_weights(plan, output), on_progress),
-        parallel=parallel, threads=threads, limits=limits or ProbeLimits(),
+        parallel=parallel, threads=threads, limits=(limits or ProbeLimits()).child,
         fonts=fonts or installed(),
     )  # fmt: skip
     try:
@@ -157,7 +157,7 @@ class Assembly:
     timings: dict[str, float] = field(default_factory=dict)
     parallel: int = 1  # FFmpeg encodes at once
     threads: int = 1  # threads each
-    limits: ProbeLimits = field(default_factory=ProbeLimits)  # the caption child's
+    limits: ChildLimits = field(default_factory=ChildLimits)  # the caption child's
     fonts: FontSet = field(default_factory=installed)  # what libass may draw with
     env: dict[str, str] | None = None  # FFmpeg's, once the fonts configuration is written
 

@@ -1,20 +1,29 @@
-"""What confines FFmpeg and the probe's child, in a module light enough for the child to import.
+"""What confines FFmpeg and the worker's child processes, in a module light enough for a child
+to import.
 
 The formats an input may be read through, the pixel ceiling every decoder gets, and dying with
-the worker (Linux's PR_SET_PDEATHSIG). ffmpeg.py applies them to every FFmpeg command line;
-probe/child.py to the child that parses hostile files, which starts once or twice per job and
-should not pay for asyncio and the rest of ffmpeg.py to import three constants and a prctl.
+the worker (Linux's PR_SET_PDEATHSIG): ffmpeg.py applies them to every FFmpeg command line.
+
+The child's side of a confined child (child_process.py starts it, with `ChildLimits`): `confine`
+sets its kernel limits from the JSON config it is started with, `child_only` marks the functions
+that may run only after that, and `answered` and `send` write its one-line replies. The probe
+child (probe/child.py), the caption child (picture/caption_child.py) and the mix child
+(sound/mix_child.py) start once or twice per job each, and should not pay for asyncio, logging
+and the rest of ffmpeg.py to import a few constants and a prctl; so this module imports none.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import math
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,6 +42,10 @@ CONCAT_FORMATS: tuple[str, ...] = ("concat", *MEDIA_FORMATS)
 # the most it may be set to (8192x8192), which every FFmpeg input gets as `-max_pixels`.
 DEFAULT_MAX_PIXELS = 4096 * 4096 * 2
 PIXEL_CEILING = 8192 * 8192
+
+MIB = 1024 * 1024
+# Extra CPU seconds a child may use past its per-request budget (start-up, imports).
+CPU_SLACK_SECONDS = 5
 
 
 # prctl(2) from the C library, looked up once here: a child between fork and exec must do no
@@ -58,6 +71,62 @@ def die_with_parent(parent: int) -> None:
 def dying_with_this_process() -> Callable[[], None] | None:
     """A preexec_fn for FFmpeg: `die_with_parent` of this process (None where prctl is not)."""
     return functools.partial(die_with_parent, os.getpid()) if _PRCTL is not None else None
+
+
+# ---- a confined child's limits, and how it sets them on itself ----------------------------------
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    """What one request to a confined child may cost: `timeout` seconds of wall clock (the
+    worker kills the child past it) and `memory_bytes` of address space (the kernel's limit).
+    The probe and caption children get the operator's PROBE_TIMEOUT and PROBE_MEMORY_MB
+    (`ProbeLimits.child`); the mix child these defaults, which are also the probe's."""
+
+    timeout: float = 20.0
+    memory_bytes: int = 1024 * MIB
+
+
+def confine(config: dict[str, Any]) -> None:
+    """Limits the kernel enforces on this process, set before any input is opened.
+
+    Address space bounds memory (allocations fail, and the child replies that it hit the limit);
+    CPU time, `timeout` per request of `inputs` plus CPU_SLACK_SECONDS, is a backstop for a
+    child that outlives its parent's deadline; the child writes no file larger than `file_bytes`
+    (the probe none at all) and leaves no core dumps; and it dies with the worker (`parent`), so
+    no child is ever orphaned. From here on, `child_only` functions may run.
+    """
+    import resource
+
+    memory = int(config["memory_bytes"])
+    cpu = math.ceil(float(config["timeout"])) * int(config["inputs"]) + CPU_SLACK_SECONDS
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    file_bytes = int(config.get("file_bytes", 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    die_with_parent(int(config["parent"]))
+    enter_confinement()
+
+
+def answered(answer: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`answer()`, or the reply that says why there is none: the memory limit, or a bug or an
+    unforeseen file (its trace goes to stderr, which the worker logs)."""
+    try:
+        return answer()
+    except MemoryError:
+        return {"limit": "memory"}
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        return {"failed": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def send(reply: dict[str, Any]) -> None:
+    """One JSON line to the worker."""
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
 
 
 # ---- user bytes are parsed only in a confined child --------------------------------------------

@@ -197,7 +197,7 @@ async def _follow_progress(
 
 async def read_tail(stream: asyncio.StreamReader, limit: int) -> str:
     """Drain a child's stderr (so it never blocks on a full pipe), keeping its last `limit`
-    bytes; FFmpeg's and the probe child's."""
+    bytes; FFmpeg's and every confined child's."""
     tail = bytearray()
     while chunk := await stream.read(65536):
         tail += chunk

@@ -29,8 +29,9 @@ from worker.errors import PayloadError
 from worker.fetch import DEFAULT_POLICY, DownloadBatch, FetchPolicy, InputSpec
 from worker.log import get_logger
 from worker.media.assemble import assemble
+from worker.media.confine import MIB
 from worker.media.picture.fonts import installed
-from worker.media.probe.info import MIB, MediaInfo, ProbeLimits
+from worker.media.probe.info import MediaInfo, ProbeLimits
 from worker.media.probe.process import probe_all
 from worker.media.specs import AssemblyResult
 from worker.payload import Payload, output_key, parse_payload

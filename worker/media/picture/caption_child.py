@@ -11,9 +11,9 @@
 Everything whose cost grows with what an end user wrote happens here, not in the worker: the
 file's bytes are parsed only in this process, and the subtitle document (whose size grows with
 words times line length in `highlight`) is written here, counted as it is written and refused
-past MAX_DOCUMENT_BYTES. The child has the probe child's confinement (address space, CPU time,
-dies with the worker) and may write files no larger than that limit; the worker kills it on
-timeout or cancellation and receives only a few numbers back.
+past MAX_DOCUMENT_BYTES. The child confines itself as every confined child does (confine.py:
+address space, CPU time, dies with the worker) and may write files no larger than that limit;
+the worker kills it on timeout or cancellation and receives only a few numbers back.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import InputError, PayloadError
-from worker.media.confine import child_only
+from worker.media.confine import MIB, answered, child_only, confine, send
 from worker.media.picture.captions import (
     MAX_CAPTION_WORDS,
     CaptionStyle,
@@ -44,9 +44,7 @@ from worker.media.picture.captions import (
     words_from_cues,
 )
 from worker.media.picture.fonts import first_uncovered, missing_pattern, uncovered_problem
-from worker.media.probe.child import answered, confine, send
 
-MIB = 1024 * 1024
 MAX_CAPTION_FILE_BYTES = 2 * MIB  # a caption file's byte cap (the download enforces it too)
 MAX_DOCUMENT_BYTES = 16 * MIB  # the ASS document libass reads while the picture is encoded
 ASS_NAME = "captions.ass"

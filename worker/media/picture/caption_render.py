@@ -5,8 +5,9 @@ what an end user wrote; see caption_child.py): it sends the child the words it a
 (the payload's, bounded by MAX_PAYLOAD_BYTES and MAX_CAPTION_WORDS), where each clip's
 transcript lands on the output timeline (from the plan), the look and the frame size, and gets
 back the files' names and a few counts, which the cost check (cost.py) reads before encoding.
-The child runs under the probe's limits (time, memory) and may write files of at most
-MAX_DOCUMENT_BYTES; cancelling the job kills it.
+The child is a confined child (child_process.py) under the limits it is given (the probe's time
+and memory, from the assembly) and may write files of at most MAX_DOCUMENT_BYTES; cancelling
+the job kills it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import Any
 
 from worker.errors import InputError, PayloadError
 from worker.log import get_logger
+from worker.media.child_process import confined_child
+from worker.media.confine import MIB, ChildLimits
 from worker.media.picture.caption_child import MAX_DOCUMENT_BYTES, VTT_NAME
 from worker.media.picture.captions import Word
 from worker.media.picture.fonts import FontSet
 from worker.media.plan import Plan
-from worker.media.probe.info import MIB, ProbeLimits
-from worker.media.probe.process import probe_session
 from worker.media.specs import CaptionSpec, ClipSpec
 
 CAPTION_CHILD = "worker.media.picture.caption_child"
@@ -47,7 +48,7 @@ class CaptionFiles:
 
 async def render_captions(
     captions: CaptionSpec, clips: Sequence[ClipSpec], plan: Plan, folder: Path,
-    limits: ProbeLimits, max_seconds: float, fonts: FontSet | None = None,
+    limits: ChildLimits, max_seconds: float, fonts: FontSet | None = None,
 ) -> CaptionFiles:  # fmt: skip
     """Have the caption child write `folder/captions.ass` (and `captions.vtt`); raise the
     child's refusal as InputError (the caption file) or PayloadError (the payload's words).
@@ -56,10 +57,10 @@ async def render_captions(
     request = caption_request(captions, clips, plan, folder, max_seconds)
     if fonts is not None:
         request["coverage"] = fonts.coverage
-    async with probe_session(
+    async with confined_child(
         limits, 1, module=CAPTION_CHILD, file_bytes=MAX_DOCUMENT_BYTES + FILE_SLACK_BYTES
-    ) as session:
-        line = await session.exchange(request, source)
+    ) as child:
+        line = await child.exchange(request, source)
     return _files(_reply(line, source, limits), folder)
 
 
@@ -102,7 +103,7 @@ def _rows(words: Sequence[Word]) -> list[tuple[str, float, float]]:
     return [(w.text, w.start, w.end) for w in words]
 
 
-def _reply(line: bytes, source: str, limits: ProbeLimits) -> dict[str, Any]:
+def _reply(line: bytes, source: str, limits: ChildLimits) -> dict[str, Any]:
     try:
         reply = json.loads(line)
     except ValueError:

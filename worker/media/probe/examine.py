@@ -44,7 +44,7 @@ import av.logging
 from av.video.format import VideoFormat
 
 from worker.errors import InputError, PermanentError
-from worker.media.confine import MEDIA_FORMATS
+from worker.media.confine import MEDIA_FORMATS, MIB
 from worker.media.probe.image_header import (
     HeaderError,
     ImageHeader,
@@ -58,7 +58,6 @@ from worker.media.probe.info import (
     IMAGE_FORMATS,
     INTERLACED,
     MATRICES,
-    MIB,
     PRIMARIES,
     TRANSFERS,
     AudioInfo,

@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from worker.media.confine import DEFAULT_MAX_PIXELS
+from worker.media.confine import DEFAULT_MAX_PIXELS, MIB, ChildLimits
 
 # What an input must be: a video ("clip"), sound ("audio"), a still ("image": PNG, JPEG or
 # WebP), or either of the first and third ("visual": a clip's URL may be a video or a still,
@@ -27,7 +27,6 @@ Kind = Literal["clip", "audio", "image", "visual"]
 # pipe demuxers), which the assembly's FFmpeg inputs must allow for image clips and overlays.
 IMAGE_FORMATS: tuple[str, ...] = ("png_pipe", "jpeg_pipe", "webp_pipe")
 
-MIB = 1024 * 1024
 
 TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
              13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
@@ -265,14 +264,19 @@ class ProbeLimits:
     child, and so is `max_image_bytes`, the most a still image (a clip or an overlay) may weigh:
     a real photo at 8K is well under it, and a larger file is a cost, not a picture.
     `timeout` (PROBE_TIMEOUT, seconds per input, wall clock) and `memory_bytes`
-    (PROBE_MEMORY_MB, the child's address space) are enforced around it. Defined here, beside
-    the other values both sides of the process line hold, so that examine.py (the child's work),
-    child.py (the child's loop) and process.py (which starts the child) do not import each
-    other.
+    (PROBE_MEMORY_MB, the child's address space) are enforced around it, as `child`. Defined
+    here, beside the other values both sides of the process line hold, so that examine.py (the
+    child's work), child.py (the child's loop) and process.py (which starts the child) do not
+    import each other.
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_streams: int = 64
     max_image_bytes: int = 64 * MIB
-    timeout: float = 20.0
-    memory_bytes: int = 1024 * MIB
+    timeout: float = ChildLimits.timeout
+    memory_bytes: int = ChildLimits.memory_bytes
+
+    @property
+    def child(self) -> ChildLimits:
+        """The time and memory limits of the child that probes (and of the other children)."""
+        return ChildLimits(timeout=self.timeout, memory_bytes=self.memory_bytes)

@@ -8,8 +8,9 @@
 
 The measures hold one entry per 100 ms of the output, whose length an end user chooses, so
 reading them and planning the envelope is work that grows with what a user sent: it runs here,
-under the probe child's confinement (address space, CPU time, dies with the worker), not in the
-worker's event loop. The worker gets a few numbers back and the child's one file.
+confined as every confined child is (confine.py: address space, CPU time, dies with the
+worker), not in the worker's event loop. The worker gets a few numbers back and the child's
+one file.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from worker.media.probe.child import answered, confine, send
+from worker.media.confine import answered, confine, send
 from worker.media.sound.duck import COMMANDS_FILE
 from worker.media.sound.mix_plan import plan_mix
 

@@ -1,8 +1,8 @@
 """The worker's side of the mix child (mix_child.py): ask it to plan the mix, get the plan.
 
 Pass one's measures hold one entry per 100 ms of output; reading them and planning the ducking
-envelope is done in the confined child, not here, so the event loop never waits on work that
-grows with the length of video an end user asked for.
+envelope is done in the confined child (child_process.py starts it), not here, so the event
+loop never waits on work that grows with the length of video an end user asked for.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from worker.errors import InputError
-from worker.media.probe.info import ProbeLimits
-from worker.media.probe.process import probe_session
+from worker.media.child_process import confined_child
+from worker.media.confine import ChildLimits
 from worker.media.sound.duck import Envelope
 from worker.media.sound.mix_child import COMMANDS_BYTES
 from worker.media.sound.mix_plan import Gains, Mix, MusicLevel
@@ -24,7 +24,7 @@ SOURCE = "audio"  # how a failure of the child is named: the job's sound
 
 async def plan_mix_confined(
     directory: Path, samples: int, music: MusicLevel | None, target: float,
-    fades: tuple[int, int], limits: ProbeLimits | None = None,
+    fades: tuple[int, int], limits: ChildLimits | None = None,
 ) -> Mix:  # fmt: skip
     """The mix's plan, made by the mix child from the measures in `directory` (which also
     receives the envelope's commands file)."""
@@ -37,10 +37,10 @@ async def plan_mix_confined(
         "target": target,
         "fades": list(fades),
     }  # fmt: skip
-    async with probe_session(
-        limits or ProbeLimits(), 1, module=MIX_CHILD, file_bytes=COMMANDS_BYTES
-    ) as session:
-        line = await session.exchange(request, SOURCE)
+    async with confined_child(
+        limits or ChildLimits(), 1, module=MIX_CHILD, file_bytes=COMMANDS_BYTES
+    ) as child:
+        line = await child.exchange(request, SOURCE)
     return _mix(_made(line))
 
 
