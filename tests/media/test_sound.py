@@ -24,7 +24,9 @@ from tests.media.checks import (
     tone_level_db,
 )
 from tests.media.conftest import Media, ffmpeg
+from worker.errors import InputError
 from worker.media.assemble import assemble
+from worker.media.confine import ChildLimits
 from worker.media.plan import ClipWindow, Geometry, Plan, overlap_frames
 from worker.media.probe.examine import probe
 from worker.media.sound.mix_plan import SAMPLE_RATE
@@ -169,6 +171,20 @@ async def test_layer_fades_in_and_out_at_its_own_ends(media: Media, tmp_path: Pa
     assert level(0.26, 0.31) < full - 12  # just after it starts, fading in
     assert level(1.94, 2.0) < full - 12  # at the window's end, faded out
     assert level(0.0, 0.24) < full - GONE  # before its start
+
+
+async def test_the_mix_child_runs_under_the_limits_it_is_given(
+    media: Media, tmp_path: Path
+) -> None:
+    """The mix is planned by the confined mix child under the operator's limits (PROBE_TIMEOUT,
+    PROBE_MEMORY_MB), not the defaults: with a limit no child can meet, the job's sound fails
+    naming that limit."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    limits = ChildLimits(timeout=0.001)
+    with pytest.raises(InputError, match=r"^audio: could not be checked within 0\.001 s"):
+        await make_soundtrack([media.clip("h264_30")], _plan([1.0]), None, OutputSpec(), scratch,
+                              tmp_path / "soundtrack.m4a", None, limits=limits)  # fmt: skip
 
 
 async def test_clip_volume_scales_its_sound_and_zero_mutes_it(media: Media, tmp_path: Path) -> None:

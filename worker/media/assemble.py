@@ -157,7 +157,7 @@ class Assembly:
     timings: dict[str, float] = field(default_factory=dict)
     parallel: int = 1  # FFmpeg encodes at once
     threads: int = 1  # threads each
-    limits: ChildLimits = field(default_factory=ChildLimits)  # the caption child's
+    limits: ChildLimits = field(default_factory=ChildLimits)  # the caption and mix children's
     fonts: FontSet = field(default_factory=installed)  # what libass may draw with
     env: dict[str, str] | None = None  # FFmpeg's, once the fonts configuration is written
 
@@ -290,7 +290,7 @@ class Assembly:
         in its window, crossfaded over the transitions, with music, loudness and fades."""
         videos = [o for o in self.overlays if isinstance(o, VideoOverlaySpec)]
         await _soundtrack(self.clips, self.audio, self.output, self.plan, self.scratch,
-                          destination, self.progress, videos)  # fmt: skip
+                          destination, self.progress, videos, self.limits)  # fmt: skip
 
     async def mux(self, picture: list[str], soundtrack: Path, partial: Path) -> None:
         """The picture and the soundtrack (as long as each other), both copied, +faststart."""
@@ -440,11 +440,12 @@ async def _encode_pictures(jobs: list[ClipJob], parallel: int, progress: Weighte
 
 async def _soundtrack(clips: list[ClipSpec], audio: MusicSpec | None, output: OutputSpec,
                       plan: Plan, scratch: Path, soundtrack: Path, progress: WeightedProgress,
-                      overlays: Sequence[VideoOverlaySpec] = ()) -> None:  # fmt: skip
+                      overlays: Sequence[VideoOverlaySpec] = (),
+                      limits: ChildLimits | None = None) -> None:  # fmt: skip
     """The clips' sound, the video overlays' and the music as one AAC file exactly as long as
     the plan (sound/soundtrack.py)."""
     await make_soundtrack(clips, plan, audio, output, scratch, soundtrack,
-                          progress.stage("soundtrack"), overlays)  # fmt: skip
+                          progress.stage("soundtrack"), overlays, limits)  # fmt: skip
     progress.finish("soundtrack")
 
 

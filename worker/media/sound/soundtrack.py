@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
+from worker.media.confine import ChildLimits
 from worker.media.ffmpeg import ProgressCallback, input_args, run_ffmpeg
 from worker.media.plan import ClipWindow, Plan, overlap_frames
 from worker.media.progress import WeightedProgress
@@ -271,13 +272,16 @@ async def make_soundtrack(
     out: Path,
     on_progress: ProgressCallback | None,
     overlays: Sequence[VideoOverlaySpec] = (),
+    limits: ChildLimits | None = None,
 ) -> None:
     """Write the video's whole sound to `out` (AAC), exactly as long as the picture.
 
     Clip sound, voice-overs and layers in their windows, crossfaded at transitions; the video
     overlays' sound (those with a `volume`) in theirs, with the layers; music
     looped under it all at its volume relative to the loudness target, ducked if asked; the
-    output's fades. Intermediates go in `scratch/sound`. Raises `FFmpegError` if FFmpeg fails.
+    output's fades. Intermediates go in `scratch/sound`; the mix is planned by the mix child
+    under `limits` (the operator's PROBE_TIMEOUT and PROBE_MEMORY_MB, as every confined child).
+    Raises `FFmpegError` if FFmpeg fails.
     """
     if music is not None and music.volume <= 0:
         music = None  # volume 0 is no music: nothing to measure, mix or duck
@@ -314,7 +318,7 @@ async def make_soundtrack(
     )
     progress.finish("measure")
     fades = (_fade(output.fade_in, samples), _fade(output.fade_out, samples))
-    mix = await plan_mix_confined(directory, tracks.samples, music, output.loudness, fades)
+    mix = await plan_mix_confined(directory, tracks.samples, music, output.loudness, fades, limits)
     await run_ffmpeg(
         encode_args(tracks, music, mix, out),
         expected_duration=seconds,
