@@ -72,7 +72,7 @@ def databases() -> Iterator[Databases]:
 def db_url(databases: Databases) -> Iterator[str]:
     url = databases.create()
     yield url
-    databases.drop(url)
+    databases.drop(url, wait=False)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ async def supa(databases) -> AsyncIterator[Supabase]:
         yield Supabase(url, conn)
     finally:
         await conn.close()
-        databases.drop(url)
+        databases.drop(url, wait=False)
 
 
 @contextlib.asynccontextmanager
