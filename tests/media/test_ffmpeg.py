@@ -65,8 +65,9 @@ async def test_failure_carries_the_stderr_tail(tmp_path: Path) -> None:
 async def test_cancellation_kills_ffmpeg(tmp_path: Path) -> None:
     output = tmp_path / "long.mp4"
     started = asyncio.Event()
-    args = ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=600", "-c:v", "libx264",
-            "-preset", "medium", str(output)]  # fmt: skip
+    # read at its own pace (-re), small and fast to encode: a long run that costs little CPU
+    args = ["-re", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=600", "-c:v", "libx264",
+            "-preset", "ultrafast", str(output)]  # fmt: skip
     task = asyncio.create_task(
         run_ffmpeg(args, expected_duration=600, on_progress=lambda _: started.set())
     )
@@ -83,8 +84,8 @@ import asyncio, sys
 from worker.media.ffmpeg import run_ffmpeg
 
 async def main() -> None:
-    args = ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=600", "-c:v", "libx264",
-            "-preset", "medium", sys.argv[2]]
+    args = ["-re", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=600", "-c:v", "libx264",
+            "-preset", "ultrafast", sys.argv[2]]
     await run_ffmpeg(args, expected_duration=600, on_progress=lambda _: print("on", flush=True))
 
 if sys.argv[1] == "uvloop":
@@ -126,6 +127,7 @@ def test_a_killed_worker_leaves_no_ffmpeg_behind(tmp_path: Path, loop: str) -> N
             os.kill(pid, 9)
 
 
+@pytest.mark.slow  # a 1080p60 encode, long enough to cancel in the middle
 async def test_cancelled_assembly_leaves_no_process_and_no_output(
     media: Media, workdir: Path
 ) -> None:
