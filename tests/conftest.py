@@ -30,13 +30,62 @@ SLOW_FILES = frozenset({
     "media/test_audio.py", "media/test_probe_limits.py",
     "test_demo.py", "test_embedded_lifetime.py", "test_pipeline.py", "test_cli_mistakes.py",
     "test_dashboard_browser.py", "test_caption_strip.py", "test_cli.py", "test_cleanup_cli.py",
+    "storage/test_cleanup_s3.py",
 })  # fmt: skip
+
+
+# Single tests left to the full suite, in files whose other tests stay in the fast tier.
+SLOW_TESTS = frozenset({
+    # each starts a worker process (about two seconds of CPU, most of it reading the fonts)
+    "queue/test_fair_share.py::test_the_worker_writes_its_limits_before_health_answers",
+    "test_auto_cleanup.py::test_a_running_worker_cleans_up_when_told_to",
+    "test_scratch.py::test_a_starting_worker_sweeps_what_a_killed_one_left",
+    # a 1080p60 encode, long enough to cancel in its middle
+    "media/test_ffmpeg.py::test_cancelled_assembly_leaves_no_process_and_no_output",
+    # wait out a timeout, a silence, a throttle or a clock: a second or more each, idle
+    "queue/test_runner.py::test_progress_writes_are_throttled_and_the_last_value_lands",
+    "test_loop_lag.py::test_a_stall_in_several_pieces_warns_once_and_sums_it_up_when_over",
+    "test_loop_lag.py::test_the_recent_lag_forgets_a_stall_after_its_window_and_the_max_does_not",
+    "queue/test_store.py::test_triggers_notify_only_when_a_row_becomes_ready_or_is_cancelled",
+    "queue/test_store.py::test_stale_statistics_are_refreshed_for_the_claim_plan",
+    "queue/test_runner.py::test_a_handler_that_ignores_cancellation_keeps_its_slot_and_stops_the_worker",
+    "fetch/test_fetch_download.py::test_stalled_server_times_out",
+    "fetch/test_fetch_download.py::test_429_waits_for_retry_after",
+    "test_errors.py::test_a_job_that_runs_too_long_gets_the_timeout_sentence",
+    "test_webhooks.py::test_timeout_is_a_failed_attempt",
+    # `migrate` as a process, twice (the settings check beside it keeps one in the fast tier)
+    "queue/test_fair_share.py::test_migrate_writes_the_configured_limits",
+    # a render with a mixed sound track (the picture-only overlay renders stay in the fast tier)
+    "media/test_video_overlays.py::test_its_sound_is_mixed_only_with_a_volume",
+})  # fmt: skip
+
+# Parametrized tests whose every case costs a database or a worker process and takes the same
+# path: one case (by its place in the list) runs in both tiers, the others in the full suite.
+ONE_CASE_FAST = {
+    "test_secrets.py::test_a_running_worker_never_logs_the_password": 1,  # percent-encoded
+    "test_supabase.py::test_a_user_cannot_insert_worker_columns": 0,
+    "test_supabase.py::test_a_user_cannot_update_their_own_rows_worker_or_app_columns": 0,
+    "test_supabase.py::test_enqueue_refuses_a_payload_without_clips": 0,
+    "test_supabase.py::test_anon_gets_nothing": 0,
+    "test_supabase.py::test_the_worker_claims_and_completes_jobs_with_rls_on": 1,  # the owner
+    "test_secrets.py::test_a_malformed_url_is_refused_at_start_with_the_password_masked": 0,
+    "media/test_ffmpeg.py::test_a_killed_worker_leaves_no_ffmpeg_behind": 1,  # uvloop, as run
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if Path(item.path).resolve().relative_to(TESTS).as_posix() in SLOW_FILES:
+        path = Path(item.path).resolve().relative_to(TESTS).as_posix()
+        test = f"{path}::{getattr(item, 'originalname', item.name)}"
+        keep = ONE_CASE_FAST.get(test)
+        if path in SLOW_FILES or test in SLOW_TESTS or keep not in (None, _case_index(item)):
             item.add_marker(pytest.mark.slow)
+
+
+def _case_index(item: pytest.Item) -> int | None:
+    """The place of a parametrized test's case in its list of cases."""
+    callspec = getattr(item, "callspec", None)
+    return max(callspec.indices.values()) if callspec else None
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -85,16 +85,7 @@ def test_each_form_is_parsed_and_shown_masked(form):
     assert conninfo_to_dict(url)["dbname"] == "app"  # libpq reads what we describe
 
 
-# Each form through a running worker costs a process start; the fast tier runs the one with the
-# most to hide (two spellings of one password) and the full suite all five. Every form is parsed
-# and masked in-process above, in both tiers.
-RUNNING_FORMS = [
-    form if form == "percent-encoded" else pytest.param(form, marks=pytest.mark.slow)
-    for form in FORM_NAMES
-]
-
-
-@pytest.mark.parametrize("form", RUNNING_FORMS)
+@pytest.mark.parametrize("form", FORM_NAMES)
 async def test_a_running_worker_never_logs_the_password(db_url, store, tmp_path, form):
     url, hidden = forms(db_url)[form]
     replica = Replica(url, f"worker-{form}", tmp_path)

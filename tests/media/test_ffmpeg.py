@@ -127,7 +127,6 @@ def test_a_killed_worker_leaves_no_ffmpeg_behind(tmp_path: Path, loop: str) -> N
             os.kill(pid, 9)
 
 
-@pytest.mark.slow  # a 1080p60 encode, long enough to cancel in the middle
 async def test_cancelled_assembly_leaves_no_process_and_no_output(
     media: Media, workdir: Path
 ) -> None:
