@@ -91,12 +91,12 @@ def reaches(package: str, modules: set[str]) -> bool:
 
 
 def test_the_fast_tier_touches_every_package_of_the_worker() -> None:
-    files = parsed_files()
-    fast = {path: tree for path, tree in files.items() if fast_tests(path, tree)}
+    files = {path: imported(tree) for path, tree in parsed_files().items()}
+    fast = [modules for path, modules in files.items() if fast_tests(path, parsed_files()[path])]
     untouched = {
-        package: sorted(p for p, tree in files.items() if reaches(package, imported(tree)))
+        package: sorted(path for path, modules in files.items() if reaches(package, modules))
         for package in packages()
-        if not any(reaches(package, imported(tree)) for tree in fast.values())
+        if not any(reaches(package, modules) for modules in fast)
     }
     assert not untouched, (
         "packages no fast test file imports (and the slow files that do): " + repr(untouched)
