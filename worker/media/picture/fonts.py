@@ -190,14 +190,15 @@ def first_uncovered(text: str, missing: re.Pattern[str]) -> tuple[str, str] | No
 # ---- finding and reading the fonts -------------------------------------------------------------
 
 
-@functools.cache
 def installed(fonts_dir: Path | None = None) -> FontSet:
-    """The fonts in every search folder (and `fonts_dir`, FONTS_DIR), read once per process."""
+    """The fonts in every search folder (and `fonts_dir`, FONTS_DIR), read once per process:
+    `installed()`, `installed(None)` and a `fonts_dir` that adds no folder are the same read."""
     return font_set(search_dirs(fonts_dir))
 
 
+@functools.cache
 def font_set(dirs: tuple[Path, ...]) -> FontSet:
-    """The fonts in exactly these folders."""
+    """The fonts in exactly these folders (read once per process for each set of folders)."""
     families: dict[str, list[tuple[int, int]]] = {}
     for face in read_faces(dirs):
         families.setdefault(face.family, []).extend(face.ranges)
