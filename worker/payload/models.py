@@ -706,29 +706,38 @@ KeyEasing = Annotated[
     Easing, Choice(EASINGS), Field(description="How values move between keyframes.")
 ]
 
+# An overlay's placement and timing, each field written once for the image, text and video
+# overlays (their defaults differ, and so they stay with each class).
+OverlayPosition = Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")]
+OverlayWidth = Annotated[
+    float, Number(0.01, 1), Field(description="Its width as a fraction of the frame's.")
+]
+Opacity = Annotated[float, Number(0, 1), Field(description="0 (invisible) to 1.")]
+EdgeMargin = Annotated[
+    float, Number(0, 0.5), Field(description="Distance from the edges, a fraction of the frame.")
+]
+Start = Annotated[Secs, _START]
+End = Annotated[Secs | None, AfterValidator(_after_start), _END]
+CentreX = Annotated[Place | None, _X]
+CentreY = Annotated[Place | None, _Y]
+FadeIn = Annotated[Secs, _FADE_IN]
+FadeOut = Annotated[Secs, _FADE_OUT]
+
 
 class ImageOverlay(Model):
     """An image (a logo, a watermark) over the whole timeline, transitions included."""
 
     image: Annotated[str, Url(), Field(description="The image: an http(s) or storage:// URL.")]
-    position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = (
-        "top_right"
-    )
-    width: Annotated[
-        float, Number(0.01, 1), Field(description="Its width as a fraction of the frame's.")
-    ] = 0.15
-    opacity: Annotated[float, Number(0, 1), Field(description="0 (invisible) to 1.")] = 1.0
-    margin: Annotated[
-        float,
-        Number(0, 0.5),
-        Field(description="Distance from the edges, a fraction of the frame."),
-    ] = 0.03
-    start: Annotated[Secs, _START] = 0.0
-    end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
-    x: Annotated[Place | None, _X] = None
-    y: Annotated[Place | None, _Y] = None
-    fade_in: Annotated[Secs, _FADE_IN] = 0.0
-    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    position: OverlayPosition = "top_right"
+    width: OverlayWidth = 0.15
+    opacity: Opacity = 1.0
+    margin: EdgeMargin = 0.03
+    start: Start = 0.0
+    end: End = None
+    x: CentreX = None
+    y: CentreY = None
+    fade_in: FadeIn = 0.0
+    fade_out: FadeOut = 0.0
     animation: AnimationName = "none"
     animation_duration: AnimationSeconds = 0.4
     keyframes: Keyframes = ()
@@ -744,19 +753,19 @@ class TextOverlay(Model):
         AfterValidator(_drawable),
         Field(description="The text, shown literally."),
     ]
-    position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = "center"
+    position: OverlayPosition = "center"
     size: Annotated[
         float, Number(0.01, 0.5), Field(description="Text height as a fraction of the frame's.")
     ] = 0.06
     color: Annotated[str, Colour(), Field(description="Text colour, #RRGGBB.")] = "#FFFFFF"
     box: Annotated[bool, FLAG, Field(description="A dark box behind the text.")] = False
-    start: Annotated[Secs, _START] = 0.0
-    end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+    start: Start = 0.0
+    end: End = None
     font: FontName = "sans"
-    x: Annotated[Place | None, _X] = None
-    y: Annotated[Place | None, _Y] = None
-    fade_in: Annotated[Secs, _FADE_IN] = 0.0
-    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    x: CentreX = None
+    y: CentreY = None
+    fade_in: FadeIn = 0.0
+    fade_out: FadeOut = 0.0
     animation: AnimationName = "none"
     animation_duration: AnimationSeconds = 0.4
     keyframes: Keyframes = ()
@@ -774,20 +783,12 @@ class VideoOverlay(Model):
     """A video over the timeline (picture-in-picture, B-roll), transitions included."""
 
     video: Annotated[str, Url(), Field(description="The video: an http(s) or storage:// URL.")]
-    position: Annotated[Position, Choice(POSITIONS), Field(description="Where it sits.")] = (
-        "top_right"
-    )
-    width: Annotated[
-        float, Number(0.01, 1), Field(description="Its width as a fraction of the frame's.")
-    ] = 0.3
-    opacity: Annotated[float, Number(0, 1), Field(description="0 (invisible) to 1.")] = 1.0
-    margin: Annotated[
-        float,
-        Number(0, 0.5),
-        Field(description="Distance from the edges, a fraction of the frame."),
-    ] = 0.03
-    start: Annotated[Secs, _START] = 0.0
-    end: Annotated[Secs | None, AfterValidator(_after_start), _END] = None
+    position: OverlayPosition = "top_right"
+    width: OverlayWidth = 0.3
+    opacity: Opacity = 1.0
+    margin: EdgeMargin = 0.03
+    start: Start = 0.0
+    end: End = None
     from_: Annotated[
         Secs, Field(alias="from", description="Where in the video it starts playing, seconds.")
     ] = 0.0
@@ -804,10 +805,10 @@ class VideoOverlay(Model):
         Number(0, 0.5),
         Field(description="Rounded corners: the radius as a fraction of the frame's width."),
     ] = 0.0
-    x: Annotated[Place | None, _X] = None
-    y: Annotated[Place | None, _Y] = None
-    fade_in: Annotated[Secs, _FADE_IN] = 0.0
-    fade_out: Annotated[Secs, _FADE_OUT] = 0.0
+    x: CentreX = None
+    y: CentreY = None
+    fade_in: FadeIn = 0.0
+    fade_out: FadeOut = 0.0
     animation: AnimationName = "none"
     animation_duration: AnimationSeconds = 0.4
     keyframes: Keyframes = ()
