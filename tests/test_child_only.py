@@ -165,3 +165,17 @@ def test_the_childs_side_imports_nothing_heavy() -> None:
     imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom)}  # fmt: skip
     assert not imported & {"asyncio", "logging", "structlog", "worker"}
+
+
+def test_no_child_loads_the_event_loop_logging_or_a_database_driver() -> None:
+    """Each child starts once or twice per job: what its module loads is paid each time. Read
+    from what importing it really loads (a fresh interpreter), lazy imports aside."""
+    import subprocess
+    import sys
+
+    heavy = ("asyncio", "structlog", "worker.log", "psycopg", "aiohttp", "boto3", "pydantic")
+    for child in sorted(CHILD_ENTRY_POINTS):
+        code = f"import sys, {child}; print(' '.join(n for n in {heavy!r} if n in sys.modules))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert (child, done.stdout.split()) == (child, [])

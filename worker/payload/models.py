@@ -58,7 +58,8 @@ from worker.media.picture.captions import (
     Word,
     words_from_transcript,
 )
-from worker.media.picture.fonts import FontSet, uncovered_problem
+from worker.media.picture.fonts import FontSet
+from worker.media.picture.scripts import uncovered_problem
 
 # The vocabularies the payload shares with the media code are defined there, once (specs.py and
 # picture/captions.py); worker.payload re-exports `Fit`.

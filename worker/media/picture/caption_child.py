@@ -43,7 +43,7 @@ from worker.media.picture.captions import (
     vtt_document,
     words_from_cues,
 )
-from worker.media.picture.fonts import first_uncovered, missing_pattern, uncovered_problem
+from worker.media.picture.scripts import first_uncovered, missing_pattern, uncovered_problem
 
 MAX_CAPTION_FILE_BYTES = 2 * MIB  # a caption file's byte cap (the download enforces it too)
 MAX_DOCUMENT_BYTES = 16 * MIB  # the ASS document libass reads while the picture is encoded

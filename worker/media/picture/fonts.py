@@ -44,9 +44,10 @@ from worker.media.picture.scripts import (
     SCRIPTS,
     Ranges,
     covered_scripts,
+    first_uncovered,
     ignorable,
     merge,
-    script_of,
+    missing_pattern,
     within,
 )
 
@@ -169,22 +170,6 @@ def listing(fonts: FontSet) -> str:
     if missing:
         lines.append("no font covers: " + ", ".join(missing) + " (text in them is refused)")
     return "\n".join(lines) + "\n"
-
-
-def uncovered_problem(char: str, script: str) -> str:
-    """The sentence for text no font covers (the field or source is named before it)."""
-    return f"has {script} text ({char} U+{ord(char):04X}), which no font of this worker covers"
-
-
-def missing_pattern(coverage: Ranges) -> re.Pattern[str]:
-    """A pattern matching any character outside `coverage`: one C-speed scan per text."""
-    inside = "".join(f"\\U{first:08X}-\\U{last:08X}" for first, last in coverage)
-    return re.compile(f"[^{inside}]")
-
-
-def first_uncovered(text: str, missing: re.Pattern[str]) -> tuple[str, str] | None:
-    found = missing.search(text)
-    return None if found is None else (found.group(), script_of(found.group()))
 
 
 # ---- finding and reading the fonts -------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -138,3 +139,22 @@ def merge(ranges: list[tuple[int, int]] | Ranges) -> Ranges:
         else:
             merged.append((first, last))
     return tuple(merged)
+
+
+# ---- text no font covers (read in the caption child too: this module imports nothing heavy)
+
+
+def uncovered_problem(char: str, script: str) -> str:
+    """The sentence for text no font covers (the field or source is named before it)."""
+    return f"has {script} text ({char} U+{ord(char):04X}), which no font of this worker covers"
+
+
+def missing_pattern(coverage: Ranges) -> re.Pattern[str]:
+    """A pattern matching any character outside `coverage`: one C-speed scan per text."""
+    inside = "".join(f"\\U{first:08X}-\\U{last:08X}" for first, last in coverage)
+    return re.compile(f"[^{inside}]")
+
+
+def first_uncovered(text: str, missing: re.Pattern[str]) -> tuple[str, str] | None:
+    found = missing.search(text)
+    return None if found is None else (found.group(), script_of(found.group()))
