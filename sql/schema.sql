@@ -1,5 +1,5 @@
 -- The video-worker schema as it stands today, in one file: what the numbered files of this
--- folder (001_video_jobs.sql to 007_fair_share.sql) leave, in reading order. To learn the
+-- folder (001_video_jobs.sql to 008_pending_cap_order.sql) leave, in reading order. To learn the
 -- schema, read this file; to know why a choice was made, read the numbered file it comes from
 -- (named in each section).
 --
@@ -187,8 +187,9 @@ create trigger video_jobs_notify_update
 
 -- The pending cap: an insert past MAX_PENDING_PER_USER pending jobs of one user fails with
 -- SQLSTATE VJ001 and a message for the end user. SECURITY DEFINER, so it counts every pending
--- row of the user whatever the inserting role may see under RLS; a per-user advisory lock
--- makes two simultaneous inserts count each other (007).
+-- row of the user whatever the inserting role may see under RLS; per-user advisory locks, taken
+-- once per statement in one order, make simultaneous inserts count each other without
+-- deadlocking (007, 008).
 create function public.video_jobs_pending_cap() returns trigger
 language plpgsql
 security definer
@@ -196,38 +197,44 @@ set search_path = ''
 as $$
 declare
     v_cap int;
+    v_key int;
+    v_user uuid;
+    v_added bigint;
     v_pending bigint;
 begin
-    if new.user_id is null or new.status <> 'pending' then
-        return new;
-    end if;
-    if new.idempotency_key is not null and exists (
-        select 1 from public.video_jobs as j where j.idempotency_key = new.idempotency_key
-    ) then
-        return new;
-    end if;
-    select s.max_pending_per_user into v_cap from public.video_jobs_settings as s where s.id;
-    v_cap := coalesce(v_cap, 100);
-    perform pg_advisory_xact_lock(72385611, hashtext(new.user_id::text));
-    select count(*) into v_pending
-    from public.video_jobs as j
-    where j.user_id = new.user_id and j.status = 'pending';
-    if v_pending >= v_cap then
-        raise exception 'you have % videos waiting: wait until one of them starts before adding another', v_pending
-            using errcode = 'VJ001',
-                  detail = format('At most %s jobs of one user may be pending '
-                                  '(MAX_PENDING_PER_USER).', v_cap),
-                  hint = 'Try again once one of your videos has started rendering.';
-    end if;
-    return new;
+    for v_key, v_user, v_added in
+        select hashtext(a.user_id::text), a.user_id, count(*)
+        from added as a
+        where a.user_id is not null and a.status = 'pending'
+        group by a.user_id
+        order by 1, 2
+    loop
+        if v_cap is null then
+            select s.max_pending_per_user into v_cap from public.video_jobs_settings as s
+            where s.id;
+            v_cap := coalesce(v_cap, 100);
+        end if;
+        perform pg_advisory_xact_lock(72385611, v_key);
+        select count(*) into v_pending
+        from public.video_jobs as j
+        where j.user_id = v_user and j.status = 'pending';
+        if v_pending > v_cap then
+            raise exception 'you have % videos waiting: wait until one of them starts before adding another', v_pending - v_added
+                using errcode = 'VJ001',
+                      detail = format('At most %s jobs of one user may be pending '
+                                      '(MAX_PENDING_PER_USER).', v_cap),
+                      hint = 'Try again once one of your videos has started rendering.';
+        end if;
+    end loop;
+    return null;
 end;
 $$;
 
 
 create trigger video_jobs_pending_cap
-    before insert on public.video_jobs
-    for each row
-    when (new.user_id is not null)
+    after insert on public.video_jobs
+    referencing new table as added
+    for each statement
     execute function public.video_jobs_pending_cap();
 
 -- =============================================================================================

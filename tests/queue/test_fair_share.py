@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.queue.procs import Replica
@@ -179,6 +180,54 @@ async def test_inserts_at_the_same_moment_never_pass_the_pending_cap(store, clai
         alice,
     )
     assert row["n"] == 10
+
+
+async def test_inserts_for_several_users_in_opposite_orders_do_not_deadlock(store, db_url):
+    """Two statements insert rows for the same two users in opposite orders, both made to wait
+    for the users' cap locks (held by a third connection) and let go at the same moment. Locks
+    taken row by row would now be held one each and waited on crosswise (Postgres aborts one
+    with a deadlock); taken in one order per statement, one insert waits for the other."""
+    await store.set_limits(UserLimits(max_running=CAP, max_pending=10))
+    users = [uuid.uuid4(), uuid.uuid4()]
+    keys = [(await sql(store, "select hashtext(%s::text) as k", str(u)))[0]["k"] for u in users]
+    holder = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+    inserters = [await psycopg.AsyncConnection.connect(db_url) for _ in range(2)]
+    try:
+        for key in keys:
+            await holder.execute("select pg_advisory_lock(72385611, %s)", (key,))
+
+        async def insert(conn: psycopg.AsyncConnection, order: list[uuid.UUID]) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "insert into video_jobs (payload, user_id) "
+                    "select '{}', u from unnest(%s::uuid[]) with ordinality as t(u, n) "
+                    "order by n",
+                    (order,),
+                )
+
+        tasks = [asyncio.create_task(insert(inserters[0], users)),
+                 asyncio.create_task(insert(inserters[1], users[::-1]))]  # fmt: skip
+        for _ in range(500):  # both statements are waiting for a lock
+            cur = await holder.execute(
+                "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+            )
+            if (await cur.fetchone())[0] == 2:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the inserts never waited for the cap's locks")
+        await holder.execute("select pg_advisory_unlock_all()")
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for conn in [holder, *inserters]:
+            await conn.close()
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    counted = await sql(
+        store,
+        "select user_id, count(*) as n from video_jobs where user_id = any(%s) group by user_id",
+        users,
+    )
+    assert sorted(r["n"] for r in counted) == [2, 2]
 
 
 async def limits(store: PostgresJobStore) -> tuple[int, int]:
