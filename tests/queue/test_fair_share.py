@@ -19,6 +19,7 @@ import pytest
 
 from tests.queue.procs import Replica
 from tests.test_cli import cli
+from tests.test_deploy_files import keda_count
 from worker.app import apply_migrations
 from worker.db.connection import make_pool
 from worker.errors import PendingLimitError
@@ -297,16 +298,7 @@ async def test_held_back_jobs_are_marked_by_one_replica_without_a_write_per_pass
     assert await sql(store, versions) == before
 
 
-def keda_query() -> str:
-    """The query KEDA scales the Kubernetes Deployment on (deploy/kubernetes/scaledobject.yaml)."""
-    import yaml
-
-    path = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "scaledobject.yaml"
-    (trigger,) = yaml.safe_load(path.read_text())["spec"]["triggers"]
-    return trigger["metadata"]["query"]
-
-
-async def test_keda_counts_only_the_jobs_a_worker_may_run_now(store):
+async def test_keda_counts_only_the_jobs_a_worker_may_run_now(store, db_url):
     """Running jobs, plus each user's ready jobs up to what the running cap leaves free; the
     backend's rows (no user_id) uncapped; future, cancelled and finished rows not at all."""
     await store.set_limits(UserLimits(max_running=CAP, max_pending=1000))
@@ -331,6 +323,6 @@ async def test_keda_counts_only_the_jobs_a_worker_may_run_now(store):
     )
     await sql(store, "insert into video_jobs (payload, user_id, cancel_requested_at) "
                      "values ('{}', %s, now())", uuid.uuid4())  # fmt: skip
-    assert (await sql(store, keda_query()))[0] == {"coalesce": CAP + 1 + 3 + 2}
+    assert await keda_count(db_url) == CAP + 1 + 3 + 2
     await store.set_limits(UserLimits(max_running=10, max_pending=1000))  # the cap from the table
-    assert (await sql(store, keda_query()))[0] == {"coalesce": 10 + 1 + 3 + 4}
+    assert await keda_count(db_url) == 10 + 1 + 3 + 4
